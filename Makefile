@@ -1,0 +1,37 @@
+# switchyard — the two commands: `make run` (the chat demo, no services
+# needed) and `make test` (every test, with the race detector).
+GO        ?= go
+PKGS      ?= ./...
+BENCHTIME ?= 1s
+COUNT     ?= 6
+FUZZTIME  ?= 30s
+STATICCHECK_VERSION ?= v0.8.2
+BENCHSTAT_VERSION   ?= v0.0.0-20260908200009-22c9c6c9d4da
+
+.PHONY: run test lint bench fuzz redis
+
+run:
+	$(GO) run ./examples/chat
+
+test:
+	$(GO) vet $(PKGS)
+	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+
+lint:
+	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) $(PKGS)
+
+# Side-by-side benchmarks; the reference of each ratio runs in the same
+# process. Results go to bench.txt and through benchstat.
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -count $(COUNT) ./benchmarks/ | tee bench.txt
+	$(GO) run golang.org/x/perf/cmd/benchstat@$(BENCHSTAT_VERSION) bench.txt
+
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzLoadConfig$$' -fuzztime $(FUZZTIME) ./bus/
+
+# A throwaway redis-server on 127.0.0.1:6380, the original service's Redis,
+# for running the demo on Redis Streams. Stop it with: redis-cli -p 6380 shutdown
+redis:
+	redis-server --port 6380 --bind 127.0.0.1 --save '' --appendonly no --daemonize yes

@@ -1,0 +1,536 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/switchyard-go/switchyard/transports"
+	"github.com/switchyard-go/switchyard/transports/memory"
+)
+
+// ingressTopic is the one topic of the ingress; the destination topic travels
+// in the message's delivery context.
+const ingressTopic = "switchyard.ingress"
+
+// publishHandler is the name of the Router handler that runs the pipeline.
+const publishHandler = "switchyard.publish"
+
+// Option sets what a configuration file cannot hold.
+type Option func(*options)
+
+type options struct {
+	logger     watermill.LoggerAdapter
+	registerer prometheus.Registerer
+	registry   *transports.Registry
+}
+
+// WithLogger logs through l (default: slog.Default()).
+func WithLogger(l *slog.Logger) Option {
+	return func(o *options) { o.logger = watermill.NewSlogLogger(l) }
+}
+
+// WithLoggerAdapter logs through a Watermill logger adapter.
+func WithLoggerAdapter(l watermill.LoggerAdapter) Option {
+	return func(o *options) { o.logger = l }
+}
+
+// WithRegisterer registers the bus's metrics, and its transports', with r.
+// Without it they are registered nowhere; never with the global registry.
+func WithRegisterer(r prometheus.Registerer) Option {
+	return func(o *options) { o.registerer = r }
+}
+
+// WithRegistry builds transports from r instead of the process-wide registry.
+func WithRegistry(r *transports.Registry) Option {
+	return func(o *options) { o.registry = r }
+}
+
+// Bus is an embedded event bus. It is a Watermill Publisher and Subscriber.
+// Make one with New, add stages with Use and consumers with Handle, then Run.
+type Bus struct {
+	cfg    Config
+	logger watermill.LoggerAdapter
+	reg    prometheus.Registerer
+
+	ingress    *memory.Broker
+	transports map[string]transports.Transport
+	inbound    []namedSubscriber
+
+	router *message.Router
+
+	mu          sync.Mutex
+	started     bool
+	middlewares []message.HandlerMiddleware
+	handlers    []handlerSpec
+	runCtx      context.Context
+
+	closed    atomic.Bool
+	closing   chan struct{}
+	closeOnce sync.Once
+	closeErr  error
+	closedCh  chan struct{}
+}
+
+type namedSubscriber struct {
+	name string
+	sub  message.Subscriber
+}
+
+type handlerSpec struct {
+	name, topic string
+	fn          message.NoPublishHandlerFunc
+}
+
+// New builds a bus from cfg: it validates the configuration, builds every
+// configured transport with its registered factory, and prepares the ingress.
+// Nothing runs until Run.
+func New(cfg Config, opts ...Option) (*Bus, error) {
+	o := options{registry: transports.Default()}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.logger == nil {
+		o.logger = watermill.NewSlogLogger(slog.Default())
+	}
+	if o.registerer == nil {
+		o.registerer = prometheus.NewRegistry() // registered nowhere that is scraped
+	}
+	cfg.setDefaults()
+	if err := errors.Join(cfg.Validate(), cfg.validateTransportTypes(o.registry)); err != nil {
+		return nil, err
+	}
+
+	b := &Bus{
+		cfg:        cfg,
+		logger:     o.logger,
+		reg:        o.registerer,
+		transports: make(map[string]transports.Transport, len(cfg.Transports)),
+		closing:    make(chan struct{}),
+		closedCh:   make(chan struct{}),
+	}
+	for name, section := range cfg.Transports {
+		typ, _ := section["type"].(string)
+		factory, err := o.registry.Lookup(typ)
+		if err != nil {
+			b.closeTransports()
+			return nil, &ConfigError{Key: "transports." + name + ".type", Reason: err.Error()}
+		}
+		t, err := factory(transports.Settings{
+			Name:       name,
+			Decode:     cfg.transportDecoder(name),
+			Logger:     o.logger.With(watermill.LogFields{"transport": name}),
+			Registerer: prometheus.WrapRegistererWith(prometheus.Labels{"transport_name": name}, o.registerer),
+		})
+		if err != nil {
+			b.closeTransports()
+			return nil, fmt.Errorf("bus: transport %q: %w", name, redactError(err))
+		}
+		b.transports[name] = t
+	}
+	for _, name := range cfg.Consume.From {
+		t := b.transports[name]
+		if t.Subscriber == nil {
+			b.closeTransports()
+			return nil, &ConfigError{Key: "consume.from", Reason: fmt.Sprintf("transport %q cannot subscribe", name)}
+		}
+		b.inbound = append(b.inbound, namedSubscriber{name: name, sub: t.Subscriber})
+	}
+	for _, name := range []string{cfg.Routing.Baseline, cfg.Bus.DeadLetter.Transport} {
+		if b.transports[name].Publisher == nil {
+			b.closeTransports()
+			return nil, &ConfigError{Key: "routing.baseline", Reason: fmt.Sprintf("transport %q cannot publish", name)}
+		}
+	}
+
+	ingress, err := memory.NewBroker(memory.Config{
+		Lanes:           cfg.Bus.Lanes,
+		QueueSize:       cfg.Bus.QueueSize,
+		OnFull:          memory.OnFull(cfg.Bus.OnFull),
+		MaxRetries:      cfg.Bus.MaxRetries,
+		RetryBackoff:    cfg.Bus.RetryBackoff,
+		MaxRetryBackoff: cfg.Bus.MaxRetryBackoff,
+		PreserveContext: true,
+		DeadLetter:      b.deadLetter,
+	}, o.logger.With(watermill.LogFields{"component": "ingress"}))
+	if err != nil {
+		b.closeTransports()
+		return nil, fmt.Errorf("bus: ingress: %w", err)
+	}
+	b.ingress = ingress
+	if err := b.ingress.SubscribeInitialize(ingressTopic); err != nil {
+		b.closeTransports()
+		return nil, err
+	}
+
+	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: cfg.Bus.CloseTimeout}, o.logger)
+	if err != nil {
+		b.closeTransports()
+		return nil, err
+	}
+	b.router = router
+	if err := b.reg.Register(newIngressCollector(b.ingress)); err != nil {
+		b.closeTransports()
+		return nil, fmt.Errorf("bus: register metrics: %w", err)
+	}
+	return b, nil
+}
+
+// Config returns the bus's configuration, defaults applied.
+func (b *Bus) Config() Config { return b.cfg }
+
+// Use appends middleware to the publish pipeline, after the built-in
+// recoverer and before routing: the first added is the outermost. Call it
+// before Run.
+func (b *Bus) Use(m ...message.HandlerMiddleware) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.started {
+		return fmt.Errorf("%w: Use after Run", ErrRunning)
+	}
+	b.middlewares = append(b.middlewares, m...)
+	return nil
+}
+
+// Handle consumes topic from every inbound transport (consume.from) with h.
+// A message h returns an error for is nacked and redelivered by its
+// transport. Handle may be called before or after Run.
+func (b *Bus) Handle(name, topic string, h message.NoPublishHandlerFunc) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed.Load() {
+		return ErrClosed
+	}
+	spec := handlerSpec{name: name, topic: topic, fn: h}
+	b.handlers = append(b.handlers, spec)
+	if !b.started {
+		return nil
+	}
+	b.addHandler(spec)
+	return b.router.RunHandlers(b.runCtx)
+}
+
+func (b *Bus) addHandler(h handlerSpec) {
+	for _, in := range b.inbound {
+		name := h.name
+		if len(b.inbound) > 1 {
+			name += "@" + in.name
+		}
+		b.router.AddConsumerHandler(name, h.topic, in.sub, h.fn)
+	}
+}
+
+// Run starts the pipeline and the handlers and blocks until the bus is
+// closed: by Close, or by ctx ending, which closes it. It returns the
+// router's error, if any.
+func (b *Bus) Run(ctx context.Context) error {
+	b.mu.Lock()
+	if b.started {
+		b.mu.Unlock()
+		return ErrRunning
+	}
+	if b.closed.Load() {
+		b.mu.Unlock()
+		return ErrClosed
+	}
+	b.started = true
+	b.runCtx = context.WithoutCancel(ctx)
+
+	stages := make([]message.HandlerMiddleware, 0, len(b.middlewares)+2)
+	stages = append(stages, middleware.Recoverer)
+	stages = append(stages, b.middlewares...)
+	stages = append(stages, b.route)
+	h := b.router.AddConsumerHandler(publishHandler, ingressTopic, b.ingress, b.dispatch)
+	h.AddMiddleware(stages...)
+	for _, spec := range b.handlers {
+		b.addHandler(spec)
+	}
+	b.mu.Unlock()
+
+	go func() {
+		select {
+		case <-ctx.Done():
+			_ = b.Close()
+		case <-b.closing:
+		}
+	}()
+	err := b.router.Run(b.runCtx)
+	<-b.closedCh
+	return err
+}
+
+// Running is closed once Run has started the pipeline and every handler.
+func (b *Bus) Running() chan struct{} { return b.router.Running() }
+
+// Publish accepts messages for topic into the ingress and returns; a
+// transport takes them later. It blocks while the ingress is full (on_full:
+// block) until a message's context ends, or fails with ErrQueueFull (reject).
+// The messages accepted before an error stay accepted. A message's
+// cancellation does not reach beyond Publish; its context values do.
+func (b *Bus) Publish(topic string, msgs ...*message.Message) error {
+	if b.closed.Load() {
+		return ErrClosed
+	}
+	for _, m := range msgs {
+		caller := m.Context()
+		m.SetContext(newDelivery(caller, topic, false))
+		err := b.ingress.PublishContext(caller, ingressTopic, m)
+		m.SetContext(caller)
+		if err != nil {
+			return b.admissionError(err)
+		}
+	}
+	return nil
+}
+
+// PublishSync publishes messages and waits until a transport accepted every
+// one, or returns the final error of those that failed after their retries
+// (dead-lettered, wrapping the transport's error). If ctx ends first it
+// returns ctx's error; messages already accepted may still be delivered.
+func (b *Bus) PublishSync(ctx context.Context, topic string, msgs ...*message.Message) error {
+	if b.closed.Load() {
+		return ErrClosed
+	}
+	ds := make([]*delivery, 0, len(msgs))
+	for _, m := range msgs {
+		caller := m.Context()
+		d := newDelivery(ctx, topic, true)
+		m.SetContext(d)
+		err := b.ingress.PublishContext(ctx, ingressTopic, m)
+		m.SetContext(caller)
+		if err != nil {
+			return b.admissionError(err)
+		}
+		ds = append(ds, d)
+	}
+	var errs []error
+	for _, d := range ds {
+		select {
+		case err := <-d.result:
+			if err != nil {
+				errs = append(errs, err)
+			}
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (b *Bus) admissionError(err error) error {
+	switch {
+	case errors.Is(err, memory.ErrQueueFull):
+		return fmt.Errorf("%w: %w", ErrQueueFull, err)
+	case errors.Is(err, memory.ErrClosed):
+		return ErrClosed
+	}
+	return err
+}
+
+// route is the routing stage: for now every event takes the baseline.
+func (b *Bus) route(h message.HandlerFunc) message.HandlerFunc {
+	return func(m *message.Message) ([]*message.Message, error) {
+		if m.Metadata.Get(MetaTransport) == "" {
+			m.Metadata.Set(MetaTransport, b.cfg.Routing.Baseline)
+		}
+		return h(m)
+	}
+}
+
+// dispatch is the innermost stage: it publishes on the transport the route
+// named and settles a PublishSync.
+func (b *Bus) dispatch(m *message.Message) error {
+	d := deliveryFrom(m.Context())
+	if d == nil {
+		return errors.New("bus: message reached dispatch without its delivery context")
+	}
+	name := m.Metadata.Get(MetaTransport)
+	pub := b.transports[name].Publisher
+	if pub == nil {
+		err := fmt.Errorf("%w %q", ErrUnknownTransport, name)
+		d.failed(err)
+		return err
+	}
+	if err := pub.Publish(d.topic, m); err != nil {
+		err = fmt.Errorf("bus: publish to %q on %q: %w", d.topic, name, redactError(err))
+		d.failed(err)
+		return err
+	}
+	d.settle(nil)
+	return nil
+}
+
+// deadLetter takes a message the ingress gave up on.
+func (b *Bus) deadLetter(ctx context.Context, _ string, m *message.Message, attempts int) error {
+	d := deliveryFrom(m.Context())
+	topic, cause := "", error(nil)
+	if d != nil {
+		topic, cause = d.topic, d.err()
+	}
+	if cause == nil {
+		cause = fmt.Errorf("nacked %d times", attempts)
+	}
+	dl := message.NewMessage(m.UUID, m.Payload)
+	for k, v := range m.Metadata {
+		dl.Metadata[k] = v
+	}
+	dl.Metadata[MetaDeadLetterReason] = cause.Error()
+	dl.Metadata[MetaDeadLetterTopic] = topic
+	dl.Metadata[MetaDeadLetterAttempts] = strconv.Itoa(attempts)
+	dl.SetContext(ctx)
+	dlc := b.cfg.Bus.DeadLetter
+	if err := b.transports[dlc.Transport].Publisher.Publish(dlc.Topic, dl); err != nil {
+		return fmt.Errorf("bus: dead-letter to %q on %q: %w", dlc.Topic, dlc.Transport, err)
+	}
+	b.logger.Error("Message dead-lettered", cause, watermill.LogFields{
+		"message_uuid": m.UUID, "topic": topic, "attempts": attempts,
+	})
+	if d != nil {
+		d.settle(fmt.Errorf("%w after %d attempts: %w", ErrDeadLettered, attempts, cause))
+	}
+	return nil
+}
+
+// Subscribe subscribes to topic on every inbound transport and merges what
+// they deliver into one channel, closed when all of theirs are.
+func (b *Bus) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
+	if b.closed.Load() {
+		return nil, ErrClosed
+	}
+	if len(b.inbound) == 1 {
+		return b.inbound[0].sub.Subscribe(ctx, topic)
+	}
+	chans := make([]<-chan *message.Message, 0, len(b.inbound))
+	for _, in := range b.inbound {
+		ch, err := in.sub.Subscribe(ctx, topic)
+		if err != nil {
+			return nil, fmt.Errorf("bus: subscribe to %q on %q: %w", topic, in.name, err)
+		}
+		chans = append(chans, ch)
+	}
+	out := make(chan *message.Message)
+	var wg sync.WaitGroup
+	for _, ch := range chans {
+		wg.Go(func() {
+			for m := range ch {
+				out <- m
+			}
+		})
+	}
+	go func() { wg.Wait(); close(out) }()
+	return out, nil
+}
+
+// SubscribeInitialize initializes topic on the inbound transports that need it.
+func (b *Bus) SubscribeInitialize(topic string) error {
+	for _, in := range b.inbound {
+		if si, ok := in.sub.(message.SubscribeInitializer); ok {
+			if err := si.SubscribeInitialize(topic); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// Close stops accepting messages, waits (within bus.close_timeout) until
+// every accepted message was handed to a transport and in-process transports
+// have handed theirs to consumers, then stops the handlers and closes the
+// transports. It returns an error wrapping ErrCloseTimeout that says how many
+// accepted messages were not delivered, if any. Close is idempotent.
+func (b *Bus) Close() error {
+	b.closeOnce.Do(func() {
+		b.closed.Store(true)
+		close(b.closing)
+		b.closeErr = b.close()
+		close(b.closedCh)
+	})
+	return b.closeErr
+}
+
+func (b *Bus) close() error {
+	b.mu.Lock()
+	started := b.started
+	b.mu.Unlock()
+	timeout := b.cfg.Bus.CloseTimeout
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+
+	var errs []error
+	if started {
+		if err := b.ingress.Settle(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("ingress: %w", err))
+		}
+		for _, name := range b.transportNames() {
+			if dr, ok := b.transports[name].Publisher.(transports.Drainer); ok {
+				if err := dr.Drain(ctx); err != nil {
+					errs = append(errs, fmt.Errorf("transport %q: %w", name, err))
+				}
+			}
+		}
+		routerDone := make(chan error, 1)
+		go func() { routerDone <- b.router.Close() }()
+		select {
+		case err := <-routerDone:
+			if err != nil {
+				errs = append(errs, err)
+			}
+		case <-ctx.Done():
+			// Handlers still running: closing the transports below ends them.
+			defer func() { <-routerDone }()
+		}
+	}
+	if err := b.ingress.Close(); err != nil {
+		errs = append(errs, err)
+	}
+	b.closeTransports()
+	if n := b.ingress.Stats().Discarded; n > 0 {
+		errs = append(errs, fmt.Errorf("%d accepted messages were never handed to a transport", n))
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("%w (%s): %w", ErrCloseTimeout, timeout, errors.Join(errs...))
+	}
+	return nil
+}
+
+func (b *Bus) transportNames() []string {
+	names := make([]string, 0, len(b.transports))
+	for n := range b.transports {
+		names = append(names, n)
+	}
+	return names
+}
+
+func (b *Bus) closeTransports() {
+	for name, t := range b.transports {
+		if t.Publisher != nil {
+			if err := t.Publisher.Close(); err != nil {
+				b.logger.Error("Cannot close transport publisher", err, watermill.LogFields{"transport": name})
+			}
+		}
+		if t.Subscriber != nil && any(t.Subscriber) != any(t.Publisher) {
+			if err := t.Subscriber.Close(); err != nil {
+				b.logger.Error("Cannot close transport subscriber", err, watermill.LogFields{"transport": name})
+			}
+		}
+	}
+}
+
+var (
+	_ message.Publisher            = (*Bus)(nil)
+	_ message.Subscriber           = (*Bus)(nil)
+	_ message.SubscribeInitializer = (*Bus)(nil)
+	_ context.Context              = (*delivery)(nil)
+)
+
+var _ = time.Second

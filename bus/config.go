@@ -1,0 +1,340 @@
+package bus
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/switchyard-go/switchyard/transports"
+)
+
+// Config is the whole configuration of a bus. Build it with LoadConfig
+// (defaults < file < environment) or start from DefaultConfig; a zero scalar
+// field takes its default, but a false bool or an empty list is kept as a
+// choice. docs/configuration.md lists every key.
+type Config struct {
+	Bus BusConfig `koanf:"bus"`
+	// Transports maps a transport's name to its settings: `type`, the
+	// registered factory that builds it, and the keys that type documents.
+	Transports map[string]map[string]any `koanf:"transports"`
+	Routing    RoutingConfig             `koanf:"routing"`
+	Coalescing CoalescingConfig          `koanf:"coalescing"`
+	Consume    ConsumeConfig             `koanf:"consume"`
+}
+
+// BusConfig configures the ingress (the bounded, per-key ordered queue that
+// Publish feeds) and the bus's lifecycle.
+type BusConfig struct {
+	// Lanes is the number of per-key ordered lanes of the ingress.
+	Lanes int `koanf:"lanes"`
+	// QueueSize bounds the messages accepted and not yet handed to a transport.
+	QueueSize int `koanf:"queue_size"`
+	// OnFull is "block" (wait until the message context's deadline) or
+	// "reject" (fail with ErrQueueFull).
+	OnFull string `koanf:"on_full"`
+	// MaxRetries is how many times a message whose publish failed is tried
+	// again before it is dead-lettered; negative retries without limit, and
+	// 0 takes the default, 5.
+	MaxRetries int `koanf:"max_retries"`
+	// RetryBackoff is the wait before the first retry; it doubles up to
+	// MaxRetryBackoff.
+	RetryBackoff    time.Duration `koanf:"retry_backoff"`
+	MaxRetryBackoff time.Duration `koanf:"max_retry_backoff"`
+	// CloseTimeout bounds Close, drain included.
+	CloseTimeout time.Duration `koanf:"close_timeout"`
+	// DeadLetter is where messages go that could not be published.
+	DeadLetter DeadLetterConfig `koanf:"dead_letter"`
+}
+
+// DeadLetterConfig names a configured transport and a topic.
+type DeadLetterConfig struct {
+	Transport string `koanf:"transport"`
+	Topic     string `koanf:"topic"`
+}
+
+// RoutingConfig chooses the transport of each event: the baseline, or the
+// candidate for a sticky percentage of keys while the rollout is enabled.
+type RoutingConfig struct {
+	Baseline  string `koanf:"baseline"`
+	Candidate string `koanf:"candidate"`
+	// Enabled is the rollout's master switch: false sends every event to
+	// the baseline whatever Percentage says.
+	Enabled bool `koanf:"enabled"`
+	// Percentage, 0 to 100, is the share of keys sent to the candidate.
+	Percentage float64 `koanf:"percentage"`
+	// EventTypes limits the rollout to these types; empty means every type.
+	EventTypes []string `koanf:"event_types"`
+	// Salt changes which keys a given percentage picks.
+	Salt     string         `koanf:"salt"`
+	Fallback FallbackConfig `koanf:"fallback"`
+}
+
+// FallbackConfig says where an event goes when its transport fails.
+type FallbackConfig struct {
+	Enabled bool `koanf:"enabled"`
+	// To is the transport to fall back to; empty means the baseline.
+	To string `koanf:"to"`
+	// PublishTimeout is how long a publish may take before it counts as a
+	// failure.
+	PublishTimeout time.Duration `koanf:"publish_timeout"`
+	// Cooldown is how long a failing transport is skipped before it is
+	// probed again.
+	Cooldown time.Duration `koanf:"cooldown"`
+}
+
+// CoalescingConfig throttles bursty event types per key.
+type CoalescingConfig struct {
+	Enabled bool          `koanf:"enabled"`
+	Window  time.Duration `koanf:"window"`
+	// EventTypes are the types coalesced; other types pass through.
+	EventTypes []string `koanf:"event_types"`
+	// MaxKeys bounds the keys tracked at once, and so the memory used.
+	MaxKeys int `koanf:"max_keys"`
+}
+
+// ConsumeConfig lists the inbound transports that Handle and Subscribe fan
+// in. Left unset, it is the baseline alone.
+type ConsumeConfig struct {
+	From []string `koanf:"from"`
+}
+
+// Defaults of DefaultConfig, also applied by setDefaults to zero fields.
+const (
+	defaultTransport       = "memory"
+	defaultLanes           = 64
+	defaultQueueSize       = 10000
+	defaultOnFull          = "block"
+	defaultMaxRetries      = 5
+	defaultRetryBackoff    = 10 * time.Millisecond
+	defaultMaxRetryBackoff = time.Second
+	defaultCloseTimeout    = 10 * time.Second
+	defaultDeadLetterTopic = "dead_letter"
+	defaultPublishTimeout  = 500 * time.Millisecond
+	defaultCooldown        = 30 * time.Second
+	defaultWindow          = 100 * time.Millisecond
+	defaultMaxKeys         = 100000
+	maxLanes               = 1 << 16
+)
+
+// DefaultConfig returns the configuration a bus runs with when nothing is
+// configured: everything on the in-process memory transport, coalescing of
+// typing events on, no rollout. Go code that builds a Config should start
+// from it: a zero bool in a Config literal means false, not the default.
+func DefaultConfig() Config {
+	return Config{
+		Bus: BusConfig{
+			Lanes:           defaultLanes,
+			QueueSize:       defaultQueueSize,
+			OnFull:          defaultOnFull,
+			MaxRetries:      defaultMaxRetries,
+			RetryBackoff:    defaultRetryBackoff,
+			MaxRetryBackoff: defaultMaxRetryBackoff,
+			CloseTimeout:    defaultCloseTimeout,
+			DeadLetter:      DeadLetterConfig{Transport: defaultTransport, Topic: defaultDeadLetterTopic},
+		},
+		Transports: defaultTransports(),
+		Routing: RoutingConfig{
+			Baseline:   defaultTransport,
+			EventTypes: []string{},
+			Fallback:   FallbackConfig{PublishTimeout: defaultPublishTimeout, Cooldown: defaultCooldown},
+		},
+		Coalescing: CoalescingConfig{
+			Enabled:    true,
+			Window:     defaultWindow,
+			EventTypes: []string{"typing"},
+			MaxKeys:    defaultMaxKeys,
+		},
+		Consume: ConsumeConfig{From: []string{defaultTransport}},
+	}
+}
+
+func defaultTransports() map[string]map[string]any {
+	return map[string]map[string]any{defaultTransport: {"type": defaultTransport}}
+}
+
+// setDefaults gives zero scalar fields their defaults, so that a Config
+// literal in Go code means the same as a file that leaves those keys out.
+// Bools and lists are left alone: false and an empty list are choices.
+func (c *Config) setDefaults() {
+	b := &c.Bus
+	setZero(&b.Lanes, defaultLanes)
+	setZero(&b.QueueSize, defaultQueueSize)
+	setZero(&b.OnFull, defaultOnFull)
+	setZero(&b.MaxRetries, defaultMaxRetries)
+	setZero(&b.RetryBackoff, defaultRetryBackoff)
+	setZero(&b.MaxRetryBackoff, defaultMaxRetryBackoff)
+	setZero(&b.CloseTimeout, defaultCloseTimeout)
+	setZero(&b.DeadLetter.Transport, defaultTransport)
+	setZero(&b.DeadLetter.Topic, defaultDeadLetterTopic)
+	if c.Transports == nil {
+		c.Transports = defaultTransports()
+	}
+	setZero(&c.Routing.Baseline, defaultTransport)
+	setZero(&c.Routing.Fallback.PublishTimeout, defaultPublishTimeout)
+	setZero(&c.Routing.Fallback.Cooldown, defaultCooldown)
+	setZero(&c.Coalescing.Window, defaultWindow)
+	setZero(&c.Coalescing.MaxKeys, defaultMaxKeys)
+	if c.Consume.From == nil {
+		c.Consume.From = []string{c.Routing.Baseline}
+	}
+}
+
+func setZero[T comparable](field *T, def T) {
+	var zero T
+	if *field == zero {
+		*field = def
+	}
+}
+
+// ErrInvalidConfig matches, with errors.Is, every *ConfigError.
+var ErrInvalidConfig = errors.New("bus: invalid config")
+
+// ConfigError is one problem with a configuration. Key is the dotted key
+// (`routing.percentage`), an environment variable, or a file path: whatever
+// the user has to change.
+type ConfigError struct {
+	Key    string
+	Reason string
+	err    error // the cause, when there is one worth errors.Is (fs.ErrNotExist)
+}
+
+func (e *ConfigError) Error() string {
+	// Redacted here too, for errors built from a raw cause's text.
+	return redactString("bus: config: " + e.Key + ": " + e.Reason)
+}
+
+// Is reports whether target is ErrInvalidConfig.
+func (e *ConfigError) Is(target error) bool { return target == ErrInvalidConfig }
+
+// Unwrap returns the cause, if any.
+func (e *ConfigError) Unwrap() error { return e.err }
+
+func newConfigError(key, reason string) *ConfigError {
+	return &ConfigError{Key: key, Reason: redactString(reason)}
+}
+
+// Validate reports every problem of c at once, joined, each a *ConfigError
+// naming its key. It checks c as given: New and LoadConfig apply the
+// defaults first.
+func (c Config) Validate() error {
+	var v validation
+	b := c.Bus
+	if b.Lanes < 1 || b.Lanes > maxLanes {
+		v.add("bus.lanes", "must be between 1 and %d, got %d", maxLanes, b.Lanes)
+	}
+	if b.QueueSize < 1 {
+		v.add("bus.queue_size", "must be at least 1, got %d", b.QueueSize)
+	}
+	if b.OnFull != "block" && b.OnFull != "reject" {
+		v.add("bus.on_full", `must be "block" or "reject", got %q`, b.OnFull)
+	}
+	if b.CloseTimeout <= 0 {
+		v.add("bus.close_timeout", "must be positive, got %s", b.CloseTimeout)
+	}
+	if b.RetryBackoff < 0 {
+		v.add("bus.retry_backoff", "must not be negative, got %s", b.RetryBackoff)
+	}
+	if b.MaxRetryBackoff < 0 {
+		v.add("bus.max_retry_backoff", "must not be negative, got %s", b.MaxRetryBackoff)
+	}
+	c.checkTransport(&v, "bus.dead_letter.transport", b.DeadLetter.Transport)
+	if b.DeadLetter.Topic == "" {
+		v.add("bus.dead_letter.topic", "must not be empty")
+	}
+
+	for _, name := range c.transportNames() {
+		key := "transports." + name + ".type"
+		switch typ, ok := c.Transports[name]["type"]; {
+		case !ok || typ == nil:
+			v.add(key, "is required: it names the transport's registered factory")
+		case typ == "":
+			v.add(key, "must not be empty")
+		default:
+			if _, isString := typ.(string); !isString {
+				v.add(key, "must be a string, got %v", typ)
+			}
+		}
+	}
+
+	r := c.Routing
+	c.checkTransport(&v, "routing.baseline", r.Baseline)
+	switch {
+	case r.Candidate != "":
+		c.checkTransport(&v, "routing.candidate", r.Candidate)
+	case r.Enabled:
+		v.add("routing.candidate", "must name a configured transport when routing.enabled is true")
+	}
+	if !(r.Percentage >= 0 && r.Percentage <= 100) { // written so that NaN fails
+		v.add("routing.percentage", "must be between 0 and 100, got %g", r.Percentage)
+	}
+	if r.Fallback.To != "" {
+		c.checkTransport(&v, "routing.fallback.to", r.Fallback.To)
+	}
+	// Checked even while fallback is off: it can be switched on later.
+	if r.Fallback.PublishTimeout <= 0 {
+		v.add("routing.fallback.publish_timeout", "must be positive, got %s", r.Fallback.PublishTimeout)
+	}
+	if r.Fallback.Cooldown <= 0 {
+		v.add("routing.fallback.cooldown", "must be positive, got %s", r.Fallback.Cooldown)
+	}
+
+	co := c.Coalescing
+	if co.Window < 0 || (co.Enabled && co.Window == 0) {
+		v.add("coalescing.window", "must be positive, got %s", co.Window)
+	}
+	if co.MaxKeys < 1 {
+		v.add("coalescing.max_keys", "must be at least 1, got %d", co.MaxKeys)
+	}
+
+	seen := make(map[string]bool, len(c.Consume.From))
+	for _, name := range c.Consume.From {
+		if seen[name] {
+			v.add("consume.from", "lists %q twice", name)
+			continue
+		}
+		seen[name] = true
+		c.checkTransport(&v, "consume.from", name)
+	}
+	return v.err()
+}
+
+// validateTransportTypes reports each configured transport whose type no
+// factory in reg is registered for; the reason lists the known types.
+func (c Config) validateTransportTypes(reg *transports.Registry) error {
+	var v validation
+	for _, name := range c.transportNames() {
+		typ, ok := c.Transports[name]["type"].(string)
+		if !ok || typ == "" {
+			continue // Validate reports it
+		}
+		if _, err := reg.Lookup(typ); err != nil {
+			v.errs = append(v.errs, &ConfigError{Key: "transports." + name + ".type", Reason: err.Error(), err: err})
+		}
+	}
+	return v.err()
+}
+
+func (c Config) checkTransport(v *validation, key, name string) {
+	if name == "" {
+		v.add(key, "must name a configured transport (configured: %s)", strings.Join(c.transportNames(), ", "))
+		return
+	}
+	if _, ok := c.Transports[name]; !ok {
+		v.add(key, "names no configured transport: %q (configured: %s)", name, strings.Join(c.transportNames(), ", "))
+	}
+}
+
+func (c Config) transportNames() []string {
+	return slices.Sorted(maps.Keys(c.Transports))
+}
+
+type validation struct{ errs []error }
+
+func (v *validation) add(key, format string, args ...any) {
+	v.errs = append(v.errs, newConfigError(key, fmt.Sprintf(format, args...)))
+}
+
+func (v *validation) err() error { return errors.Join(v.errs...) }

@@ -1,0 +1,118 @@
+// Command chat is the original chat service in miniature: an HTTP API that
+// publishes chat_message and typing events to events:chat, and a consumer
+// standing in for the real-time hub that logs each delivery.
+//
+// With no configuration file it runs on the in-memory transport and needs no
+// services:
+//
+//	go run ./examples/chat
+//	curl -XPOST localhost:8000/api/v1/messages -d '{"request_id":"r1","content":"hi"}'
+//	curl -XPOST localhost:8000/api/v1/requests/r1/typing
+//
+// -config (or SWITCHYARD_CONFIG) names a YAML, JSON or TOML file; the
+// environment (SWITCHYARD_*, EVENT_*) overrides it.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/switchyard-go/switchyard/bus"
+	_ "github.com/switchyard-go/switchyard/transports/all"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stderr, nil); err != nil {
+		fmt.Fprintln(os.Stderr, "chat:", err)
+		os.Exit(1)
+	}
+}
+
+// run starts the service and blocks until ctx ends. If ready is not nil it
+// gets the listening address once the service accepts requests.
+func run(ctx context.Context, args []string, getenv func(string) string, logOut io.Writer, ready chan<- string) error {
+	fs := flag.NewFlagSet("chat", flag.ContinueOnError)
+	fs.SetOutput(logOut)
+	addr := fs.String("addr", envOr(getenv, "ADDR", "127.0.0.1:8000"), "listen address (env ADDR)")
+	configPath := fs.String("config", getenv("SWITCHYARD_CONFIG"), "configuration file, YAML, JSON or TOML (env SWITCHYARD_CONFIG)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	logger := slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: slog.LevelInfo}))
+
+	sources := []bus.Source{}
+	if *configPath != "" {
+		sources = append(sources, bus.FromFile(*configPath))
+	}
+	sources = append(sources, bus.FromEnv())
+	cfg, err := bus.LoadConfig(sources...)
+	if err != nil {
+		return err
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	b, err := bus.New(cfg, bus.WithLogger(logger), bus.WithRegisterer(reg))
+	if err != nil {
+		return err
+	}
+	if err := b.Handle("hub", Topic, hub(logger)); err != nil {
+		return err
+	}
+
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		_ = b.Close()
+		return err
+	}
+	srv := &http.Server{Handler: newServer(b, reg), ReadHeaderTimeout: 5 * time.Second}
+
+	busDone := make(chan error, 1)
+	go func() { busDone <- b.Run(ctx) }()
+	<-b.Running()
+	srvDone := make(chan error, 1)
+	go func() { srvDone <- srv.Serve(ln) }()
+	logger.Info("chat service listening", "addr", ln.Addr().String(), "transport", cfg.Routing.Baseline)
+	if ready != nil {
+		ready <- ln.Addr().String()
+	}
+
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case serveErr = <-srvDone:
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(shutdownCtx)
+	// Requests are finished: everything they published is in the ingress,
+	// and Close delivers it before returning.
+	closeErr := b.Close()
+	runErr := <-busDone
+	if errors.Is(serveErr, http.ErrServerClosed) {
+		serveErr = nil
+	}
+	return errors.Join(serveErr, closeErr, runErr)
+}
+
+func envOr(getenv func(string) string, key, def string) string {
+	if v := getenv(key); v != "" {
+		return v
+	}
+	return def
+}

@@ -1,0 +1,10 @@
+// Package all imports every built-in transport, so that each registers its
+// type name in the process-wide registry:
+//
+//	import _ "github.com/switchyard-go/switchyard/transports/all"
+//
+// It imports memory and gochannel today and will import every transport
+// switchyard ships as each is added (redisstream, http, …). A program that
+// wants only some transports imports those packages instead, and links
+// nothing else.
+package all

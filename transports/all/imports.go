@@ -1,0 +1,6 @@
+package all
+
+import (
+	_ "github.com/switchyard-go/switchyard/transports/gochannel" // registers "gochannel"
+	_ "github.com/switchyard-go/switchyard/transports/memory"    // registers "memory"
+)
