@@ -106,3 +106,15 @@ func TestConsumerGroupInitialized(t *testing.T) {
 	require.Equal(t, "after", m.UUID, "the group was created after %q was published", "before")
 	m.Ack()
 }
+
+// What is published before anyone subscribes is kept for the first group
+// that shows up, whatever its name.
+func TestFirstGroupTakesTheBacklog(t *testing.T) {
+	b := newBroker(t, memory.Config{})
+	require.NoError(t, b.Publish("t", keyed("early", "", "")))
+	msgs, err := b.Subscriber("workers").Subscribe(t.Context(), "t")
+	require.NoError(t, err)
+	m := receive(t, msgs)
+	require.Equal(t, "early", m.UUID)
+	m.Ack()
+}
