@@ -39,10 +39,13 @@ type Broker struct {
 	topics map[string]*topic
 	closed bool
 
-	subsWg    sync.WaitGroup
-	done      chan struct{}
-	closeOnce sync.Once
-	stats     counters
+	subsWg     sync.WaitGroup
+	publishing sync.WaitGroup
+	done       chan struct{}
+	closeOnce  sync.Once
+	ctx        context.Context // canceled by Close: bounds dead-lettering
+	cancel     context.CancelFunc
+	stats      counters
 }
 
 // Stats are counters since the broker started; Queued is a current value.
@@ -70,11 +73,14 @@ func NewBroker(cfg Config, logger watermill.LoggerAdapter) (*Broker, error) {
 	if logger == nil {
 		logger = watermill.NopLogger{}
 	}
+	ctx, cancel := context.WithCancel(context.Background())
 	return &Broker{
 		cfg:    cfg,
 		logger: logger,
 		topics: make(map[string]*topic),
 		done:   make(chan struct{}),
+		ctx:    ctx,
+		cancel: cancel,
 	}, nil
 }
 
@@ -94,10 +100,12 @@ func (b *Broker) Stats() Stats {
 	}
 }
 
-// Publish publishes messages to topic. Each message is copied, so the caller
-// keeps its own. With on_full: block it waits for room until the message's
-// context ends; with reject it fails with ErrQueueFull. Messages are accepted
-// in order and, on an error, the ones before the failing one stay accepted.
+// Publish publishes messages to topic. The broker keeps its own copy of each
+// message's metadata; the payload bytes are shared, as with Watermill's
+// Message.Copy, so don't change them in place after publishing. With on_full:
+// block it waits for room until the message's context ends; with reject it
+// fails with ErrQueueFull. Messages are accepted in order and, on an error,
+// the ones before the failing one stay accepted.
 func (b *Broker) Publish(topic string, msgs ...*message.Message) error {
 	for _, m := range msgs {
 		if err := b.publish(m.Context(), topic, m); err != nil {
@@ -124,13 +132,17 @@ func (b *Broker) publish(ctx context.Context, topicName string, m *message.Messa
 		return err
 	}
 	lane := laneOf(b.cfg.KeyFunc(m), b.cfg.Lanes)
-	// Close waits for publishes holding the read lock, so a message is either
-	// refused or in a queue before Close counts what it discards.
+	// Close waits for the publishes in progress, so a message is either
+	// refused or in a queue before Close counts what it discards. No lock is
+	// held while waiting for room: a subscriber must be able to come.
 	b.mu.RLock()
-	defer b.mu.RUnlock()
 	if b.closed {
+		b.mu.RUnlock()
 		return ErrClosed
 	}
+	b.publishing.Add(1)
+	b.mu.RUnlock()
+	defer b.publishing.Done()
 	groups := *t.groups.Load()
 	// Reserve room in every group first, so a message is in all of them or in none.
 	for i, g := range groups {
@@ -341,7 +353,9 @@ func (b *Broker) Close() error {
 	}
 	b.closed = true
 	b.mu.Unlock()
+	b.cancel()
 
+	b.publishing.Wait()
 	b.subsWg.Wait()
 
 	discarded := 0
@@ -624,7 +638,15 @@ func (s *subscription) deliver(l int) bool {
 		s.nacked(l)
 		return true
 	case <-s.ctx.Done():
-		g.putBack(l, 0, true)
+		// An ack that raced the subscription's end still counts.
+		select {
+		case <-m.Acked():
+			dctx.cancel()
+			g.stats.acked.Add(1)
+			g.done(l)
+		default:
+			g.putBack(l, 0, true)
+		}
 		return false
 	}
 }
@@ -654,6 +676,7 @@ func (s *subscription) deadLetter(dl *message.Message, attempts int) error {
 	b := g.topic.broker
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(dl.Context()), b.cfg.MaxRetryBackoff+time.Second)
 	defer cancel()
+	defer context.AfterFunc(b.ctx, cancel)()
 	if b.cfg.DeadLetter != nil {
 		return b.cfg.DeadLetter(ctx, g.topic.name, dl, attempts)
 	}

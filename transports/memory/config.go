@@ -73,8 +73,12 @@ type Config struct {
 	DeadLetterTopic string `koanf:"dead_letter_topic"`
 	// ConsumerGroup is the group that Subscribe joins. Subscribers of one group
 	// share its messages; every group gets every message published after the
-	// group was created (by SubscribeInitialize or a first Subscribe). The
-	// default group "" exists as soon as a topic is used.
+	// group was created (by SubscribeInitialize or a first Subscribe). A topic
+	// starts with one group that keeps what is published before anyone
+	// subscribes: the first group to appear takes it over, backlog included,
+	// unless someone used it as "" before. A message needs room in every group
+	// of its topic, so a group that is created and never read fills up and
+	// then holds back publishing (block) or fails it (reject).
 	ConsumerGroup string `koanf:"consumer_group"`
 	// PreserveContext delivers each message with the context it was published
 	// with. Otherwise a delivered message's context is derived from the
@@ -133,6 +137,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxRetryBackoff < 0 {
 		errs = append(errs, fmt.Errorf("max_retry_backoff: must not be negative, got %s", c.MaxRetryBackoff))
+	}
+	if c.RetryBackoff > 0 && c.MaxRetryBackoff > 0 && c.RetryBackoff > c.MaxRetryBackoff {
+		errs = append(errs, fmt.Errorf("retry_backoff: must not exceed max_retry_backoff (%s), got %s", c.MaxRetryBackoff, c.RetryBackoff))
 	}
 	return errors.Join(errs...)
 }

@@ -46,15 +46,17 @@ type Subscriber struct {
 	group  string
 	once   sync.Once
 	done   chan struct{}
+	mu     sync.Mutex // orders subs.Add before Close's subs.Wait
+	closed bool
 	subs   sync.WaitGroup
 }
 
 // Subscribe subscribes to topic in the subscriber's group.
 func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
-	select {
-	case <-s.done:
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
 		return nil, ErrClosed
-	default:
 	}
 	return s.broker.subscribe(ctx, topic, s.group, s)
 }
@@ -68,6 +70,9 @@ func (s *Subscriber) SubscribeInitialize(topic string) error {
 // Close ends the subscriber's subscriptions and returns once their channels
 // are closed. Idempotent.
 func (s *Subscriber) Close() error {
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
 	s.once.Do(func() { close(s.done) })
 	s.subs.Wait()
 	return nil
