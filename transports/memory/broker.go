@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -153,7 +152,7 @@ func (b *Broker) publish(ctx context.Context, topicName string, m *message.Messa
 			return fmt.Errorf("memory: publish to %q: %w", topicName, err)
 		}
 	}
-	e := entry{uuid: m.UUID, payload: m.Payload, meta: maps.Clone(m.Metadata), ctx: m.Context()}
+	e := entry{uuid: m.UUID, payload: m.Payload, meta: flatten(m.Metadata), ctx: m.Context()}
 	for _, g := range groups {
 		g.push(lane, e)
 	}
@@ -166,11 +165,24 @@ func (b *Broker) publish(ctx context.Context, topicName string, m *message.Messa
 // handler's changes never reach the next attempt, and acks never mix.
 func (e *entry) message() *message.Message {
 	m := message.NewMessage(e.uuid, e.payload)
-	for k, v := range e.meta {
-		m.Metadata[k] = v
+	for i := 0; i+1 < len(e.meta); i += 2 {
+		m.Metadata[e.meta[i]] = e.meta[i+1]
 	}
 	m.SetContext(e.ctx)
 	return m
+}
+
+// flatten keeps metadata as key, value, key, value…: one allocation, and
+// immutable once stored, so deliveries can be built without the lock.
+func flatten(md message.Metadata) []string {
+	if len(md) == 0 {
+		return nil
+	}
+	kv := make([]string, 0, 2*len(md))
+	for k, v := range md {
+		kv = append(kv, k, v)
+	}
+	return kv
 }
 
 func (b *Broker) topic(name string) (*topic, error) {
@@ -413,7 +425,7 @@ type lane struct {
 type entry struct {
 	uuid     string
 	payload  message.Payload
-	meta     message.Metadata
+	meta     []string // key, value, key, value…
 	ctx      context.Context
 	attempts int // deliveries so far
 }
@@ -502,11 +514,13 @@ func (g *group) notifyLocked() {
 	}
 }
 
-// next builds a delivery of lane l's head.
+// next builds a delivery of lane l's head, outside the lock every lane and
+// publisher shares.
 func (g *group) next(l int) *message.Message {
 	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.lanes[l].q.front().message()
+	e := *g.lanes[l].q.front()
+	g.mu.Unlock()
+	return e.message()
 }
 
 // handed records that lane l's head reached a subscriber.
