@@ -2,7 +2,7 @@
 # needed) and `make test` (every test, with the race detector).
 GO        ?= go
 PKGS      ?= ./...
-BENCHTIME ?= 1s
+BENCHTIME ?= 200000x
 COUNT     ?= 6
 FUZZTIME  ?= 30s
 STATICCHECK_VERSION ?= v0.8.2

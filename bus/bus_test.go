@@ -428,3 +428,12 @@ func TestUseRunsCustomStage(t *testing.T) {
 	}
 	assert.ErrorIs(t, b.Use(nil), bus.ErrRunning)
 }
+
+func TestNewRejectsUnknownTransportNamingTheKey(t *testing.T) {
+	cfg := bus.DefaultConfig()
+	cfg.Transports["hub"] = map[string]any{"type": "kafka"}
+	_, err := bus.New(cfg, quiet)
+	require.ErrorIs(t, err, bus.ErrInvalidConfig)
+	assert.Contains(t, err.Error(), "transports.hub.type")
+	assert.Contains(t, err.Error(), "gochannel, memory", "lists the known types")
+}

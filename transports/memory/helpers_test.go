@@ -1,7 +1,6 @@
 package memory_test
 
 import (
-	"strconv"
 	"testing"
 	"time"
 
@@ -29,10 +28,6 @@ func keyed(uuid, key string, payload string) *message.Message {
 		m.Metadata.Set(memory.KeyMetadata, key)
 	}
 	return m
-}
-
-func numbered(i int) *message.Message {
-	return message.NewMessage("m"+strconv.Itoa(i), []byte(strconv.Itoa(i)))
 }
 
 // receive returns the next message of ch, failing the test when none comes
