@@ -1,6 +1,7 @@
 package all
 
 import (
-	_ "github.com/switchyard-go/switchyard/transports/gochannel" // registers "gochannel"
-	_ "github.com/switchyard-go/switchyard/transports/memory"    // registers "memory"
+	_ "github.com/switchyard-go/switchyard/transports/gochannel"   // registers "gochannel"
+	_ "github.com/switchyard-go/switchyard/transports/memory"      // registers "memory"
+	_ "github.com/switchyard-go/switchyard/transports/redisstream" // registers "redisstream"
 )

@@ -1,0 +1,316 @@
+package redisstream
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Defaults applied to zero-valued fields of Config.
+const (
+	DefaultMaxLen          = 100000
+	DefaultBatchSize       = 64
+	DefaultFlushers        = 4
+	DefaultPublishTimeout  = 2 * time.Second
+	DefaultReadCount       = 256
+	DefaultBlock           = 100 * time.Millisecond
+	DefaultClaimInterval   = 5 * time.Second
+	DefaultClaimMinIdle    = 30 * time.Second
+	DefaultMaxRetries      = 5
+	DefaultRetryBackoff    = 10 * time.Millisecond
+	DefaultMaxRetryBackoff = time.Second
+	DefaultTrimInterval    = time.Second
+	DefaultDepthInterval   = 5 * time.Second
+	DefaultLanes           = 64
+	DefaultDeadLetter      = "{stream}:dead"
+)
+
+// Config configures a redisstream transport. Fields with koanf tags come from
+// the transport's section of the configuration file; the zero value of each
+// takes its default.
+type Config struct {
+	// URL is redis://[user:password@]host:port/db, or rediss:// for TLS.
+	URL string `koanf:"url"`
+	// Addrs are seed addresses of a Cluster or of Sentinels, instead of URL.
+	Addrs []string `koanf:"addrs"`
+	// MasterName selects Sentinel mode: the name of the monitored master.
+	MasterName string `koanf:"master_name"`
+	// Cluster forces Cluster mode with a single seed address.
+	Cluster bool `koanf:"cluster"`
+	// Username and Password (ACL), overriding those of URL.
+	Username string `koanf:"username"`
+	Password string `koanf:"password"`
+	// DB is the database of a single server or Sentinel master (not Cluster).
+	DB  int       `koanf:"db"`
+	TLS TLSConfig `koanf:"tls"`
+
+	// Format is "watermill" (default) or "flat".
+	Format Format `koanf:"format"`
+	// MaxLen is the length streams are trimmed to, approximately (MAXLEN ~).
+	// Unless AllowTrimUnread, trimming never removes an entry a consumer
+	// group has not read and acked: the stream grows past MaxLen while a
+	// group lags, and the lag is reported.
+	MaxLen          int64 `koanf:"maxlen"`
+	AllowTrimUnread bool  `koanf:"allow_trim_unread"`
+	// TrimInterval is how often each stream is trimmed when AllowTrimUnread
+	// is false (when true, every XADD trims).
+	TrimInterval time.Duration `koanf:"trim_interval"`
+	// BatchSize bounds how many concurrent publishes share one pipeline.
+	BatchSize int `koanf:"batch_size"`
+	// Flushers is how many pipelines may be in flight at once.
+	Flushers int `koanf:"flushers"`
+	// Linger waits this long for more publishes before sending a pipeline
+	// that is not full. Default 0: send at once.
+	Linger time.Duration `koanf:"linger"`
+	// PublishTimeout bounds each Publish, within the message context's own
+	// deadline.
+	PublishTimeout time.Duration `koanf:"publish_timeout"`
+
+	// ConsumerGroup is the group subscribers join; created on first use.
+	ConsumerGroup string `koanf:"consumer_group"`
+	// Consumer is this process's name in the group. Default: the host name,
+	// so a restarted process reads its own pending entries first. Give each
+	// process on one host a name of its own.
+	Consumer string `koanf:"consumer"`
+	// StartID is where a new group starts: "$" (default, new entries only) or
+	// "0" (the whole stream). A group re-created after the stream was lost
+	// always starts at "0".
+	StartID string `koanf:"start_id"`
+	// ReadCount is the COUNT of each XREADGROUP.
+	ReadCount int64 `koanf:"read_count"`
+	// Block is the BLOCK of each XREADGROUP.
+	Block time.Duration `koanf:"block"`
+	// Lanes: entries with the same event_key are handed out one at a time, in
+	// stream order; different lanes run concurrently.
+	Lanes int `koanf:"lanes"`
+	// ClaimInterval and ClaimMinIdle: every ClaimInterval, entries of other
+	// consumers idle for ClaimMinIdle are claimed (XAUTOCLAIM).
+	ClaimInterval time.Duration `koanf:"claim_interval"`
+	ClaimMinIdle  time.Duration `koanf:"claim_min_idle"`
+	// MaxRetries, RetryBackoff, MaxRetryBackoff: a nacked message is handed
+	// out again after a backoff, up to MaxRetries times (negative: no limit),
+	// then dead-lettered.
+	MaxRetries      int           `koanf:"max_retries"`
+	RetryBackoff    time.Duration `koanf:"retry_backoff"`
+	MaxRetryBackoff time.Duration `koanf:"max_retry_backoff"`
+	// DeadLetterStream takes malformed entries and messages nacked too often;
+	// "{stream}" is replaced by the stream's name.
+	DeadLetterStream string `koanf:"dead_letter_stream"`
+	// DepthInterval is how often event_queue_depth is refreshed.
+	DepthInterval time.Duration `koanf:"depth_interval"`
+}
+
+// TLSConfig configures TLS; a rediss:// URL turns it on too.
+type TLSConfig struct {
+	Enabled            bool   `koanf:"enabled"`
+	CAFile             string `koanf:"ca_file"`
+	CertFile           string `koanf:"cert_file"`
+	KeyFile            string `koanf:"key_file"`
+	ServerName         string `koanf:"server_name"`
+	InsecureSkipVerify bool   `koanf:"insecure_skip_verify"`
+}
+
+func (c *Config) setDefaults() {
+	if c.Format == "" {
+		c.Format = FormatWatermill
+	}
+	if c.MaxLen == 0 {
+		c.MaxLen = DefaultMaxLen
+	}
+	if c.TrimInterval == 0 {
+		c.TrimInterval = DefaultTrimInterval
+	}
+	if c.BatchSize == 0 {
+		c.BatchSize = DefaultBatchSize
+	}
+	if c.Flushers == 0 {
+		c.Flushers = DefaultFlushers
+	}
+	if c.PublishTimeout == 0 {
+		c.PublishTimeout = DefaultPublishTimeout
+	}
+	if c.Consumer == "" {
+		host, err := os.Hostname()
+		if err != nil || host == "" {
+			host = fmt.Sprintf("pid-%d", os.Getpid())
+		}
+		c.Consumer = host
+	}
+	if c.StartID == "" {
+		c.StartID = "$"
+	}
+	if c.ReadCount == 0 {
+		c.ReadCount = DefaultReadCount
+	}
+	if c.Block == 0 {
+		c.Block = DefaultBlock
+	}
+	if c.Lanes == 0 {
+		c.Lanes = DefaultLanes
+	}
+	if c.ClaimInterval == 0 {
+		c.ClaimInterval = DefaultClaimInterval
+	}
+	if c.ClaimMinIdle == 0 {
+		c.ClaimMinIdle = DefaultClaimMinIdle
+	}
+	if c.MaxRetries == 0 {
+		c.MaxRetries = DefaultMaxRetries
+	}
+	if c.RetryBackoff == 0 {
+		c.RetryBackoff = DefaultRetryBackoff
+	}
+	if c.MaxRetryBackoff == 0 {
+		c.MaxRetryBackoff = DefaultMaxRetryBackoff
+	}
+	if c.DeadLetterStream == "" {
+		c.DeadLetterStream = DefaultDeadLetter
+	}
+	if c.DepthInterval == 0 {
+		c.DepthInterval = DefaultDepthInterval
+	}
+}
+
+// Validate reports every invalid field, each naming its key.
+func (c *Config) Validate() error {
+	var errs []error
+	add := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: "+format, append([]any{key}, args...)...))
+	}
+	if c.URL == "" && len(c.Addrs) == 0 {
+		add("url", "set url or addrs")
+	}
+	if c.URL != "" && len(c.Addrs) > 0 {
+		add("addrs", "set url or addrs, not both")
+	}
+	if c.URL != "" && !strings.HasPrefix(c.URL, "redis://") && !strings.HasPrefix(c.URL, "rediss://") && !strings.HasPrefix(c.URL, "unix://") {
+		add("url", "must start with redis://, rediss:// or unix://")
+	}
+	if c.Format != "" && c.Format != FormatWatermill && c.Format != FormatFlat {
+		add("format", "must be %q or %q, got %q", FormatWatermill, FormatFlat, c.Format)
+	}
+	for _, d := range []struct {
+		key string
+		v   time.Duration
+	}{{"trim_interval", c.TrimInterval}, {"linger", c.Linger}, {"publish_timeout", c.PublishTimeout},
+		{"block", c.Block}, {"claim_interval", c.ClaimInterval}, {"claim_min_idle", c.ClaimMinIdle},
+		{"retry_backoff", c.RetryBackoff}, {"max_retry_backoff", c.MaxRetryBackoff}, {"depth_interval", c.DepthInterval}} {
+		if d.v < 0 {
+			add(d.key, "must not be negative, got %s", d.v)
+		}
+	}
+	if c.MaxLen < 0 {
+		add("maxlen", "must not be negative, got %d", c.MaxLen)
+	}
+	if c.BatchSize < 0 || c.BatchSize > 10000 {
+		add("batch_size", "must be between 1 and 10000, got %d", c.BatchSize)
+	}
+	if c.Flushers < 0 || c.Flushers > 1024 {
+		add("flushers", "must be between 1 and 1024, got %d", c.Flushers)
+	}
+	if c.ReadCount < 0 {
+		add("read_count", "must be positive, got %d", c.ReadCount)
+	}
+	if c.Lanes < 0 || c.Lanes > 1<<16 {
+		add("lanes", "must be between 1 and 65536, got %d", c.Lanes)
+	}
+	if c.StartID != "" && c.StartID != "$" && c.StartID != "0" {
+		add("start_id", `must be "$" or "0", got %q`, c.StartID)
+	}
+	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
+		add("tls", "cert_file and key_file go together")
+	}
+	return errors.Join(errs...)
+}
+
+// validateTuning checks what matters when the client is given, not made.
+func (c *Config) validateTuning() error {
+	saved := *c
+	if saved.URL == "" && len(saved.Addrs) == 0 {
+		saved.URL = "redis://given"
+	}
+	return saved.Validate()
+}
+
+// universalOptions builds go-redis options. Context deadlines are always
+// honoured (ContextTimeoutEnabled), so a message's deadline bounds its XADD.
+func (c *Config) universalOptions() (*redis.UniversalOptions, error) {
+	o := &redis.UniversalOptions{
+		Addrs:                 c.Addrs,
+		MasterName:            c.MasterName,
+		IsClusterMode:         c.Cluster,
+		Username:              c.Username,
+		Password:              c.Password,
+		DB:                    c.DB,
+		ContextTimeoutEnabled: true,
+	}
+	if c.URL != "" {
+		u, err := redis.ParseURL(c.URL)
+		if err != nil {
+			return nil, fmt.Errorf("url: %w", err)
+		}
+		o.Addrs = []string{u.Addr}
+		if o.Username == "" {
+			o.Username = u.Username
+		}
+		if o.Password == "" {
+			o.Password = u.Password
+		}
+		if o.DB == 0 {
+			o.DB = u.DB
+		}
+		o.TLSConfig = u.TLSConfig
+	}
+	if c.TLS.Enabled || c.TLS.CAFile != "" || c.TLS.CertFile != "" || o.TLSConfig != nil {
+		tc, err := c.TLS.build(o.TLSConfig)
+		if err != nil {
+			return nil, err
+		}
+		o.TLSConfig = tc
+	}
+	return o, nil
+}
+
+func (t TLSConfig) build(base *tls.Config) (*tls.Config, error) {
+	tc := &tls.Config{MinVersion: tls.VersionTLS12}
+	if base != nil {
+		tc = base.Clone()
+		if tc.MinVersion == 0 {
+			tc.MinVersion = tls.VersionTLS12
+		}
+	}
+	if t.ServerName != "" {
+		tc.ServerName = t.ServerName
+	}
+	tc.InsecureSkipVerify = t.InsecureSkipVerify
+	if t.CAFile != "" {
+		pem, err := os.ReadFile(t.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("tls.ca_file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("tls.ca_file: no PEM certificate in %s", t.CAFile)
+		}
+		tc.RootCAs = pool
+	}
+	if t.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("tls.cert_file: %w", err)
+		}
+		tc.Certificates = []tls.Certificate{cert}
+	}
+	return tc, nil
+}
+
+// deadLetterStream is the dead-letter stream of stream.
+func (c *Config) deadLetterStream(stream string) string {
+	return strings.ReplaceAll(c.DeadLetterStream, "{stream}", stream)
+}

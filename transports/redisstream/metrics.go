@@ -1,0 +1,162 @@
+package redisstream
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+)
+
+// metrics are the transport's Prometheus collectors. With a nil registerer
+// they count without being exported.
+type metrics struct {
+	depth          *prometheus.GaugeVec
+	recreated      *prometheus.CounterVec
+	deadLetter     *prometheus.CounterVec
+	claimedEntries *prometheus.CounterVec
+	lostEntries    *prometheus.CounterVec
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		depth: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "event_queue_depth",
+			Help: "Entries of a stream the consumer group has not acked yet: its lag (not yet delivered) plus its pending entries (delivered, not acked).",
+		}, []string{"stream"}),
+		recreated: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchyard_redis_group_recreated_total",
+			Help: "Consumer groups created again after they vanished (Redis restarted empty, or the stream was deleted): entries may have been lost.",
+		}, []string{"stream"}),
+		deadLetter: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchyard_redis_dead_lettered_total",
+			Help: "Stream entries copied to the dead-letter stream, by reason: malformed (not a message) or nacked (too many times).",
+		}, []string{"stream", "reason"}),
+		claimedEntries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchyard_redis_claimed_total",
+			Help: "Pending entries claimed from consumers idle for claim_min_idle.",
+		}, []string{"stream"}),
+		lostEntries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchyard_redis_lost_entries_total",
+			Help: "Pending entries whose data had been trimmed or deleted before they were acked.",
+		}, []string{"stream"}),
+	}
+	if reg != nil {
+		m.depth = register(reg, m.depth)
+		m.recreated = register(reg, m.recreated)
+		m.deadLetter = register(reg, m.deadLetter)
+		m.claimedEntries = register(reg, m.claimedEntries)
+		m.lostEntries = register(reg, m.lostEntries)
+	}
+	return m
+}
+
+// register registers c, or returns the collector already registered under
+// its name, so several transports can share a registerer.
+func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if existing, ok := are.ExistingCollector.(C); ok {
+				return existing
+			}
+		}
+	}
+	return c
+}
+
+func (m *metrics) groupRecreated(stream string) { m.recreated.WithLabelValues(stream).Inc() }
+func (m *metrics) deadLettered(stream, reason string) {
+	m.deadLetter.WithLabelValues(stream, reason).Inc()
+}
+func (m *metrics) claimed(stream string, n int) {
+	m.claimedEntries.WithLabelValues(stream).Add(float64(n))
+}
+func (m *metrics) lost(stream string) { m.lostEntries.WithLabelValues(stream).Inc() }
+
+// depthWatcher refreshes event_queue_depth for the subscribed streams every
+// DepthInterval from XINFO GROUPS (lag + pending of our group), or XLEN when
+// the lag is unknown.
+type depthWatcher struct {
+	client  redis.UniversalClient
+	cfg     *Config
+	m       *metrics
+	logger  watermill.LoggerAdapter
+	mu      sync.Mutex
+	streams map[string]struct{}
+	stop    chan struct{}
+	done    chan struct{}
+	once    sync.Once
+}
+
+func newDepthWatcher(client redis.UniversalClient, cfg *Config, m *metrics, logger watermill.LoggerAdapter) *depthWatcher {
+	return &depthWatcher{client: client, cfg: cfg, m: m, logger: logger, streams: map[string]struct{}{}, stop: make(chan struct{}), done: make(chan struct{})}
+}
+
+func (d *depthWatcher) watch(stream string) {
+	d.mu.Lock()
+	d.streams[stream] = struct{}{}
+	d.mu.Unlock()
+	d.once.Do(func() { go d.run() })
+}
+
+func (d *depthWatcher) close() {
+	d.once.Do(func() { close(d.done) }) // never started
+	select {
+	case <-d.stop:
+	default:
+		close(d.stop)
+	}
+	<-d.done
+}
+
+func (d *depthWatcher) run() {
+	defer close(d.done)
+	t := time.NewTicker(d.cfg.DepthInterval)
+	defer t.Stop()
+	for {
+		d.refresh()
+		select {
+		case <-t.C:
+		case <-d.stop:
+			return
+		}
+	}
+}
+
+func (d *depthWatcher) refresh() {
+	d.mu.Lock()
+	streams := make([]string, 0, len(d.streams))
+	for s := range d.streams {
+		streams = append(streams, s)
+	}
+	d.mu.Unlock()
+	for _, s := range streams {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		depth, err := d.depth(ctx, s)
+		cancel()
+		if err == nil {
+			d.m.depth.WithLabelValues(s).Set(float64(depth))
+		}
+	}
+}
+
+func (d *depthWatcher) depth(ctx context.Context, stream string) (int64, error) {
+	groups, err := d.client.XInfoGroups(ctx, stream).Result()
+	if err != nil {
+		return 0, err
+	}
+	for _, g := range groups {
+		if g.Name == d.cfg.ConsumerGroup {
+			if g.Lag >= 0 {
+				return g.Lag + g.Pending, nil
+			}
+			n, err := d.client.XLen(ctx, stream).Result()
+			return n, err
+		}
+	}
+	return d.client.XLen(ctx, stream).Result()
+}

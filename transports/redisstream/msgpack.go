@@ -1,0 +1,118 @@
+package redisstream
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+)
+
+// The watermill-redisstream format keeps a message's metadata as a MessagePack
+// map of strings (what github.com/vmihailenco/msgpack v4 writes for a
+// map[string]string). These two functions are that subset of MessagePack,
+// without reflection: encode writes what v4 writes (fixstr/str8/str16/str32,
+// fixmap/map16/map32), decode also reads bin and nil values from other
+// writers.
+
+func appendMsgpackMap(b []byte, md map[string]string) []byte {
+	n := len(md)
+	switch {
+	case n <= 15:
+		b = append(b, 0x80|byte(n))
+	case n <= 0xffff:
+		b = append(b, 0xde)
+		b = binary.BigEndian.AppendUint16(b, uint16(n))
+	default:
+		b = append(b, 0xdf)
+		b = binary.BigEndian.AppendUint32(b, uint32(n))
+	}
+	for k, v := range md {
+		b = appendMsgpackString(b, k)
+		b = appendMsgpackString(b, v)
+	}
+	return b
+}
+
+func appendMsgpackString(b []byte, s string) []byte {
+	n := len(s)
+	switch {
+	case n <= 31:
+		b = append(b, 0xa0|byte(n))
+	case n <= 0xff:
+		b = append(b, 0xd9, byte(n))
+	case n <= 0xffff:
+		b = append(b, 0xda)
+		b = binary.BigEndian.AppendUint16(b, uint16(n))
+	default:
+		b = append(b, 0xdb)
+		b = binary.BigEndian.AppendUint32(b, uint32(n))
+	}
+	return append(b, s...)
+}
+
+var errMsgpack = errors.New("invalid MessagePack metadata")
+
+// decodeMsgpackMap decodes a map of strings; set is called for each pair.
+func decodeMsgpackMap(b []byte, set func(k, v string)) error {
+	if len(b) == 0 {
+		return fmt.Errorf("%w: empty", errMsgpack)
+	}
+	var n int
+	switch c := b[0]; {
+	case c&0xf0 == 0x80:
+		n, b = int(c&0x0f), b[1:]
+	case c == 0xde && len(b) >= 3:
+		n, b = int(binary.BigEndian.Uint16(b[1:])), b[3:]
+	case c == 0xdf && len(b) >= 5:
+		n, b = int(binary.BigEndian.Uint32(b[1:])), b[5:]
+	case c == 0xc0: // nil: no metadata
+		if len(b) != 1 {
+			return fmt.Errorf("%w: trailing bytes", errMsgpack)
+		}
+		return nil
+	default:
+		return fmt.Errorf("%w: not a map (0x%02x)", errMsgpack, c)
+	}
+	if n > len(b)/2 { // every pair takes at least two bytes
+		return fmt.Errorf("%w: %d pairs in %d bytes", errMsgpack, n, len(b))
+	}
+	for range n {
+		var k, v string
+		var err error
+		if k, b, err = readMsgpackString(b); err != nil {
+			return err
+		}
+		if v, b, err = readMsgpackString(b); err != nil {
+			return err
+		}
+		set(k, v)
+	}
+	if len(b) != 0 {
+		return fmt.Errorf("%w: %d trailing bytes", errMsgpack, len(b))
+	}
+	return nil
+}
+
+func readMsgpackString(b []byte) (string, []byte, error) {
+	if len(b) == 0 {
+		return "", nil, fmt.Errorf("%w: truncated", errMsgpack)
+	}
+	var n, h int
+	switch c := b[0]; {
+	case c&0xe0 == 0xa0:
+		n, h = int(c&0x1f), 1
+	case (c == 0xd9 || c == 0xc4) && len(b) >= 2:
+		n, h = int(b[1]), 2
+	case (c == 0xda || c == 0xc5) && len(b) >= 3:
+		n, h = int(binary.BigEndian.Uint16(b[1:])), 3
+	case (c == 0xdb || c == 0xc6) && len(b) >= 5:
+		n, h = int(binary.BigEndian.Uint32(b[1:])), 5
+	case c == 0xc0:
+		return "", b[1:], nil
+	default:
+		return "", nil, fmt.Errorf("%w: not a string (0x%02x)", errMsgpack, c)
+	}
+	if n < 0 || len(b)-h < n {
+		return "", nil, fmt.Errorf("%w: truncated string", errMsgpack)
+	}
+	return string(b[h : h+n]), b[h+n:], nil
+}

@@ -1,0 +1,550 @@
+package redisstream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/redis/go-redis/v9"
+)
+
+// Metadata keys written on dead-lettered entries.
+const (
+	DeadLetterReasonField = "dead_letter_reason"
+	DeadLetterIDField     = "dead_letter_id"
+	DeadLetterStreamField = "dead_letter_stream"
+)
+
+// Subscriber reads streams in a consumer group.
+//
+// Each subscription reads its own pending entries first (those it was handed
+// before a restart and never acked), then new ones, ReadCount at a time. The
+// entries of one event_key are handed out one at a time, in stream order,
+// the next only after the previous was acked; different keys run
+// concurrently. Acks are sent in batches. Every ClaimInterval, entries that
+// other consumers left pending for ClaimMinIdle are claimed. A group that
+// vanished (Redis restarted empty, or the stream was deleted) is created
+// again and counted, since entries may have been lost with it. An entry that
+// cannot be read as a message is copied to the dead-letter stream with the
+// reason, acked and counted: the subscription goes on.
+type Subscriber struct {
+	cfg     Config
+	client  redis.UniversalClient
+	owns    bool
+	logger  watermill.LoggerAdapter
+	metrics *metrics
+
+	mu      sync.Mutex
+	closed  bool
+	closing chan struct{}
+	subs    sync.WaitGroup
+	depth   *depthWatcher
+}
+
+// NewSubscriber returns a subscriber on client, which it does not close. A
+// nil client is made from cfg and closed by Close. m may be nil.
+func NewSubscriber(cfg Config, client redis.UniversalClient, logger watermill.LoggerAdapter, m *metrics) (*Subscriber, error) {
+	owns := client == nil
+	if owns {
+		if err := cfg.Validate(); err != nil {
+			return nil, fmt.Errorf("redisstream: config: %w", err)
+		}
+		c, err := newClient(&cfg)
+		if err != nil {
+			return nil, err
+		}
+		client = c
+	} else if err := cfg.validateTuning(); err != nil {
+		return nil, fmt.Errorf("redisstream: config: %w", err)
+	}
+	cfg.setDefaults()
+	if cfg.ConsumerGroup == "" {
+		return nil, errors.New("redisstream: config: consumer_group: required to subscribe")
+	}
+	if logger == nil {
+		logger = watermill.NopLogger{}
+	}
+	if m == nil {
+		m = newMetrics(nil)
+	}
+	s := &Subscriber{cfg: cfg, client: client, owns: owns, logger: logger, metrics: m, closing: make(chan struct{})}
+	s.depth = newDepthWatcher(client, &s.cfg, m, logger)
+	return s, nil
+}
+
+// SubscribeInitialize creates the stream and the consumer group.
+func (s *Subscriber) SubscribeInitialize(topic string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return s.ensureGroup(ctx, topic, s.cfg.StartID)
+}
+
+func (s *Subscriber) ensureGroup(ctx context.Context, stream, start string) error {
+	err := s.client.XGroupCreateMkStream(ctx, stream, s.cfg.ConsumerGroup, start).Err()
+	if err != nil && !strings.HasPrefix(err.Error(), "BUSYGROUP") {
+		return fmt.Errorf("redisstream: create group %q on %q: %w", s.cfg.ConsumerGroup, stream, err)
+	}
+	return nil
+}
+
+// Subscribe reads topic's stream in the consumer group. The channel is
+// closed when ctx ends or the subscriber closes; entries handed out and not
+// acked by then stay pending and are read again by this consumer when it
+// subscribes again, or claimed by another.
+func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, ErrClosed
+	}
+	ictx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	err := s.ensureGroup(ictx, topic, s.cfg.StartID)
+	cancel()
+	if err != nil && ctx.Err() != nil {
+		return nil, err
+	}
+	if err != nil {
+		// Redis may be coming back: the reader keeps trying.
+		s.logger.Error("Cannot create consumer group yet", err, watermill.LogFields{"stream": topic})
+	}
+	sctx, stop := context.WithCancel(ctx)
+	sub := &subscription{
+		s:      s,
+		stream: topic,
+		ctx:    sctx,
+		out:    make(chan *message.Message),
+		lanes:  make([]slane, s.cfg.Lanes),
+		ready:  make(chan int, s.cfg.Lanes),
+		held:   map[string]struct{}{},
+		acks:   make(chan string, 4*int(s.cfg.ReadCount)),
+		room:   make(chan struct{}, 1),
+	}
+	sub.limit = 2 * int(s.cfg.ReadCount)
+	s.depth.watch(topic)
+	s.subs.Add(1)
+	var workers sync.WaitGroup
+	for range s.cfg.Lanes {
+		workers.Go(sub.work)
+	}
+	var ackerDone = make(chan struct{})
+	go func() { defer close(ackerDone); sub.ackLoop() }()
+	var bg sync.WaitGroup
+	bg.Go(sub.readLoop)
+	bg.Go(sub.claimLoop)
+	go func() {
+		defer s.subs.Done()
+		select {
+		case <-sctx.Done():
+		case <-s.closing:
+			stop()
+		}
+		bg.Wait()
+		workers.Wait()
+		close(sub.acks)
+		<-ackerDone
+		close(sub.out)
+		stop()
+	}()
+	return sub.out, nil
+}
+
+// Close ends every subscription and returns once their channels are
+// closed. It closes the client only if the subscriber made it. Idempotent.
+func (s *Subscriber) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	close(s.closing)
+	s.mu.Unlock()
+	s.subs.Wait()
+	s.depth.close()
+	if s.owns {
+		return s.client.Close()
+	}
+	return nil
+}
+
+type subscription struct {
+	s      *Subscriber
+	stream string
+	ctx    context.Context
+	out    chan *message.Message
+
+	mu    sync.Mutex
+	lanes []slane
+	held  map[string]struct{} // entry IDs read and not yet acked or dead-lettered
+	limit int
+	room  chan struct{} // signalled when held falls below limit
+
+	ready chan int
+	acks  chan string
+}
+
+type slane struct {
+	q     []*sentry
+	busy  bool
+	timer *time.Timer
+}
+
+// sentry is an entry read from the stream; each delivery is built from it.
+type sentry struct {
+	id       string
+	uuid     string
+	payload  []byte
+	meta     []string
+	values   map[string]any
+	attempts int
+}
+
+func (e *sentry) message() *message.Message {
+	m := message.NewMessage(e.uuid, e.payload)
+	for i := 0; i+1 < len(e.meta); i += 2 {
+		m.Metadata[e.meta[i]] = e.meta[i+1]
+	}
+	return m
+}
+
+func (sub *subscription) sleep(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-sub.ctx.Done():
+		return false
+	}
+}
+
+func (sub *subscription) readLoop() {
+	s := sub.s
+	cfg := &s.cfg
+	start := "0" // our own pending entries first
+	failures := 0
+	for sub.ctx.Err() == nil {
+		if !sub.waitRoom() {
+			return
+		}
+		args := &redis.XReadGroupArgs{
+			Group: cfg.ConsumerGroup, Consumer: cfg.Consumer,
+			Streams: []string{sub.stream, start}, Count: cfg.ReadCount, Block: cfg.Block,
+		}
+		if start != ">" {
+			args.Block = -1 // history reads never block
+		}
+		res, err := s.client.XReadGroup(sub.ctx, args).Result()
+		switch {
+		case errors.Is(err, redis.Nil):
+			failures = 0
+			continue
+		case err != nil && sub.ctx.Err() != nil:
+			return
+		case err != nil && strings.HasPrefix(err.Error(), "NOGROUP"):
+			// The group is gone with its stream: Redis restarted empty or
+			// the stream was deleted. Entries may have been lost with it.
+			s.metrics.groupRecreated(sub.stream)
+			s.logger.Error("Consumer group missing; creating it again (entries may have been lost)", err,
+				watermill.LogFields{"stream": sub.stream, "group": cfg.ConsumerGroup})
+			if cerr := s.ensureGroup(sub.ctx, sub.stream, "0"); cerr != nil {
+				failures++
+				if !sub.sleep(backoff(failures)) {
+					return
+				}
+			}
+			start = "0"
+			continue
+		case err != nil:
+			failures++
+			if failures == 1 || failures%50 == 0 {
+				s.logger.Error("Cannot read stream; retrying", err, watermill.LogFields{"stream": sub.stream, "failures": failures})
+			}
+			if !sub.sleep(backoff(failures)) {
+				return
+			}
+			continue
+		}
+		failures = 0
+		var got []redis.XMessage
+		if len(res) > 0 {
+			got = res[0].Messages
+		}
+		if start != ">" {
+			if len(got) == 0 {
+				start = ">"
+				continue
+			}
+			start = got[len(got)-1].ID
+		}
+		sub.take(got)
+	}
+}
+
+func backoff(failures int) time.Duration {
+	d := 50 * time.Millisecond << min(failures-1, 5)
+	return min(d, time.Second)
+}
+
+// waitRoom blocks while the subscription holds its limit of entries.
+func (sub *subscription) waitRoom() bool {
+	for {
+		sub.mu.Lock()
+		full := len(sub.held) >= sub.limit
+		sub.mu.Unlock()
+		if !full {
+			return true
+		}
+		select {
+		case <-sub.room:
+		case <-sub.ctx.Done():
+			return false
+		}
+	}
+}
+
+// take decodes entries and queues them in their lanes. Entries already held
+// (read again from the pending list, or claimed back) are skipped.
+func (sub *subscription) take(entries []redis.XMessage) {
+	s := sub.s
+	for _, x := range entries {
+		sub.mu.Lock()
+		_, dup := sub.held[x.ID]
+		sub.mu.Unlock()
+		if dup {
+			continue
+		}
+		if x.Values == nil {
+			// A pending entry whose data was trimmed or deleted.
+			s.metrics.lost(sub.stream)
+			sub.ack(x.ID)
+			continue
+		}
+		m, err := decode(x.Values)
+		if err != nil {
+			sub.deadLetter(x.ID, x.Values, err.Error(), "malformed")
+			continue
+		}
+		e := &sentry{id: x.ID, uuid: m.UUID, payload: m.Payload, values: x.Values}
+		for k, v := range m.Metadata {
+			e.meta = append(e.meta, k, v)
+		}
+		l := laneOf(m.Metadata.Get(keyMetadata), len(sub.lanes))
+		sub.mu.Lock()
+		sub.held[x.ID] = struct{}{}
+		ln := &sub.lanes[l]
+		ln.q = append(ln.q, e)
+		wake := !ln.busy
+		ln.busy = true
+		sub.mu.Unlock()
+		if wake {
+			sub.ready <- l
+		}
+	}
+}
+
+const keyMetadata = "event_key"
+
+// laneOf maps a key to a lane with FNV-1a; the empty key is lane 0.
+func laneOf(key string, lanes int) int {
+	if key == "" || lanes == 1 {
+		return 0
+	}
+	h := uint32(2166136261)
+	for i := 0; i < len(key); i++ {
+		h ^= uint32(key[i])
+		h *= 16777619
+	}
+	return int(h % uint32(lanes))
+}
+
+func (sub *subscription) work() {
+	for {
+		var l int
+		select {
+		case l = <-sub.ready:
+		case <-sub.ctx.Done():
+			return
+		}
+		if !sub.deliver(l) {
+			return
+		}
+	}
+}
+
+func (sub *subscription) deliver(l int) bool {
+	sub.mu.Lock()
+	e := sub.lanes[l].q[0]
+	sub.mu.Unlock()
+	m := e.message()
+	ctx, cancel := context.WithCancel(sub.ctx)
+	defer cancel()
+	m.SetContext(ctx)
+	select {
+	case sub.out <- m:
+	case <-sub.ctx.Done():
+		return false
+	}
+	e.attempts++
+	select {
+	case <-m.Acked():
+		sub.ack(e.id)
+		sub.next(l)
+		return true
+	case <-m.Nacked():
+	case <-sub.ctx.Done():
+		select {
+		case <-m.Acked():
+			sub.ack(e.id)
+		default: // stays pending in Redis: read again or claimed
+		}
+		return false
+	}
+	cfg := &sub.s.cfg
+	if cfg.MaxRetries >= 0 && e.attempts > cfg.MaxRetries {
+		sub.deadLetter(e.id, e.values, "nacked "+strconv.Itoa(e.attempts)+" times", "nacked")
+		sub.next(l)
+		return true
+	}
+	d := cfg.RetryBackoff << min(e.attempts-1, 20)
+	d = min(d, cfg.MaxRetryBackoff)
+	sub.mu.Lock()
+	ln := &sub.lanes[l]
+	if ln.timer == nil {
+		ln.timer = time.AfterFunc(d, func() { sub.ready <- l })
+	} else {
+		ln.timer.Reset(d)
+	}
+	sub.mu.Unlock()
+	return true
+}
+
+// next drops lane l's head and moves the lane on.
+func (sub *subscription) next(l int) {
+	sub.mu.Lock()
+	ln := &sub.lanes[l]
+	ln.q[0] = nil
+	ln.q = ln.q[1:]
+	more := len(ln.q) > 0
+	ln.busy = more
+	sub.mu.Unlock()
+	if more {
+		sub.ready <- l
+	}
+}
+
+// ack queues id for XACK; the entry is no longer held.
+func (sub *subscription) ack(id string) {
+	sub.mu.Lock()
+	delete(sub.held, id)
+	sub.mu.Unlock()
+	select {
+	case sub.room <- struct{}{}:
+	default:
+	}
+	sub.acks <- id
+}
+
+// ackLoop sends XACKs in batches: what is queued when the previous batch is
+// done goes in the next one. Until acked an entry stays pending, so a lost
+// ack means a redelivery, never a loss.
+func (sub *subscription) ackLoop() {
+	s := sub.s
+	ids := make([]string, 0, 256)
+	for id := range sub.acks {
+		ids = append(ids[:0], id)
+	more:
+		for len(ids) < cap(ids) {
+			select {
+			case id, ok := <-sub.acks:
+				if !ok {
+					break more
+				}
+				ids = append(ids, id)
+			default:
+				break more
+			}
+		}
+		for attempt := 1; ; attempt++ {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			err := s.client.XAck(ctx, sub.stream, s.cfg.ConsumerGroup, ids...).Err()
+			cancel()
+			if err == nil || attempt == 3 {
+				if err != nil {
+					s.logger.Error("Cannot ack entries; they will be delivered again", err, watermill.LogFields{"stream": sub.stream, "count": len(ids)})
+				}
+				break
+			}
+			time.Sleep(backoff(attempt))
+		}
+	}
+}
+
+// deadLetter copies an entry to the dead-letter stream with the reason, then
+// acks it. If the copy fails the entry stays pending (read again later).
+func (sub *subscription) deadLetter(id string, values map[string]any, reason, kind string) {
+	s := sub.s
+	dl := make([]any, 0, 2*len(values)+6)
+	for k, v := range values {
+		dl = append(dl, k, v)
+	}
+	dl = append(dl, DeadLetterReasonField, reason, DeadLetterIDField, id, DeadLetterStreamField, sub.stream)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	dls := s.cfg.deadLetterStream(sub.stream)
+	if err := s.client.XAdd(ctx, &redis.XAddArgs{Stream: dls, Values: dl}).Err(); err != nil {
+		// The entry stays pending; try again later. Never dropped.
+		s.logger.Error("Cannot dead-letter entry; retrying", err, watermill.LogFields{"stream": sub.stream, "id": id})
+		time.AfterFunc(time.Second, func() {
+			if sub.ctx.Err() == nil {
+				sub.deadLetter(id, values, reason, kind)
+			}
+		})
+		return
+	}
+	s.metrics.deadLettered(sub.stream, kind)
+	s.logger.Error("Entry dead-lettered", errors.New(reason), watermill.LogFields{"stream": sub.stream, "id": id, "to": dls})
+	sub.ack(id)
+}
+
+// claimLoop claims entries other consumers left pending too long.
+func (sub *subscription) claimLoop() {
+	s := sub.s
+	cfg := &s.cfg
+	t := time.NewTicker(cfg.ClaimInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+		case <-sub.ctx.Done():
+			return
+		}
+		start := "0-0"
+		for range 10 {
+			if !sub.waitRoom() {
+				return
+			}
+			msgs, next, err := s.client.XAutoClaim(sub.ctx, &redis.XAutoClaimArgs{
+				Stream: sub.stream, Group: cfg.ConsumerGroup, Consumer: cfg.Consumer,
+				MinIdle: cfg.ClaimMinIdle, Start: start, Count: cfg.ReadCount,
+			}).Result()
+			if err != nil {
+				break
+			}
+			if len(msgs) > 0 {
+				s.metrics.claimed(sub.stream, len(msgs))
+				sub.take(msgs)
+			}
+			if next == "0-0" || next == "" {
+				break
+			}
+			start = next
+		}
+	}
+}

@@ -1,0 +1,115 @@
+package redisstream
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+)
+
+// Format is how a message is laid out in a stream entry.
+type Format string
+
+const (
+	// FormatWatermill is watermill-redisstream's layout: fields
+	// "_watermill_message_uuid", "metadata" (a MessagePack map) and
+	// "payload". Either side reads what the other writes.
+	FormatWatermill Format = "watermill"
+	// FormatFlat is for consumers in other languages: plain fields "id",
+	// "event_type", "event_key", "published_at", "payload", and every other
+	// metadata key as "meta.<key>". docs/wire-format.md describes both.
+	FormatFlat Format = "flat"
+)
+
+// Field names of the two formats.
+const (
+	FieldWatermillUUID = "_watermill_message_uuid"
+	FieldMetadata      = "metadata"
+	FieldPayload       = "payload"
+	FieldID            = "id"
+	FieldEventType     = "event_type"
+	FieldEventKey      = "event_key"
+	FieldPublishedAt   = "published_at"
+	FlatMetaPrefix     = "meta."
+)
+
+// ErrMalformed wraps the reason an entry could not be read as a message.
+var ErrMalformed = errors.New("redisstream: malformed entry")
+
+// encode returns the XADD field/value list of m.
+func encode(f Format, m *message.Message) ([]any, error) {
+	switch f {
+	case FormatFlat:
+		vals := make([]any, 0, 4+2*len(m.Metadata))
+		vals = append(vals, FieldID, m.UUID)
+		for k, v := range m.Metadata {
+			switch k {
+			case FieldEventType, FieldEventKey, FieldPublishedAt:
+				vals = append(vals, k, v)
+			default:
+				vals = append(vals, FlatMetaPrefix+k, v)
+			}
+		}
+		return append(vals, FieldPayload, []byte(m.Payload)), nil
+	default:
+		if _, reserved := m.Metadata[FieldWatermillUUID]; reserved {
+			return nil, fmt.Errorf("redisstream: metadata key %q is reserved for the message UUID", FieldWatermillUUID)
+		}
+		var md []byte
+		if len(m.Metadata) > 0 {
+			md = appendMsgpackMap(make([]byte, 0, 16+32*len(m.Metadata)), m.Metadata)
+		}
+		return []any{FieldWatermillUUID, m.UUID, FieldMetadata, md, FieldPayload, []byte(m.Payload)}, nil
+	}
+}
+
+// decode reads an entry in either format, whatever the publisher's setting.
+func decode(values map[string]any) (*message.Message, error) {
+	if uuid, ok := values[FieldWatermillUUID]; ok {
+		return decodeWatermill(uuid, values)
+	}
+	if _, ok := values[FieldID]; ok {
+		return decodeFlat(values)
+	}
+	return nil, fmt.Errorf("%w: neither %q nor %q field", ErrMalformed, FieldWatermillUUID, FieldID)
+}
+
+func str(v any) (string, bool) {
+	s, ok := v.(string)
+	return s, ok
+}
+
+func decodeWatermill(uuidField any, values map[string]any) (*message.Message, error) {
+	uuid, ok := str(uuidField)
+	if !ok || uuid == "" {
+		return nil, fmt.Errorf("%w: empty %s", ErrMalformed, FieldWatermillUUID)
+	}
+	payload, _ := str(values[FieldPayload])
+	m := message.NewMessage(uuid, []byte(payload))
+	if md, _ := str(values[FieldMetadata]); md != "" {
+		if err := decodeMsgpackMap([]byte(md), func(k, v string) { m.Metadata[k] = v }); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
+		}
+	}
+	return m, nil
+}
+
+func decodeFlat(values map[string]any) (*message.Message, error) {
+	uuid, ok := str(values[FieldID])
+	if !ok || uuid == "" {
+		return nil, fmt.Errorf("%w: empty %s", ErrMalformed, FieldID)
+	}
+	payload, _ := str(values[FieldPayload])
+	m := message.NewMessage(uuid, []byte(payload))
+	for k, v := range values {
+		s, _ := str(v)
+		switch {
+		case k == FieldEventType || k == FieldEventKey || k == FieldPublishedAt:
+			m.Metadata[k] = s
+		case strings.HasPrefix(k, FlatMetaPrefix):
+			m.Metadata[k[len(FlatMetaPrefix):]] = s
+		}
+	}
+	return m, nil
+}
