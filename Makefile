@@ -8,12 +8,20 @@ FUZZTIME  ?= 30s
 STATICCHECK_VERSION ?= v0.8.2
 BENCHSTAT_VERSION   ?= v0.0.0-20260908200009-22c9c6c9d4da
 
-.PHONY: run test lint bench fuzz redis
+.PHONY: run test deps lint bench fuzz redis
 
 run:
 	$(GO) run ./examples/chat
 
-test:
+# redis-server: the Redis tests start their own on free loopback ports.
+deps:
+	@command -v redis-server >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing redis-server"; apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server redis-tools >/dev/null; \
+	  else echo "redis-server not found: the Redis tests will be skipped (apt-get install redis-server)"; fi; }
+
+test: deps
 	$(GO) vet $(PKGS)
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
 	# Watermill's TestReconnect races on its own bookkeeping, so the -race run
