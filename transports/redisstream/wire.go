@@ -53,7 +53,9 @@ func encode(f Format, m *message.Message) ([]any, error) {
 		}
 		return append(vals, FieldPayload, []byte(m.Payload)), nil
 	default:
-		if _, reserved := m.Metadata[FieldWatermillUUID]; reserved {
+		// As watermill-redisstream: only a non-empty value is refused, so
+		// whatever its publisher writes (and we read) we can write again.
+		if m.Metadata.Get(FieldWatermillUUID) != "" {
 			return nil, fmt.Errorf("redisstream: metadata key %q is reserved for the message UUID", FieldWatermillUUID)
 		}
 		var md []byte
