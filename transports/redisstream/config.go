@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -69,7 +70,7 @@ type Config struct {
 	// that is not full. Default 0: send at once.
 	Linger time.Duration `koanf:"linger"`
 	// PublishTimeout bounds each Publish, within the message context's own
-	// deadline.
+	// deadline, and the trimming of each stream.
 	PublishTimeout time.Duration `koanf:"publish_timeout"`
 
 	// ConsumerGroup is the group subscribers join; created on first use.
@@ -191,6 +192,10 @@ func (c *Config) Validate() error {
 	}
 	if c.URL != "" && !strings.HasPrefix(c.URL, "redis://") && !strings.HasPrefix(c.URL, "rediss://") && !strings.HasPrefix(c.URL, "unix://") {
 		add("url", "must start with redis://, rediss:// or unix://")
+	} else if c.URL != "" {
+		if _, err := parseURL(c.URL); err != nil {
+			add("url", "%v", err)
+		}
 	}
 	if c.Format != "" && c.Format != FormatWatermill && c.Format != FormatFlat {
 		add("format", "must be %q or %q, got %q", FormatWatermill, FormatFlat, c.Format)
@@ -223,8 +228,11 @@ func (c *Config) Validate() error {
 	if c.StartID != "" && c.StartID != "$" && c.StartID != "0" {
 		add("start_id", `must be "$" or "0", got %q`, c.StartID)
 	}
-	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
-		add("tls", "cert_file and key_file go together")
+	if c.TLS.CertFile != "" && c.TLS.KeyFile == "" {
+		add("tls.key_file", "required with tls.cert_file")
+	}
+	if c.TLS.KeyFile != "" && c.TLS.CertFile == "" {
+		add("tls.cert_file", "required with tls.key_file")
 	}
 	return errors.Join(errs...)
 }
@@ -251,7 +259,7 @@ func (c *Config) universalOptions() (*redis.UniversalOptions, error) {
 		ContextTimeoutEnabled: true,
 	}
 	if c.URL != "" {
-		u, err := redis.ParseURL(c.URL)
+		u, err := parseURL(c.URL)
 		if err != nil {
 			return nil, fmt.Errorf("url: %w", err)
 		}
@@ -275,6 +283,16 @@ func (c *Config) universalOptions() (*redis.UniversalOptions, error) {
 		o.TLSConfig = tc
 	}
 	return o, nil
+}
+
+// parseURL is redis.ParseURL with errors that never quote the URL, which
+// may hold a password.
+func parseURL(s string) (*redis.Options, error) {
+	o, err := redis.ParseURL(s)
+	if ue, ok := errors.AsType[*url.Error](err); ok {
+		err = ue.Err
+	}
+	return o, err
 }
 
 func (t TLSConfig) build(base *tls.Config) (*tls.Config, error) {

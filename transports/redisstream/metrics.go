@@ -11,9 +11,11 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// metrics are the transport's Prometheus collectors. With a nil registerer
-// they count without being exported.
-type metrics struct {
+// Metrics are a subscriber's Prometheus collectors: event_queue_depth and
+// the switchyard_redis_* counters (docs/redis.md lists them). Make them with
+// NewMetrics and pass them to NewSubscriber; the Factory does so with the
+// bus's registerer. Several subscribers may share one Metrics.
+type Metrics struct {
 	depth          *prometheus.GaugeVec
 	recreated      *prometheus.CounterVec
 	deadLetter     *prometheus.CounterVec
@@ -21,8 +23,11 @@ type metrics struct {
 	lostEntries    *prometheus.CounterVec
 }
 
-func newMetrics(reg prometheus.Registerer) *metrics {
-	m := &metrics{
+// NewMetrics registers the collectors on reg, or reuses those already
+// registered there under the same names. With a nil reg they count without
+// being exported.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
 		depth: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "event_queue_depth",
 			Help: "Entries of a stream the consumer group has not acked yet: its lag (not yet delivered) plus its pending entries (delivered, not acked).",
@@ -68,14 +73,14 @@ func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
 	return c
 }
 
-func (m *metrics) groupRecreated(stream string) { m.recreated.WithLabelValues(stream).Inc() }
-func (m *metrics) deadLettered(stream, reason string) {
+func (m *Metrics) groupRecreated(stream string) { m.recreated.WithLabelValues(stream).Inc() }
+func (m *Metrics) deadLettered(stream, reason string) {
 	m.deadLetter.WithLabelValues(stream, reason).Inc()
 }
-func (m *metrics) claimed(stream string, n int) {
+func (m *Metrics) claimed(stream string, n int) {
 	m.claimedEntries.WithLabelValues(stream).Add(float64(n))
 }
-func (m *metrics) lost(stream string) { m.lostEntries.WithLabelValues(stream).Inc() }
+func (m *Metrics) lost(stream string) { m.lostEntries.WithLabelValues(stream).Inc() }
 
 // depthWatcher refreshes event_queue_depth for the subscribed streams every
 // DepthInterval from XINFO GROUPS (lag + pending of our group), or XLEN when
@@ -83,17 +88,19 @@ func (m *metrics) lost(stream string) { m.lostEntries.WithLabelValues(stream).In
 type depthWatcher struct {
 	client  redis.UniversalClient
 	cfg     *Config
-	m       *metrics
+	m       *Metrics
 	logger  watermill.LoggerAdapter
 	mu      sync.Mutex
 	streams map[string]struct{}
-	stop    chan struct{}
+	ctx     context.Context // ended by stop
+	cancel  context.CancelFunc
 	done    chan struct{}
 	once    sync.Once
 }
 
-func newDepthWatcher(client redis.UniversalClient, cfg *Config, m *metrics, logger watermill.LoggerAdapter) *depthWatcher {
-	return &depthWatcher{client: client, cfg: cfg, m: m, logger: logger, streams: map[string]struct{}{}, stop: make(chan struct{}), done: make(chan struct{})}
+func newDepthWatcher(client redis.UniversalClient, cfg *Config, m *Metrics, logger watermill.LoggerAdapter) *depthWatcher {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &depthWatcher{client: client, cfg: cfg, m: m, logger: logger, streams: map[string]struct{}{}, ctx: ctx, cancel: cancel, done: make(chan struct{})}
 }
 
 func (d *depthWatcher) watch(stream string) {
@@ -103,13 +110,12 @@ func (d *depthWatcher) watch(stream string) {
 	d.once.Do(func() { go d.run() })
 }
 
+// stop asks the watcher to stop; close waits until it has.
+func (d *depthWatcher) stop() { d.cancel() }
+
 func (d *depthWatcher) close() {
+	d.cancel()
 	d.once.Do(func() { close(d.done) }) // never started
-	select {
-	case <-d.stop:
-	default:
-		close(d.stop)
-	}
 	<-d.done
 }
 
@@ -121,7 +127,7 @@ func (d *depthWatcher) run() {
 		d.refresh()
 		select {
 		case <-t.C:
-		case <-d.stop:
+		case <-d.ctx.Done():
 			return
 		}
 	}
@@ -135,7 +141,10 @@ func (d *depthWatcher) refresh() {
 	}
 	d.mu.Unlock()
 	for _, s := range streams {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		if d.ctx.Err() != nil {
+			return
+		}
+		ctx, cancel := context.WithTimeout(d.ctx, callTimeout)
 		depth, err := d.depth(ctx, s)
 		cancel()
 		if err == nil {

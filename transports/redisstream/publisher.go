@@ -184,7 +184,9 @@ func (p *Publisher) flush() {
 	}
 }
 
-// send runs one pipeline for batch and answers each request.
+// send runs one pipeline for batch and answers each request. The pipeline
+// lasts until the latest deadline of its requests: each Publish stops
+// waiting at its own, and a short one must not fail the others.
 func (p *Publisher) send(batch []*pubReq) {
 	live := batch[:0:0]
 	var deadline time.Time
@@ -194,7 +196,7 @@ func (p *Publisher) send(batch []*pubReq) {
 			continue
 		}
 		live = append(live, r)
-		if d, ok := r.ctx.Deadline(); ok && (deadline.IsZero() || d.Before(deadline)) {
+		if d, ok := r.ctx.Deadline(); ok && d.After(deadline) {
 			deadline = d
 		}
 	}

@@ -14,6 +14,12 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
+// callTimeout bounds each Redis call of a subscription beyond its BLOCK, so
+// that a server that stops answering is noticed (and Close is not held up by
+// it) in seconds: go-redis notices a context's deadline while it waits for a
+// reply, but not its cancellation.
+const callTimeout = 2 * time.Second
+
 // Metadata keys written on dead-lettered entries.
 const (
 	DeadLetterReasonField = "dead_letter_reason"
@@ -38,7 +44,7 @@ type Subscriber struct {
 	client  redis.UniversalClient
 	owns    bool
 	logger  watermill.LoggerAdapter
-	metrics *metrics
+	metrics *Metrics
 
 	mu      sync.Mutex
 	closed  bool
@@ -48,8 +54,9 @@ type Subscriber struct {
 }
 
 // NewSubscriber returns a subscriber on client, which it does not close. A
-// nil client is made from cfg and closed by Close. m may be nil.
-func NewSubscriber(cfg Config, client redis.UniversalClient, logger watermill.LoggerAdapter, m *metrics) (*Subscriber, error) {
+// nil client is made from cfg and closed by Close. m may be nil: the
+// subscriber then counts without exporting (see NewMetrics).
+func NewSubscriber(cfg Config, client redis.UniversalClient, logger watermill.LoggerAdapter, m *Metrics) (*Subscriber, error) {
 	owns := client == nil
 	if owns {
 		if err := cfg.Validate(); err != nil {
@@ -71,7 +78,7 @@ func NewSubscriber(cfg Config, client redis.UniversalClient, logger watermill.Lo
 		logger = watermill.NopLogger{}
 	}
 	if m == nil {
-		m = newMetrics(nil)
+		m = NewMetrics(nil)
 	}
 	s := &Subscriber{cfg: cfg, client: client, owns: owns, logger: logger, metrics: m, closing: make(chan struct{})}
 	s.depth = newDepthWatcher(client, &s.cfg, m, logger)
@@ -146,6 +153,9 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 		}
 		bg.Wait()
 		workers.Wait()
+		// Only retries start retries now: the count cannot be zero while
+		// one is added.
+		sub.retries.Wait()
 		close(sub.acks)
 		<-ackerDone
 		close(sub.out)
@@ -165,6 +175,7 @@ func (s *Subscriber) Close() error {
 	s.closed = true
 	close(s.closing)
 	s.mu.Unlock()
+	s.depth.stop() // alongside the subscriptions' ending
 	s.subs.Wait()
 	s.depth.close()
 	if s.owns {
@@ -187,6 +198,9 @@ type subscription struct {
 
 	ready chan int
 	acks  chan string
+	// retries are the dead-letter copies waiting to be tried again; they
+	// may ack, so acks stays open until they end.
+	retries sync.WaitGroup
 }
 
 type slane struct {
@@ -240,7 +254,9 @@ func (sub *subscription) readLoop() {
 		if start != ">" {
 			args.Block = -1 // history reads never block
 		}
-		res, err := s.client.XReadGroup(sub.ctx, args).Result()
+		rctx, cancel := context.WithTimeout(sub.ctx, max(args.Block, 0)+callTimeout)
+		res, err := s.client.XReadGroup(rctx, args).Result()
+		cancel()
 		switch {
 		case errors.Is(err, redis.Nil):
 			failures = 0
@@ -250,15 +266,23 @@ func (sub *subscription) readLoop() {
 		case err != nil && strings.HasPrefix(err.Error(), "NOGROUP"):
 			// The group is gone with its stream: Redis restarted empty or
 			// the stream was deleted. Entries may have been lost with it.
-			s.metrics.groupRecreated(sub.stream)
-			s.logger.Error("Consumer group missing; creating it again (entries may have been lost)", err,
-				watermill.LogFields{"stream": sub.stream, "group": cfg.ConsumerGroup})
-			if cerr := s.ensureGroup(sub.ctx, sub.stream, "0"); cerr != nil {
+			gctx, cancel := context.WithTimeout(sub.ctx, callTimeout)
+			cerr := s.ensureGroup(gctx, sub.stream, "0")
+			cancel()
+			if cerr != nil {
 				failures++
+				if failures == 1 || failures%50 == 0 {
+					s.logger.Error("Consumer group missing and cannot be created; retrying", cerr,
+						watermill.LogFields{"stream": sub.stream, "group": cfg.ConsumerGroup, "failures": failures})
+				}
 				if !sub.sleep(backoff(failures)) {
 					return
 				}
+				continue
 			}
+			s.metrics.groupRecreated(sub.stream)
+			s.logger.Error("Consumer group was missing; created it again (entries may have been lost)", err,
+				watermill.LogFields{"stream": sub.stream, "group": cfg.ConsumerGroup})
 			start = "0"
 			continue
 		case err != nil:
@@ -328,6 +352,11 @@ func (sub *subscription) take(entries []redis.XMessage) {
 		}
 		m, err := decode(x.Values)
 		if err != nil {
+			// Held until acked, so that claiming it back while the copy
+			// is retried does not start a second copy.
+			sub.mu.Lock()
+			sub.held[x.ID] = struct{}{}
+			sub.mu.Unlock()
 			sub.deadLetter(x.ID, x.Values, err.Error(), "malformed")
 			continue
 		}
@@ -471,11 +500,13 @@ func (sub *subscription) ackLoop() {
 				break more
 			}
 		}
+		// Three attempts, or one once the subscription has ended: Close
+		// must not wait long for a server that does not answer.
 		for attempt := 1; ; attempt++ {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
 			err := s.client.XAck(ctx, sub.stream, s.cfg.ConsumerGroup, ids...).Err()
 			cancel()
-			if err == nil || attempt == 3 {
+			if err == nil || attempt == 3 || sub.ctx.Err() != nil {
 				if err != nil {
 					s.logger.Error("Cannot ack entries; they will be delivered again", err, watermill.LogFields{"stream": sub.stream, "count": len(ids)})
 				}
@@ -487,7 +518,9 @@ func (sub *subscription) ackLoop() {
 }
 
 // deadLetter copies an entry to the dead-letter stream with the reason, then
-// acks it. If the copy fails the entry stays pending (read again later).
+// acks it. If the copy fails the entry stays pending and held, and the copy
+// is tried again every second while the subscription lasts (after that, the
+// entry is read again when the consumer comes back, or claimed).
 func (sub *subscription) deadLetter(id string, values map[string]any, reason, kind string) {
 	s := sub.s
 	dl := make([]any, 0, 2*len(values)+6)
@@ -495,14 +528,14 @@ func (sub *subscription) deadLetter(id string, values map[string]any, reason, ki
 		dl = append(dl, k, v)
 	}
 	dl = append(dl, DeadLetterReasonField, reason, DeadLetterIDField, id, DeadLetterStreamField, sub.stream)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
 	defer cancel()
 	dls := s.cfg.deadLetterStream(sub.stream)
 	if err := s.client.XAdd(ctx, &redis.XAddArgs{Stream: dls, Values: dl}).Err(); err != nil {
 		// The entry stays pending; try again later. Never dropped.
 		s.logger.Error("Cannot dead-letter entry; retrying", err, watermill.LogFields{"stream": sub.stream, "id": id})
-		time.AfterFunc(time.Second, func() {
-			if sub.ctx.Err() == nil {
+		sub.retries.Go(func() {
+			if sub.sleep(time.Second) {
 				sub.deadLetter(id, values, reason, kind)
 			}
 		})
@@ -530,10 +563,12 @@ func (sub *subscription) claimLoop() {
 			if !sub.waitRoom() {
 				return
 			}
-			msgs, next, err := s.client.XAutoClaim(sub.ctx, &redis.XAutoClaimArgs{
+			ctx, cancel := context.WithTimeout(sub.ctx, callTimeout)
+			msgs, next, err := s.client.XAutoClaim(ctx, &redis.XAutoClaimArgs{
 				Stream: sub.stream, Group: cfg.ConsumerGroup, Consumer: cfg.Consumer,
 				MinIdle: cfg.ClaimMinIdle, Start: start, Count: cfg.ReadCount,
 			}).Result()
+			cancel()
 			if err != nil {
 				break
 			}

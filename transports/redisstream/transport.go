@@ -37,7 +37,7 @@ func Factory(s transports.Settings) (transports.Transport, error) {
 	}
 	t := transports.Transport{Publisher: &closer{Publisher: pub, shared: shared, close: client.Close}}
 	if cfg.ConsumerGroup != "" {
-		sub, err := NewSubscriber(cfg, client, s.Logger, newMetrics(s.Registerer))
+		sub, err := NewSubscriber(cfg, client, s.Logger, NewMetrics(s.Registerer))
 		if err != nil {
 			_ = pub.Close()
 			_ = client.Close()
@@ -69,15 +69,12 @@ type closer struct {
 	*Publisher
 	shared *sharedClient
 	close  func() error
-	done   bool
+	once   sync.Once
 }
 
 func (c *closer) Close() error {
 	err := c.Publisher.Close()
-	if !c.done {
-		c.done = true
-		return errors.Join(err, c.shared.release(c.close))
-	}
+	c.once.Do(func() { err = errors.Join(err, c.shared.release(c.close)) })
 	return err
 }
 
@@ -85,15 +82,12 @@ type subCloser struct {
 	*Subscriber
 	shared *sharedClient
 	close  func() error
-	done   bool
+	once   sync.Once
 }
 
 func (c *subCloser) Close() error {
 	err := c.Subscriber.Close()
-	if !c.done {
-		c.done = true
-		return errors.Join(err, c.shared.release(c.close))
-	}
+	c.once.Do(func() { err = errors.Join(err, c.shared.release(c.close)) })
 	return err
 }
 

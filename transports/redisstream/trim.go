@@ -2,6 +2,8 @@ package redisstream
 
 import (
 	"context"
+	"math"
+	"strconv"
 	"sync"
 	"time"
 
@@ -10,23 +12,33 @@ import (
 )
 
 // trimmer keeps the streams a publisher wrote to near MaxLen without ever
-// removing an entry a consumer group has not read and acked: every
-// TrimInterval, for each stream longer than MaxLen, it trims (XTRIM MINID ~)
-// below the oldest entry any group still needs, its oldest pending entry or,
-// with none pending, its last delivered one. A stream without groups is
-// trimmed to MaxLen.
+// removing an entry a consumer group has not read and acked. Every
+// TrimInterval, for each stream longer than MaxLen, it removes the oldest
+// entries beyond MaxLen, but none at or after the oldest entry a group still
+// needs (its oldest pending entry or, with none pending, its last delivered
+// one): XTRIM MINID ~ just past the last entry that may go. A stream without
+// groups is trimmed to MaxLen. So a stream whose groups keep up holds about
+// MaxLen entries, as with MAXLEN ~, and one with a lagging group grows until
+// the group catches up.
+//
+// Finding that last entry takes an XRANGE over the entries to remove (there
+// is no cheaper way to find the MaxLen-th newest entry), so the trimmer
+// reads each entry it removes about once, at most trimScan×trimPages per
+// stream and round.
 type trimmer struct {
 	client  redis.UniversalClient
 	cfg     *Config
 	logger  watermill.LoggerAdapter
 	mu      sync.Mutex
 	streams map[string]struct{}
-	stop    chan struct{}
+	ctx     context.Context // ended by close
+	stop    context.CancelFunc
 	done    chan struct{}
 }
 
 func newTrimmer(client redis.UniversalClient, cfg *Config, logger watermill.LoggerAdapter) *trimmer {
-	t := &trimmer{client: client, cfg: cfg, logger: logger, streams: map[string]struct{}{}, stop: make(chan struct{}), done: make(chan struct{})}
+	ctx, stop := context.WithCancel(context.Background())
+	t := &trimmer{client: client, cfg: cfg, logger: logger, streams: map[string]struct{}{}, ctx: ctx, stop: stop, done: make(chan struct{})}
 	go t.run()
 	return t
 }
@@ -39,8 +51,11 @@ func (t *trimmer) track(stream string) {
 	t.mu.Unlock()
 }
 
+// close stops the trimmer and waits for it: at most until the stream being
+// trimmed times out (PublishTimeout), as go-redis notices a context's
+// deadline while it waits for a reply, but not its cancellation.
 func (t *trimmer) close() {
-	close(t.stop)
+	t.stop()
 	<-t.done
 }
 
@@ -51,7 +66,7 @@ func (t *trimmer) run() {
 	for {
 		select {
 		case <-tick.C:
-		case <-t.stop:
+		case <-t.ctx.Done():
 			return
 		}
 		t.mu.Lock()
@@ -61,8 +76,11 @@ func (t *trimmer) run() {
 		}
 		t.mu.Unlock()
 		for _, s := range streams {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			if err := t.trimStream(ctx, s); err != nil {
+			if t.ctx.Err() != nil {
+				return
+			}
+			ctx, cancel := context.WithTimeout(t.ctx, t.cfg.PublishTimeout)
+			if err := t.trimStream(ctx, s); err != nil && t.ctx.Err() == nil {
 				t.logger.Debug("Cannot trim stream", watermill.LogFields{"stream": s, "err": err.Error()})
 			}
 			cancel()
@@ -99,7 +117,45 @@ func (t *trimmer) trimStream(ctx context.Context, stream string) error {
 	if safe == "" || safe == "0-0" {
 		return nil
 	}
-	return t.client.XTrimMinIDApprox(ctx, stream, safe, 0).Err()
+	over := n - t.cfg.MaxLen
+	last, from := "", "-"
+	for range trimPages {
+		count := min(over, trimScan)
+		page, err := t.client.XRangeN(ctx, stream, from, "("+safe, count).Result()
+		if err != nil {
+			return err
+		}
+		if len(page) == 0 {
+			break
+		}
+		last = page[len(page)-1].ID
+		over -= int64(len(page))
+		if over == 0 || int64(len(page)) < count {
+			break
+		}
+		from = "(" + last
+	}
+	if last == "" {
+		return nil
+	}
+	return t.client.XTrimMinIDApprox(ctx, stream, nextID(last), 0).Err()
+}
+
+// The trimmer finds what to remove trimScan entries at a time, at most
+// trimPages times per stream and round: as many as one XTRIM ~ removes by
+// default (100 × stream-node-max-entries).
+const (
+	trimScan  = 1000
+	trimPages = 10
+)
+
+// nextID is the smallest stream ID after id.
+func nextID(id string) string {
+	ms, seq := splitID(id)
+	if seq == math.MaxUint64 {
+		return strconv.FormatUint(ms+1, 10) + "-0"
+	}
+	return strconv.FormatUint(ms, 10) + "-" + strconv.FormatUint(seq+1, 10)
 }
 
 // compareIDs orders stream IDs "ms-seq".
