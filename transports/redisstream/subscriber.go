@@ -531,7 +531,7 @@ func (sub *subscription) deadLetter(id string, values map[string]any, reason, ki
 	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
 	defer cancel()
 	dls := s.cfg.deadLetterStream(sub.stream)
-	if err := s.client.XAdd(ctx, &redis.XAddArgs{Stream: dls, Values: dl}).Err(); err != nil {
+	if err := s.client.XAdd(ctx, &redis.XAddArgs{Stream: dls, Values: dl, MaxLen: s.cfg.MaxLen, Approx: s.cfg.MaxLen > 0}).Err(); err != nil {
 		// The entry stays pending; try again later. Never dropped.
 		s.logger.Error("Cannot dead-letter entry; retrying", err, watermill.LogFields{"stream": sub.stream, "id": id})
 		sub.retries.Go(func() {
