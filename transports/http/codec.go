@@ -1,0 +1,361 @@
+package httptransport
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"mime"
+	"net/http"
+	"net/textproto"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"unicode/utf8"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+)
+
+// Media types and headers of the wire formats.
+const (
+	mediaStructured = "application/cloudevents+json"
+	// Header names in canonical form, so they can be set without
+	// canonicalising them again.
+	headerContentType  = "Content-Type"
+	headerSpecVersion  = "Ce-Specversion"
+	headerID           = "Ce-Id"
+	headerSource       = "Ce-Source"
+	headerType         = "Ce-Type"
+	headerSubject      = "Ce-Subject"
+	headerTime         = "Ce-Time"
+	headerRawID        = "Switchyard-Id"
+	headerRawMetadata  = "Switchyard-Metadata"
+	headerSignature    = "Switchyard-Signature"
+	headerRetryAfter   = "Retry-After"
+	headerAuthenticate = "Www-Authenticate"
+)
+
+// setBinaryHeaders sets the ce-* headers of ev but specversion and source,
+// which a Publisher sets once for all. The values share one backing array.
+func setBinaryHeaders(h http.Header, ev *event) {
+	values := make([]string, 0, 4+len(ev.ext))
+	set := func(name, value string) {
+		values = append(values, percentEncode(value))
+		h[name] = values[len(values)-1 : len(values) : len(values)]
+	}
+	set(headerID, ev.id)
+	set(headerType, ev.typ)
+	if ev.subject != "" {
+		set(headerSubject, ev.subject)
+	}
+	if ev.time != "" {
+		set(headerTime, ev.time)
+	}
+	for _, a := range ev.ext {
+		set(extensionHeader(a.name), a.value)
+	}
+}
+
+// extensionHeaders caches the canonical header names of the first
+// maxCachedNames extensions seen: as many as the metadata keys an
+// application uses.
+var (
+	extensionHeaders     sync.Map // name → "Ce-Name"
+	extensionHeaderCount atomic.Int32
+)
+
+const maxCachedNames = 1024
+
+// extensionHeader is the canonical header name of an extension.
+func extensionHeader(name string) string {
+	if h, ok := extensionHeaders.Load(name); ok {
+		return h.(string)
+	}
+	h := textproto.CanonicalMIMEHeaderKey("ce-" + name)
+	if extensionHeaderCount.Add(1) <= maxCachedNames {
+		extensionHeaders.Store(name, h)
+	}
+	return h
+}
+
+// structuredBody writes ev in the CloudEvents JSON format. The payload is
+// embedded as JSON when the content type is JSON and the payload is a JSON
+// value with no surrounding space (so it reads back byte for byte), as a
+// string when the content type is text and the payload UTF-8, and as
+// data_base64 otherwise.
+func structuredBody(ev *event) []byte {
+	b := make([]byte, 0, 160+len(ev.data)+32*len(ev.ext))
+	b = append(b, `{"specversion":"1.0","id":`...)
+	b = appendJSONString(b, ev.id, false)
+	b = append(b, `,"source":`...)
+	b = appendJSONString(b, ev.source, false)
+	b = append(b, `,"type":`...)
+	b = appendJSONString(b, ev.typ, false)
+	if ev.subject != "" {
+		b = append(b, `,"subject":`...)
+		b = appendJSONString(b, ev.subject, false)
+	}
+	if ev.time != "" {
+		b = append(b, `,"time":`...)
+		b = appendJSONString(b, ev.time, false)
+	}
+	if ev.dataContentType != "" {
+		b = append(b, `,"datacontenttype":`...)
+		b = appendJSONString(b, ev.dataContentType, false)
+	}
+	for _, a := range ev.ext {
+		b = append(b, ',')
+		b = appendJSONString(b, a.name, false)
+		b = append(b, ':')
+		b = appendJSONString(b, a.value, false)
+	}
+	if len(ev.data) > 0 {
+		media := mediaType(ev.dataContentType)
+		switch {
+		case isJSONMedia(media) && embeddableJSON(ev.data):
+			b = append(b, `,"data":`...)
+			b = append(b, ev.data...)
+		case strings.HasPrefix(media, "text/") && utf8.Valid(ev.data):
+			b = append(b, `,"data":`...)
+			b = appendJSONString(b, string(ev.data), false)
+		default:
+			b = append(b, `,"data_base64":"`...)
+			b = base64.StdEncoding.AppendEncode(b, ev.data)
+			b = append(b, '"')
+		}
+	}
+	return append(b, '}')
+}
+
+func embeddableJSON(p []byte) bool {
+	return len(bytes.TrimSpace(p)) == len(p) && json.Valid(p)
+}
+
+func mediaType(contentType string) string {
+	if contentType == "" {
+		return ""
+	}
+	mt, _, err := mime.ParseMediaType(contentType)
+	if err != nil {
+		return strings.ToLower(strings.TrimSpace(contentType))
+	}
+	return mt
+}
+
+func isJSONMedia(mt string) bool {
+	return mt == "application/json" || mt == "text/json" || strings.HasSuffix(mt, "+json")
+}
+
+// requestError is a request the Receiver rejects: Status is the answer.
+type requestError struct {
+	status int
+	reason string
+}
+
+func (e *requestError) Error() string { return e.reason }
+
+func badRequest(format string, args ...any) error {
+	return &requestError{status: http.StatusBadRequest, reason: fmt.Sprintf(format, args...)}
+}
+
+// decodeRequest reads a message in any of the three formats: structured
+// mode by its Content-Type, binary mode by its ce-specversion header, raw
+// otherwise.
+func decodeRequest(h http.Header, body []byte) (*message.Message, error) {
+	media := mediaType(h.Get(headerContentType))
+	switch {
+	case media == mediaStructured:
+		return decodeStructured(body)
+	case strings.HasPrefix(media, "application/cloudevents"):
+		return nil, &requestError{status: http.StatusUnsupportedMediaType,
+			reason: "unsupported CloudEvents format " + media + ": only " + mediaStructured + " (no batches)"}
+	case len(h[headerSpecVersion]) > 0:
+		return decodeBinary(h, body)
+	}
+	return decodeRaw(h, body)
+}
+
+func decodeBinary(h http.Header, body []byte) (*message.Message, error) {
+	var id, source, typ, subject, t, spec string
+	var ext map[string]string
+	for k, vs := range h {
+		if len(k) <= 3 || !strings.EqualFold(k[:3], "ce-") || len(vs) == 0 {
+			continue
+		}
+		v, err := headerValue(vs[0])
+		if err != nil {
+			return nil, badRequest("header %s: %v", k, err)
+		}
+		switch name := strings.ToLower(k[3:]); name {
+		case "specversion":
+			spec = v
+		case "id":
+			id = v
+		case "source":
+			source = v
+		case "type":
+			typ = v
+		case "subject":
+			subject = v
+		case "time":
+			t = v
+		case "dataschema", "datacontenttype":
+			// Not metadata; datacontenttype is Content-Type in binary mode.
+		default:
+			if ext == nil {
+				ext = make(map[string]string, len(h))
+			}
+			ext[name] = v
+		}
+	}
+	if err := checkRequired(spec, id, source, typ, t); err != nil {
+		return nil, err
+	}
+	md, err := metadataFromAttributes(typ, subject, t, ext)
+	if err != nil {
+		return nil, badRequest("%v", err)
+	}
+	msg := message.NewMessage(id, body)
+	msg.Metadata = md
+	return msg, nil
+}
+
+func checkRequired(spec, id, source, typ, t string) error {
+	if spec != "1.0" {
+		return badRequest("specversion must be 1.0, got %q", spec)
+	}
+	if id == "" || source == "" || typ == "" {
+		return badRequest("id, source and type are required")
+	}
+	if t != "" && !validTime(t) {
+		return badRequest("time is not an RFC 3339 timestamp")
+	}
+	return nil
+}
+
+func decodeStructured(body []byte) (*message.Message, error) {
+	var doc map[string]json.RawMessage
+	if err := json.Unmarshal(body, &doc); err != nil {
+		return nil, badRequest("not a CloudEvents JSON document: %v", err)
+	}
+	str := func(name string) (string, error) {
+		raw, ok := doc[name]
+		if !ok || string(raw) == "null" {
+			return "", nil
+		}
+		var s string
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return "", badRequest("%s must be a string", name)
+		}
+		return s, nil
+	}
+	var fields [8]string
+	for i, name := range []string{"specversion", "id", "source", "type", "subject", "time", "datacontenttype", "dataschema"} {
+		v, err := str(name)
+		if err != nil {
+			return nil, err
+		}
+		fields[i] = v
+	}
+	spec, id, source, typ, subject, t, contentType := fields[0], fields[1], fields[2], fields[3], fields[4], fields[5], fields[6]
+	if err := checkRequired(spec, id, source, typ, t); err != nil {
+		return nil, err
+	}
+	data, hasData := doc["data"]
+	data64, hasData64 := doc["data_base64"]
+	if hasData && hasData64 {
+		return nil, badRequest("data and data_base64 are exclusive")
+	}
+	var payload []byte
+	switch {
+	case hasData64:
+		var s string
+		if err := json.Unmarshal(data64, &s); err != nil {
+			return nil, badRequest("data_base64 must be a string")
+		}
+		p, err := base64.StdEncoding.DecodeString(s)
+		if err != nil {
+			return nil, badRequest("data_base64: %v", err)
+		}
+		payload = p
+	case hasData && string(data) != "null":
+		// JSON data (or no datacontenttype, which means JSON in this format)
+		// is the JSON text itself; a string of another type is its content.
+		media := mediaType(contentType)
+		if media != "" && !isJSONMedia(media) && len(data) > 0 && data[0] == '"' {
+			var s string
+			if err := json.Unmarshal(data, &s); err != nil {
+				return nil, badRequest("data: %v", err)
+			}
+			payload = []byte(s)
+		} else {
+			payload = bytes.Clone(data)
+		}
+	}
+	var ext map[string]string
+	for name, raw := range doc {
+		switch name {
+		case "specversion", "id", "source", "type", "subject", "time", "datacontenttype", "dataschema", "data", "data_base64":
+			continue
+		}
+		v, ok, err := extensionValue(raw)
+		if err != nil {
+			return nil, badRequest("extension %s: %v", name, err)
+		}
+		if !ok {
+			continue
+		}
+		if ext == nil {
+			ext = make(map[string]string, len(doc))
+		}
+		ext[name] = v
+	}
+	md, err := metadataFromAttributes(typ, subject, t, ext)
+	if err != nil {
+		return nil, badRequest("%v", err)
+	}
+	msg := message.NewMessage(id, payload)
+	msg.Metadata = md
+	return msg, nil
+}
+
+// extensionValue is an extension's canonical string: a string as it is, a
+// number or a boolean as its JSON text. null means absent.
+func extensionValue(raw json.RawMessage) (string, bool, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return "", false, nil
+	}
+	switch raw[0] {
+	case '"':
+		var s string
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return "", false, err
+		}
+		return s, true, nil
+	case '{', '[':
+		return "", false, errors.New("must be a string, a number or a boolean")
+	}
+	return string(raw), true, nil
+}
+
+func decodeRaw(h http.Header, body []byte) (*message.Message, error) {
+	id := watermill.NewUUID()
+	if v := h.Get(headerRawID); v != "" {
+		d, err := headerValue(v)
+		if err != nil {
+			return nil, badRequest("%s: %v", headerRawID, err)
+		}
+		id = d
+	}
+	msg := message.NewMessage(id, body)
+	if v := h.Get(headerRawMetadata); v != "" {
+		md, err := parseMetadataJSON([]byte(v))
+		if err != nil {
+			return nil, badRequest("%s: %v", headerRawMetadata, err)
+		}
+		msg.Metadata = md
+	}
+	return msg, nil
+}

@@ -1,0 +1,261 @@
+package httptransport
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"mime"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+)
+
+// Format is how a Publisher lays a message out in a request.
+type Format string
+
+const (
+	// FormatBinary is the CloudEvents binary content mode: the payload is the
+	// body, the attributes are ce-* headers. The default.
+	FormatBinary Format = "cloudevents-binary"
+	// FormatStructured is the CloudEvents structured content mode with the
+	// JSON event format: one application/cloudevents+json document holds the
+	// attributes and the data.
+	FormatStructured Format = "cloudevents-structured"
+	// FormatRaw sends the payload as the body, the UUID in Switchyard-Id and
+	// the metadata as a JSON object in Switchyard-Metadata.
+	FormatRaw Format = "raw"
+)
+
+// Defaults applied to zero-valued fields of Config.
+const (
+	DefaultSource              = "switchyard"
+	DefaultEventType           = "switchyard.event"
+	DefaultContentType         = "application/json"
+	DefaultTimeout             = 2 * time.Second
+	DefaultMaxRetries          = 3
+	DefaultRetryBackoff        = 50 * time.Millisecond
+	DefaultMaxRetryBackoff     = time.Second
+	DefaultMaxIdleConnsPerHost = 64
+	DefaultIdleConnTimeout     = 90 * time.Second
+)
+
+// Config configures a Publisher. Fields with koanf tags come from the
+// transport's section of the configuration file; the zero value of each takes
+// its default.
+type Config struct {
+	// URL is the template every message is POSTed to: {topic} and
+	// {event_type} are replaced by the topic and by the message's event_type
+	// metadata (or EventType), escaped for the path or the query. Neither may
+	// stand in the scheme or the host. http or https.
+	URL string `koanf:"url"`
+	// Format is cloudevents-binary (default), cloudevents-structured or raw.
+	Format Format `koanf:"format"`
+	// Source is the CloudEvents source attribute. Default "switchyard".
+	Source string `koanf:"source"`
+	// EventType is the CloudEvents type of a message without event_type
+	// metadata. Default "switchyard.event".
+	EventType string `koanf:"event_type"`
+	// ContentType is the media type of the payloads (datacontenttype, and the
+	// Content-Type of binary and raw requests). Default application/json.
+	ContentType string `koanf:"content_type"`
+
+	// Timeout bounds the delivery of one message, every attempt and every
+	// wait between attempts included, within the message context's own
+	// deadline. Default 2s.
+	Timeout time.Duration `koanf:"timeout"`
+	// AttemptTimeout bounds one attempt, so that a server that stopped
+	// answering is tried again while Timeout allows. Default: none beyond
+	// Timeout.
+	AttemptTimeout time.Duration `koanf:"attempt_timeout"`
+	// MaxRetries is how many times a message is sent again after a
+	// connection error, a 429, 502, 503 or 504. Default 3; negative: never.
+	MaxRetries int `koanf:"max_retries"`
+	// RetryBackoff is the first wait between attempts; each wait doubles, up
+	// to MaxRetryBackoff, with jitter. A longer Retry-After is honoured; one
+	// that does not fit in what is left of Timeout ends the retries at once.
+	RetryBackoff    time.Duration `koanf:"retry_backoff"`
+	MaxRetryBackoff time.Duration `koanf:"max_retry_backoff"`
+
+	// Headers are added to every request: authentication tokens, for
+	// instance. They are never logged. "Host" sets the request's host.
+	Headers map[string]string `koanf:"headers"`
+	// HMACSecret, when set, signs every request in a Switchyard-Signature
+	// header that a Receiver with the same secret checks.
+	HMACSecret string `koanf:"hmac_secret"`
+
+	// MaxIdleConnsPerHost is how many idle keep-alive connections are kept
+	// per host. Default 64.
+	MaxIdleConnsPerHost int `koanf:"max_idle_conns_per_host"`
+	// MaxConnsPerHost bounds the connections per host, idle or not; a
+	// request waits for one. Default 0: no bound.
+	MaxConnsPerHost int `koanf:"max_conns_per_host"`
+	// IdleConnTimeout closes a connection idle for this long. Default 90s.
+	IdleConnTimeout time.Duration `koanf:"idle_conn_timeout"`
+
+	// AllowedHosts, when not empty, lists the only hosts the Publisher may
+	// send to: exact names or IP addresses, or "*.example.com" for every
+	// subdomain of example.com.
+	AllowedHosts []string `koanf:"allowed_hosts"`
+	// DenyPrivateAddresses refuses to connect to loopback, link-local,
+	// private (RFC 1918, RFC 4193) and unspecified addresses, checked on the
+	// address each connection is made to, after DNS. Off by default, so that
+	// local development against 127.0.0.1 works; turn it on when the URL
+	// comes from a source you do not control.
+	DenyPrivateAddresses bool `koanf:"deny_private_addresses"`
+
+	TLS TLSConfig `koanf:"tls"`
+}
+
+// TLSConfig configures the TLS of https URLs.
+type TLSConfig struct {
+	// CAFile is a PEM bundle of the CAs to trust instead of the system's.
+	CAFile string `koanf:"ca_file"`
+	// CertFile and KeyFile are the client certificate and its key, PEM.
+	CertFile string `koanf:"cert_file"`
+	KeyFile  string `koanf:"key_file"`
+	// ServerName overrides the name the server's certificate is checked
+	// against.
+	ServerName         string `koanf:"server_name"`
+	InsecureSkipVerify bool   `koanf:"insecure_skip_verify"`
+}
+
+func (c *Config) setDefaults() {
+	if c.Format == "" {
+		c.Format = FormatBinary
+	}
+	if c.Source == "" {
+		c.Source = DefaultSource
+	}
+	if c.EventType == "" {
+		c.EventType = DefaultEventType
+	}
+	if c.ContentType == "" {
+		c.ContentType = DefaultContentType
+	}
+	if c.Timeout == 0 {
+		c.Timeout = DefaultTimeout
+	}
+	if c.MaxRetries == 0 {
+		c.MaxRetries = DefaultMaxRetries
+	}
+	if c.RetryBackoff == 0 {
+		c.RetryBackoff = DefaultRetryBackoff
+	}
+	if c.MaxRetryBackoff == 0 {
+		c.MaxRetryBackoff = DefaultMaxRetryBackoff
+	}
+	if c.MaxIdleConnsPerHost == 0 {
+		c.MaxIdleConnsPerHost = DefaultMaxIdleConnsPerHost
+	}
+	if c.IdleConnTimeout == 0 {
+		c.IdleConnTimeout = DefaultIdleConnTimeout
+	}
+}
+
+// Validate reports every invalid field, each error naming its key. Zero
+// values are valid: they take their defaults.
+func (c *Config) Validate() error {
+	var errs []error
+	add := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: "+format, append([]any{key}, args...)...))
+	}
+	if c.URL == "" {
+		add("url", "must be set")
+	} else if _, err := parseTemplate(c.URL); err != nil {
+		add("url", "%v", err)
+	} else if len(c.AllowedHosts) > 0 {
+		u, _ := url.Parse(c.URL)
+		if !hostAllowed(c.AllowedHosts, u.Hostname()) {
+			add("url", "host %q is not in allowed_hosts", u.Hostname())
+		}
+	}
+	switch c.Format {
+	case "", FormatBinary, FormatStructured, FormatRaw:
+	default:
+		add("format", "must be %q, %q or %q, got %q", FormatBinary, FormatStructured, FormatRaw, c.Format)
+	}
+	if c.ContentType != "" {
+		if _, _, err := mime.ParseMediaType(c.ContentType); err != nil {
+			add("content_type", "%v", err)
+		}
+	}
+	for _, d := range []struct {
+		key string
+		v   time.Duration
+	}{{"timeout", c.Timeout}, {"attempt_timeout", c.AttemptTimeout}, {"retry_backoff", c.RetryBackoff},
+		{"max_retry_backoff", c.MaxRetryBackoff}, {"idle_conn_timeout", c.IdleConnTimeout}} {
+		if d.v < 0 {
+			add(d.key, "must not be negative, got %s", d.v)
+		}
+	}
+	if c.MaxIdleConnsPerHost < 0 {
+		add("max_idle_conns_per_host", "must not be negative, got %d", c.MaxIdleConnsPerHost)
+	}
+	if c.MaxConnsPerHost < 0 {
+		add("max_conns_per_host", "must not be negative, got %d", c.MaxConnsPerHost)
+	}
+	for name, value := range c.Headers {
+		if !validHeaderName(name) {
+			add("headers", "%q is not a valid header name", name)
+		}
+		// The value is a secret: say what is wrong with it, never what it is.
+		if strings.ContainsAny(value, "\r\n\x00") {
+			add("headers", "the value of %q holds a line break or NUL", name)
+		}
+	}
+	for _, h := range c.AllowedHosts {
+		if !validHostPattern(h) {
+			add("allowed_hosts", "%q is not a host name, an IP address or *.domain", h)
+		}
+	}
+	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
+		add("tls", "cert_file and key_file go together")
+	}
+	return errors.Join(errs...)
+}
+
+// validHeaderName reports whether name is an RFC 9110 token.
+func validHeaderName(name string) bool {
+	if name == "" {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' {
+			continue
+		}
+		if !strings.ContainsRune("!#$%&'*+-.^_`|~", rune(c)) {
+			return false
+		}
+	}
+	return true
+}
+
+func (t TLSConfig) build() (*tls.Config, error) {
+	tc := &tls.Config{
+		MinVersion:         tls.VersionTLS12,
+		ServerName:         t.ServerName,
+		InsecureSkipVerify: t.InsecureSkipVerify, //nolint:gosec // opt-in, documented
+	}
+	if t.CAFile != "" {
+		pem, err := os.ReadFile(t.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("tls.ca_file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("tls.ca_file: no PEM certificate in %s", t.CAFile)
+		}
+		tc.RootCAs = pool
+	}
+	if t.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("tls.cert_file: %w", err)
+		}
+		tc.Certificates = []tls.Certificate{cert}
+	}
+	return tc, nil
+}

@@ -1,0 +1,97 @@
+package httptransport
+
+import (
+	"errors"
+	"strings"
+	"unicode/utf8"
+)
+
+// percentEncode encodes an attribute value for an HTTP header as the
+// CloudEvents HTTP binding requires: space, double quote, percent and every
+// byte outside printable ASCII become %XX (upper-case hex) of their UTF-8.
+func percentEncode(s string) string {
+	n := 0
+	for i := 0; i < len(s); i++ {
+		if mustPercentEncode(s[i]) {
+			n++
+		}
+	}
+	if n == 0 {
+		return s
+	}
+	b := make([]byte, 0, len(s)+2*n)
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if mustPercentEncode(c) {
+			b = append(b, '%', hexDigits[c>>4], hexDigits[c&0xf])
+		} else {
+			b = append(b, c)
+		}
+	}
+	return string(b)
+}
+
+func mustPercentEncode(c byte) bool { return c <= ' ' || c == '"' || c == '%' || c >= 0x7f }
+
+var errHeaderUTF8 = errors.New("percent-decoded header value is not valid UTF-8")
+
+// headerValue decodes a ce-* header value: a double-quoted string is unquoted
+// first (older senders), then one round of percent-decoding. A '%' that does
+// not start a valid escape is kept as it is, for senders that do not
+// percent-encode (the CloudEvents Go SDK v2 does not); a result that is not
+// UTF-8 is an error, as the binding requires.
+func headerValue(v string) (string, error) {
+	if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' {
+		v = unquote(v[1 : len(v)-1])
+	}
+	if strings.IndexByte(v, '%') < 0 {
+		if !utf8.ValidString(v) {
+			return "", errHeaderUTF8
+		}
+		return v, nil
+	}
+	b := make([]byte, 0, len(v))
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if c == '%' && i+2 < len(v) && isHex(v[i+1]) && isHex(v[i+2]) {
+			b = append(b, unhex(v[i+1])<<4|unhex(v[i+2]))
+			i += 2
+			continue
+		}
+		b = append(b, c)
+	}
+	if !utf8.Valid(b) {
+		return "", errHeaderUTF8
+	}
+	return string(b), nil
+}
+
+// unquote removes the backslash escapes of an RFC 9110 quoted-string body.
+func unquote(s string) string {
+	if strings.IndexByte(s, '\\') < 0 {
+		return s
+	}
+	b := make([]byte, 0, len(s))
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+1 < len(s) {
+			i++
+		}
+		b = append(b, s[i])
+	}
+	return string(b)
+}
+
+func isHex(c byte) bool {
+	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
+}
+
+func unhex(c byte) byte {
+	switch {
+	case c >= '0' && c <= '9':
+		return c - '0'
+	case c >= 'a' && c <= 'f':
+		return c - 'a' + 10
+	default:
+		return c - 'A' + 10
+	}
+}

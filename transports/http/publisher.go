@@ -1,0 +1,352 @@
+package httptransport
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"math/rand/v2"
+	"net/http"
+	"net/textproto"
+	"net/url"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+)
+
+// maxDrain is how much of a response body is read so that its connection
+// can be reused; a longer body costs the connection instead.
+const maxDrain = 64 << 10
+
+// Publisher POSTs each message to the URL its Config describes. It is safe
+// for concurrent use; its connections are kept alive and shared by every
+// call.
+type Publisher struct {
+	cfg       Config
+	tmpl      *urlTemplate
+	settings  eventSettings
+	transport *http.Transport
+	logger    watermill.LoggerAdapter
+	urls      urlCache
+	// static holds the headers every request carries: the configured ones,
+	// then the format's constant ones.
+	static  http.Header
+	host    string
+	hmacKey []byte
+
+	mu       sync.RWMutex
+	closed   bool
+	inFlight sync.WaitGroup
+}
+
+// NewPublisher returns a Publisher for cfg. A nil logger logs nothing.
+func NewPublisher(cfg Config, logger watermill.LoggerAdapter) (*Publisher, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("httptransport: config: %w", err)
+	}
+	cfg.setDefaults()
+	if logger == nil {
+		logger = watermill.NopLogger{}
+	}
+	// Userinfo in the URL becomes a Basic Authorization header, as
+	// http.Client would make it, and leaves the URL, which errors show.
+	rawURL, basicAuth := stripUserinfo(cfg.URL)
+	tmpl, err := parseTemplate(rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("httptransport: config: url: %w", err)
+	}
+	tlsConfig, err := cfg.TLS.build()
+	if err != nil {
+		return nil, fmt.Errorf("httptransport: config: %w", err)
+	}
+	transport := &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           newDialer(cfg.DenyPrivateAddresses),
+		TLSClientConfig:       tlsConfig,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConnsPerHost:   cfg.MaxIdleConnsPerHost,
+		MaxConnsPerHost:       cfg.MaxConnsPerHost,
+		IdleConnTimeout:       cfg.IdleConnTimeout,
+		ExpectContinueTimeout: time.Second,
+		// Response bodies are discarded: asking for gzip only costs.
+		DisableCompression: true,
+	}
+	p := &Publisher{
+		cfg:  cfg,
+		tmpl: tmpl,
+		settings: eventSettings{
+			source:      cfg.Source,
+			defaultType: cfg.EventType,
+			contentType: cfg.ContentType,
+		},
+		transport: transport,
+		logger:    logger,
+		static:    make(http.Header, len(cfg.Headers)+4),
+	}
+	if basicAuth != "" {
+		p.static["Authorization"] = []string{basicAuth}
+	}
+	if cfg.HMACSecret != "" {
+		p.hmacKey = []byte(cfg.HMACSecret)
+	}
+	for name, value := range cfg.Headers {
+		if textproto.CanonicalMIMEHeaderKey(name) == "Host" {
+			p.host = value
+			continue
+		}
+		p.static[textproto.CanonicalMIMEHeaderKey(name)] = []string{value}
+	}
+	switch cfg.Format {
+	case FormatBinary:
+		p.static[headerSpecVersion] = []string{"1.0"}
+		p.static[headerSource] = []string{percentEncode(cfg.Source)}
+		p.static[headerContentType] = []string{cfg.ContentType}
+	case FormatStructured:
+		p.static[headerContentType] = []string{mediaStructured}
+	case FormatRaw:
+		p.static[headerContentType] = []string{cfg.ContentType}
+	}
+	return p, nil
+}
+
+// Publish sends msgs to topic one after another, each once the previous one
+// was answered 2xx, and returns the first error. Each message's delivery is
+// bounded by its context and by Config.Timeout.
+func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
+	p.mu.RLock()
+	if p.closed {
+		p.mu.RUnlock()
+		return ErrClosed
+	}
+	p.inFlight.Add(1)
+	p.mu.RUnlock()
+	defer p.inFlight.Done()
+	for _, msg := range msgs {
+		if err := p.publish(topic, msg); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Close makes further Publish calls fail with ErrClosed, waits for those in
+// flight (each bounded by its timeout) and closes the idle connections.
+// Idempotent.
+func (p *Publisher) Close() error {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil
+	}
+	p.closed = true
+	p.mu.Unlock()
+	p.inFlight.Wait()
+	p.transport.CloseIdleConnections()
+	return nil
+}
+
+// request is one message, encoded once and sent as many times as it takes.
+type request struct {
+	url    *url.URL
+	header http.Header
+	body   []byte
+}
+
+func (p *Publisher) encode(topic string, msg *message.Message) (request, error) {
+	if topic == "" && p.tmpl.usesTopic() {
+		return request{}, errors.New("empty topic, and the URL has {topic}")
+	}
+	var ext [6]attr
+	ev, err := newEvent(topic, msg, p.settings, ext[:])
+	if err != nil {
+		return request{}, err
+	}
+	u, err := p.urls.get(p.tmpl, topic, ev.typ)
+	if err != nil {
+		return request{}, err
+	}
+	r := request{
+		url:    u,
+		header: make(http.Header, len(p.static)+len(ev.ext)+5),
+	}
+	maps.Copy(r.header, p.static)
+	switch p.cfg.Format {
+	case FormatBinary:
+		setBinaryHeaders(r.header, &ev)
+		r.body = msg.Payload
+	case FormatStructured:
+		r.body = structuredBody(&ev)
+	case FormatRaw:
+		values := make([]string, 1, 2) // one backing array for both headers
+		values[0] = percentEncode(msg.UUID)
+		r.header[headerRawID] = values[0:1:1]
+		if len(msg.Metadata) > 0 {
+			values = append(values, string(appendMetadataJSON(nil, msg.Metadata, true)))
+			r.header[headerRawMetadata] = values[1:2:2]
+		}
+		r.body = msg.Payload
+	}
+	return r, nil
+}
+
+func (p *Publisher) publish(topic string, msg *message.Message) error {
+	r, err := p.encode(topic, msg)
+	if err != nil {
+		return fmt.Errorf("httptransport: publish %s to %q: %w", msg.UUID, topic, permanent(err))
+	}
+	ctx, cancel := context.WithTimeout(msg.Context(), p.cfg.Timeout)
+	defer cancel()
+	for attempt := 0; ; attempt++ {
+		err := p.send(ctx, r)
+		if err == nil {
+			return nil
+		}
+		fail := func(err error) error {
+			return fmt.Errorf("httptransport: publish %s to %q (%d attempts): %w", msg.UUID, topic, attempt+1, err)
+		}
+		if !p.retryable(ctx, err) || attempt >= p.cfg.MaxRetries {
+			return fail(err)
+		}
+		wait := p.backoff(attempt)
+		if se := (*StatusError)(nil); errors.As(err, &se) && se.RetryAfter > wait {
+			wait = se.RetryAfter
+		}
+		if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) <= wait {
+			return fail(err) // the wait would outlast the time left
+		}
+		p.logger.Debug("httptransport: retrying", watermill.LogFields{
+			"message_uuid": msg.UUID, "topic": topic, "attempt": attempt + 1, "wait": wait, "err": err.Error(),
+		})
+		timer := time.NewTimer(wait)
+		select {
+		case <-timer.C:
+		case <-ctx.Done():
+			timer.Stop()
+			return fail(errors.Join(err, context.Cause(ctx)))
+		}
+	}
+}
+
+// retryable reports whether another attempt may succeed, and is allowed.
+func (p *Publisher) retryable(ctx context.Context, err error) bool {
+	if ctx.Err() != nil || errors.Is(err, ErrPermanent) {
+		return false
+	}
+	if se := (*StatusError)(nil); errors.As(err, &se) {
+		return retryableStatus(se.Code)
+	}
+	return true // the connection failed: refused, reset, closed, timed out
+}
+
+// backoff is the wait after attempt (0-based): RetryBackoff doubled at each
+// attempt, at most MaxRetryBackoff, with jitter in its upper half.
+func (p *Publisher) backoff(attempt int) time.Duration {
+	d := p.cfg.RetryBackoff << min(attempt, 30)
+	if d <= 0 || d > p.cfg.MaxRetryBackoff {
+		d = p.cfg.MaxRetryBackoff
+	}
+	return d/2 + rand.N(d/2+1)
+}
+
+// send makes one attempt. It calls the Transport itself, not an
+// http.Client: redirects are never followed (a 3xx is an answer like any
+// other), and nothing is copied per request for them.
+func (p *Publisher) send(ctx context.Context, r request) error {
+	if p.cfg.AttemptTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, p.cfg.AttemptTimeout)
+		defer cancel()
+	}
+	u := new(url.URL)
+	*u = *r.url // the Transport may not keep a shared URL, however unlikely
+	req := (&http.Request{
+		Method:     http.MethodPost,
+		URL:        u,
+		Proto:      "HTTP/1.1",
+		ProtoMajor: 1,
+		ProtoMinor: 1,
+		Header:     r.header,
+		Host:       u.Host,
+	}).WithContext(ctx)
+	if p.host != "" {
+		req.Host = p.host
+	}
+	if len(r.body) > 0 {
+		req.ContentLength = int64(len(r.body))
+		// io.NopCloser of a *bytes.Reader: net/http knows it is in memory
+		// and writes headers and body in one go (any other type costs a
+		// separate flush of the headers, and latency).
+		req.Body = io.NopCloser(bytes.NewReader(r.body))
+		req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(r.body)), nil }
+	} else {
+		req.Body = http.NoBody
+		req.GetBody = func() (io.ReadCloser, error) { return http.NoBody, nil }
+	}
+	if p.hmacKey != nil {
+		r.header[headerSignature] = []string{signRequest(p.hmacKey, time.Now(), r.header, r.body)}
+	}
+	resp, err := p.transport.RoundTrip(req)
+	if err != nil {
+		return transportError(u, err)
+	}
+	// Drain what is small enough, so that the connection goes back to the
+	// pool; the body is never logged nor kept.
+	if resp.Body != http.NoBody && resp.ContentLength != 0 {
+		_, _ = io.CopyN(io.Discard, resp.Body, maxDrain)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+		return nil
+	}
+	return &StatusError{Code: resp.StatusCode, RetryAfter: parseRetryAfter(resp.Header.Get(headerRetryAfter), time.Now())}
+}
+
+// transportError names the URL of a failed request without its query,
+// where secrets hide (the userinfo is gone already), and marks permanent
+// what no retry fixes.
+func transportError(u *url.URL, err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	err = fmt.Errorf("POST %s: %w", u.Scheme+"://"+u.Host+u.EscapedPath(), err)
+	var certErr *tls.CertificateVerificationError
+	var unknownAuthority x509.UnknownAuthorityError
+	var hostnameErr x509.HostnameError
+	var invalidErr x509.CertificateInvalidError
+	if errors.Is(err, ErrAddressRefused) || errors.As(err, &certErr) || errors.As(err, &unknownAuthority) ||
+		errors.As(err, &hostnameErr) || errors.As(err, &invalidErr) {
+		return permanent(err)
+	}
+	return err
+}
+
+// parseRetryAfter reads a Retry-After value: delay-seconds or an HTTP-date.
+// Unreadable or past values are zero; it is at most an hour.
+func parseRetryAfter(v string, now time.Time) time.Duration {
+	if v == "" {
+		return 0
+	}
+	var d time.Duration
+	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if secs < 0 {
+			return 0
+		}
+		d = time.Duration(min(secs, 3600)) * time.Second
+	} else if t, err := http.ParseTime(v); err == nil {
+		d = t.Sub(now)
+	}
+	return min(max(d, 0), time.Hour)
+}
+
+var (
+	_ message.Publisher = (*Publisher)(nil)
+)

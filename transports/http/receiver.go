@@ -1,0 +1,547 @@
+package httptransport
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+)
+
+// Defaults applied to zero-valued fields of ReceiverConfig.
+const (
+	DefaultPathValue          = "topic"
+	DefaultMaxBodyBytes       = 1 << 20
+	DefaultHandlerTimeout     = time.Second
+	DefaultRetryAfter         = time.Second
+	DefaultSignatureTolerance = 5 * time.Minute
+)
+
+// ReceiverConfig configures a Receiver; the zero value of each field takes
+// its default.
+type ReceiverConfig struct {
+	// Topic, when set, is the topic of every request. Otherwise the topic
+	// is the path value named PathValue of the pattern the Receiver is
+	// mounted on: mux.Handle("POST /events/{topic}", receiver).
+	Topic     string `koanf:"topic"`
+	PathValue string `koanf:"path_value"`
+	// MaxBodyBytes bounds a request body; a longer one is answered 413.
+	// Default 1 MiB.
+	MaxBodyBytes int64 `koanf:"max_body_bytes"`
+	// HandlerTimeout bounds how long a request waits for a subscription to
+	// take its message and ack or nack it; then it is answered 503 and the
+	// message's context is canceled. Keep it below the senders' timeout.
+	// Default 1s.
+	HandlerTimeout time.Duration `koanf:"handler_timeout"`
+	// RetryAfter is sent, in whole seconds rounded up, with every 503.
+	// Default 1s; negative: no Retry-After header.
+	RetryAfter time.Duration `koanf:"retry_after"`
+	// BearerToken, when set, is required as "Authorization: Bearer <token>";
+	// 401 otherwise.
+	BearerToken string `koanf:"bearer_token"`
+	// HMACSecret, when set, requires a valid Switchyard-Signature (see the
+	// Publisher's hmac_secret) made within SignatureTolerance of now; 401
+	// otherwise.
+	HMACSecret         string        `koanf:"hmac_secret"`
+	SignatureTolerance time.Duration `koanf:"signature_tolerance"`
+	// QueueSize, when positive, makes the Receiver answer 202 Accepted as
+	// soon as a message is in its topic's in-memory queue of this size, and
+	// deliver it afterwards, one at a time and in order, again after each
+	// nack, until acked. A full queue is answered 503. Messages still queued
+	// when the process stops are lost, although their senders were told
+	// 202: use it only when senders cannot wait for handlers. Only topics
+	// subscribed to, or initialized with SubscribeInitialize, are queued.
+	// Default 0: every request waits for its message's ack or nack.
+	QueueSize int `koanf:"queue_size"`
+}
+
+func (c *ReceiverConfig) setDefaults() {
+	if c.PathValue == "" {
+		c.PathValue = DefaultPathValue
+	}
+	if c.MaxBodyBytes == 0 {
+		c.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if c.HandlerTimeout == 0 {
+		c.HandlerTimeout = DefaultHandlerTimeout
+	}
+	if c.RetryAfter == 0 {
+		c.RetryAfter = DefaultRetryAfter
+	}
+	if c.SignatureTolerance == 0 {
+		c.SignatureTolerance = DefaultSignatureTolerance
+	}
+}
+
+// Validate reports every invalid field, each error naming its key.
+func (c *ReceiverConfig) Validate() error {
+	var errs []error
+	add := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: "+format, append([]any{key}, args...)...))
+	}
+	if c.MaxBodyBytes < 0 {
+		add("max_body_bytes", "must not be negative, got %d", c.MaxBodyBytes)
+	}
+	if c.HandlerTimeout < 0 {
+		add("handler_timeout", "must not be negative, got %s", c.HandlerTimeout)
+	}
+	if c.SignatureTolerance < 0 {
+		add("signature_tolerance", "must not be negative, got %s", c.SignatureTolerance)
+	}
+	if c.QueueSize < 0 {
+		add("queue_size", "must not be negative, got %d", c.QueueSize)
+	}
+	return errors.Join(errs...)
+}
+
+// Receiver is an http.Handler that turns each request into a message and a
+// message.Subscriber that hands those messages out. Mount it in your own
+// server; Subscribe to the topics it should take. Without a subscription to
+// its topic a request is answered 503, so the sender keeps the event and
+// retries.
+//
+// The subscriptions of one topic share its messages: each request goes to
+// one of them, whichever reads first.
+type Receiver struct {
+	cfg        ReceiverConfig
+	logger     watermill.LoggerAdapter
+	bearer     [sha256.Size]byte
+	hmacKey    []byte
+	retryAfter string
+	now        func() time.Time
+
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	mu     sync.RWMutex
+	closed bool
+	topics map[string]*topic
+	pumps  sync.WaitGroup
+}
+
+// NewReceiver returns a Receiver for cfg. A nil logger logs nothing.
+func NewReceiver(cfg ReceiverConfig, logger watermill.LoggerAdapter) (*Receiver, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("httptransport: receiver config: %w", err)
+	}
+	cfg.setDefaults()
+	if logger == nil {
+		logger = watermill.NopLogger{}
+	}
+	r := &Receiver{
+		cfg:    cfg,
+		logger: logger,
+		now:    time.Now,
+		topics: make(map[string]*topic),
+	}
+	if cfg.BearerToken != "" {
+		r.bearer = sha256.Sum256([]byte(cfg.BearerToken))
+	}
+	if cfg.HMACSecret != "" {
+		r.hmacKey = []byte(cfg.HMACSecret)
+	}
+	if cfg.RetryAfter > 0 {
+		r.retryAfter = strconv.FormatInt(int64(math.Ceil(cfg.RetryAfter.Seconds())), 10)
+	}
+	r.ctx, r.cancel = context.WithCancel(context.Background())
+	return r, nil
+}
+
+// ServeHTTP answers a POST carrying one message: 204 once a subscription
+// acked it (202 once queued, in queue mode); 503 with Retry-After when it
+// was nacked, its handler timed out, no one subscribed to its topic or the
+// Receiver is closed; 400 when it is not a message, 401 when authentication
+// fails, 404 when the request names no topic, 405 for other methods, 413
+// when the body is too long, 415 for a CloudEvents format other than JSON.
+func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	if req.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		r.reject(w, http.StatusMethodNotAllowed, "only POST")
+		return
+	}
+	if r.isClosed() {
+		r.reject(w, http.StatusServiceUnavailable, "receiver closed")
+		return
+	}
+	if r.cfg.BearerToken != "" && !r.bearerOK(req) {
+		w.Header().Set(headerAuthenticate, "Bearer")
+		r.reject(w, http.StatusUnauthorized, "bearer token missing or wrong")
+		return
+	}
+	name := r.cfg.Topic
+	if name == "" {
+		name = req.PathValue(r.cfg.PathValue)
+	}
+	if name == "" {
+		r.reject(w, http.StatusNotFound, "no topic in the request path")
+		return
+	}
+	body, err := r.readBody(w, req)
+	if err != nil {
+		var tooLong *http.MaxBytesError
+		if errors.As(err, &tooLong) {
+			r.reject(w, http.StatusRequestEntityTooLarge, "body longer than "+strconv.FormatInt(r.cfg.MaxBodyBytes, 10)+" bytes")
+		} else {
+			r.reject(w, http.StatusBadRequest, "reading the body failed")
+		}
+		return
+	}
+	if r.hmacKey != nil {
+		if err := verifyRequest(r.hmacKey, r.now(), r.cfg.SignatureTolerance, req.Header, body); err != nil {
+			r.reject(w, http.StatusUnauthorized, err.Error())
+			return
+		}
+	}
+	msg, err := decodeRequest(req.Header, body)
+	if err != nil {
+		var re *requestError
+		if errors.As(err, &re) {
+			r.reject(w, re.status, re.reason)
+		} else {
+			r.reject(w, http.StatusBadRequest, err.Error())
+		}
+		return
+	}
+	t := r.lookup(name)
+	if t == nil {
+		r.reject(w, http.StatusServiceUnavailable, "no subscriber for the topic")
+		return
+	}
+	if r.cfg.QueueSize > 0 {
+		if err := r.enqueue(t, msg); err != nil {
+			r.reject(w, http.StatusServiceUnavailable, err.Error())
+			return
+		}
+		w.WriteHeader(http.StatusAccepted)
+		return
+	}
+	r.deliver(w, req.Context(), t, msg)
+}
+
+// deliver hands msg to a subscription and answers with what became of it.
+func (r *Receiver) deliver(w http.ResponseWriter, reqCtx context.Context, t *topic, msg *message.Message) {
+	ctx, cancel := context.WithTimeout(reqCtx, r.cfg.HandlerTimeout)
+	defer cancel()
+	stop := context.AfterFunc(r.ctx, cancel)
+	defer stop()
+	msg.SetContext(ctx)
+	s, err := t.offer(ctx, msg, false)
+	if err != nil {
+		if errors.Is(err, errNoSubscriber) {
+			r.reject(w, http.StatusServiceUnavailable, "no subscriber for the topic")
+		} else {
+			r.reject(w, http.StatusServiceUnavailable, "no subscription took the message in time")
+		}
+		return
+	}
+	reason := ""
+	select {
+	case <-msg.Acked():
+	case <-msg.Nacked():
+		reason = "nacked"
+	case <-s.done:
+		// Another subscription may take it when the sender retries.
+		reason = "the subscription ended before acking"
+	case <-ctx.Done():
+		reason = "handler timeout"
+	}
+	if reason != "" && !acked(msg) {
+		r.reject(w, http.StatusServiceUnavailable, reason)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// acked reports whether msg was acked, for a select that saw something else
+// ready at the same time: an ack always counts.
+func acked(msg *message.Message) bool {
+	select {
+	case <-msg.Acked():
+		return true
+	default:
+		return false
+	}
+}
+
+func (r *Receiver) readBody(w http.ResponseWriter, req *http.Request) ([]byte, error) {
+	if req.ContentLength > r.cfg.MaxBodyBytes {
+		return nil, &http.MaxBytesError{Limit: r.cfg.MaxBodyBytes}
+	}
+	var buf bytes.Buffer
+	if req.ContentLength > 0 {
+		buf.Grow(int(req.ContentLength))
+	}
+	_, err := buf.ReadFrom(http.MaxBytesReader(w, req.Body, r.cfg.MaxBodyBytes))
+	return buf.Bytes(), err
+}
+
+func (r *Receiver) bearerOK(req *http.Request) bool {
+	scheme, token, ok := strings.Cut(req.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return false
+	}
+	// Comparing digests keeps the comparison constant-time whatever the
+	// lengths.
+	got := sha256.Sum256([]byte(strings.TrimSpace(token)))
+	return subtle.ConstantTimeCompare(got[:], r.bearer[:]) == 1
+}
+
+// reject answers status with a short reason; 503s carry Retry-After.
+func (r *Receiver) reject(w http.ResponseWriter, status int, reason string) {
+	if status == http.StatusServiceUnavailable && r.retryAfter != "" {
+		w.Header().Set(headerRetryAfter, r.retryAfter)
+	}
+	r.logger.Debug("httptransport: request rejected", watermill.LogFields{"status": status, "reason": reason})
+	http.Error(w, reason, status)
+}
+
+func (r *Receiver) isClosed() bool {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.closed
+}
+
+func (r *Receiver) lookup(name string) *topic {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.topics[name]
+}
+
+// topicLocked returns the topic, making it known. r.mu is held.
+func (r *Receiver) topicLocked(name string) *topic {
+	t, ok := r.topics[name]
+	if !ok {
+		t = newTopic(name)
+		r.topics[name] = t
+	}
+	return t
+}
+
+// Subscribe returns the channel of a new subscription to topic, closed
+// once ctx ends or the Receiver closes. A message not acked when its
+// subscription ends has its context canceled and is answered 503 (queued
+// messages are delivered again).
+func (r *Receiver) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
+	return r.subscribe(ctx, topic, nil)
+}
+
+// SubscribeInitialize makes topic known before anyone subscribes to it. In
+// queue mode its messages are then queued until a subscription takes them;
+// otherwise a topic without subscription is answered 503 all the same.
+func (r *Receiver) SubscribeInitialize(topic string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return ErrClosed
+	}
+	r.topicLocked(topic)
+	return nil
+}
+
+func (r *Receiver) subscribe(ctx context.Context, name string, owner *Subscriber) (<-chan *message.Message, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return nil, ErrClosed
+	}
+	t := r.topicLocked(name)
+	s := &subscription{topic: t, owner: owner, out: make(chan *message.Message), done: make(chan struct{})}
+	if owner != nil && !owner.add(s) {
+		return nil, ErrClosed
+	}
+	t.mu.Lock()
+	t.subs = append(t.subs[:len(t.subs):len(t.subs)], s)
+	t.notifyLocked()
+	startPump := r.cfg.QueueSize > 0 && len(t.queue) > 0 && !t.pumping
+	if startPump {
+		t.pumping = true
+	}
+	t.mu.Unlock()
+	if startPump {
+		r.pumps.Add(1)
+		go r.pump(t)
+	}
+	stop := context.AfterFunc(ctx, s.end)
+	s.mu.Lock()
+	s.stopAfter = stop
+	s.mu.Unlock()
+	return s.out, nil
+}
+
+// Close ends every subscription (their channels are closed when it returns),
+// answers 503 to requests in flight and to any later one, and discards the
+// queued messages. Idempotent.
+func (r *Receiver) Close() error {
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return nil
+	}
+	r.closed = true
+	topics := make([]*topic, 0, len(r.topics))
+	for _, t := range r.topics {
+		topics = append(topics, t)
+	}
+	r.mu.Unlock()
+	r.cancel()
+	for _, t := range topics {
+		t.mu.Lock()
+		subs := t.subs
+		t.mu.Unlock()
+		for _, s := range subs {
+			s.end()
+		}
+	}
+	r.pumps.Wait()
+	discarded := 0
+	for _, t := range topics {
+		t.mu.Lock()
+		discarded += len(t.queue)
+		t.queue = nil
+		t.mu.Unlock()
+	}
+	if discarded > 0 {
+		r.logger.Info("httptransport: receiver closed with queued messages, discarded", watermill.LogFields{"discarded": discarded})
+	}
+	return nil
+}
+
+// enqueue queues msg on t for the pump, which it starts if need be.
+func (r *Receiver) enqueue(t *topic, msg *message.Message) error {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if r.closed {
+		return errors.New("receiver closed")
+	}
+	t.mu.Lock()
+	if len(t.queue) >= r.cfg.QueueSize {
+		t.mu.Unlock()
+		return errors.New("queue full")
+	}
+	t.queue = append(t.queue, queued{uuid: msg.UUID, metadata: msg.Metadata, payload: msg.Payload})
+	start := !t.pumping
+	t.pumping = true
+	t.mu.Unlock()
+	if start {
+		r.pumps.Add(1)
+		go r.pump(t)
+	}
+	return nil
+}
+
+// pump delivers t's queued messages one at a time, in order, each until a
+// subscription acks it. It ends when the queue is empty or the Receiver
+// closes.
+func (r *Receiver) pump(t *topic) {
+	defer r.pumps.Done()
+	timer := time.NewTimer(r.cfg.HandlerTimeout)
+	defer timer.Stop()
+	for {
+		t.mu.Lock()
+		if len(t.queue) == 0 || r.ctx.Err() != nil {
+			t.pumping = false
+			t.mu.Unlock()
+			return
+		}
+		q := t.queue[0]
+		t.mu.Unlock()
+
+		msg := q.message()
+		ctx, cancel := context.WithCancel(r.ctx)
+		msg.SetContext(ctx)
+		s, err := t.offer(r.ctx, msg, true)
+		if err != nil {
+			cancel()
+			continue // closed: the loop ends
+		}
+		timer.Reset(r.cfg.HandlerTimeout)
+		select {
+		case <-msg.Acked():
+		case <-msg.Nacked():
+		case <-s.done:
+		case <-timer.C:
+		case <-r.ctx.Done():
+		}
+		cancel()
+		timer.Stop() // since Go 1.23 a stopped timer delivers nothing stale
+		if acked(msg) {
+			t.mu.Lock()
+			t.queue[0] = queued{}
+			t.queue = t.queue[1:]
+			t.mu.Unlock()
+		}
+	}
+}
+
+// Subscriber returns a handle on r whose Close ends only the subscriptions
+// made through it, not r: for handing the one mounted Receiver to several
+// consumers that stop on their own.
+func (r *Receiver) Subscriber() *Subscriber {
+	return &Subscriber{r: r, subs: make(map[*subscription]struct{})}
+}
+
+// Subscriber is a handle on a Receiver; see Receiver.Subscriber.
+type Subscriber struct {
+	r      *Receiver
+	mu     sync.Mutex
+	closed bool
+	subs   map[*subscription]struct{}
+}
+
+// Subscribe subscribes to topic on the Receiver; see Receiver.Subscribe.
+func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
+	return s.r.subscribe(ctx, topic, s)
+}
+
+// SubscribeInitialize makes topic known; see Receiver.SubscribeInitialize.
+func (s *Subscriber) SubscribeInitialize(topic string) error { return s.r.SubscribeInitialize(topic) }
+
+// Close ends the handle's subscriptions and returns once their channels are
+// closed. Idempotent.
+func (s *Subscriber) Close() error {
+	s.mu.Lock()
+	s.closed = true
+	subs := make([]*subscription, 0, len(s.subs))
+	for sub := range s.subs {
+		subs = append(subs, sub)
+	}
+	s.mu.Unlock()
+	for _, sub := range subs {
+		sub.end()
+	}
+	return nil
+}
+
+func (s *Subscriber) add(sub *subscription) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	s.subs[sub] = struct{}{}
+	return true
+}
+
+func (s *Subscriber) forget(sub *subscription) {
+	s.mu.Lock()
+	delete(s.subs, sub)
+	s.mu.Unlock()
+}
+
+var (
+	_ http.Handler                 = (*Receiver)(nil)
+	_ message.Subscriber           = (*Receiver)(nil)
+	_ message.SubscribeInitializer = (*Receiver)(nil)
+	_ message.Subscriber           = (*Subscriber)(nil)
+	_ message.SubscribeInitializer = (*Subscriber)(nil)
+)
