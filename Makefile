@@ -8,7 +8,7 @@ FUZZTIME  ?= 30s
 STATICCHECK_VERSION ?= v0.8.2
 BENCHSTAT_VERSION   ?= v0.0.0-20260908200009-22c9c6c9d4da
 
-.PHONY: run test deps lint bench fuzz redis
+.PHONY: run test deps lint bench bench-redis fuzz redis
 
 run:
 	$(GO) run ./examples/chat
@@ -41,8 +41,14 @@ lint:
 # Side-by-side benchmarks; the reference of each ratio runs in the same
 # process. Results go to bench.txt and through benchstat.
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -count $(COUNT) ./benchmarks/ | tee bench.txt
+	$(GO) test -run '^$$' -bench . -skip 'Redis' -benchmem -benchtime $(BENCHTIME) -count $(COUNT) ./benchmarks/ | tee bench.txt
 	$(GO) run golang.org/x/perf/cmd/benchstat@$(BENCHSTAT_VERSION) bench.txt
+
+# Redis Streams against raw go-redis and watermill-redisstream, one
+# redis-server for all (see docs/performance.md).
+bench-redis:
+	$(GO) test -run '^$$' -bench 'Redis' -benchmem -benchtime 1s -count $(COUNT) ./benchmarks/ | tee bench-redis.txt
+	$(GO) run golang.org/x/perf/cmd/benchstat@$(BENCHSTAT_VERSION) -col /impl bench-redis.txt
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzLoadConfig$$' -fuzztime $(FUZZTIME) ./bus/
