@@ -210,6 +210,11 @@ func (c *Config) Validate() error {
 			add(d.key, "must not be negative, got %s", d.v)
 		}
 	}
+	if c.Linger > 0 && c.Linger < time.Millisecond {
+		// Go's timers round short waits up to about a millisecond on an idle
+		// process: a 50µs linger cut throughput by two thirds in benchmarks.
+		add("linger", "must be 0 or at least 1ms, got %s", c.Linger)
+	}
 	if c.MaxLen < 0 {
 		add("maxlen", "must not be negative, got %d", c.MaxLen)
 	}
