@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -26,29 +27,40 @@ import (
 // the same run: the targets are publisher throughput ≥ 95% of raw
 // and p99 latency ≤ 1.1× raw, from 1 and from 8 concurrent publishers.
 //
-//   - client=raw (the reference) is what a careful hand-written client does
-//     with a request it already has: one http.Client on a clone of
-//     http.DefaultTransport (compression off, as the Publisher's, so the
-//     wire is the same) keeping as many idle connections per host as the
-//     Publisher (64), a 2 s Client.Timeout, POST, drain and close the
-//     response body. Its requests are the Publisher's own, captured from a
-//     server once per key before the timer starts: same URL, headers, body.
+//   - client=rawrt (the strict reference) does what the Publisher does with
+//     none of its work: http.Transport.RoundTrip called directly (as the
+//     Publisher calls it), with a context.WithTimeout of 2 s per request (as
+//     the Publisher's default timeout), on a clone of http.DefaultTransport
+//     with compression off and 64 idle connections per host (as the
+//     Publisher's), then drain and close the response body. Its requests are
+//     the Publisher's own, captured from a server once per key before the
+//     timer starts: same URL, headers, body.
+//   - client=raw is what a careful hand-written client does with the same
+//     requests: one http.Client on the same kind of transport, a 2 s
+//     Client.Timeout, Client.Do (which copies each request's headers for
+//     redirects).
 //   - client=publisher is httptransport.NewPublisher with the format and
 //     otherwise its defaults (2 s timeout, retries, keep-alive): it maps
 //     each message to its request (CloudEvents attributes, percent-encoding,
 //     URL template) in the timed loop.
 //
-// So the ratio is the Publisher's own cost; format=cloudevents-binary (the
-// default) against format=raw of client=raw shows what the CloudEvents
-// headers cost on the wire. The server drains each body and answers 204.
-// One op is one message; messages carry the bus's metadata and are made
-// once per key (msg=premade of BenchmarkEndToEnd). Every op's latency is
-// kept; p50-µs and p99-µs are over all of them, msgs/s over the timed wall
-// time. cpu-µs/op is the CPU time of the whole process (client and server,
-// user and system) per message, read from /proc/self/stat (Linux; omitted
-// elsewhere): unlike wall time it barely moves when other processes load
-// the machine, and with identical requests the server's share is the same
-// for both clients.
+// The three clients run in a random order, drawn afresh in each process, so
+// that a change in the machine's load does not always fall on the same one;
+// run the benchmark several times with -count 1 rather than once with
+// -count (which runs each client's rounds back to back), and compare the
+// medians with benchstat (docs/performance.md, "HTTP").
+//
+// So publisher ÷ rawrt is the Publisher's own cost; format=cloudevents-binary
+// (the default) against format=raw of the same client shows what the
+// CloudEvents headers cost on the wire. The server drains each body and
+// answers 204. One op is one message; messages carry the bus's metadata and
+// are made once per key (msg=premade of BenchmarkEndToEnd). Every op's
+// latency is kept; p50-µs and p99-µs are over all of them, msgs/s over the
+// timed wall time. cpu-µs/op is the CPU time of the whole process (client
+// and server, user and system) per message, read from /proc/self/stat
+// (Linux; omitted elsewhere): unlike wall time it barely moves when other
+// processes load the machine, and with identical requests the server's share
+// is the same for every client.
 func BenchmarkHTTPPublish(b *testing.B) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
@@ -61,48 +73,87 @@ func BenchmarkHTTPPublish(b *testing.B) {
 	for i := range msgs {
 		msgs[i] = httpBusMessage(i)
 	}
+	newTransport := func() *http.Transport {
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.MaxIdleConnsPerHost = httptransport.DefaultMaxIdleConnsPerHost
+		t.DisableCompression = true
+		return t
+	}
+	type client struct {
+		name string
+		run  func(b *testing.B, cfg httptransport.Config, publishers int)
+	}
+	clients := []client{
+		{"rawrt", func(b *testing.B, cfg httptransport.Config, publishers int) {
+			requests := captureRequests(b, cfg, msgs)
+			transport := newTransport()
+			defer transport.CloseIdleConnections()
+			benchHTTPClient(b, publishers, func(i int) error {
+				r := requests[i%keyCount]
+				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+				defer cancel()
+				req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(r.body))
+				if err != nil {
+					return err
+				}
+				req.Header = r.header
+				resp, err := transport.RoundTrip(req)
+				if err != nil {
+					return err
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				_ = resp.Body.Close()
+				if resp.StatusCode != http.StatusNoContent {
+					return fmt.Errorf("status %d", resp.StatusCode)
+				}
+				return nil
+			})
+		}},
+		{"raw", func(b *testing.B, cfg httptransport.Config, publishers int) {
+			requests := captureRequests(b, cfg, msgs)
+			transport := newTransport()
+			defer transport.CloseIdleConnections()
+			client := &http.Client{Transport: transport, Timeout: 2 * time.Second}
+			benchHTTPClient(b, publishers, func(i int) error {
+				r := requests[i%keyCount]
+				req, err := http.NewRequestWithContext(context.Background(), http.MethodPost, url, bytes.NewReader(r.body))
+				if err != nil {
+					return err
+				}
+				req.Header = r.header
+				resp, err := client.Do(req)
+				if err != nil {
+					return err
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				_ = resp.Body.Close()
+				if resp.StatusCode != http.StatusNoContent {
+					return fmt.Errorf("status %d", resp.StatusCode)
+				}
+				return nil
+			})
+		}},
+		{"publisher", func(b *testing.B, cfg httptransport.Config, publishers int) {
+			pub, err := httptransport.NewPublisher(cfg, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer func() { _ = pub.Close() }()
+			benchHTTPClient(b, publishers, func(i int) error {
+				return pub.Publish(topic, msgs[i%keyCount])
+			})
+		}},
+	}
 
 	for _, publishers := range []int{1, 8} {
 		b.Run(fmt.Sprintf("publishers=%d", publishers), func(b *testing.B) {
 			for _, format := range []httptransport.Format{httptransport.FormatBinary, httptransport.FormatRaw} {
 				cfg := httptransport.Config{URL: urlTemplate, Format: format}
 				b.Run("format="+string(format), func(b *testing.B) {
-					b.Run("client=raw", func(b *testing.B) {
-						requests := captureRequests(b, cfg, msgs)
-						transport := http.DefaultTransport.(*http.Transport).Clone()
-						transport.MaxIdleConnsPerHost = httptransport.DefaultMaxIdleConnsPerHost
-						transport.DisableCompression = true
-						defer transport.CloseIdleConnections()
-						client := &http.Client{Transport: transport, Timeout: 2 * time.Second}
-						benchHTTPClient(b, publishers, func(i int) error {
-							r := requests[i%keyCount]
-							req, err := http.NewRequestWithContext(context.Background(), http.MethodPost, url, bytes.NewReader(r.body))
-							if err != nil {
-								return err
-							}
-							req.Header = r.header
-							resp, err := client.Do(req)
-							if err != nil {
-								return err
-							}
-							_, _ = io.Copy(io.Discard, resp.Body)
-							_ = resp.Body.Close()
-							if resp.StatusCode != http.StatusNoContent {
-								return fmt.Errorf("status %d", resp.StatusCode)
-							}
-							return nil
-						})
-					})
-					b.Run("client=publisher", func(b *testing.B) {
-						pub, err := httptransport.NewPublisher(cfg, nil)
-						if err != nil {
-							b.Fatal(err)
-						}
-						defer func() { _ = pub.Close() }()
-						benchHTTPClient(b, publishers, func(i int) error {
-							return pub.Publish(topic, msgs[i%keyCount])
-						})
-					})
+					rand.Shuffle(len(clients), func(i, j int) { clients[i], clients[j] = clients[j], clients[i] })
+					for _, c := range clients {
+						b.Run("client="+c.name, func(b *testing.B) { c.run(b, cfg, publishers) })
+					}
 				})
 			}
 		})

@@ -25,12 +25,13 @@ var secretWords = []string{
 	"api_key", "apikey", "credential", "private_key",
 }
 
-// Header names are looser: "X-Auth-User", "Cookie".
-var secretHeaderWords = append([]string{"auth", "cookie"}, secretWords...)
-
 func isSecretKey(name string) bool { return containsAny(name, secretWords) }
 
-func isSecretHeader(name string) bool { return containsAny(name, secretHeaderWords) }
+// isHeadersKey reports whether the value under name is a set of HTTP
+// headers ("headers", "extra_headers"): every value in it is redacted,
+// as tokens travel under any header name (X-Api-Key, X-Hub-Signature,
+// vendor ones).
+func isHeadersKey(name string) bool { return strings.HasSuffix(strings.ToLower(name), "headers") }
 
 func containsAny(name string, words []string) bool {
 	n := strings.ReplaceAll(strings.ToLower(name), "-", "_")
@@ -43,19 +44,50 @@ var (
 	// unescaped '@' inside it does not leave its tail visible; quotes and
 	// spaces end it so that two URLs in one message stay two.
 	urlPassword = regexp.MustCompile(`(?i)([a-z][a-z0-9+.\-]*://[^\s"'<>/?#@:]*):[^\s"'<>/?#]+@`)
-	// A secret-named query parameter: ?token=…, &password=….
+	// A secret-named query parameter, in text that is not a whole URL:
+	// ?token=…, &password=….
 	queryParamSecret = regexp.MustCompile(`(?i)([?&][^\s"'<>=&#]*(?:` +
 		strings.Join(secretWords, "|") + `)[^\s"'<>=&#]*=)[^\s"'<>&#]+`)
+	// A URL anywhere in a text, up to a space, a quote or an angle bracket.
+	urlInText = regexp.MustCompile(`(?i)[a-z][a-z0-9+.\-]*://[^\s"'<>]*`)
 )
 
 // redactString hides the secrets that can hide in free text: passwords in
-// URLs and secret-named URL query parameters.
+// URLs, the value of every query parameter of a URL (whatever its name:
+// API keys hide under names like "code" or "sig"), and secret-named query
+// parameters elsewhere.
 func redactString(s string) string {
 	if !strings.Contains(s, "://") && !strings.Contains(s, "=") {
 		return s
 	}
 	s = urlPassword.ReplaceAllString(s, "${1}:"+redacted+"@")
+	s = urlInText.ReplaceAllStringFunc(s, redactQuery)
 	return queryParamSecret.ReplaceAllString(s, "${1}"+redacted)
+}
+
+// redactQuery replaces the value of each query parameter of rawURL, keeping
+// the names; a parameter without "=" may be a bare token and is replaced
+// whole. Empty values stay empty.
+func redactQuery(rawURL string) string {
+	q := strings.IndexByte(rawURL, '?')
+	if q < 0 {
+		return rawURL
+	}
+	end := len(rawURL)
+	if h := strings.IndexByte(rawURL[q:], '#'); h >= 0 {
+		end = q + h
+	}
+	params := strings.Split(rawURL[q+1:end], "&")
+	for i, p := range params {
+		name, value, ok := strings.Cut(p, "=")
+		switch {
+		case !ok && p != "":
+			params[i] = redacted
+		case value != "":
+			params[i] = name + "=" + redacted
+		}
+	}
+	return rawURL[:q+1] + strings.Join(params, "&") + rawURL[end:]
 }
 
 // redactError returns err with a redacted message; errors.Is and errors.As
@@ -74,6 +106,33 @@ type redactedError struct{ err error }
 func (e *redactedError) Error() string { return redactString(e.err.Error()) }
 func (e *redactedError) Unwrap() error { return e.err }
 
+// redactAll returns v with every value in it replaced, but empty strings
+// (nothing to hide) and the structure of maps and lists.
+func redactAll(v any) any {
+	switch x := v.(type) {
+	case nil:
+		return nil
+	case string:
+		if x == "" {
+			return x
+		}
+		return redacted
+	case map[string]any:
+		out := make(map[string]any, len(x))
+		for k, e := range x {
+			out[k] = redactAll(e)
+		}
+		return out
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = redactAll(e)
+		}
+		return out
+	}
+	return redacted
+}
+
 // redactValue returns v, a normalized value found under key, with its
 // secrets replaced. It copies what it changes and never modifies v.
 func redactValue(key string, v any) any {
@@ -86,17 +145,15 @@ func redactValue(key string, v any) any {
 		}
 		return redacted
 	}
+	if isHeadersKey(key) {
+		return redactAll(v)
+	}
 	switch x := v.(type) {
 	case string:
 		return redactString(x)
 	case map[string]any:
-		headers := strings.Contains(strings.ToLower(key), "header")
 		out := make(map[string]any, len(x))
 		for k, e := range x {
-			if headers && isSecretHeader(k) {
-				out[k] = redacted
-				continue
-			}
 			out[k] = redactValue(k, e)
 		}
 		return out

@@ -25,8 +25,17 @@ func TestRedactString(t *testing.T) {
 		{`dial "redis://u:p@ss@h:1": refused`, `dial "redis://u:xxxxx@h:1": refused`},
 		{"a redis://u:p1@h1 and redis://v:p2@h2", "a redis://u:xxxxx@h1 and redis://v:xxxxx@h2"},
 		{`["redis://u:p1@h1","redis://v:p2@h2"]`, `["redis://u:xxxxx@h1","redis://v:xxxxx@h2"]`},
-		{"https://h/x?token=abc&page=2", "https://h/x?token=xxxxx&page=2"},
-		{"https://h/x?page=2&api_key=abc#top", "https://h/x?page=2&api_key=xxxxx#top"},
+		// Every query value of a URL, whatever its name; names stay.
+		{"https://h/x?token=abc&page=2", "https://h/x?token=xxxxx&page=xxxxx"},
+		{"https://h/x?page=2&api_key=abc#top", "https://h/x?page=xxxxx&api_key=xxxxx#top"},
+		{"https://h/e/{topic}?code=s3cr3t&type={event_type}", "https://h/e/{topic}?code=xxxxx&type=xxxxx"},
+		{"https://u:p@h/x?sig=abc", "https://u:xxxxx@h/x?sig=xxxxx"},
+		{"https://h/x?bare-token", "https://h/x?xxxxx"},
+		{"https://h/x?empty=&a", "https://h/x?empty=&xxxxx"},
+		{`Post "https://h/x?sig=abc": refused`, `Post "https://h/x?sig=xxxxx": refused`},
+		{"two https://a/?k=1 and http://b/?k=2", "two https://a/?k=xxxxx and http://b/?k=xxxxx"},
+		// Outside a URL, secret-named parameters only.
+		{"/x?token=abc&page=2", "/x?token=xxxxx&page=2"},
 		{"redis://host:6379/0", "redis://host:6379/0"},
 		{"redis://user@host", "redis://user@host"},
 		{"plain text: no secrets", "plain text: no secrets"},
@@ -64,10 +73,14 @@ func secretConfig() Config {
 		"empty":    map[string]any{"token": ""},
 	}
 	c.Transports["http"] = map[string]any{
-		"type":    "http",
-		"url":     "https://svc:hunter2@hub/api/v1/events/{topic}?apikey=hunter2",
-		"headers": map[string]any{"Authorization": "Bearer hunter2", "X-Api-Key": "hunter2", "Cookie": "s=hunter2", "X-Trace": "keep-me"},
-		"auth":    map[string]any{"client_secret": "hunter2", "ApiKey": "hunter2", "Credentials": []any{"hunter2"}, "AccessToken": 1234},
+		"type": "http",
+		"url":  "https://svc:hunter2@hub/api/v1/events/{topic}?apikey=hunter2",
+		"headers": map[string]any{"Authorization": "Bearer hunter2", "X-Api-Key": "hunter2", "Cookie": "s=hunter2",
+			"X-Hub-Sig": "hunter2", "X-Empty": ""},
+		"hmac_secret": "hunter2",
+		"proxy":       "http://proxyuser:hunter2@proxy:3128",
+		"webhook":     "https://hooks.example/x?code=hunter2&tenant=acme",
+		"auth":        map[string]any{"client_secret": "hunter2", "ApiKey": "hunter2", "Credentials": []any{"hunter2"}, "AccessToken": 1234},
 	}
 	return c
 }
@@ -82,7 +95,12 @@ func TestConfigStringRedacts(t *testing.T) {
 		"redis://user:xxxxx@redis:6379/0",
 		"rediss://:xxxxx@a:1",
 		"password: xxxxx",
-		"X-Trace: keep-me",
+		"X-Hub-Sig: xxxxx",
+		`X-Empty: ""`,
+		"hmac_secret: xxxxx",
+		"http://proxyuser:xxxxx@proxy:3128",
+		"https://hooks.example/x?code=xxxxx&tenant=xxxxx",
+		"https://svc:xxxxx@hub/api/v1/events/{topic}?apikey=xxxxx",
 		"ca_file: /etc/ca.pem",
 		`token: ""`,
 		"lanes: 64",

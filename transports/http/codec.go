@@ -30,30 +30,42 @@ const (
 	headerType         = "Ce-Type"
 	headerSubject      = "Ce-Subject"
 	headerTime         = "Ce-Time"
+	headerDataSchema   = "Ce-Dataschema"
 	headerRawID        = "Switchyard-Id"
 	headerRawMetadata  = "Switchyard-Metadata"
 	headerSignature    = "Switchyard-Signature"
+	headerTopic        = "Switchyard-Topic"
 	headerRetryAfter   = "Retry-After"
 	headerAuthenticate = "Www-Authenticate"
 )
 
-// setBinaryHeaders sets the ce-* headers of ev but specversion and source,
-// which a Publisher sets once for all. The values share one backing array.
-func setBinaryHeaders(h http.Header, ev *event) {
-	values := make([]string, 0, 4+len(ev.ext))
+// setBinaryHeaders sets the ce-* headers of ev but specversion, and source
+// and Content-Type when they are s's, which a Publisher sets once for all.
+// The values share one backing array.
+func setBinaryHeaders(h http.Header, ev *event, ext []attr, s *eventSettings) {
+	values := make([]string, 0, 6+len(ext))
 	set := func(name, value string) {
 		values = append(values, percentEncode(value))
 		h[name] = values[len(values)-1 : len(values) : len(values)]
 	}
 	set(headerID, ev.id)
 	set(headerType, ev.typ)
+	if ev.source != s.source {
+		set(headerSource, ev.source)
+	}
+	if ev.dataContentType != s.contentType {
+		h[headerContentType] = []string{ev.dataContentType}
+	}
+	if ev.dataSchema != "" {
+		set(headerDataSchema, ev.dataSchema)
+	}
 	if ev.subject != "" {
 		set(headerSubject, ev.subject)
 	}
 	if ev.time != "" {
 		set(headerTime, ev.time)
 	}
-	for _, a := range ev.ext {
+	for _, a := range ext {
 		set(extensionHeader(a.name), a.value)
 	}
 }
@@ -85,8 +97,8 @@ func extensionHeader(name string) string {
 // value with no surrounding space (so it reads back byte for byte), as a
 // string when the content type is text and the payload UTF-8, and as
 // data_base64 otherwise.
-func structuredBody(ev *event) []byte {
-	b := make([]byte, 0, 160+len(ev.data)+32*len(ev.ext))
+func structuredBody(ev *event, ext []attr) []byte {
+	b := make([]byte, 0, 160+len(ev.data)+32*len(ext))
 	b = append(b, `{"specversion":"1.0","id":`...)
 	b = appendJSONString(b, ev.id, false)
 	b = append(b, `,"source":`...)
@@ -105,7 +117,11 @@ func structuredBody(ev *event) []byte {
 		b = append(b, `,"datacontenttype":`...)
 		b = appendJSONString(b, ev.dataContentType, false)
 	}
-	for _, a := range ev.ext {
+	if ev.dataSchema != "" {
+		b = append(b, `,"dataschema":`...)
+		b = appendJSONString(b, ev.dataSchema, false)
+	}
+	for _, a := range ext {
 		b = append(b, ',')
 		b = appendJSONString(b, a.name, false)
 		b = append(b, ':')
@@ -160,25 +176,30 @@ func badRequest(format string, args ...any) error {
 	return &requestError{status: http.StatusBadRequest, reason: fmt.Sprintf(format, args...)}
 }
 
-// decodeRequest reads a message in any of the three formats: structured
-// mode by its Content-Type, binary mode by its ce-specversion header, raw
-// otherwise.
-func decodeRequest(h http.Header, body []byte) (*message.Message, error) {
+// decodeRequest reads a message for topic in any of the three formats:
+// structured mode by its Content-Type, binary mode by its ce-specversion
+// header, raw otherwise.
+func decodeRequest(topic string, h http.Header, body []byte) (*message.Message, error) {
 	media := mediaType(h.Get(headerContentType))
 	switch {
 	case media == mediaStructured:
-		return decodeStructured(body)
+		return decodeStructured(topic, body)
 	case strings.HasPrefix(media, "application/cloudevents"):
 		return nil, &requestError{status: http.StatusUnsupportedMediaType,
 			reason: "unsupported CloudEvents format " + media + ": only " + mediaStructured + " (no batches)"}
 	case len(h[headerSpecVersion]) > 0:
-		return decodeBinary(h, body)
+		return decodeBinary(topic, h, body)
 	}
 	return decodeRaw(h, body)
 }
 
-func decodeBinary(h http.Header, body []byte) (*message.Message, error) {
-	var id, source, typ, subject, t, spec string
+// errExtensionName is the reason an event is refused when one of its
+// attributes has a name CloudEvents does not allow.
+const errExtensionName = "is not a CloudEvents attribute name (only a-z and 0-9)"
+
+func decodeBinary(topic string, h http.Header, body []byte) (*message.Message, error) {
+	var a receivedAttributes
+	var id, spec string
 	var ext map[string]string
 	for k, vs := range h {
 		if len(k) <= 3 || !strings.EqualFold(k[:3], "ce-") || len(vs) == 0 {
@@ -188,32 +209,40 @@ func decodeBinary(h http.Header, body []byte) (*message.Message, error) {
 		if err != nil {
 			return nil, badRequest("header %s: %v", k, err)
 		}
+		// Header names are case-insensitive: lower-cased, an attribute name
+		// has only a-z and 0-9.
 		switch name := strings.ToLower(k[3:]); name {
 		case "specversion":
 			spec = v
 		case "id":
 			id = v
 		case "source":
-			source = v
+			a.source = v
 		case "type":
-			typ = v
+			a.typ = v
 		case "subject":
-			subject = v
+			a.subject = v
 		case "time":
-			t = v
-		case "dataschema", "datacontenttype":
-			// Not metadata; datacontenttype is Content-Type in binary mode.
+			a.time = v
+		case "dataschema":
+			a.dataSchema = v
+		case "datacontenttype":
+			// Content-Type is datacontenttype in binary mode.
 		default:
+			if !validExtensionName(name) {
+				return nil, badRequest("header %s: %q %s", k, name, errExtensionName)
+			}
 			if ext == nil {
 				ext = make(map[string]string, len(h))
 			}
 			ext[name] = v
 		}
 	}
-	if err := checkRequired(spec, id, source, typ, t); err != nil {
+	if err := checkRequired(spec, id, a.source, a.typ, a.time); err != nil {
 		return nil, err
 	}
-	md, err := metadataFromAttributes(typ, subject, t, ext)
+	a.dataContentType = h.Get(headerContentType)
+	md, err := metadataFromAttributes(topic, a, ext)
 	if err != nil {
 		return nil, badRequest("%v", err)
 	}
@@ -235,7 +264,7 @@ func checkRequired(spec, id, source, typ, t string) error {
 	return nil
 }
 
-func decodeStructured(body []byte) (*message.Message, error) {
+func decodeStructured(topic string, body []byte) (*message.Message, error) {
 	var doc map[string]json.RawMessage
 	if err := json.Unmarshal(body, &doc); err != nil {
 		return nil, badRequest("not a CloudEvents JSON document: %v", err)
@@ -259,8 +288,10 @@ func decodeStructured(body []byte) (*message.Message, error) {
 		}
 		fields[i] = v
 	}
-	spec, id, source, typ, subject, t, contentType := fields[0], fields[1], fields[2], fields[3], fields[4], fields[5], fields[6]
-	if err := checkRequired(spec, id, source, typ, t); err != nil {
+	spec, id, contentType := fields[0], fields[1], fields[6]
+	a := receivedAttributes{source: fields[2], typ: fields[3], subject: fields[4], time: fields[5],
+		dataContentType: contentType, dataSchema: fields[7]}
+	if err := checkRequired(spec, id, a.source, a.typ, a.time); err != nil {
 		return nil, err
 	}
 	data, hasData := doc["data"]
@@ -300,6 +331,9 @@ func decodeStructured(body []byte) (*message.Message, error) {
 		case "specversion", "id", "source", "type", "subject", "time", "datacontenttype", "dataschema", "data", "data_base64":
 			continue
 		}
+		if !validExtensionName(name) {
+			return nil, badRequest("%q %s", name, errExtensionName)
+		}
 		v, ok, err := extensionValue(raw)
 		if err != nil {
 			return nil, badRequest("extension %s: %v", name, err)
@@ -312,7 +346,7 @@ func decodeStructured(body []byte) (*message.Message, error) {
 		}
 		ext[name] = v
 	}
-	md, err := metadataFromAttributes(typ, subject, t, ext)
+	md, err := metadataFromAttributes(topic, a, ext)
 	if err != nil {
 		return nil, badRequest("%v", err)
 	}

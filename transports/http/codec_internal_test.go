@@ -81,17 +81,17 @@ func TestNewEventCarriesExactMetadataOnlyWhenNeeded(t *testing.T) {
 	} {
 		msg := message.NewMessage("id", nil)
 		msg.Metadata = tc.md
-		ev, err := newEvent("chat", msg, settings, nil)
+		_, ext, err := newEvent("chat", msg, settings, nil)
 		require.NoError(t, err)
-		assert.Equal(t, !tc.exact, hasAttr(ev.ext, extMetadata), tc.name)
-		assert.True(t, hasAttr(ev.ext, extTopic), tc.name)
+		assert.Equal(t, !tc.exact, hasAttr(ext, extMetadata), tc.name)
+		assert.True(t, hasAttr(ext, extTopic), tc.name)
 	}
 
 	msg := message.NewMessage("id", nil)
 	msg.Metadata = message.Metadata{"k": "\xff"}
-	_, err := newEvent("chat", msg, settings, nil)
+	_, _, err := newEvent("chat", msg, settings, nil)
 	require.ErrorIs(t, err, errInvalidUTF8)
-	_, err = newEvent("chat", message.NewMessage("", nil), settings, nil)
+	_, _, err = newEvent("chat", message.NewMessage("", nil), settings, nil)
 	require.Error(t, err)
 }
 
@@ -111,9 +111,9 @@ func TestStructuredBodyDataEncodings(t *testing.T) {
 	} {
 		ev := &event{id: "1", source: "s", typ: "t", dataContentType: tc.contentType, data: []byte(tc.payload)}
 		var doc map[string]json.RawMessage
-		require.NoError(t, json.Unmarshal(structuredBody(ev), &doc), tc.payload)
+		require.NoError(t, json.Unmarshal(structuredBody(ev, nil), &doc), tc.payload)
 		assert.Contains(t, doc, tc.member, "%s %q", tc.contentType, tc.payload)
-		msg, err := decodeStructured(structuredBody(ev))
+		msg, err := decodeStructured("chat", structuredBody(ev, nil))
 		require.NoError(t, err)
 		assert.Equal(t, tc.payload, string(msg.Payload))
 	}
@@ -154,14 +154,74 @@ func TestSignature(t *testing.T) {
 }
 
 func TestRefusedAddress(t *testing.T) {
-	for addr, want := range map[string]string{
-		"127.0.0.1": "loopback", "::1": "loopback", "::ffff:127.0.0.1": "loopback",
-		"169.254.169.254": "link-local", "fe80::1": "link-local",
-		"10.1.2.3": "private", "172.16.0.1": "private", "192.168.1.1": "private", "fd00::1": "private",
-		"0.0.0.0": "unspecified", "::": "unspecified",
-		"8.8.8.8": "", "2001:4860:4860::8888": "",
+	for _, tc := range []struct{ addr, why string }{
+		{"127.0.0.1", "loopback"}, {"127.255.0.9", "loopback"}, {"::1", "loopback"}, {"::ffff:127.0.0.1", "loopback"},
+		{"169.254.169.254", "link-local"}, {"fe80::1", "link-local"}, {"fe80::1%eth0", "link-local"},
+		{"10.1.2.3", "private"}, {"172.16.0.1", "private"}, {"192.168.1.1", "private"}, {"fd00::1", "private"},
+		{"fd00:ec2::254", "private"},
+		{"0.0.0.0", "unspecified"}, {"::", "unspecified"},
+		{"0.1.2.3", "this-network"},
+		{"100.64.0.1", "shared"}, {"100.100.100.200", "shared"}, {"100.127.255.254", "shared"},
+		{"192.0.0.170", "IETF protocol assignments"},
+		{"192.0.2.1", "documentation"}, {"198.51.100.7", "documentation"}, {"203.0.113.9", "documentation"},
+		{"2001:db8::1", "documentation"},
+		{"198.18.0.1", "benchmarking"}, {"198.19.255.1", "benchmarking"},
+		{"224.0.0.1", "link-local"}, {"233.252.0.1", "multicast"}, {"239.1.2.3", "multicast"}, {"ff02::1", "link-local"}, {"ff0e::1", "multicast"},
+		{"240.0.0.1", "reserved"}, {"255.255.255.255", "reserved"},
+		{"fec0::1", "site-local"},
+		// IPv6 that embeds an IPv4 address: the IPv4 address is checked.
+		{"64:ff9b::a9fe:a9fe", "link-local"}, {"64:ff9b::7f00:1", "loopback"}, {"64:ff9b::a00:1", "private"},
+		{"64:ff9b:1::a00:1", "NAT64 local-use"},
+		{"2002:a9fe:a9fe::1", "link-local"}, {"2002:7f00:1::", "loopback"}, {"2002:c0a8:101::1", "private"},
+		{"::127.0.0.1", "loopback"}, {"::10.0.0.1", "private"}, {"::8.8.8.8", "IPv4-compatible"},
+		{"::ffff:0:10.0.0.1", "private"},
+		{"2001::1", "Teredo"}, {"2001:0:4136:e378:8000:63bf:3fff:fdd2", "Teredo"},
+		{"100::1", "discard-only"},
+		{"2001:2::1", "benchmarking"},
+		// Global unicast, including what embeds a global IPv4 address.
+		{"8.8.8.8", ""}, {"1.1.1.1", ""}, {"100.63.255.255", ""}, {"100.128.0.0", ""}, {"172.32.0.1", ""},
+		{"2001:4860:4860::8888", ""}, {"2606:4700::1111", ""}, {"64:ff9b::808:808", ""}, {"2002:808:808::1", ""},
 	} {
-		assert.Equal(t, want, refusedAddress(netip.MustParseAddr(addr)), addr)
+		why := refusedAddress(netip.MustParseAddr(tc.addr))
+		if tc.why == "" {
+			assert.Empty(t, why, tc.addr)
+		} else {
+			assert.Contains(t, why, tc.why, tc.addr)
+		}
+	}
+}
+
+// allowed_hosts patterns: a bare host matches every port, host:port only
+// that port (the scheme's default when the URL names none).
+func TestHostAllowed(t *testing.T) {
+	for _, tc := range []struct {
+		pattern, scheme, host, port string
+		ok                          bool
+	}{
+		{"hub.example.com", "https", "hub.example.com", "", true},
+		{"hub.example.com", "https", "hub.example.com", "8443", true},
+		{"hub.example.com:8443", "https", "hub.example.com", "8443", true},
+		{"hub.example.com:8443", "https", "hub.example.com", "", false},
+		{"hub.example.com:443", "https", "hub.example.com", "", true},
+		{"hub.example.com:80", "http", "hub.example.com", "", true},
+		{"hub.example.com:443", "http", "hub.example.com", "", false},
+		{"*.example.com", "https", "a.example.com", "9000", true},
+		{"*.example.com:9000", "https", "a.example.com", "9000", true},
+		{"*.example.com:9000", "https", "a.example.com", "9001", false},
+		{"127.0.0.1:5000", "http", "127.0.0.1", "5000", true},
+		{"127.0.0.1:5000", "http", "127.0.0.1", "5001", false},
+		{"[::1]:5000", "http", "::1", "5000", true},
+		{"[::1]:5000", "http", "::1", "6000", false},
+		{"::1", "http", "::1", "6000", true},
+		{"[::1]", "http", "::1", "6000", true},
+	} {
+		assert.Equal(t, tc.ok, hostAllowed([]string{tc.pattern}, tc.scheme, tc.host, tc.port), "%s vs %s://%s:%s", tc.pattern, tc.scheme, tc.host, tc.port)
+	}
+	for _, bad := range []string{"", "h:", "h:0", "h:65536", "h:x", "a b", "*.", "[::1", "::1]:80", "h:1:2", "user@h"} {
+		assert.False(t, validHostPattern(bad), bad)
+	}
+	for _, good := range []string{"h", "h:1", "*.example.com:443", "10.0.0.1", "[fe80::1]:80", "2001:db8::1"} {
+		assert.True(t, validHostPattern(good), good)
 	}
 }
 
@@ -188,7 +248,7 @@ func FuzzDecodeRequest(f *testing.F) {
 		if spec != "" {
 			h.Set("Ce-Specversion", spec)
 		}
-		msg, err := decodeRequest(h, []byte(body))
+		msg, err := decodeRequest("chat", h, []byte(body))
 		if err != nil {
 			return
 		}
@@ -234,13 +294,36 @@ func FuzzRoundTrip(f *testing.F) {
 			}
 			r, err := p.encode("chat", msg)
 			require.NoError(t, err)
-			got, err := decodeRequest(r.header, r.body)
+			got, err := decodeRequest("chat", r.header, r.body)
 			require.NoError(t, err, format)
 			require.Equal(t, id, got.UUID, format)
-			require.Equal(t, msg.Metadata, got.Metadata, format)
+			require.Equal(t, receivedMetadata(format, msg.Metadata, "s", contentType), got.Metadata, format)
 			require.True(t, bytes.Equal(payload, got.Payload), "%s: %q", format, got.Payload)
 		}
 	})
+}
+
+// receivedMetadata is what a Receiver gives back of md sent in format by a
+// Publisher with source and contentType: md, and for the CloudEvents
+// formats the attributes a Receiver adds, when md does not have them.
+func receivedMetadata(format Format, md message.Metadata, source, contentType string) message.Metadata {
+	want := message.Metadata{}
+	for k, v := range md {
+		want[k] = v
+	}
+	if format == FormatRaw {
+		return want
+	}
+	if v, ok := md[metaSource]; ok && v != "" {
+		source = v
+	}
+	if _, ok := want[metaSource]; !ok {
+		want[metaSource] = source
+	}
+	if _, ok := want[metaDataContentType]; !ok && contentType != "" {
+		want[metaDataContentType] = contentType
+	}
+	return want
 }
 
 func mimeParse(contentType string) (string, map[string]string, error) {
@@ -251,3 +334,23 @@ func mimeParse(contentType string) (string, map[string]string, error) {
 }
 
 var errEmptyContentType = errors.New("empty content type")
+
+// time must be RFC 3339 (§5.6), no laxer: time.Parse alone takes a comma
+// before fractions, and rejects leap seconds, which RFC 3339 allows.
+func TestValidTime(t *testing.T) {
+	for _, s := range []string{
+		"2026-01-02T03:04:05Z", "2026-01-02t03:04:05z", "2026-01-02T03:04:05.123456789+05:30",
+		"2016-12-31T23:59:60Z", "0001-01-01T00:00:00-00:00", "2026-01-02T03:04:05.1234567891234Z",
+		"2024-02-29T00:00:00Z",
+	} {
+		assert.True(t, validTime(s), s)
+	}
+	for _, s := range []string{
+		"", "now", "2026-01-02T03:04:05,123Z", "2026-01-02T03:04:05", "2026-01-02 03:04:05Z", "2026-1-02T03:04:05Z",
+		"2026-01-02T03:04:05.Z", "2026-13-02T03:04:05Z", "2026-02-30T03:04:05Z", "2026-01-02T24:00:00Z",
+		"2026-01-02T03:04:05+0530", "2026-01-02T03:04:05+05", "2026-01-02T03:04:05+24:00", "2026-01-02T03:04:05-05:60", "2026-01-02T03:60:05Z", "2026-01-02T03:04:61Z",
+		"+2026-01-02T03:04:05Z", "2026-01-02T03:04:05ZZ", "2026-01-02T03:04:05Z ", "２026-01-02T03:04:05Z",
+	} {
+		assert.False(t, validTime(s), s)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"mime"
+	"net/http"
 	"net/url"
 	"os"
 	"strings"
@@ -96,14 +97,24 @@ type Config struct {
 
 	// AllowedHosts, when not empty, lists the only hosts the Publisher may
 	// send to: exact names or IP addresses, or "*.example.com" for every
-	// subdomain of example.com.
+	// subdomain of example.com, each optionally with ":port"
+	// ("[2001:db8::1]:443" for IPv6) to allow that port only; a pattern
+	// without a port allows every port.
 	AllowedHosts []string `koanf:"allowed_hosts"`
-	// DenyPrivateAddresses refuses to connect to loopback, link-local,
-	// private (RFC 1918, RFC 4193) and unspecified addresses, checked on the
-	// address each connection is made to, after DNS. Off by default, so that
-	// local development against 127.0.0.1 works; turn it on when the URL
-	// comes from a source you do not control.
+	// DenyPrivateAddresses refuses to connect to every address that is not
+	// global unicast: loopback, link-local, private (RFC 1918, RFC 4193),
+	// unspecified, shared (100.64.0.0/10), multicast, reserved and the other
+	// special-purpose blocks, and IPv6 addresses that reach such an IPv4
+	// address (NAT64, 6to4, IPv4-compatible). It is checked on the address
+	// each connection is made to, after DNS. Off by default, so that local
+	// development against 127.0.0.1 works; turn it on when the URL comes
+	// from a source you do not control. It cannot be combined with Proxy.
 	DenyPrivateAddresses bool `koanf:"deny_private_addresses"`
+	// Proxy is how requests reach the server: "" or "none" (the default)
+	// connects directly, whatever HTTP_PROXY and HTTPS_PROXY say;
+	// "environment" uses HTTP_PROXY, HTTPS_PROXY and NO_PROXY; an http://,
+	// https:// or socks5:// URL uses that proxy for every request.
+	Proxy string `koanf:"proxy"`
 
 	TLS TLSConfig `koanf:"tls"`
 }
@@ -161,15 +172,24 @@ func (c *Config) Validate() error {
 	add := func(key, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%s: "+format, append([]any{key}, args...)...))
 	}
+	// Errors about url and proxy never quote them, nor any part of them:
+	// userinfo, paths and queries hold secrets. They say what is wrong and
+	// where.
 	if c.URL == "" {
 		add("url", "must be set")
 	} else if _, err := parseTemplate(c.URL); err != nil {
 		add("url", "%v", err)
 	} else if len(c.AllowedHosts) > 0 {
 		u, _ := url.Parse(c.URL)
-		if !hostAllowed(c.AllowedHosts, u.Hostname()) {
-			add("url", "host %q is not in allowed_hosts", u.Hostname())
+		if !hostAllowed(c.AllowedHosts, u.Scheme, u.Hostname(), u.Port()) {
+			add("url", "its host and port are not in allowed_hosts")
 		}
+	}
+	switch proxy := proxyMode(c.Proxy); {
+	case proxy == proxyInvalid:
+		add("proxy", "must be none, environment, or an http, https or socks5 URL with a host")
+	case proxy != proxyNone && c.DenyPrivateAddresses:
+		add("deny_private_addresses", "cannot be checked through a proxy, which resolves and connects to the server itself: set proxy to none, or turn deny_private_addresses off and filter in the proxy")
 	}
 	switch c.Format {
 	case "", FormatBinary, FormatStructured, FormatRaw:
@@ -207,13 +227,53 @@ func (c *Config) Validate() error {
 	}
 	for _, h := range c.AllowedHosts {
 		if !validHostPattern(h) {
-			add("allowed_hosts", "%q is not a host name, an IP address or *.domain", h)
+			add("allowed_hosts", "%q is not a host name, an IP address or *.domain, with an optional :port", h)
 		}
 	}
 	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
 		add("tls", "cert_file and key_file go together")
 	}
 	return errors.Join(errs...)
+}
+
+type proxyKind int
+
+const (
+	proxyNone proxyKind = iota
+	proxyEnvironment
+	proxyURL
+	proxyInvalid
+)
+
+func proxyMode(v string) proxyKind {
+	switch strings.ToLower(strings.TrimSpace(v)) {
+	case "", "none":
+		return proxyNone
+	case "environment":
+		return proxyEnvironment
+	}
+	u, err := url.Parse(v)
+	if err != nil || u.Host == "" {
+		return proxyInvalid
+	}
+	switch u.Scheme {
+	case "http", "https", "socks5", "socks5h":
+		return proxyURL
+	}
+	return proxyInvalid
+}
+
+// proxyFunc is the http.Transport Proxy of a valid Proxy setting: nil for
+// none.
+func proxyFunc(v string) func(*http.Request) (*url.URL, error) {
+	switch proxyMode(v) {
+	case proxyEnvironment:
+		return http.ProxyFromEnvironment
+	case proxyURL:
+		u, _ := url.Parse(v)
+		return http.ProxyURL(u)
+	}
+	return nil
 }
 
 // validHeaderName reports whether name is an RFC 9110 token.

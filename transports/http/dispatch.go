@@ -29,6 +29,14 @@ func newTopic(name string) *topic {
 	return &topic{name: name, changed: make(chan struct{})}
 }
 
+// pop removes the message at the head of the queue.
+func (t *topic) pop() {
+	t.mu.Lock()
+	t.queue[0] = queued{}
+	t.queue = t.queue[1:]
+	t.mu.Unlock()
+}
+
 // notifyLocked wakes whoever waits for subs to change. t.mu is held.
 func (t *topic) notifyLocked() {
 	close(t.changed)

@@ -28,8 +28,10 @@
 // message's event_type, escaped for where they stand (path or query).
 // Publish returns once the server answered 2xx, or with an error:
 // errors.Is(err, ErrPermanent) when retrying cannot help (3xx, 4xx but 429,
-// refused addresses, bad certificates), so the pipeline can fall back or
+// refused addresses, TLS failures), so the pipeline can fall back or
 // dead-letter at once; errors.As with a *StatusError target gives the status.
+// It connects directly unless Config.Proxy names a proxy: HTTP_PROXY is
+// read only with proxy: environment.
 //
 // # Receiver
 //
@@ -42,7 +44,9 @@
 // structured mode, raw), hands each message to one subscription of its topic
 // and answers once the handler is done: 204 when acked, 503 with Retry-After
 // when nacked, when the handler timed out or when no one subscribed to the
-// topic, so a sender retries instead of losing the event.
+// topic, so a sender retries instead of losing the event. In queue mode
+// (ReceiverConfig.QueueSize) it answers 202 at once and redelivers with a
+// growing backoff, up to MaxRetries, then hands the message to DeadLetter.
 //
 // # Wire formats
 //
@@ -52,5 +56,9 @@
 // travel as extension attributes. When metadata cannot be carried exactly by
 // attributes (keys that are not lower-case alphanumeric, for instance) the
 // whole metadata travels as JSON in the switchyardmetadata extension, so a
-// Publisher → Receiver round trip is exact. docs/http.md has the details.
+// Publisher → Receiver round trip is exact. A Receiver also keeps source,
+// datacontenttype, dataschema and a sender's own topic extension, as the
+// metadata ce_source, ce_datacontenttype, ce_dataschema and ce_topic, which
+// a Publisher sends as those attributes: a relayed event keeps them.
+// docs/http.md has the details.
 package httptransport

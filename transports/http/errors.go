@@ -10,8 +10,9 @@ import (
 var (
 	// ErrPermanent is wrapped by every error that retrying the same request
 	// cannot fix: a 3xx or a 4xx answer other than 429, a refused address or
-	// host, a certificate that does not verify, a message that cannot be
-	// encoded. Check it with errors.Is.
+	// host, a TLS failure (a certificate that does not verify, a TLS alert
+	// from the server, a server that does not speak TLS), a message that
+	// cannot be encoded. Check it with errors.Is.
 	ErrPermanent = errors.New("httptransport: permanent error")
 	// ErrClosed is returned by Publish after Close, and by Subscribe after
 	// the Receiver (or the Subscriber handle) was closed.

@@ -2,6 +2,8 @@ package httptransport
 
 import (
 	"errors"
+	"mime"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -16,6 +18,19 @@ const (
 	metaEventType   = "event_type"
 	metaEventKey    = "event_key"
 	metaPublishedAt = "published_at"
+)
+
+// Metadata keys for the CloudEvents attributes that have no metadata of
+// their own. A Receiver sets them from the event it reads; a Publisher sends
+// them as those attributes, in place of its configured ones, so that an
+// event relayed Receiver → bus → Publisher keeps them.
+const (
+	metaSource          = "ce_source"
+	metaDataContentType = "ce_datacontenttype"
+	metaDataSchema      = "ce_dataschema"
+	// metaTopic holds a topic extension that is not ours: one whose value
+	// is not the topic the Receiver delivers the event to.
+	metaTopic = "ce_topic"
 )
 
 // The extension attributes of our own.
@@ -37,12 +52,14 @@ var reserved = []string{
 }
 
 // event is a CloudEvent as this package writes it: every attribute is a
-// string, as in the HTTP binding.
+// string, as in the HTTP binding. Its extension attributes travel beside it,
+// as a []attr sorted by name, names unique: held in the event, they would
+// follow its strings to the heap wherever the event goes (escape analysis
+// does not tell fields apart), and they are meant to live on the caller's
+// stack.
 type event struct {
-	id, source, typ, subject, time, dataContentType string
-	// ext is sorted by name, names unique.
-	ext  []attr
-	data []byte
+	id, source, typ, subject, time, dataContentType, dataSchema string
+	data                                                        []byte
 }
 
 type attr struct{ name, value string }
@@ -55,20 +72,24 @@ type eventSettings struct {
 var errInvalidUTF8 = errors.New("metadata or UUID is not valid UTF-8: CloudEvents attributes and JSON carry only Unicode text")
 
 // newEvent returns the CloudEvent of msg: id is the UUID, type the event_type
-// (or the default), subject the event_key, time the published_at; every other
-// metadata key whose lower-cased alphanumerics make a free extension name
-// travels as that extension. When those attributes do not give back exactly
-// the metadata, the metadata also travels whole in switchyardmetadata.
+// (or the default), subject the event_key, time the published_at; source,
+// datacontenttype and dataschema are ce_source, ce_datacontenttype and
+// ce_dataschema when set and valid (the settings' otherwise), and the topic
+// extension is ce_topic when set; every other metadata key whose lower-cased
+// alphanumerics make a free extension name travels as that extension. When
+// those attributes do not give back exactly the metadata (see
+// metadataFromAttributes), the metadata also travels whole in
+// switchyardmetadata.
 //
-// ext is where the extensions go, appended from ext[:0], so that one
-// allocation the caller sizes holds them all. The event is returned by value:
+// The extensions are appended to ext[:0] and returned, so that an array the
+// caller keeps on its stack holds them. The event is returned by value:
 // escape analysis sends anything stored through a pointer to the heap.
-func newEvent(topic string, msg *message.Message, s eventSettings, ext []attr) (event, error) {
+func newEvent(topic string, msg *message.Message, s eventSettings, ext []attr) (event, []attr, error) {
 	if msg.UUID == "" {
-		return event{}, errors.New("message has no UUID: it is the CloudEvents id")
+		return event{}, nil, errors.New("message has no UUID: it is the CloudEvents id")
 	}
 	if !utf8.ValidString(msg.UUID) {
-		return event{}, errInvalidUTF8
+		return event{}, nil, errInvalidUTF8
 	}
 	md := msg.Metadata
 	ev := event{
@@ -78,7 +99,7 @@ func newEvent(topic string, msg *message.Message, s eventSettings, ext []attr) (
 		dataContentType: s.contentType,
 		data:            msg.Payload,
 	}
-	ev.ext = ext[:0]
+	ext = ext[:0]
 	// exact: the attributes alone give back md (see metadataFromAttributes).
 	exact := true
 	if v, ok := md[metaEventType]; ok && v != "" {
@@ -97,16 +118,44 @@ func newEvent(topic string, msg *message.Message, s eventSettings, ext []attr) (
 			exact = false
 		}
 	}
-	if topic != "" {
-		ev.ext = append(ev.ext, attr{extTopic, topic})
+	if v, ok := md[metaSource]; ok {
+		if v != "" {
+			ev.source = v
+		} else {
+			exact = false
+		}
+	}
+	if v, ok := md[metaDataContentType]; ok {
+		if validMediaType(v) {
+			ev.dataContentType = v
+		} else {
+			exact = false
+		}
+	}
+	if v, ok := md[metaDataSchema]; ok {
+		if validAbsoluteURI(v) {
+			ev.dataSchema = v
+		} else {
+			exact = false
+		}
+	}
+	if v, ok := md[metaTopic]; ok {
+		// A relayed event's own topic extension: the Receiver reads it back
+		// as ce_topic only when it is not the topic it delivers to.
+		ext = append(ext, attr{extTopic, v})
+		exact = exact && v != topic
+	} else if topic != "" {
+		ext = append(ext, attr{extTopic, topic})
 	}
 	var keysBuf [8]string
 	keys := keysBuf[:0]
 	for k, v := range md {
 		if !utf8.ValidString(k) || !utf8.ValidString(v) {
-			return event{}, errInvalidUTF8
+			return event{}, nil, errInvalidUTF8
 		}
-		if k != metaEventType && k != metaEventKey && k != metaPublishedAt {
+		switch k {
+		case metaEventType, metaEventKey, metaPublishedAt, metaSource, metaDataContentType, metaDataSchema, metaTopic:
+		default:
 			keys = append(keys, k)
 		}
 	}
@@ -114,18 +163,18 @@ func newEvent(topic string, msg *message.Message, s eventSettings, ext []attr) (
 	slices.Sort(keys)
 	for _, k := range keys {
 		name := extensionName(k)
-		if name == "" || len(name) > maxExtName || slices.Contains(reserved, name) || hasAttr(ev.ext, name) {
+		if name == "" || len(name) > maxExtName || slices.Contains(reserved, name) || hasAttr(ext, name) {
 			exact = false
 			continue
 		}
 		exact = exact && name == k
-		ev.ext = append(ev.ext, attr{name, md[k]})
+		ext = append(ext, attr{name, md[k]})
 	}
 	if !exact {
-		ev.ext = append(ev.ext, attr{extMetadata, string(appendMetadataJSON(nil, md, false))})
+		ext = append(ext, attr{extMetadata, string(appendMetadataJSON(nil, md, false))})
 	}
-	slices.SortFunc(ev.ext, func(a, b attr) int { return strings.Compare(a.name, b.name) })
-	return ev, nil
+	slices.SortFunc(ext, func(a, b attr) int { return strings.Compare(a.name, b.name) })
+	return ev, ext, nil
 }
 
 func hasAttr(attrs []attr, name string) bool {
@@ -163,38 +212,148 @@ func extensionName(key string) string {
 	return string(b)
 }
 
+// validExtensionName reports whether name may name a CloudEvents attribute:
+// one or more of a-z and 0-9. (The spec advises at most 20 characters;
+// longer names are accepted, and a Publisher never makes one.)
+func validExtensionName(name string) bool {
+	if name == "" {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		if c := name[i]; !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9') {
+			return false
+		}
+	}
+	return true
+}
+
+func validMediaType(v string) bool {
+	_, _, err := mime.ParseMediaType(v)
+	return err == nil && !strings.ContainsAny(v, "\r\n")
+}
+
+func validAbsoluteURI(v string) bool {
+	u, err := url.Parse(v)
+	return err == nil && u.Scheme != ""
+}
+
 // validTime reports whether s is an RFC 3339 timestamp, as the time attribute
-// must be.
+// must be: full-date "T" full-time, with a "." before fractional seconds and
+// "Z" or ±hh:mm (RFC 3339 §5.6). time.Parse alone is laxer (it takes a ","
+// before fractions, for one) and rejects a leap second, which RFC 3339
+// allows; it checks the ranges here.
 func validTime(s string) bool {
-	_, err := time.Parse(time.RFC3339Nano, s)
+	// 2006-01-02T15:04:05 is 19 bytes, then optional .fraction, then zone.
+	if len(s) < 20 {
+		return false
+	}
+	for i := 0; i < 19; i++ {
+		c := s[i]
+		switch i {
+		case 4, 7:
+			if c != '-' {
+				return false
+			}
+		case 10:
+			if c != 'T' && c != 't' {
+				return false
+			}
+		case 13, 16:
+			if c != ':' {
+				return false
+			}
+		default:
+			if c < '0' || c > '9' {
+				return false
+			}
+		}
+	}
+	rest := s[19:]
+	if rest[0] == '.' {
+		n := 1
+		for n < len(rest) && rest[n] >= '0' && rest[n] <= '9' {
+			n++
+		}
+		if n == 1 {
+			return false
+		}
+		rest = rest[n:]
+	}
+	switch {
+	case rest == "Z" || rest == "z":
+	case len(rest) == 6 && (rest[0] == '+' || rest[0] == '-') && rest[3] == ':' &&
+		isDigit(rest[1]) && isDigit(rest[2]) && isDigit(rest[4]) && isDigit(rest[5]) &&
+		rest[1:3] <= "23" && rest[4:6] <= "59": // time.Parse takes +24:00
+	default:
+		return false
+	}
+	// Ranges (month, day of month, hour, minute, second) by time.Parse, in
+	// its layout's case, with a leap second read as :59.
+	norm := []byte(s)
+	norm[10] = 'T'
+	if norm[len(norm)-1] == 'z' {
+		norm[len(norm)-1] = 'Z'
+	}
+	if norm[17] == '6' && norm[18] == '0' {
+		norm[17] = '5'
+		norm[18] = '9'
+	}
+	_, err := time.Parse(time.RFC3339Nano, string(norm))
 	return err == nil
 }
+
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }
 
 // metadataFromAttributes is the metadata a received event carries: the exact
 // metadata of switchyardmetadata when present; otherwise event_type from
 // type, event_key from subject, published_at from time and one key per
-// extension but topic. source, specversion, datacontenttype and dataschema
-// are not copied.
-func metadataFromAttributes(typ, subject, t string, ext map[string]string) (message.Metadata, error) {
+// extension but topic. Then, unless the metadata has them already,
+// ce_source from source, ce_datacontenttype and ce_dataschema from those
+// attributes when present, and ce_topic from a topic extension that is not
+// the topic (the one the Receiver delivers to) — a third party's.
+func metadataFromAttributes(topic string, a receivedAttributes, ext map[string]string) (message.Metadata, error) {
+	var md message.Metadata
 	if raw, ok := ext[extMetadata]; ok {
-		md, err := parseMetadataJSON([]byte(raw))
+		var err error
+		md, err = parseMetadataJSON([]byte(raw))
 		if err != nil {
 			return nil, errors.New("switchyardmetadata: " + err.Error())
 		}
-		return md, nil
-	}
-	md := make(message.Metadata, 3+len(ext))
-	md[metaEventType] = typ
-	if subject != "" {
-		md[metaEventKey] = subject
-	}
-	if t != "" {
-		md[metaPublishedAt] = t
-	}
-	for name, v := range ext {
-		if name != extTopic {
-			md[name] = v
+	} else {
+		md = make(message.Metadata, 6+len(ext))
+		md[metaEventType] = a.typ
+		if a.subject != "" {
+			md[metaEventKey] = a.subject
+		}
+		if a.time != "" {
+			md[metaPublishedAt] = a.time
+		}
+		for name, v := range ext {
+			if name != extTopic {
+				md[name] = v
+			}
 		}
 	}
+	setIfAbsent := func(k, v string) {
+		if _, ok := md[k]; !ok {
+			md[k] = v
+		}
+	}
+	setIfAbsent(metaSource, a.source)
+	if a.dataContentType != "" {
+		setIfAbsent(metaDataContentType, a.dataContentType)
+	}
+	if a.dataSchema != "" {
+		setIfAbsent(metaDataSchema, a.dataSchema)
+	}
+	if v, ok := ext[extTopic]; ok && v != topic {
+		setIfAbsent(metaTopic, v)
+	}
 	return md, nil
+}
+
+// receivedAttributes are the context attributes of a received event that
+// become metadata.
+type receivedAttributes struct {
+	source, typ, subject, time, dataContentType, dataSchema string
 }

@@ -50,9 +50,10 @@ func TestRegisteredByInit(t *testing.T) {
 }
 
 func TestFactoryBuildsAPublisher(t *testing.T) {
+	type request struct{ path, auth string }
+	requests := make(chan request, 1)
 	srv := newServer(t, func(_ int64, w http.ResponseWriter, r *http.Request) {
-		require.Equal(t, "/api/v1/events/events:chat", r.URL.Path)
-		require.Equal(t, "Bearer t", r.Header.Get("Authorization"))
+		requests <- request{r.URL.Path, r.Header.Get("Authorization")}
 		w.WriteHeader(http.StatusNoContent)
 	})
 	tr, err := build(t, map[string]any{
@@ -66,6 +67,7 @@ func TestFactoryBuildsAPublisher(t *testing.T) {
 	require.NotNil(t, tr.Publisher)
 	require.Nil(t, tr.Subscriber, "a Receiver is mounted in code, not configured")
 	require.NoError(t, tr.Publisher.Publish("events:chat", newMessage("m-1")))
+	require.Equal(t, request{"/api/v1/events/events:chat", "Bearer t"}, <-requests)
 	require.NoError(t, tr.Publisher.Close())
 }
 

@@ -10,12 +10,14 @@ import (
 	"io"
 	"maps"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/textproto"
 	"net/url"
 	"strconv"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -33,8 +35,10 @@ type Publisher struct {
 	tmpl      *urlTemplate
 	settings  eventSettings
 	transport *http.Transport
-	logger    watermill.LoggerAdapter
-	urls      urlCache
+	// rt is transport; tests put a RoundTripper of their own in its place.
+	rt     http.RoundTripper
+	logger watermill.LoggerAdapter
+	urls   urlCache
 	// static holds the headers every request carries: the configured ones,
 	// then the format's constant ones.
 	static  http.Header
@@ -67,7 +71,9 @@ func NewPublisher(cfg Config, logger watermill.LoggerAdapter) (*Publisher, error
 		return nil, fmt.Errorf("httptransport: config: %w", err)
 	}
 	transport := &http.Transport{
-		Proxy:                 http.ProxyFromEnvironment,
+		// None unless configured: the environment's proxy would also take
+		// the address checks out of deny_private_addresses' hands.
+		Proxy:                 proxyFunc(cfg.Proxy),
 		DialContext:           newDialer(cfg.DenyPrivateAddresses),
 		TLSClientConfig:       tlsConfig,
 		TLSHandshakeTimeout:   10 * time.Second,
@@ -88,6 +94,7 @@ func NewPublisher(cfg Config, logger watermill.LoggerAdapter) (*Publisher, error
 			contentType: cfg.ContentType,
 		},
 		transport: transport,
+		rt:        transport,
 		logger:    logger,
 		static:    make(http.Header, len(cfg.Headers)+4),
 	}
@@ -164,8 +171,11 @@ func (p *Publisher) encode(topic string, msg *message.Message) (request, error) 
 	if topic == "" && p.tmpl.usesTopic() {
 		return request{}, errors.New("empty topic, and the URL has {topic}")
 	}
-	var ext [6]attr
-	ev, err := newEvent(topic, msg, p.settings, ext[:])
+	if p.cfg.Format == FormatRaw {
+		return p.encodeRaw(topic, msg)
+	}
+	var extBuf [6]attr
+	ev, ext, err := newEvent(topic, msg, p.settings, extBuf[:])
 	if err != nil {
 		return request{}, err
 	}
@@ -173,28 +183,80 @@ func (p *Publisher) encode(topic string, msg *message.Message) (request, error) 
 	if err != nil {
 		return request{}, err
 	}
-	r := request{
-		url:    u,
-		header: make(http.Header, len(p.static)+len(ev.ext)+5),
+	// Sized exactly: a map of up to 8 entries is one group, more cost a
+	// table and its directory too.
+	n := len(p.static)
+	if p.hmacKey != nil {
+		n++
 	}
-	maps.Copy(r.header, p.static)
-	switch p.cfg.Format {
-	case FormatBinary:
-		setBinaryHeaders(r.header, &ev)
-		r.body = msg.Payload
-	case FormatStructured:
-		r.body = structuredBody(&ev)
-	case FormatRaw:
-		values := make([]string, 1, 2) // one backing array for both headers
-		values[0] = percentEncode(msg.UUID)
-		r.header[headerRawID] = values[0:1:1]
-		if len(msg.Metadata) > 0 {
-			values = append(values, string(appendMetadataJSON(nil, msg.Metadata, true)))
-			r.header[headerRawMetadata] = values[1:2:2]
+	if p.cfg.Format == FormatBinary {
+		n += 2 + len(ext) // id, type
+		for _, v := range [...]string{ev.subject, ev.time, ev.dataSchema} {
+			if v != "" {
+				n++
+			}
 		}
+	}
+	r := request{url: u, header: make(http.Header, n)}
+	maps.Copy(r.header, p.static)
+	p.setSignedTopic(r.header, topic)
+	if p.cfg.Format == FormatBinary {
+		setBinaryHeaders(r.header, &ev, ext, &p.settings)
 		r.body = msg.Payload
+	} else {
+		r.body = structuredBody(&ev, ext)
 	}
 	return r, nil
+}
+
+// encodeRaw lays msg out in the raw format: the payload as the body, the
+// UUID and the metadata in headers.
+func (p *Publisher) encodeRaw(topic string, msg *message.Message) (request, error) {
+	if msg.UUID == "" {
+		return request{}, errors.New("message has no UUID: it is the Switchyard-Id")
+	}
+	if !utf8.ValidString(msg.UUID) {
+		return request{}, errInvalidUTF8
+	}
+	for k, v := range msg.Metadata {
+		if !utf8.ValidString(k) || !utf8.ValidString(v) {
+			return request{}, errInvalidUTF8
+		}
+	}
+	typ := msg.Metadata[metaEventType]
+	if typ == "" {
+		typ = p.settings.defaultType
+	}
+	u, err := p.urls.get(p.tmpl, topic, typ)
+	if err != nil {
+		return request{}, err
+	}
+	n := len(p.static) + 2
+	if p.hmacKey != nil {
+		n++
+	}
+	r := request{url: u, header: make(http.Header, n), body: msg.Payload}
+	maps.Copy(r.header, p.static)
+	p.setSignedTopic(r.header, topic)
+	if v, ok := msg.Metadata[metaDataContentType]; ok && v != p.settings.contentType && validMediaType(v) {
+		r.header[headerContentType] = []string{v}
+	}
+	values := make([]string, 1, 2) // one backing array for both headers
+	values[0] = percentEncode(msg.UUID)
+	r.header[headerRawID] = values[0:1:1]
+	if len(msg.Metadata) > 0 {
+		values = append(values, string(appendMetadataJSON(nil, msg.Metadata, true)))
+		r.header[headerRawMetadata] = values[1:2:2]
+	}
+	return r, nil
+}
+
+// setSignedTopic, when requests are signed, puts the topic among the signed
+// headers, so that a request signed for one topic is refused on another.
+func (p *Publisher) setSignedTopic(h http.Header, topic string) {
+	if p.hmacKey != nil {
+		h[headerTopic] = []string{percentEncode(topic)}
+	}
 }
 
 func (p *Publisher) publish(topic string, msg *message.Message) error {
@@ -205,7 +267,7 @@ func (p *Publisher) publish(topic string, msg *message.Message) error {
 	ctx, cancel := context.WithTimeout(msg.Context(), p.cfg.Timeout)
 	defer cancel()
 	for attempt := 0; ; attempt++ {
-		err := p.send(ctx, r)
+		err := p.send(ctx, r, attempt)
 		if err == nil {
 			return nil
 		}
@@ -259,21 +321,32 @@ func (p *Publisher) backoff(attempt int) time.Duration {
 // send makes one attempt. It calls the Transport itself, not an
 // http.Client: redirects are never followed (a 3xx is an answer like any
 // other), and nothing is copied per request for them.
-func (p *Publisher) send(ctx context.Context, r request) error {
+func (p *Publisher) send(ctx context.Context, r request, attempt int) error {
 	if p.cfg.AttemptTimeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, p.cfg.AttemptTimeout)
 		defer cancel()
 	}
-	u := new(url.URL)
-	*u = *r.url // the Transport may not keep a shared URL, however unlikely
+	// The cached URL is shared by every request to its topic: RoundTrip
+	// does not modify its request (the http.RoundTripper contract).
+	u := r.url
+	header := r.header
+	if p.hmacKey != nil {
+		// An earlier attempt's Transport may still be writing its request
+		// (RoundTrip returns when its context ends, not when the write
+		// does): each attempt signs a header map of its own.
+		if attempt > 0 {
+			header = maps.Clone(r.header)
+		}
+		header[headerSignature] = []string{signRequest(p.hmacKey, time.Now(), header, r.body)}
+	}
 	req := (&http.Request{
 		Method:     http.MethodPost,
 		URL:        u,
 		Proto:      "HTTP/1.1",
 		ProtoMajor: 1,
 		ProtoMinor: 1,
-		Header:     r.header,
+		Header:     header,
 		Host:       u.Host,
 	}).WithContext(ctx)
 	if p.host != "" {
@@ -290,10 +363,7 @@ func (p *Publisher) send(ctx context.Context, r request) error {
 		req.Body = http.NoBody
 		req.GetBody = func() (io.ReadCloser, error) { return http.NoBody, nil }
 	}
-	if p.hmacKey != nil {
-		r.header[headerSignature] = []string{signRequest(p.hmacKey, time.Now(), r.header, r.body)}
-	}
-	resp, err := p.transport.RoundTrip(req)
+	resp, err := p.rt.RoundTrip(req)
 	if err != nil {
 		return transportError(u, err)
 	}
@@ -318,15 +388,41 @@ func transportError(u *url.URL, err error) error {
 		err = ue.Err
 	}
 	err = fmt.Errorf("POST %s: %w", u.Scheme+"://"+u.Host+u.EscapedPath(), err)
-	var certErr *tls.CertificateVerificationError
-	var unknownAuthority x509.UnknownAuthorityError
-	var hostnameErr x509.HostnameError
-	var invalidErr x509.CertificateInvalidError
-	if errors.Is(err, ErrAddressRefused) || errors.As(err, &certErr) || errors.As(err, &unknownAuthority) ||
-		errors.As(err, &hostnameErr) || errors.As(err, &invalidErr) {
+	if errors.Is(err, ErrAddressRefused) || tlsFailure(err) {
 		return permanent(err)
 	}
 	return err
+}
+
+// tlsFailure reports whether err is a TLS failure that the same request
+// meets again: a certificate that does not verify, a TLS alert from the
+// server (it refused our certificate, or has none we accept, or no common
+// version or cipher), or a server that does not speak TLS at all.
+func tlsFailure(err error) bool {
+	var (
+		certErr          *tls.CertificateVerificationError
+		recordErr        tls.RecordHeaderError
+		alertErr         tls.AlertError
+		echErr           *tls.ECHRejectionError
+		unknownAuthority x509.UnknownAuthorityError
+		hostnameErr      x509.HostnameError
+		invalidErr       x509.CertificateInvalidError
+		rootsErr         x509.SystemRootsError
+		constraintErr    x509.ConstraintViolationError
+		criticalErr      x509.UnhandledCriticalExtension
+		opErr            *net.OpError
+	)
+	switch {
+	case errors.As(err, &certErr), errors.As(err, &recordErr), errors.As(err, &alertErr), errors.As(err, &echErr),
+		errors.As(err, &unknownAuthority), errors.As(err, &hostnameErr), errors.As(err, &invalidErr),
+		errors.As(err, &rootsErr), errors.As(err, &constraintErr), errors.As(err, &criticalErr):
+		return true
+	case errors.As(err, &opErr) && opErr.Op == "remote error":
+		// crypto/tls reports an alert from the peer as a *net.OpError
+		// "remote error" around an unexported alert type.
+		return true
+	}
+	return false
 }
 
 // parseRetryAfter reads a Retry-After value: delay-seconds or an HTTP-date.

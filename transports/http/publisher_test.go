@@ -1,13 +1,15 @@
 package httptransport_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"os/exec"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -30,15 +32,14 @@ func newMessage(uuid string) *message.Message {
 
 // 503 then 200: the message is sent again and delivered once.
 func TestPublishRetriesUnavailableThenDeliversOnce(t *testing.T) {
-	var delivered sync.Map // ce-id → deliveries answered 2xx
+	delivered := make(chan string, 10) // the ce-id of each request answered 2xx
 	srv := newServer(t, func(n int64, w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
 		if n == 1 {
 			w.WriteHeader(http.StatusServiceUnavailable)
 			return
 		}
-		count, _ := delivered.LoadOrStore(r.Header.Get("Ce-Id"), new(int))
-		*count.(*int)++
+		delivered <- r.Header.Get("Ce-Id")
 		w.WriteHeader(http.StatusOK)
 	})
 	p := newPublisher(t, fastRetries(httptransport.Config{URL: srv.URL + "/events/{topic}"}))
@@ -46,9 +47,8 @@ func TestPublishRetriesUnavailableThenDeliversOnce(t *testing.T) {
 	require.NoError(t, p.Publish("chat", newMessage("m-1")))
 
 	require.EqualValues(t, 2, srv.requests.Load(), "one 503, then the retry")
-	count, ok := delivered.Load("m-1")
-	require.True(t, ok)
-	require.Equal(t, 1, *count.(*int), "delivered once")
+	require.Len(t, delivered, 1, "delivered once")
+	require.Equal(t, "m-1", <-delivered)
 }
 
 // 400 (and every 3xx and 4xx but 429) is permanent: no retry, ErrPermanent.
@@ -113,23 +113,22 @@ func TestPublishRetryableStatusesAreRetriedBounded(t *testing.T) {
 
 func TestPublishHonoursRetryAfter(t *testing.T) {
 	t.Run("waits as asked", func(t *testing.T) {
-		var first time.Time
-		var gap time.Duration
+		arrivals := make(chan time.Time, 2)
 		srv := newServer(t, func(n int64, w http.ResponseWriter, _ *http.Request) {
+			arrivals <- time.Now()
 			if n == 1 {
-				first = time.Now()
 				w.Header().Set("Retry-After", "1")
 				w.WriteHeader(http.StatusTooManyRequests)
 				return
 			}
-			gap = time.Since(first)
 			w.WriteHeader(http.StatusNoContent)
 		})
 		p := newPublisher(t, fastRetries(httptransport.Config{URL: srv.URL, Timeout: 5 * time.Second}))
 
 		require.NoError(t, p.Publish("chat", newMessage("m-1")))
 		require.EqualValues(t, 2, srv.requests.Load())
-		require.GreaterOrEqual(t, gap, time.Second)
+		first, second := <-arrivals, <-arrivals
+		require.GreaterOrEqual(t, second.Sub(first), time.Second)
 	})
 	t.Run("gives up at once when the wait outlasts the timeout", func(t *testing.T) {
 		srv := newServer(t, func(_ int64, w http.ResponseWriter, _ *http.Request) {
@@ -194,27 +193,43 @@ func TestPublishAttemptTimeoutRetries(t *testing.T) {
 }
 
 // A server that closes the connection in the middle of the request: retried.
+// The body, 4 MiB, is far more than the socket buffers between the two
+// hold, so the Publisher is still writing it when the connection closes.
 func TestPublishRetriesConnectionClosedMidRequest(t *testing.T) {
-	delivered := 0
+	payload := bytes.Repeat([]byte("0123456789abcdef"), (4<<20)/16)
+	type request struct {
+		body []byte
+		err  error
+	}
+	requests := make(chan request, 2)
 	srv := newServer(t, func(n int64, w http.ResponseWriter, r *http.Request) {
 		if n == 1 {
-			// Read part of the body, then drop the connection without an answer.
-			_, _ = io.ReadFull(r.Body, make([]byte, 4))
-			conn, _, err := http.NewResponseController(w).Hijack()
-			require.NoError(t, err)
-			_ = conn.Close()
+			// Read a little of the body, then drop the connection without
+			// an answer.
+			_, err := io.ReadFull(r.Body, make([]byte, 4))
+			if err == nil {
+				var conn net.Conn
+				conn, _, err = http.NewResponseController(w).Hijack()
+				if err == nil {
+					err = conn.Close()
+				}
+			}
+			requests <- request{err: err}
 			return
 		}
-		body, _ := io.ReadAll(r.Body)
-		require.JSONEq(t, `{"text":"hello"}`, string(body), "the whole body again")
-		delivered++
+		body, err := io.ReadAll(r.Body)
+		requests <- request{body, err}
 		w.WriteHeader(http.StatusNoContent)
 	})
-	p := newPublisher(t, fastRetries(httptransport.Config{URL: srv.URL}))
+	p := newPublisher(t, fastRetries(httptransport.Config{URL: srv.URL, ContentType: "application/octet-stream"}))
 
-	require.NoError(t, p.Publish("chat", newMessage("m-1")))
+	require.NoError(t, p.Publish("chat", message.NewMessage("m-1", payload)))
 	require.EqualValues(t, 2, srv.requests.Load())
-	require.Equal(t, 1, delivered)
+	first := <-requests
+	require.NoError(t, first.err, "the first request was cut")
+	second := <-requests
+	require.NoError(t, second.err)
+	require.True(t, bytes.Equal(payload, second.body), "the whole body again: %d of %d bytes", len(second.body), len(payload))
 }
 
 func TestPublishConnectionRefusedIsRetriedThenReturned(t *testing.T) {
@@ -231,29 +246,45 @@ func TestPublishConnectionRefusedIsRetriedThenReturned(t *testing.T) {
 	require.NotErrorIs(t, err, httptransport.ErrPermanent)
 }
 
+// retryLogger signals each "retrying" the Publisher logs: it has its
+// answer and is about to wait.
+type retryLogger struct {
+	watermill.NopLogger
+	retrying chan struct{}
+}
+
+func (l retryLogger) Debug(msg string, _ watermill.LogFields) {
+	if strings.Contains(msg, "retrying") {
+		l.retrying <- struct{}{}
+	}
+}
+
+func (l retryLogger) With(watermill.LogFields) watermill.LoggerAdapter { return l }
+
+// Canceling the message context during the wait for Retry-After ends
+// Publish at once.
 func TestPublishStopsWithTheMessageContext(t *testing.T) {
-	hit := make(chan struct{}, 1)
 	srv := newServer(t, func(_ int64, w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Retry-After", "5")
 		w.WriteHeader(http.StatusServiceUnavailable)
-		select {
-		case hit <- struct{}{}:
-		default:
-		}
 	})
-	p := newPublisher(t, httptransport.Config{URL: srv.URL, Timeout: time.Minute})
+	logger := retryLogger{retrying: make(chan struct{}, 1)}
+	p, err := httptransport.NewPublisher(httptransport.Config{URL: srv.URL, Timeout: time.Minute}, logger)
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, p.Close()) })
 	ctx, cancel := context.WithCancel(t.Context())
 	msg := newMessage("m-1")
 	msg.SetContext(ctx)
 
 	done := make(chan error, 1)
 	go func() { done <- p.Publish("chat", msg) }()
-	<-hit // the first attempt was answered; Publish waits 5s to retry
+	<-logger.retrying // the Publisher has the 503 and waits 5s to retry
 	cancel()
 
 	select {
 	case err := <-done:
 		require.ErrorIs(t, err, context.Canceled)
+		require.EqualValues(t, 1, srv.requests.Load(), "canceled during the wait, not during a request")
 	case <-time.After(2 * time.Second):
 		t.Fatal("Publish did not return when the message context was canceled")
 	}
@@ -287,9 +318,9 @@ func TestPublishNeverLogsSecrets(t *testing.T) {
 		query    = "qs-5b8e44"
 		bodyText = "body-c0ffee"
 	)
-	var gotAuth string
+	auths := make(chan string, 10)
 	srv := newServer(t, func(_ int64, w http.ResponseWriter, r *http.Request) {
-		gotAuth = r.Header.Get("Authorization")
+		auths <- r.Header.Get("Authorization")
 		w.WriteHeader(http.StatusBadGateway)
 		_, _ = io.WriteString(w, bodyText)
 	})
@@ -305,7 +336,7 @@ func TestPublishNeverLogsSecrets(t *testing.T) {
 	err = p.Publish("chat", newMessage("m-1"))
 
 	require.Error(t, err)
-	require.Equal(t, "Bearer "+token, gotAuth, "the header was sent")
+	require.Equal(t, "Bearer "+token, <-auths, "the header was sent")
 	logged := fmt.Sprint(logger.Captured())
 	require.Contains(t, logged, "retrying", "retries are logged")
 	for _, secret := range []string{token, password, query, bodyText} {
@@ -345,10 +376,13 @@ func TestPublishURLTemplateEscapes(t *testing.T) {
 }
 
 func TestPublishSendsConfiguredHeadersAndHost(t *testing.T) {
-	var header http.Header
-	var host string
+	type request struct {
+		header http.Header
+		host   string
+	}
+	requests := make(chan request, 1)
 	srv := newServer(t, func(_ int64, w http.ResponseWriter, r *http.Request) {
-		header, host = r.Header.Clone(), r.Host
+		requests <- request{r.Header.Clone(), r.Host}
 		w.WriteHeader(http.StatusNoContent)
 	})
 	p := newPublisher(t, httptransport.Config{URL: srv.URL, Headers: map[string]string{
@@ -356,9 +390,10 @@ func TestPublishSendsConfiguredHeadersAndHost(t *testing.T) {
 	}})
 
 	require.NoError(t, p.Publish("chat", newMessage("m-1")))
-	require.Equal(t, "Bearer t", header.Get("Authorization"))
-	require.Equal(t, "acme", header.Get("X-Tenant"))
-	require.Equal(t, "hub.internal", host)
+	got := <-requests
+	require.Equal(t, "Bearer t", got.header.Get("Authorization"))
+	require.Equal(t, "acme", got.header.Get("X-Tenant"))
+	require.Equal(t, "hub.internal", got.host)
 }
 
 // Userinfo in the URL is sent as Basic authentication, as http.Client
@@ -424,6 +459,15 @@ func TestPublishAddressPolicy(t *testing.T) {
 			{"http://evil.com/e", []string{"hub.example.com"}, false},
 			{"http://127.0.0.1:5000/e", []string{"127.0.0.1"}, true},
 			{"http://[::1]:5000/e", []string{"::1"}, true},
+			// host:port allows that port only; the scheme's default when
+			// the URL names none.
+			{"http://127.0.0.1:5000/e", []string{"127.0.0.1:5000"}, true},
+			{"http://127.0.0.1:5001/e", []string{"127.0.0.1:5000"}, false},
+			{"https://hub.example.com/e", []string{"hub.example.com:443"}, true},
+			{"https://hub.example.com:8443/e", []string{"hub.example.com:443"}, false},
+			{"http://a.example.com:8080/e", []string{"*.example.com:8080"}, true},
+			{"http://[::1]:5000/e", []string{"[::1]:5000"}, true},
+			{"http://[::1]:5001/e", []string{"[::1]:5000"}, false},
 		} {
 			_, err := httptransport.NewPublisher(httptransport.Config{URL: tc.url, AllowedHosts: tc.allowed}, nil)
 			if tc.ok {
@@ -443,8 +487,8 @@ func TestNewPublisherConfigErrors(t *testing.T) {
 		{httptransport.Config{}, "url: must be set"},
 		{httptransport.Config{URL: "ftp://x/"}, "scheme must be http or https"},
 		{httptransport.Config{URL: "http://{topic}.example.com/"}, "scheme or the host"},
-		{httptransport.Config{URL: "http://h/{nope}"}, "unknown placeholder {nope}"},
-		{httptransport.Config{URL: "http://h/{topic"}, "unclosed {"},
+		{httptransport.Config{URL: "http://h/{nope}"}, "unknown placeholder at byte 9"},
+		{httptransport.Config{URL: "http://h/{topic"}, "unclosed { at byte 9"},
 		{httptransport.Config{URL: "http://h/", Format: "xml"}, "format: must be"},
 		{httptransport.Config{URL: "http://h/", Timeout: -1}, "timeout: must not be negative"},
 		{httptransport.Config{URL: "http://h/", ContentType: ";;"}, "content_type"},
@@ -459,4 +503,113 @@ func TestNewPublisherConfigErrors(t *testing.T) {
 			assert.NotContains(t, err.Error(), "a\r\nb", "header values are secrets")
 		}
 	}
+}
+
+// Configuration errors say what is wrong with url (or proxy) and where,
+// never quoting it: userinfo, paths and queries hold secrets.
+func TestConfigErrorsNeverQuoteTheURL(t *testing.T) {
+	const secret = "hunter2"
+	for _, tc := range []struct {
+		cfg  httptransport.Config
+		want string
+	}{
+		{httptransport.Config{URL: "https://user:hunter2@hub.example.com/e/{topic"}, "url: unclosed { at byte 39"},
+		{httptransport.Config{URL: "https://hub.example.com/e/{topic?api_key=hunter2"}, "url: unclosed { at byte 26"},
+		{httptransport.Config{URL: "https://hub.example.com/e/{hunter2}"}, "url: unknown placeholder at byte 26"},
+		{httptransport.Config{URL: "https://user:hunter2@hub.example.com/e/%zz"}, "url: invalid %-escape at byte 39"},
+		{httptransport.Config{URL: "ftp://user:hunter2@hub.example.com/e"}, "url: scheme must be http or https"},
+		{httptransport.Config{URL: "user:hunter2@hub.example.com/e"}, "url: scheme must be http or https"},
+		{httptransport.Config{URL: "https://user:hunter2@hub.example.com:hunter2/e"}, "url: invalid port"},
+		{httptransport.Config{URL: "https://hub.example.com/e?token=hunter2\x7f"}, "url: invalid control character"},
+		{httptransport.Config{URL: "https://hub exa hunter2.com/e"}, "url: invalid character in the host"},
+		{httptransport.Config{URL: "https://{topic}.hunter2.example.com/e"}, "url: placeholders may not stand in the scheme or the host"},
+		{httptransport.Config{URL: "https://u:hunter2@evil.example.com/e?k=hunter2", AllowedHosts: []string{"hub.example.com"}},
+			"url: its host and port are not in allowed_hosts"},
+		{httptransport.Config{URL: "https://hub.example.com/e", Proxy: "http://user:hunter2@[proxy"}, "proxy: must be none, environment"},
+		{httptransport.Config{URL: "https://hub.example.com/e", Proxy: "ftp://user:hunter2@proxy"}, "proxy: must be none, environment"},
+	} {
+		verr := tc.cfg.Validate()
+		_, perr := httptransport.NewPublisher(tc.cfg, nil)
+		section := map[string]any{"url": tc.cfg.URL}
+		if tc.cfg.Proxy != "" {
+			section["proxy"] = tc.cfg.Proxy
+		}
+		if tc.cfg.AllowedHosts != nil {
+			section["allowed_hosts"] = tc.cfg.AllowedHosts
+		}
+		_, ferr := build(t, section)
+		for _, err := range []error{verr, perr, ferr} {
+			if assert.Error(t, err, tc.want) {
+				assert.ErrorContains(t, err, tc.want)
+				assert.NotContains(t, err.Error(), secret, tc.want)
+			}
+		}
+	}
+}
+
+// forwardProxy is a server that answers, as a forward proxy in front of a
+// healthy hub would, 204 to every request, and sends on proxied the
+// absolute URL each asked for.
+func forwardProxy(t *testing.T) (*server, <-chan string) {
+	proxied := make(chan string, 10)
+	return newServer(t, func(_ int64, w http.ResponseWriter, r *http.Request) {
+		proxied <- r.URL.String()
+		w.WriteHeader(http.StatusNoContent)
+	}), proxied
+}
+
+func TestPublishProxy(t *testing.T) {
+	proxy, proxied := forwardProxy(t)
+	t.Run("a proxy URL", func(t *testing.T) {
+		p := newPublisher(t, httptransport.Config{URL: "http://hub.invalid:5000/events/{topic}", Proxy: proxy.URL})
+		require.NoError(t, p.Publish("chat", newMessage("m-1")))
+		require.Equal(t, "http://hub.invalid:5000/events/chat", <-proxied)
+	})
+	t.Run("deny_private_addresses cannot see through a proxy", func(t *testing.T) {
+		for _, setting := range []string{"environment", proxy.URL} {
+			_, err := httptransport.NewPublisher(httptransport.Config{
+				URL: "http://hub.example.com/", Proxy: setting, DenyPrivateAddresses: true,
+			}, nil)
+			require.ErrorContains(t, err, "deny_private_addresses: cannot be checked through a proxy", setting)
+		}
+		for _, setting := range []string{"", "none"} {
+			_, err := httptransport.NewPublisher(httptransport.Config{
+				URL: "http://hub.example.com/", Proxy: setting, DenyPrivateAddresses: true,
+			}, nil)
+			require.NoError(t, err, setting)
+		}
+	})
+}
+
+// HTTP_PROXY is ignored unless proxy is "environment", so that a proxy in
+// the environment never takes connections out of deny_private_addresses'
+// sight. net/http reads the environment once per process: this test runs
+// in a process of its own.
+func TestPublishProxyFromEnvironment(t *testing.T) {
+	if os.Getenv("HTTPTRANSPORT_PROXY_TEST") == "" {
+		cmd := exec.CommandContext(t.Context(), os.Args[0], "-test.run=^TestPublishProxyFromEnvironment$", "-test.count=1")
+		cmd.Env = append(os.Environ(), "HTTPTRANSPORT_PROXY_TEST=1")
+		out, err := cmd.CombinedOutput()
+		require.NoError(t, err, "%s", out)
+		return
+	}
+	proxy, proxied := forwardProxy(t)
+	for _, name := range []string{"HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy"} {
+		t.Setenv(name, proxy.URL)
+	}
+	t.Setenv("NO_PROXY", "")
+	t.Setenv("no_proxy", "")
+	url := "http://hub.invalid:5000/events/{topic}"
+
+	direct := newPublisher(t, httptransport.Config{URL: url, Timeout: time.Second, MaxRetries: -1})
+	require.Error(t, direct.Publish("chat", newMessage("m-1")), "hub.invalid does not resolve")
+	select {
+	case u := <-proxied:
+		t.Fatalf("the environment's proxy was used by default for %s", u)
+	default:
+	}
+
+	fromEnv := newPublisher(t, httptransport.Config{URL: url, Proxy: "environment"})
+	require.NoError(t, fromEnv.Publish("chat", newMessage("m-2")))
+	require.Equal(t, "http://hub.invalid:5000/events/chat", <-proxied)
 }

@@ -40,11 +40,13 @@ func TestPubSub(t *testing.T) {
 		// lost after the handler acked) sends again, and the consumer sees
 		// the message twice. Consumers dedupe by UUID.
 		ExactlyOnceDelivery: false,
-		// For one publishing goroutine: Publish sends a call's messages one
-		// after another, each once the previous one was answered, and a
-		// topic's queue is handed out one message at a time, in order,
-		// redelivering a nacked one before the next. Concurrent publishers
-		// are not ordered: HTTP requests race.
+		// Shown here only in queue mode, and only for one sender publishing
+		// sequentially: Publish sends a call's messages one after another,
+		// each once the previous one was answered, and a topic's queue is
+		// handed out one message at a time, in order, redelivering a nacked
+		// one before the next. Concurrent publishers are not ordered (HTTP
+		// requests race), nor is the default mode, where a message answered
+		// 503 is sent again while the next may already be handled.
 		GuaranteedOrder:                     true,
 		GuaranteedOrderWithSingleSubscriber: true,
 		// Nothing survives the process: what a Receiver holds is in memory.
@@ -89,6 +91,11 @@ func newEndpoint(t *testing.T) *endpoint {
 	r, err := httptransport.NewReceiver(httptransport.ReceiverConfig{
 		QueueSize:      100000,
 		HandlerTimeout: 15 * time.Second,
+		// TestContinueAfterErrors nacks one message 300 times and waits
+		// 15 s at most for each redelivery.
+		MaxRetries:      1000,
+		RetryBackoff:    time.Millisecond,
+		MaxRetryBackoff: 5 * time.Millisecond,
 	}, nil)
 	require.NoError(t, err)
 	mux := http.NewServeMux()

@@ -25,6 +25,10 @@ const (
 	DefaultHandlerTimeout     = time.Second
 	DefaultRetryAfter         = time.Second
 	DefaultSignatureTolerance = 5 * time.Minute
+	// Queue mode's redeliveries.
+	DefaultQueueMaxRetries      = 5
+	DefaultQueueRetryBackoff    = 100 * time.Millisecond
+	DefaultQueueMaxRetryBackoff = 10 * time.Second
 )
 
 // ReceiverConfig configures a Receiver; the zero value of each field takes
@@ -50,19 +54,40 @@ type ReceiverConfig struct {
 	// 401 otherwise.
 	BearerToken string `koanf:"bearer_token"`
 	// HMACSecret, when set, requires a valid Switchyard-Signature (see the
-	// Publisher's hmac_secret) made within SignatureTolerance of now; 401
-	// otherwise.
+	// Publisher's hmac_secret) made within SignatureTolerance of now, for
+	// the topic the request is delivered to (its Switchyard-Topic, signed,
+	// must be that topic); 401 otherwise. A signed request can be replayed,
+	// to the same topic, within SignatureTolerance: consumers dedupe by
+	// UUID.
 	HMACSecret         string        `koanf:"hmac_secret"`
 	SignatureTolerance time.Duration `koanf:"signature_tolerance"`
 	// QueueSize, when positive, makes the Receiver answer 202 Accepted as
 	// soon as a message is in its topic's in-memory queue of this size, and
 	// deliver it afterwards, one at a time and in order, again after each
-	// nack, until acked. A full queue is answered 503. Messages still queued
-	// when the process stops are lost, although their senders were told
-	// 202: use it only when senders cannot wait for handlers. Only topics
-	// subscribed to, or initialized with SubscribeInitialize, are queued.
-	// Default 0: every request waits for its message's ack or nack.
+	// nack or handler timeout (see MaxRetries), until acked. A full queue is
+	// answered 503. Messages still queued when the process stops are lost,
+	// although their senders were told 202: use it only when senders cannot
+	// wait for handlers. Only topics subscribed to, or initialized with
+	// SubscribeInitialize, are queued. Default 0: every request waits for
+	// its message's ack or nack.
 	QueueSize int `koanf:"queue_size"`
+	// In queue mode, a message that was nacked or whose handler timed out
+	// is delivered again after RetryBackoff, then after twice as long at
+	// each further failure, up to MaxRetryBackoff. Once MaxRetries
+	// redeliveries failed too, it is handed to DeadLetter and leaves the
+	// queue; without DeadLetter, or when DeadLetter returns an error, it
+	// stays at the head of its topic's queue, delivered again every
+	// MaxRetryBackoff, and an error is logged. Defaults 5, 100ms and 10s;
+	// MaxRetries negative: no redelivery before DeadLetter.
+	MaxRetries      int           `koanf:"max_retries"`
+	RetryBackoff    time.Duration `koanf:"retry_backoff"`
+	MaxRetryBackoff time.Duration `koanf:"max_retry_backoff"`
+	// DeadLetter, in queue mode, takes the messages that failed every
+	// delivery: it may publish them elsewhere, store them, count them. It
+	// runs on the topic's delivery goroutine, so the topic waits for it;
+	// msg's context ends when the Receiver closes. A nil error takes the
+	// message out of the queue.
+	DeadLetter func(topic string, msg *message.Message) error `koanf:"-"`
 }
 
 func (c *ReceiverConfig) setDefaults() {
@@ -80,6 +105,15 @@ func (c *ReceiverConfig) setDefaults() {
 	}
 	if c.SignatureTolerance == 0 {
 		c.SignatureTolerance = DefaultSignatureTolerance
+	}
+	if c.MaxRetries == 0 {
+		c.MaxRetries = DefaultQueueMaxRetries
+	}
+	if c.RetryBackoff == 0 {
+		c.RetryBackoff = DefaultQueueRetryBackoff
+	}
+	if c.MaxRetryBackoff == 0 {
+		c.MaxRetryBackoff = DefaultQueueMaxRetryBackoff
 	}
 }
 
@@ -100,6 +134,12 @@ func (c *ReceiverConfig) Validate() error {
 	}
 	if c.QueueSize < 0 {
 		add("queue_size", "must not be negative, got %d", c.QueueSize)
+	}
+	if c.RetryBackoff < 0 {
+		add("retry_backoff", "must not be negative, got %s", c.RetryBackoff)
+	}
+	if c.MaxRetryBackoff < 0 {
+		add("max_retry_backoff", "must not be negative, got %s", c.MaxRetryBackoff)
 	}
 	return errors.Join(errs...)
 }
@@ -161,7 +201,8 @@ func NewReceiver(cfg ReceiverConfig, logger watermill.LoggerAdapter) (*Receiver,
 // acked it (202 once queued, in queue mode); 503 with Retry-After when it
 // was nacked, its handler timed out, no one subscribed to its topic or the
 // Receiver is closed; 400 when it is not a message, 401 when authentication
-// fails, 404 when the request names no topic, 405 for other methods, 413
+// fails (with HMACSecret, also when the request was signed for another
+// topic), 404 when the request names no topic, 405 for other methods, 413
 // when the body is too long, 415 for a CloudEvents format other than JSON.
 func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	if req.Method != http.MethodPost {
@@ -201,8 +242,12 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 			r.reject(w, http.StatusUnauthorized, err.Error())
 			return
 		}
+		if err := verifySignedTopic(req.Header, name); err != nil {
+			r.reject(w, http.StatusUnauthorized, err.Error())
+			return
+		}
 	}
-	msg, err := decodeRequest(req.Header, body)
+	msg, err := decodeRequest(name, req.Header, body)
 	if err != nil {
 		var re *requestError
 		if errors.As(err, &re) {
@@ -440,12 +485,12 @@ func (r *Receiver) enqueue(t *topic, msg *message.Message) error {
 }
 
 // pump delivers t's queued messages one at a time, in order, each until a
-// subscription acks it. It ends when the queue is empty or the Receiver
-// closes.
+// subscription acks it, waiting longer after each failure, and hands a
+// message that failed every allowed delivery to DeadLetter. It ends when the
+// queue is empty or the Receiver closes.
 func (r *Receiver) pump(t *topic) {
 	defer r.pumps.Done()
-	timer := time.NewTimer(r.cfg.HandlerTimeout)
-	defer timer.Stop()
+	failures := 0 // of the message at the head of the queue
 	for {
 		t.mu.Lock()
 		if len(t.queue) == 0 || r.ctx.Err() != nil {
@@ -456,30 +501,125 @@ func (r *Receiver) pump(t *topic) {
 		q := t.queue[0]
 		t.mu.Unlock()
 
-		msg := q.message()
-		ctx, cancel := context.WithCancel(r.ctx)
-		msg.SetContext(ctx)
-		s, err := t.offer(r.ctx, msg, true)
-		if err != nil {
-			cancel()
-			continue // closed: the loop ends
+		switch r.deliverQueued(t, q.message()) {
+		case deliveryAcked:
+			t.pop()
+			failures = 0
+			continue
+		case deliveryAbandoned:
+			continue // to another subscription, at once; or the loop ends
 		}
-		timer.Reset(r.cfg.HandlerTimeout)
-		select {
-		case <-msg.Acked():
-		case <-msg.Nacked():
-		case <-s.done:
-		case <-timer.C:
-		case <-r.ctx.Done():
+		failures++
+		if failures > max(r.cfg.MaxRetries, 0) {
+			if r.deadLetter(t, q, failures) {
+				t.pop()
+				failures = 0
+				continue
+			}
 		}
-		cancel()
-		timer.Stop() // since Go 1.23 a stopped timer delivers nothing stale
+		r.sleep(r.redeliveryBackoff(failures))
+	}
+}
+
+type deliveryOutcome int
+
+const (
+	deliveryAcked deliveryOutcome = iota
+	// deliveryFailed: nacked, or its handler timed out.
+	deliveryFailed
+	// deliveryAbandoned: the subscription ended before settling it, or the
+	// Receiver closed; not the message's fault.
+	deliveryAbandoned
+)
+
+// deliverQueued hands msg to one subscription of t and waits until it is
+// settled. When the handler times out its context is canceled, and msg is
+// still waited for: a redelivery while the first handler runs would
+// process it twice at once, and out of order.
+func (r *Receiver) deliverQueued(t *topic, msg *message.Message) deliveryOutcome {
+	ctx, cancel := context.WithCancel(r.ctx)
+	defer cancel()
+	msg.SetContext(ctx)
+	s, err := t.offer(r.ctx, msg, true)
+	if err != nil {
+		return deliveryAbandoned // closed
+	}
+	timer := time.NewTimer(r.cfg.HandlerTimeout)
+	defer timer.Stop()
+	select {
+	case <-msg.Acked():
+		return deliveryAcked
+	case <-msg.Nacked():
+		return deliveryFailed
+	case <-s.done:
 		if acked(msg) {
-			t.mu.Lock()
-			t.queue[0] = queued{}
-			t.queue = t.queue[1:]
-			t.mu.Unlock()
+			return deliveryAcked
 		}
+		return deliveryAbandoned
+	case <-r.ctx.Done():
+		return deliveryAbandoned
+	case <-timer.C:
+	}
+	cancel()
+	r.logger.Info("httptransport: handler timed out; waiting for it to ack or nack before delivering again",
+		watermill.LogFields{"topic": t.name, "message_uuid": msg.UUID, "handler_timeout": r.cfg.HandlerTimeout})
+	// Settled now or later: an ack counts, anything else is a failure.
+	select {
+	case <-msg.Acked():
+		return deliveryAcked
+	case <-msg.Nacked():
+		return deliveryFailed
+	case <-s.done:
+		if acked(msg) {
+			return deliveryAcked
+		}
+		return deliveryFailed
+	case <-r.ctx.Done():
+		return deliveryAbandoned
+	}
+}
+
+// deadLetter hands q, which failed failures deliveries, to DeadLetter and
+// reports whether it took it. Without DeadLetter, or when it fails, the
+// message stays; that is logged, as an error, once per message and
+// DeadLetter failure.
+func (r *Receiver) deadLetter(t *topic, q queued, failures int) bool {
+	fields := watermill.LogFields{"topic": t.name, "message_uuid": q.uuid, "failed_deliveries": failures}
+	if r.cfg.DeadLetter == nil {
+		if failures == max(r.cfg.MaxRetries, 0)+1 {
+			r.logger.Error("httptransport: queued message failed every delivery and there is no DeadLetter; "+
+				"it stays at the head of its topic, delivered again every max_retry_backoff", errDeliveriesFailed, fields)
+		}
+		return false
+	}
+	msg := q.message()
+	msg.SetContext(r.ctx)
+	if err := r.cfg.DeadLetter(t.name, msg); err != nil {
+		r.logger.Error("httptransport: DeadLetter failed; the message stays at the head of its topic", err, fields)
+		return false
+	}
+	r.logger.Info("httptransport: queued message failed every delivery; handed to DeadLetter", fields)
+	return true
+}
+
+var errDeliveriesFailed = errors.New("httptransport: every delivery failed")
+
+// redeliveryBackoff is the wait after the failures-th failed delivery.
+func (r *Receiver) redeliveryBackoff(failures int) time.Duration {
+	d := r.cfg.RetryBackoff << min(failures-1, 30)
+	if d <= 0 || d > r.cfg.MaxRetryBackoff {
+		d = r.cfg.MaxRetryBackoff
+	}
+	return d
+}
+
+// sleep waits d or until the Receiver closes.
+func (r *Receiver) sleep(d time.Duration) {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+	case <-r.ctx.Done():
 	}
 }
 
@@ -536,6 +676,19 @@ func (s *Subscriber) forget(sub *subscription) {
 	s.mu.Lock()
 	delete(s.subs, sub)
 	s.mu.Unlock()
+}
+
+// verifySignedTopic checks, once a signature verified, that it was made for
+// topic: the signed Switchyard-Topic must be there, once, and name it.
+func verifySignedTopic(h http.Header, topic string) error {
+	vs := h[headerTopic]
+	if len(vs) != 1 {
+		return errors.New("the signature names no topic (" + headerTopic + ")")
+	}
+	if v, err := headerValue(vs[0]); err != nil || v != topic {
+		return errors.New("the request was signed for another topic")
+	}
+	return nil
 }
 
 var (

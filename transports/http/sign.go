@@ -20,8 +20,10 @@ import (
 // The MAC covers, each followed by "\n": the timestamp, the Content-Type, and
 // every ce-* and switchyard-* header (but the signature) as
 // "lower-case-name:value", names sorted; then a blank line and the body. So a
-// binary-mode event's attributes are covered as well as its data. The URL
-// (and so a topic in its path) is not: proxies rewrite it.
+// binary-mode event's attributes are covered as well as its data. The URL is
+// not (proxies rewrite it), but the topic is: a signing Publisher sends it in
+// Switchyard-Topic, in every format, and a Receiver refuses a request whose
+// signed topic is not the one it is delivered to.
 const signatureVersion = "v1"
 
 func signRequest(secret []byte, now time.Time, h http.Header, body []byte) string {

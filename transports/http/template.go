@@ -47,9 +47,11 @@ func parseTemplate(s string) (*urlTemplate, error) {
 		if strings.ContainsAny(literal, "?#") {
 			inQuery = true
 		}
+		// Errors give positions, never the text: a URL holds secrets.
+		at := len(s) - len(rest) + open
 		closeAt := strings.IndexByte(rest[open:], '}')
 		if closeAt < 0 {
-			return nil, fmt.Errorf("unclosed { in %q", s)
+			return nil, fmt.Errorf("unclosed { at byte %d", at)
 		}
 		name := rest[open+1 : open+closeAt]
 		var f templateField
@@ -59,7 +61,7 @@ func parseTemplate(s string) (*urlTemplate, error) {
 		case "event_type":
 			f = fieldEventType
 		default:
-			return nil, fmt.Errorf("unknown placeholder {%s}: use {topic} or {event_type}", name)
+			return nil, fmt.Errorf("unknown placeholder at byte %d: use {topic} or {event_type}", at)
 		}
 		if literal != "" {
 			t.parts = append(t.parts, templatePart{literal: literal})
@@ -72,10 +74,10 @@ func parseTemplate(s string) (*urlTemplate, error) {
 	probe := t.render("x", "x")
 	u, err := url.Parse(probe)
 	if err != nil {
-		return nil, err
+		return nil, urlSyntaxError(s, err)
 	}
 	if u.Scheme != "http" && u.Scheme != "https" {
-		return nil, fmt.Errorf("scheme must be http or https, got %q", u.Scheme)
+		return nil, errors.New("scheme must be http or https")
 	}
 	if u.Host == "" {
 		return nil, errors.New("no host")
@@ -95,6 +97,47 @@ func parseTemplate(s string) (*urlTemplate, error) {
 		t.static = s
 	}
 	return t, nil
+}
+
+// urlSyntaxError says what url.Parse found wrong with s without quoting
+// any of it: a *url.Error holds the whole URL, and some of its causes the
+// offending part (an escape, a port), which may be a piece of a password.
+func urlSyntaxError(s string, err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	var escapeErr url.EscapeError
+	var hostErr url.InvalidHostError
+	switch {
+	case errors.As(err, &escapeErr):
+		if i := badEscapeAt(s); i >= 0 {
+			return fmt.Errorf("invalid %%-escape at byte %d", i)
+		}
+		return errors.New("invalid %-escape")
+	case errors.As(err, &hostErr):
+		return errors.New("invalid character in the host")
+	}
+	switch msg := err.Error(); {
+	case strings.HasPrefix(msg, "invalid port"):
+		return errors.New("invalid port after the host")
+	case msg == "missing protocol scheme", msg == "first path segment in URL cannot contain colon",
+		msg == "net/url: invalid control character in URL", msg == "net/url: invalid userinfo",
+		msg == "missing ']' in host", msg == "invalid IPv6 host":
+		return errors.New(strings.TrimPrefix(msg, "net/url: "))
+	}
+	return errors.New("does not parse as a URL")
+}
+
+// badEscapeAt returns the position of the first '%' of s that does not
+// start a %XX escape, or -1.
+func badEscapeAt(s string) int {
+	for i := 0; i < len(s); i++ {
+		if s[i] == '%' && (i+2 >= len(s) || !isHex(s[i+1]) || !isHex(s[i+2])) {
+			return i
+		}
+	}
+	return -1
 }
 
 func (t *urlTemplate) usesTopic() bool { return t.hasTopic }

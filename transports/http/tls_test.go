@@ -13,6 +13,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -58,6 +59,7 @@ func writeCA(t *testing.T, srv *httptest.Server) string {
 
 func TestPublishTLS(t *testing.T) {
 	certFile, keyFile, clientCert := newClientCert(t)
+	otherCert, otherKey, _ := newClientCert(t)
 	clientCAs := x509.NewCertPool()
 	clientCAs.AddCert(clientCert)
 
@@ -91,6 +93,31 @@ func TestPublishTLS(t *testing.T) {
 		require.ErrorIs(t, err, httptransport.ErrPermanent)
 		require.ErrorContains(t, err, "certificate")
 		require.ErrorContains(t, err, "(1 attempts)")
+	})
+	t.Run("a server that does not speak TLS is permanent", func(t *testing.T) {
+		plain := newServer(t, func(_ int64, w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) })
+		p := newPublisher(t, fastRetries(httptransport.Config{URL: strings.Replace(plain.URL, "http://", "https://", 1)}))
+		err := p.Publish("chat", newMessage("m-1"))
+		require.ErrorIs(t, err, httptransport.ErrPermanent)
+		require.ErrorContains(t, err, "(1 attempts)")
+	})
+	t.Run("a TLS alert from the server is permanent", func(t *testing.T) {
+		strict := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			w.WriteHeader(http.StatusNoContent)
+		}))
+		strict.TLS = &tls.Config{ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: clientCAs}
+		strict.StartTLS()
+		t.Cleanup(strict.Close)
+		for name, cfg := range map[string]httptransport.TLSConfig{
+			"no client certificate":           {CAFile: writeCA(t, strict)},
+			"a client certificate it refuses": {CAFile: writeCA(t, strict), CertFile: otherCert, KeyFile: otherKey},
+		} {
+			p := newPublisher(t, fastRetries(httptransport.Config{URL: strict.URL, TLS: cfg}))
+			err := p.Publish("chat", newMessage("m-1"))
+			require.ErrorIs(t, err, httptransport.ErrPermanent, name)
+			require.ErrorContains(t, err, "(1 attempts)", name)
+			require.ErrorContains(t, err, "tls", name)
+		}
 	})
 	t.Run("bad key pair", func(t *testing.T) {
 		_, err := httptransport.NewPublisher(httptransport.Config{URL: srv.URL, TLS: httptransport.TLSConfig{
