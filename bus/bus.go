@@ -67,7 +67,8 @@ type Bus struct {
 	transports map[string]transports.Transport
 	inbound    []namedSubscriber
 
-	router *message.Router
+	router     *message.Router
+	coalescing *coalescing // nil when coalescing is off
 
 	mu          sync.Mutex
 	started     bool
@@ -183,6 +184,10 @@ func New(cfg Config, opts ...Option) (*Bus, error) {
 		b.closeTransports()
 		return nil, fmt.Errorf("bus: register metrics: %w", err)
 	}
+	if err := b.setupCoalescing(); err != nil {
+		b.closeTransports()
+		return nil, err
+	}
 	return b, nil
 }
 
@@ -249,6 +254,7 @@ func (b *Bus) Run(ctx context.Context) error {
 	stages := make([]message.HandlerMiddleware, 0, len(b.middlewares)+2)
 	stages = append(stages, middleware.Recoverer)
 	stages = append(stages, b.middlewares...)
+	stages = append(stages, b.coalesceStages()...)
 	stages = append(stages, b.route)
 	h := b.router.AddConsumerHandler(publishHandler, ingressTopic, b.ingress, b.dispatch)
 	h.AddMiddleware(stages...)
@@ -467,6 +473,9 @@ func (b *Bus) close() error {
 	defer cancel()
 
 	var errs []error
+	if err := b.closeCoalescing(ctx, started); err != nil {
+		errs = append(errs, err)
+	}
 	if started {
 		if err := b.ingress.Settle(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("ingress: %w", err))

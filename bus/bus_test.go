@@ -350,7 +350,7 @@ func TestCloseDrains(t *testing.T) {
 	go func() { done <- b.Run(context.Background()) }()
 	<-b.Running()
 	for i := range n {
-		require.NoError(t, b.Publish("events", bus.NewMessage("typing", strconv.Itoa(i%500), nil)))
+		require.NoError(t, b.Publish("events", bus.NewMessage("chat_message", strconv.Itoa(i%500), nil)))
 	}
 	require.NoError(t, b.Close())
 	require.NoError(t, <-done)

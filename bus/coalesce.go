@@ -1,0 +1,135 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/switchyard-go/switchyard/coalesce"
+	"github.com/switchyard-go/switchyard/transports/memory"
+)
+
+// coalescing is the coalesce stage of the publish pipeline: coalesce's
+// middleware, with the ingress to republish each window's trailing event
+// into.
+type coalescing struct {
+	mw *coalesce.Middleware
+	// ctx bounds the wait for room to republish; Close ends it when it
+	// gives up.
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+// setupCoalescing builds the coalesce stage from coalescing.*, when enabled.
+// It coalesces each listed event type per topic and event key; an event
+// without a key passes.
+func (b *Bus) setupCoalescing() error {
+	co := b.cfg.Coalescing
+	if !co.Enabled || len(co.EventTypes) == 0 {
+		return nil
+	}
+	if co.Window > coalesce.MaxWindow {
+		return newConfigError("coalescing.window", fmt.Sprintf("must be at most %s, got %s", coalesce.MaxWindow, co.Window))
+	}
+	windows := make(map[string]time.Duration, len(co.EventTypes))
+	for _, typ := range co.EventTypes {
+		windows[typ] = co.Window
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	c := &coalescing{ctx: ctx, cancel: cancel}
+	mw, err := coalesce.NewMiddleware(coalesce.MiddlewareConfig{
+		Windows:   windows,
+		MaxKeys:   co.MaxKeys,
+		EventType: func(m *message.Message) string { return m.Metadata.Get(MetaEventType) },
+		Key:       coalesceKey,
+		Republish: func(m *message.Message) error { return b.republish(c.ctx, m) },
+		// A PublishSync waiting on an event coalesced away returns nil: a
+		// later event of its key carries its state.
+		Superseded: func(m *message.Message) {
+			if d := deliveryFrom(m.Context()); d != nil {
+				d.settle(nil)
+			}
+		},
+	}, coalesce.WithRegisterer(b.reg))
+	if err != nil {
+		cancel()
+		return fmt.Errorf("bus: coalescing: %w", err)
+	}
+	c.mw = mw
+	b.coalescing = c
+	return nil
+}
+
+// coalesceKey is the destination topic and the event key.
+func coalesceKey(m *message.Message) string {
+	key := m.Metadata.Get(MetaEventKey)
+	d := deliveryFrom(m.Context())
+	if key == "" || d == nil {
+		return ""
+	}
+	return d.topic + "\x00" + key
+}
+
+// coalesceStages is the coalesce stage, if coalescing is on.
+func (b *Bus) coalesceStages() []message.HandlerMiddleware {
+	if b.coalescing == nil {
+		return nil
+	}
+	return []message.HandlerMiddleware{b.coalescing.mw.Middleware}
+}
+
+// republish puts a window's trailing event back into the ingress, with its
+// delivery: it takes the rest of the pipeline from there, in order with its
+// key, retried and dead-lettered like any event, and settles its
+// PublishSync. With on_full: reject it waits for room all the same: the
+// event was accepted long ago.
+func (b *Bus) republish(ctx context.Context, m *message.Message) error {
+	wait := max(b.cfg.Bus.RetryBackoff, time.Millisecond)
+	for {
+		err := b.ingress.PublishContext(ctx, ingressTopic, m)
+		if err == nil {
+			return nil
+		}
+		if errors.Is(err, memory.ErrQueueFull) && ctx.Err() == nil {
+			t := time.NewTimer(wait)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+			}
+			wait = min(2*wait, max(b.cfg.Bus.MaxRetryBackoff, wait))
+			continue
+		}
+		err = fmt.Errorf("bus: republish a coalesced event: %w", b.admissionError(err))
+		if d := deliveryFrom(m.Context()); d != nil {
+			d.settle(err)
+		}
+		b.logger.Error("Coalesced event lost", err, watermill.LogFields{
+			"message_uuid": m.UUID, "event_type": m.Metadata.Get(MetaEventType),
+		})
+		return err
+	}
+}
+
+// closeCoalescing flushes the coalesce stage at Close: every pending
+// trailing event goes back into the ingress, for the drain that follows to
+// deliver. It first lets every accepted event through the stage: a pending
+// event flushed while a later one of its key is still queued would be
+// published after it.
+func (b *Bus) closeCoalescing(ctx context.Context, started bool) error {
+	c := b.coalescing
+	if c == nil {
+		return nil
+	}
+	defer c.cancel()
+	stop := context.AfterFunc(ctx, c.cancel)
+	defer stop()
+	if started {
+		_ = b.ingress.Settle(ctx) // the drain that follows reports a timeout
+	}
+	return c.mw.Close()
+}
