@@ -11,6 +11,8 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/switchyard-go/switchyard/transports"
 )
 
 // Sentinel errors, checked with errors.Is.
@@ -126,22 +128,26 @@ func (b *Broker) PublishContext(ctx context.Context, topic string, msgs ...*mess
 }
 
 func (b *Broker) publish(ctx context.Context, topicName string, m *message.Message) error {
-	t, err := b.topic(topicName)
-	if err != nil {
-		return err
-	}
-	lane := laneOf(b.cfg.KeyFunc(m), b.cfg.Lanes)
+	lane := transports.Lane(b.cfg.KeyFunc(m), b.cfg.Lanes)
 	// Close waits for the publishes in progress, so a message is either
 	// refused or in a queue before Close counts what it discards. No lock is
-	// held while waiting for room: a subscriber must be able to come.
+	// held while waiting for room: a subscriber must be able to come. One
+	// read lock finds the topic and counts the publish.
 	b.mu.RLock()
 	if b.closed {
 		b.mu.RUnlock()
 		return ErrClosed
 	}
+	t := b.topics[topicName]
 	b.publishing.Add(1)
 	b.mu.RUnlock()
 	defer b.publishing.Done()
+	if t == nil {
+		var err error
+		if t, err = b.topic(topicName); err != nil {
+			return err
+		}
+	}
 	groups := *t.groups.Load()
 	// Reserve room in every group first, so a message is in all of them or in none.
 	for i, g := range groups {
@@ -731,19 +737,6 @@ func (r *ring) pop() {
 	r.buf[r.head] = entry{}
 	r.head = (r.head + 1) % len(r.buf)
 	r.n--
-}
-
-// laneOf maps a key to a lane with FNV-1a; the empty key is lane 0.
-func laneOf(key string, lanes int) int {
-	if key == "" || lanes == 1 {
-		return 0
-	}
-	h := uint32(2166136261)
-	for i := 0; i < len(key); i++ {
-		h ^= uint32(key[i])
-		h *= 16777619
-	}
-	return int(h % uint32(lanes))
 }
 
 // deliveryContext is the context of a delivered message when contexts are

@@ -2,7 +2,6 @@ package redisstream
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"net/url"
@@ -11,6 +10,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/switchyard-go/switchyard/transports"
 )
 
 // Defaults applied to zero-valued fields of Config.
@@ -312,23 +313,8 @@ func (t TLSConfig) build(base *tls.Config) (*tls.Config, error) {
 		tc.ServerName = t.ServerName
 	}
 	tc.InsecureSkipVerify = t.InsecureSkipVerify
-	if t.CAFile != "" {
-		pem, err := os.ReadFile(t.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("tls.ca_file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("tls.ca_file: no PEM certificate in %s", t.CAFile)
-		}
-		tc.RootCAs = pool
-	}
-	if t.CertFile != "" {
-		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("tls.cert_file: %w", err)
-		}
-		tc.Certificates = []tls.Certificate{cert}
+	if err := transports.LoadTLSFiles(tc, t.CAFile, t.CertFile, t.KeyFile); err != nil {
+		return nil, err
 	}
 	return tc, nil
 }

@@ -12,6 +12,8 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/switchyard-go/switchyard/transports"
 )
 
 // callTimeout bounds each Redis call of a subscription beyond its BLOCK, so
@@ -364,7 +366,7 @@ func (sub *subscription) take(entries []redis.XMessage) {
 		for k, v := range m.Metadata {
 			e.meta = append(e.meta, k, v)
 		}
-		l := laneOf(m.Metadata.Get(keyMetadata), len(sub.lanes))
+		l := transports.Lane(m.Metadata.Get(keyMetadata), len(sub.lanes))
 		sub.mu.Lock()
 		sub.held[x.ID] = struct{}{}
 		ln := &sub.lanes[l]
@@ -379,19 +381,6 @@ func (sub *subscription) take(entries []redis.XMessage) {
 }
 
 const keyMetadata = "event_key"
-
-// laneOf maps a key to a lane with FNV-1a; the empty key is lane 0.
-func laneOf(key string, lanes int) int {
-	if key == "" || lanes == 1 {
-		return 0
-	}
-	h := uint32(2166136261)
-	for i := 0; i < len(key); i++ {
-		h ^= uint32(key[i])
-		h *= 16777619
-	}
-	return int(h % uint32(lanes))
-}
 
 func (sub *subscription) work() {
 	for {
