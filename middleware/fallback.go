@@ -1,0 +1,429 @@
+package middleware
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/sony/gobreaker/v2"
+)
+
+// Defaults of FallbackConfig and FallbackOptions.
+const (
+	DefaultPublishTimeout   = 500 * time.Millisecond
+	DefaultCooldown         = 30 * time.Second
+	DefaultProbeInterval    = 5 * time.Second
+	DefaultFailureThreshold = 5
+	DefaultCooldownKeys     = 100000
+)
+
+// Reasons a message fell back, as the reason label of
+// switchyard_fallbacks_total. An event that fell back for error or timeout
+// may also have reached the transport it failed on: the publish was
+// ambiguous, and the consumer may see it twice.
+const (
+	ReasonError       = "error"        // the publish failed
+	ReasonTimeout     = "timeout"      // the publish took longer than its deadline
+	ReasonBreakerOpen = "breaker_open" // the transport's circuit breaker is open: not tried
+	ReasonCooldown    = "cooldown"     // the key fell back lately and stays: not tried
+)
+
+// FallbackConfig is what Fallback.Update can change at run time.
+type FallbackConfig struct {
+	// Enabled turns the stage on; off, messages go to their transport only
+	// and a failure is the handler's error.
+	Enabled bool
+	// To is the transport a failed message is published on instead.
+	To string
+	// PublishTimeout is the deadline of a publish on any other transport:
+	// a publish that takes longer counts as failed. Timeouts overrides it
+	// per transport. Default 500ms.
+	PublishTimeout time.Duration
+	Timeouts       map[string]time.Duration
+	// Cooldown is how long a key that fell back keeps to To, so that its
+	// events are not spread over two transports (and reordered) while the
+	// other one flaps. Default 30s.
+	Cooldown time.Duration
+}
+
+func (c *FallbackConfig) setDefaults() {
+	if c.PublishTimeout == 0 {
+		c.PublishTimeout = DefaultPublishTimeout
+	}
+	if c.Cooldown == 0 {
+		c.Cooldown = DefaultCooldown
+	}
+}
+
+// Validate reports what is wrong with c, defaults applied.
+func (c FallbackConfig) Validate() error {
+	var errs []error
+	if c.Enabled && c.To == "" {
+		errs = append(errs, errors.New("middleware: fallback: to must name a transport when enabled"))
+	}
+	if c.PublishTimeout < 0 {
+		errs = append(errs, fmt.Errorf("middleware: fallback: publish timeout must not be negative, got %s", c.PublishTimeout))
+	}
+	for name, d := range c.Timeouts {
+		if d <= 0 {
+			errs = append(errs, fmt.Errorf("middleware: fallback: timeout of %q must be positive, got %s", name, d))
+		}
+	}
+	if c.Cooldown < 0 {
+		errs = append(errs, fmt.Errorf("middleware: fallback: cooldown must not be negative, got %s", c.Cooldown))
+	}
+	return errors.Join(errs...)
+}
+
+// FallbackOptions are the settings of a Fallback fixed at construction.
+type FallbackOptions struct {
+	// FailureThreshold is how many publishes in a row must fail on a
+	// transport before its circuit breaker opens. Default 5.
+	FailureThreshold uint32
+	// ProbeInterval is how long an open breaker refuses its transport
+	// before it lets one publish through (half-open) to probe it: that
+	// publish succeeding closes it. Default 5s.
+	ProbeInterval time.Duration
+	// CooldownKeys bounds the keys kept on the fallback at once; past it,
+	// a key that falls back is not held there (its transport's breaker
+	// still is). Default 100,000.
+	CooldownKeys int
+	// Key returns the key a cooldown holds; default: the event_key
+	// metadata. Messages without a key are not held.
+	Key func(*message.Message) string
+	// TransportKey is the metadata key naming a message's transport, as
+	// Split writes it; default "transport". Fallback rewrites it to To.
+	TransportKey string
+	// OnFallback, if set, is called for each message that goes to the
+	// fallback, after the fallback publish, with its outcome.
+	OnFallback func(m *message.Message, from, to, reason string, err error)
+	// Registerer, if set, registers switchyard_fallbacks_total and
+	// switchyard_circuit_breaker_state.
+	Registerer prometheus.Registerer
+	Logger     watermill.LoggerAdapter
+}
+
+// Fallback is the stage that publishes a message on another transport when
+// its own fails. It wraps the handler that publishes (the dispatch): it
+// calls it with a deadline on the message's context, and when that fails
+// or times out, rewrites the message's transport metadata to To and calls
+// it again. Put it after Split.
+//
+// Each transport but To has a circuit breaker (sony/gobreaker): after
+// FailureThreshold failures in a row it opens, and messages go to To at
+// once without paying the deadline; after ProbeInterval one message probes
+// the transport, and its success closes the breaker. A key that fell back
+// stays on To for Cooldown. When To fails too, the handler's error joins
+// both failures, for the caller (the bus's ingress) to retry and then
+// dead-letter.
+//
+// A publish that failed or timed out may still have reached its transport
+// (the request was sent; the answer was lost): that message is then
+// delivered twice, once by each transport. Consumers that must not see
+// duplicates dedupe by message UUID (see Dedupe).
+type Fallback struct {
+	state        atomic.Pointer[FallbackConfig]
+	opts         FallbackOptions
+	transportKey string
+	key          func(*message.Message) string
+	logger       watermill.LoggerAdapter
+
+	mu       sync.RWMutex
+	breakers map[string]*gobreaker.CircuitBreaker[struct{}]
+
+	cooldown *cooldowns
+
+	fallbacks    *prometheus.CounterVec
+	breakerState *prometheus.GaugeVec
+}
+
+// NewFallback returns a Fallback with cfg and opts.
+func NewFallback(cfg FallbackConfig, opts FallbackOptions) (*Fallback, error) {
+	if opts.FailureThreshold == 0 {
+		opts.FailureThreshold = DefaultFailureThreshold
+	}
+	if opts.ProbeInterval <= 0 {
+		opts.ProbeInterval = DefaultProbeInterval
+	}
+	if opts.CooldownKeys <= 0 {
+		opts.CooldownKeys = DefaultCooldownKeys
+	}
+	f := &Fallback{
+		opts:         opts,
+		transportKey: opts.TransportKey,
+		key:          opts.Key,
+		logger:       opts.Logger,
+		breakers:     make(map[string]*gobreaker.CircuitBreaker[struct{}]),
+		cooldown:     newCooldowns(opts.CooldownKeys),
+	}
+	if f.transportKey == "" {
+		f.transportKey = DefaultTransportKey
+	}
+	if f.key == nil {
+		f.key = metadataReader(DefaultEventKeyKey)
+	}
+	if f.logger == nil {
+		f.logger = watermill.NopLogger{}
+	}
+	f.fallbacks = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "switchyard_fallbacks_total",
+		Help: "Events published on the fallback transport instead of their own, by reason: error, timeout (both possibly ambiguous: the event may have reached both), breaker_open, cooldown.",
+	}, []string{"from", "to", "reason"})
+	f.breakerState = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "switchyard_circuit_breaker_state",
+		Help: "State of each transport's circuit breaker: 0 closed, 1 half-open, 2 open.",
+	}, []string{"transport"})
+	if opts.Registerer != nil {
+		for _, c := range []prometheus.Collector{f.fallbacks, f.breakerState} {
+			if err := opts.Registerer.Register(c); err != nil {
+				return nil, fmt.Errorf("middleware: fallback: register metrics: %w", err)
+			}
+		}
+	}
+	if err := f.Update(cfg); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// Update replaces the configuration; messages that reach the stage after
+// it returns use the new one. An invalid cfg is refused and the old one
+// stays. Breakers and the keys held in cooldown are kept.
+func (f *Fallback) Update(cfg FallbackConfig) error {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	if cfg.Timeouts != nil {
+		t := make(map[string]time.Duration, len(cfg.Timeouts))
+		for k, v := range cfg.Timeouts {
+			t[k] = v
+		}
+		cfg.Timeouts = t
+	}
+	f.state.Store(&cfg)
+	return nil
+}
+
+// Config returns the configuration in effect.
+func (f *Fallback) Config() FallbackConfig {
+	cfg := *f.state.Load()
+	if cfg.Timeouts != nil {
+		t := make(map[string]time.Duration, len(cfg.Timeouts))
+		for k, v := range cfg.Timeouts {
+			t[k] = v
+		}
+		cfg.Timeouts = t
+	}
+	return cfg
+}
+
+// BreakerStates returns the state of each transport's breaker: "closed",
+// "half-open" or "open". A transport not yet published on has none.
+func (f *Fallback) BreakerStates() map[string]string {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	out := make(map[string]string, len(f.breakers))
+	for name, b := range f.breakers {
+		out[name] = b.State().String()
+	}
+	return out
+}
+
+// Middleware is the stage; h is the handler that publishes a message on the
+// transport its metadata names.
+func (f *Fallback) Middleware(h message.HandlerFunc) message.HandlerFunc {
+	return func(m *message.Message) ([]*message.Message, error) {
+		cfg := f.state.Load()
+		from := m.Metadata.Get(f.transportKey)
+		if !cfg.Enabled || from == cfg.To || from == "" {
+			return h(m)
+		}
+		key := f.key(m)
+		if key != "" && f.cooldown.holds(key, time.Now()) {
+			return f.fallBack(h, m, cfg, from, key, ReasonCooldown, nil)
+		}
+		timeout := cfg.PublishTimeout
+		if t, ok := cfg.Timeouts[from]; ok {
+			timeout = t
+		}
+		var out []*message.Message
+		_, err := f.breaker(from).Execute(func() (struct{}, error) {
+			var err error
+			out, err = publishWithin(h, m, timeout)
+			return struct{}{}, err
+		})
+		if err == nil {
+			return out, nil
+		}
+		if m.Context().Err() != nil {
+			// The caller gave up (a PublishSync's context): not the
+			// transport's failure, and nothing to fall back for.
+			return nil, err
+		}
+		reason := ReasonError
+		switch {
+		case errors.Is(err, gobreaker.ErrOpenState), errors.Is(err, gobreaker.ErrTooManyRequests):
+			reason = ReasonBreakerOpen
+		case errors.Is(err, context.DeadlineExceeded):
+			reason = ReasonTimeout
+		}
+		return f.fallBack(h, m, cfg, from, key, reason, err)
+	}
+}
+
+// publishWithin calls h with m's context bounded by timeout.
+func publishWithin(h message.HandlerFunc, m *message.Message, timeout time.Duration) ([]*message.Message, error) {
+	if timeout <= 0 {
+		return h(m)
+	}
+	parent := m.Context()
+	ctx, cancel := context.WithTimeout(parent, timeout)
+	m.SetContext(ctx)
+	out, err := h(m)
+	m.SetContext(parent)
+	cancel()
+	if err != nil && ctx.Err() == context.DeadlineExceeded && !errors.Is(err, context.DeadlineExceeded) {
+		err = fmt.Errorf("%w: %w", context.DeadlineExceeded, err)
+	}
+	return out, err
+}
+
+func (f *Fallback) fallBack(h message.HandlerFunc, m *message.Message, cfg *FallbackConfig, from, key, reason string, cause error) ([]*message.Message, error) {
+	if key != "" && reason != ReasonCooldown && cfg.Cooldown > 0 {
+		f.cooldown.hold(key, time.Now().Add(cfg.Cooldown))
+	}
+	m.Metadata.Set(f.transportKey, cfg.To)
+	out, err := h(m)
+	f.fallbacks.WithLabelValues(from, cfg.To, reason).Inc()
+	if f.opts.OnFallback != nil {
+		f.opts.OnFallback(m, from, cfg.To, reason, err)
+	}
+	if err != nil {
+		// Back to where it was routed: a retry starts from the top.
+		m.Metadata.Set(f.transportKey, from)
+		if cause == nil {
+			cause = fmt.Errorf("%s on %q", reason, from)
+		}
+		return nil, fmt.Errorf("middleware: fallback from %q to %q: %w", from, cfg.To, errors.Join(cause, err))
+	}
+	return out, nil
+}
+
+func (f *Fallback) breaker(name string) *gobreaker.CircuitBreaker[struct{}] {
+	f.mu.RLock()
+	b := f.breakers[name]
+	f.mu.RUnlock()
+	if b != nil {
+		return b
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if b = f.breakers[name]; b != nil {
+		return b
+	}
+	threshold := f.opts.FailureThreshold
+	b = gobreaker.NewCircuitBreaker[struct{}](gobreaker.Settings{
+		Name:        name,
+		MaxRequests: 1,
+		Timeout:     f.opts.ProbeInterval,
+		ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= threshold },
+		OnStateChange: func(name string, from, to gobreaker.State) {
+			f.breakerState.WithLabelValues(name).Set(float64(to))
+			f.logger.Info("Circuit breaker changed state", watermill.LogFields{
+				"transport": name, "from": from.String(), "to": to.String(),
+			})
+		},
+		// A caller's cancellation says nothing about the transport.
+		IsExcluded: func(err error) bool { return errors.Is(err, context.Canceled) },
+	})
+	f.breakers[name] = b
+	f.breakerState.WithLabelValues(name).Set(float64(gobreaker.StateClosed))
+	return b
+}
+
+// cooldowns holds keys on the fallback until their time is up, in bounded
+// memory. Sharded so that lanes don't contend; empty, it costs one atomic
+// load.
+type cooldowns struct {
+	held     atomic.Int64
+	perShard int
+	shards   [cooldownShards]cooldownShard
+}
+
+const cooldownShards = 32
+
+type cooldownShard struct {
+	mu        sync.Mutex
+	until     map[string]time.Time
+	nextSweep time.Time
+}
+
+func newCooldowns(maxKeys int) *cooldowns {
+	c := &cooldowns{perShard: max(1, maxKeys/cooldownShards)}
+	for i := range c.shards {
+		c.shards[i].until = make(map[string]time.Time)
+	}
+	return c
+}
+
+func (c *cooldowns) shard(key string) *cooldownShard {
+	return &c.shards[fnvAdd(fnvOffset, key)%cooldownShards]
+}
+
+func (c *cooldowns) holds(key string, now time.Time) bool {
+	if c.held.Load() == 0 {
+		return false
+	}
+	s := c.shard(key)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	until, ok := s.until[key]
+	if !ok {
+		return false
+	}
+	if now.Before(until) {
+		return true
+	}
+	delete(s.until, key)
+	c.held.Add(-1)
+	return false
+}
+
+func (c *cooldowns) hold(key string, until time.Time) {
+	s := c.shard(key)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.until[key]; ok {
+		s.until[key] = until
+		return
+	}
+	if len(s.until) >= c.perShard {
+		now := time.Now()
+		if now.Before(s.nextSweep) {
+			return // full of keys still held; the breaker covers the rest
+		}
+		for k, t := range s.until {
+			if !now.Before(t) {
+				delete(s.until, k)
+				c.held.Add(-1)
+			}
+		}
+		if len(s.until) >= c.perShard {
+			// Sweeping again before the earliest could expire is wasted.
+			s.nextSweep = now.Add(time.Second)
+			return
+		}
+	}
+	s.until[key] = until
+	c.held.Add(1)
+}
+
+// Held returns how many keys are held on the fallback now.
+func (f *Fallback) Held() int { return int(f.cooldown.held.Load()) }

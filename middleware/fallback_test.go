@@ -1,0 +1,278 @@
+package middleware_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/switchyard-go/switchyard/middleware"
+)
+
+// transportsUnderTest is a dispatch handler over fake transports: each name
+// maps to a behaviour, and every call is recorded.
+type transportsUnderTest struct {
+	mu       sync.Mutex
+	behave   map[string]func(ctx context.Context) error
+	calls    []string
+	received map[string][]string // transport → message UUIDs published
+}
+
+func newTransports() *transportsUnderTest {
+	ok := func(context.Context) error { return nil }
+	return &transportsUnderTest{
+		behave:   map[string]func(context.Context) error{"redis": ok, "http": ok},
+		received: map[string][]string{},
+	}
+}
+
+func (tr *transportsUnderTest) set(name string, f func(ctx context.Context) error) {
+	tr.mu.Lock()
+	tr.behave[name] = f
+	tr.mu.Unlock()
+}
+
+func (tr *transportsUnderTest) handler(m *message.Message) ([]*message.Message, error) {
+	name := m.Metadata.Get("transport")
+	tr.mu.Lock()
+	f := tr.behave[name]
+	tr.calls = append(tr.calls, name)
+	tr.mu.Unlock()
+	if err := f(m.Context()); err != nil {
+		return nil, err
+	}
+	tr.mu.Lock()
+	tr.received[name] = append(tr.received[name], m.UUID)
+	tr.mu.Unlock()
+	return nil, nil
+}
+
+func (tr *transportsUnderTest) callCount(name string) (n int) {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	for _, c := range tr.calls {
+		if c == name {
+			n++
+		}
+	}
+	return n
+}
+
+func onRedis(uuid, key string) *message.Message {
+	m := message.NewMessage(uuid, nil)
+	m.Metadata.Set("event_key", key)
+	m.Metadata.Set("transport", "redis")
+	return m
+}
+
+var errDown = errors.New("connection refused")
+
+func fallbackConfig() middleware.FallbackConfig {
+	return middleware.FallbackConfig{Enabled: true, To: "http", PublishTimeout: 200 * time.Millisecond, Cooldown: time.Second}
+}
+
+func TestFallbackOnErrorPublishesOnTheFallback(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	tr := newTransports()
+	tr.set("redis", func(context.Context) error { return errDown })
+	f, err := middleware.NewFallback(fallbackConfig(), middleware.FallbackOptions{Registerer: reg})
+	require.NoError(t, err)
+	h := f.Middleware(tr.handler)
+
+	m := onRedis("1", "conv-1")
+	_, err = h(m)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"redis", "http"}, tr.calls)
+	assert.Equal(t, []string{"1"}, tr.received["http"])
+	assert.Equal(t, "http", m.Metadata.Get("transport"), "the metadata says where it went")
+	assert.Equal(t, 1.0, testutil.ToFloat64(mustCounter(t, reg, "error")))
+}
+
+func mustCounter(t *testing.T, reg *prometheus.Registry, reason string) prometheus.Collector {
+	t.Helper()
+	mfs, err := reg.Gather()
+	require.NoError(t, err)
+	for _, mf := range mfs {
+		if mf.GetName() != "switchyard_fallbacks_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "reason" && l.GetValue() == reason {
+					return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "x", Help: "x"},
+						func() float64 { return m.GetCounter().GetValue() })
+				}
+			}
+		}
+	}
+	t.Fatalf("no switchyard_fallbacks_total{reason=%q}", reason)
+	return nil
+}
+
+func TestFallbackOnTimeoutWithinTheDeadline(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		tr := newTransports()
+		// A blackholed transport: answers only when the context ends.
+		tr.set("redis", func(ctx context.Context) error { <-ctx.Done(); return ctx.Err() })
+		var reason string
+		f, err := middleware.NewFallback(fallbackConfig(), middleware.FallbackOptions{
+			OnFallback: func(_ *message.Message, _, _, r string, _ error) { reason = r },
+		})
+		require.NoError(t, err)
+
+		start := time.Now()
+		_, err = f.Middleware(tr.handler)(onRedis("1", "conv-1"))
+		require.NoError(t, err)
+		assert.Equal(t, 200*time.Millisecond, time.Since(start), "the publish deadline, not a moment more")
+		assert.Equal(t, middleware.ReasonTimeout, reason)
+		assert.Equal(t, []string{"1"}, tr.received["http"])
+	})
+}
+
+func TestFallbackBreakerOpensAndProbes(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		tr := newTransports()
+		tr.set("redis", func(context.Context) error { return errDown })
+		var reasons []string
+		f, err := middleware.NewFallback(
+			middleware.FallbackConfig{Enabled: true, To: "http", Cooldown: time.Millisecond},
+			middleware.FallbackOptions{
+				FailureThreshold: 3,
+				ProbeInterval:    time.Second,
+				OnFallback:       func(_ *message.Message, _, _, r string, _ error) { reasons = append(reasons, r) },
+			})
+		require.NoError(t, err)
+		h := f.Middleware(tr.handler)
+		publish := func(uuid string) {
+			t.Helper()
+			// Distinct keys: the cooldown is not what keeps them off redis.
+			_, err := h(onRedis(uuid, "key-"+uuid))
+			require.NoError(t, err)
+		}
+
+		for i := range 10 {
+			publish("a" + string(rune('0'+i)))
+		}
+		assert.Equal(t, 3, tr.callCount("redis"), "after 3 failures in a row the breaker stops trying redis")
+		assert.Equal(t, 10, tr.callCount("http"))
+		assert.Equal(t, []string{"error", "error", "error"}, reasons[:3])
+		assert.Equal(t, middleware.ReasonBreakerOpen, reasons[9])
+		assert.Equal(t, "open", f.BreakerStates()["redis"])
+
+		tr.set("redis", func(context.Context) error { return nil })
+		time.Sleep(time.Second + time.Millisecond) // past the probe interval, on the fake clock
+		publish("probe")
+		assert.Equal(t, 4, tr.callCount("redis"), "one probe once the interval passed")
+		assert.Equal(t, "closed", f.BreakerStates()["redis"], "a good probe closes the breaker")
+		publish("after")
+		assert.Equal(t, []string{"probe", "after"}, tr.received["redis"])
+	})
+}
+
+func TestFallbackCooldownKeepsTheKeyOnTheFallback(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		tr := newTransports()
+		fails := true
+		tr.set("redis", func(context.Context) error {
+			if fails {
+				return errDown
+			}
+			return nil
+		})
+		f, err := middleware.NewFallback(fallbackConfig(), middleware.FallbackOptions{})
+		require.NoError(t, err)
+		h := f.Middleware(tr.handler)
+
+		_, err = h(onRedis("1", "conv-1"))
+		require.NoError(t, err)
+		fails = false
+		_, err = h(onRedis("2", "conv-1"))
+		require.NoError(t, err)
+		_, err = h(onRedis("3", "conv-2"))
+		require.NoError(t, err)
+		assert.Equal(t, []string{"1", "2"}, tr.received["http"], "conv-1 stays on http while its cooldown lasts")
+		assert.Equal(t, []string{"3"}, tr.received["redis"], "other keys are not held")
+		assert.Equal(t, 1, f.Held())
+
+		time.Sleep(time.Second)
+		_, err = h(onRedis("4", "conv-1"))
+		require.NoError(t, err)
+		assert.Equal(t, []string{"3", "4"}, tr.received["redis"], "after the cooldown conv-1 returns")
+		assert.Equal(t, 0, f.Held())
+	})
+}
+
+func TestFallbackWhenEveryTransportFails(t *testing.T) {
+	tr := newTransports()
+	tr.set("redis", func(context.Context) error { return errDown })
+	tr.set("http", func(context.Context) error { return errors.New("503 Service Unavailable") })
+	f, err := middleware.NewFallback(fallbackConfig(), middleware.FallbackOptions{})
+	require.NoError(t, err)
+	m := onRedis("1", "conv-1")
+	_, err = f.Middleware(tr.handler)(m)
+	require.Error(t, err)
+	assert.ErrorIs(t, err, errDown)
+	assert.True(t, strings.Contains(err.Error(), "503"), "both failures are in the error: %v", err)
+	assert.Equal(t, "redis", m.Metadata.Get("transport"), "a retry starts from the routed transport")
+}
+
+func TestFallbackPassesThrough(t *testing.T) {
+	cases := []struct {
+		name string
+		cfg  middleware.FallbackConfig
+		m    func() *message.Message
+	}{
+		{"disabled", middleware.FallbackConfig{To: "http"}, func() *message.Message { return onRedis("1", "k") }},
+		{"already on the fallback", fallbackConfig(), func() *message.Message {
+			m := onRedis("1", "k")
+			m.Metadata.Set("transport", "http")
+			return m
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			tr := newTransports()
+			tr.set("redis", func(context.Context) error { return errDown })
+			tr.set("http", func(context.Context) error { return errDown })
+			f, err := middleware.NewFallback(tc.cfg, middleware.FallbackOptions{})
+			require.NoError(t, err)
+			_, err = f.Middleware(tr.handler)(tc.m())
+			require.ErrorIs(t, err, errDown)
+			assert.Len(t, tr.calls, 1, "tried once, no fallback")
+		})
+	}
+}
+
+func TestFallbackCallerCancellationIsNotAFailure(t *testing.T) {
+	tr := newTransports()
+	tr.set("redis", func(ctx context.Context) error { return ctx.Err() })
+	f, err := middleware.NewFallback(fallbackConfig(), middleware.FallbackOptions{FailureThreshold: 1})
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	m := onRedis("1", "k")
+	m.SetContext(ctx)
+	_, err = f.Middleware(tr.handler)(m)
+	require.ErrorIs(t, err, context.Canceled)
+	assert.Equal(t, 0, tr.callCount("http"))
+	assert.Equal(t, "closed", f.BreakerStates()["redis"], "a cancellation does not trip the breaker")
+}
+
+func TestFallbackUpdate(t *testing.T) {
+	f, err := middleware.NewFallback(fallbackConfig(), middleware.FallbackOptions{})
+	require.NoError(t, err)
+	require.Error(t, f.Update(middleware.FallbackConfig{Enabled: true}), "enabled without a target")
+	assert.Equal(t, "http", f.Config().To, "the old config stays")
+	require.NoError(t, f.Update(middleware.FallbackConfig{Enabled: false, To: "http"}))
+	assert.False(t, f.Config().Enabled)
+	assert.Equal(t, middleware.DefaultPublishTimeout, f.Config().PublishTimeout)
+}

@@ -1,0 +1,199 @@
+package middleware
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"sync/atomic"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+)
+
+// Buckets is the number of buckets Split hashes keys into: a percentage
+// moves keys in steps of 0.01%.
+const Buckets = 10000
+
+// Metadata keys the stages read and write unless told otherwise. They are
+// the conventions of switchyard's bus.
+const (
+	DefaultTransportKey = "transport"
+	DefaultEventKeyKey  = "event_key"
+	DefaultEventTypeKey = "event_type"
+)
+
+// SplitConfig says which events Split sends to the candidate transport.
+// Every field can change at run time with Split.Update.
+type SplitConfig struct {
+	// Baseline is the transport events take by default.
+	Baseline string
+	// Candidate is the transport the rollout moves keys to.
+	Candidate string
+	// Enabled is the master switch: false sends every event to Baseline,
+	// whatever Percentage says.
+	Enabled bool
+	// Percentage, 0 to 100, is the share of keys sent to Candidate, in
+	// steps of 0.01. 0 sends none and 100 all.
+	Percentage float64
+	// EventTypes limits the rollout to these event types; others take
+	// Baseline. Empty means every type.
+	EventTypes []string
+	// Salt changes which keys a percentage picks. Changing it moves keys
+	// both ways: keep it fixed for the length of a rollout.
+	Salt string
+}
+
+// Validate reports what is wrong with c.
+func (c SplitConfig) Validate() error {
+	var errs []error
+	if c.Baseline == "" {
+		errs = append(errs, errors.New("middleware: split: baseline must name a transport"))
+	}
+	if c.Enabled && c.Candidate == "" {
+		errs = append(errs, errors.New("middleware: split: candidate must name a transport when enabled"))
+	}
+	if !(c.Percentage >= 0 && c.Percentage <= 100) { // NaN fails too
+		errs = append(errs, fmt.Errorf("middleware: split: percentage must be between 0 and 100, got %g", c.Percentage))
+	}
+	return errors.Join(errs...)
+}
+
+// SplitOptions tell Split how to read and mark a message. The zero value
+// reads the event_key and event_type metadata and writes transport.
+type SplitOptions struct {
+	// Key returns the key whose bucket decides the route; default: the
+	// event_key metadata. Events without a key all take the path of the
+	// empty key, so they keep one order.
+	Key func(*message.Message) string
+	// EventType returns the type that EventTypes is matched against;
+	// default: the event_type metadata.
+	EventType func(*message.Message) string
+	// TransportKey is the metadata key the chosen transport is written to;
+	// default "transport".
+	TransportKey string
+}
+
+// Split is the routing stage of a percentage rollout. Each event's key
+// falls in one of Buckets buckets, FNV-1a (64-bit) of Salt followed by the
+// key, modulo Buckets; keys whose bucket is below Percentage×100 go to the
+// candidate. So one key always takes one path while the percentage is
+// unchanged and keeps its order, and raising the percentage only moves keys
+// from the baseline to the candidate, never back.
+//
+// Split writes the chosen transport's name to the message's transport
+// metadata, unless an earlier stage already set it; a later stage (dispatch)
+// publishes on it. It is safe for concurrent use, and Update swaps its
+// configuration atomically.
+type Split struct {
+	state        atomic.Pointer[splitState]
+	key          func(*message.Message) string
+	eventType    func(*message.Message) string
+	transportKey string
+}
+
+type splitState struct {
+	cfg       SplitConfig
+	threshold uint64              // buckets below it go to the candidate
+	types     map[string]struct{} // nil: every type
+	seed      uint64              // FNV-1a state after the salt
+}
+
+// NewSplit returns a Split with cfg.
+func NewSplit(cfg SplitConfig, opts SplitOptions) (*Split, error) {
+	s := &Split{key: opts.Key, eventType: opts.EventType, transportKey: opts.TransportKey}
+	if s.key == nil {
+		s.key = metadataReader(DefaultEventKeyKey)
+	}
+	if s.eventType == nil {
+		s.eventType = metadataReader(DefaultEventTypeKey)
+	}
+	if s.transportKey == "" {
+		s.transportKey = DefaultTransportKey
+	}
+	if err := s.Update(cfg); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func metadataReader(key string) func(*message.Message) string {
+	return func(m *message.Message) string { return m.Metadata.Get(key) }
+}
+
+// Update replaces the configuration; events routed after it returns use the
+// new one. An invalid cfg is refused and the old one stays.
+func (s *Split) Update(cfg SplitConfig) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	cfg.EventTypes = slices.Clone(cfg.EventTypes)
+	st := &splitState{
+		cfg:       cfg,
+		threshold: uint64(cfg.Percentage*100 + 0.5),
+		seed:      fnvAdd(fnvOffset, cfg.Salt),
+	}
+	if len(cfg.EventTypes) > 0 {
+		st.types = make(map[string]struct{}, len(cfg.EventTypes))
+		for _, t := range cfg.EventTypes {
+			st.types[t] = struct{}{}
+		}
+	}
+	s.state.Store(st)
+	return nil
+}
+
+// Config returns the configuration in effect.
+func (s *Split) Config() SplitConfig {
+	cfg := s.state.Load().cfg
+	cfg.EventTypes = slices.Clone(cfg.EventTypes)
+	return cfg
+}
+
+// Choose returns the transport m goes to.
+func (s *Split) Choose(m *message.Message) string {
+	st := s.state.Load()
+	if !st.enabled() {
+		return st.cfg.Baseline
+	}
+	if st.types != nil {
+		if _, ok := st.types[s.eventType(m)]; !ok {
+			return st.cfg.Baseline
+		}
+	}
+	if fnvAdd(st.seed, s.key(m))%Buckets < st.threshold {
+		return st.cfg.Candidate
+	}
+	return st.cfg.Baseline
+}
+
+func (st *splitState) enabled() bool { return st.cfg.Enabled && st.threshold > 0 }
+
+// Middleware is the stage: it marks each message with its transport and
+// calls h.
+func (s *Split) Middleware(h message.HandlerFunc) message.HandlerFunc {
+	return func(m *message.Message) ([]*message.Message, error) {
+		if m.Metadata.Get(s.transportKey) == "" {
+			m.Metadata.Set(s.transportKey, s.Choose(m))
+		}
+		return h(m)
+	}
+}
+
+// Bucket returns the bucket, 0 to Buckets-1, of key under salt: the
+// function Split routes by, for tools that predict where a key goes.
+func Bucket(salt, key string) int {
+	return int(fnvAdd(fnvAdd(fnvOffset, salt), key) % Buckets)
+}
+
+const (
+	fnvOffset = 14695981039346656037
+	fnvPrime  = 1099511628211
+)
+
+// fnvAdd continues a 64-bit FNV-1a hash over s, without allocating.
+func fnvAdd(h uint64, s string) uint64 {
+	for i := 0; i < len(s); i++ {
+		h ^= uint64(s[i])
+		h *= fnvPrime
+	}
+	return h
+}
