@@ -1,7 +1,8 @@
 // Package httptransport is switchyard's HTTP transport: a Publisher that
 // POSTs each message to a URL as a CloudEvent (or as a plain body), and a
-// Receiver, an http.Handler you mount in your own server that is also a
-// Watermill message.Subscriber. It lives in transports/http; it is named
+// Receiver, an http.Handler that is also a Watermill message.Subscriber,
+// which you mount in your own server or which serves itself (a Server). It
+// lives in transports/http; it is named
 // httptransport so that it never shadows net/http in a file that needs both.
 //
 // It is the baseline path and the fallback of the bus: today's services post
@@ -12,10 +13,11 @@
 // Retry-After) and nothing else, never follows redirects, and never logs
 // response bodies or the headers it was configured with.
 //
-// # Publisher
+// # Configuration
 //
-// The Publisher registers as the transport type "http"; configure it under
-// transports:
+// The package registers as the transport type "http". A transport's section
+// builds a Publisher when it has a url, a subscriber when it has a
+// receiver: sub-section, or both:
 //
 //	transports:
 //	  http:
@@ -23,6 +25,16 @@
 //	    url: http://127.0.0.1:5000/api/v1/events/{topic}
 //	    timeout: 2s
 //	    headers: {Authorization: "Bearer …"}
+//	    receiver:
+//	      listen: 127.0.0.1:5001   # serve POST /api/v1/events/{topic} here
+//	      bearer_token: "…"
+//
+// With receiver.listen the subscriber is a *Server, which serves the
+// Receiver on a server of its own and shuts it down gracefully on Close.
+// Without it the subscriber is a *Receiver, an http.Handler to mount in
+// your own server: mux.Handle(pattern, t.Subscriber.(http.Handler)).
+//
+// # Publisher
 //
 // {topic} and {event_type} in the URL are replaced by the topic and the
 // message's event_type, escaped for where they stand (path or query).
@@ -39,6 +51,8 @@
 // wildcard, or give it a fixed topic:
 //
 //	mux.Handle("POST /events/{topic}", receiver)
+//
+// NewServer builds one that serves itself on an address of its own.
 //
 // It reads the three formats the Publisher writes (CloudEvents binary and
 // structured mode, raw), hands each message to one subscription of its topic

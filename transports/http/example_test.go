@@ -92,3 +92,44 @@ func ExampleNewReceiver() {
 	// Output:
 	// 503 1
 }
+
+// A Server is a Receiver on an address of its own, what an http transport
+// with receiver.listen builds: here the sender's Publish returns once the
+// subscriber acked the event.
+func ExampleNewServer() {
+	server, err := httptransport.NewServer(httptransport.ServerConfig{
+		Listen: "127.0.0.1:0", // a free port; Addr tells which
+	}, nil)
+	if err != nil {
+		panic(err)
+	}
+	defer server.Close() // shuts the server down, then the Receiver
+
+	events, err := server.Subscribe(context.Background(), "events:chat")
+	if err != nil {
+		panic(err)
+	}
+	go func() {
+		for msg := range events {
+			fmt.Println("received", msg.UUID, msg.Metadata.Get("event_type"))
+			msg.Ack()
+		}
+	}()
+
+	publisher, err := httptransport.NewPublisher(httptransport.Config{
+		URL: "http://" + server.Addr().String() + "/api/v1/events/{topic}",
+	}, nil)
+	if err != nil {
+		panic(err)
+	}
+	defer publisher.Close()
+	msg := message.NewMessage("0193-ac", []byte(`{"text":"hi"}`))
+	msg.Metadata.Set("event_type", "chat_message")
+	if err := publisher.Publish("events:chat", msg); err != nil {
+		panic(err)
+	}
+	fmt.Println("acked")
+	// Output:
+	// received 0193-ac chat_message
+	// acked
+}

@@ -1,7 +1,11 @@
 package httptransport
 
 import (
+	"errors"
 	"fmt"
+	"reflect"
+
+	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/switchyard-go/switchyard/transports"
 )
@@ -11,20 +15,110 @@ const Name = "http"
 
 func init() { transports.Register(Name, Factory) }
 
-// Factory builds the HTTP transport's Publisher from its configuration
-// section. It has no subscriber: a Receiver is mounted in a server, which
-// configuration does not make; see NewReceiver and docs/http.md for using
-// one as an inbound transport of the bus.
+// TransportConfig is the configuration section of an http transport, what
+// Factory decodes: the Publisher's keys (Config) at the top level, used when
+// url is set, and a Receiver's under receiver:. Either side may be left
+// out, not both.
+type TransportConfig struct {
+	Config `koanf:",squash"`
+	// Receiver, when present (even empty: receiver: {}), makes the
+	// transport receive: with Listen set, on a server of its own (a
+	// *Server); otherwise as a *Receiver to mount in your own server, which
+	// then takes only the ReceiverConfig keys.
+	Receiver *ServerConfig `koanf:"receiver"`
+}
+
+// Factory builds the HTTP transport from its configuration section: a
+// Publisher when url is set, and a subscriber when the section has a
+// receiver: sub-section. The subscriber is an http.Handler: a *Server
+// serving itself when receiver.listen is set, a *Receiver to mount
+// otherwise (mux.Handle(pattern, t.Subscriber.(http.Handler))). Its
+// default mode answers a request 2xx only once a handler acked its message.
 func Factory(s transports.Settings) (transports.Transport, error) {
-	var cfg Config
+	var cfg TransportConfig
 	if err := s.Decode(&cfg); err != nil {
 		return transports.Transport{}, fmt.Errorf("httptransport: config: %w", err)
 	}
-	pub, err := NewPublisher(cfg, s.Logger)
-	if err != nil {
-		return transports.Transport{}, err
+	if err := cfg.Validate(); err != nil {
+		return transports.Transport{}, fmt.Errorf("httptransport: config: %w", err)
 	}
-	return transports.Transport{Publisher: pub}, nil
+	var t transports.Transport
+	if cfg.URL != "" {
+		pub, err := NewPublisher(cfg.Config, s.Logger)
+		if err != nil {
+			return transports.Transport{}, err
+		}
+		t.Publisher = pub
+	}
+	if rc := cfg.Receiver; rc != nil {
+		sub, err := newSubscriber(*rc, s)
+		if err != nil {
+			if t.Publisher != nil {
+				_ = t.Publisher.Close()
+			}
+			return transports.Transport{}, err
+		}
+		t.Subscriber = sub
+	}
+	return t, nil
+}
+
+// Validate reports every invalid key, each by name (receiver keys as
+// receiver.<key>).
+func (c *TransportConfig) Validate() error {
+	var errs []error
+	switch {
+	case c.URL == "" && c.Receiver == nil:
+		errs = append(errs, errors.New("url: must be set to publish, or receiver: to receive (or both)"))
+	case c.URL == "":
+		// Receive only: publisher keys would be silently unused.
+		if !reflect.ValueOf(c.Config).IsZero() {
+			errs = append(errs, errors.New("url: must be set: the section has publisher keys, which do nothing without it"))
+		}
+	default:
+		errs = append(errs, c.Config.Validate())
+	}
+	if rc := c.Receiver; rc != nil {
+		var err error
+		if rc.Listen != "" {
+			err = rc.Validate()
+		} else {
+			err = rc.ReceiverConfig.Validate()
+			for _, key := range rc.serverOnlyKeys() {
+				err = errors.Join(err, errors.New(key+": only with listen: a Receiver without it is mounted in your own server, on your own pattern"))
+			}
+		}
+		errs = append(errs, underKey("receiver", err))
+	}
+	return errors.Join(errs...)
+}
+
+// newSubscriber builds the subscriber of a valid receiver: sub-section.
+func newSubscriber(rc ServerConfig, s transports.Settings) (message.Subscriber, error) {
+	if rc.Listen == "" {
+		return NewReceiver(rc.ReceiverConfig, s.Logger)
+	}
+	srv, err := newServer(rc, s.Logger)
+	if err != nil {
+		return nil, fmt.Errorf("httptransport: config: receiver.listen: %w", err)
+	}
+	return srv, nil
+}
+
+// underKey prefixes the key each error of err names with key and a dot.
+func underKey(key string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if joined, ok := err.(interface{ Unwrap() []error }); ok {
+		errs := joined.Unwrap()
+		out := make([]error, 0, len(errs))
+		for _, e := range errs {
+			out = append(out, underKey(key, e))
+		}
+		return errors.Join(out...)
+	}
+	return fmt.Errorf("%s.%w", key, err)
 }
 
 var _ transports.Factory = Factory

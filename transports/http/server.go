@@ -1,0 +1,295 @@
+package httptransport
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+)
+
+// Defaults applied to zero-valued fields of ServerConfig.
+const (
+	// DefaultPath is the pattern a Server serves its Receiver on, with the
+	// wildcard named by ReceiverConfig.PathValue in place of {topic}.
+	DefaultPath            = "POST /api/v1/events/{topic}"
+	DefaultReadTimeout     = 10 * time.Second
+	DefaultShutdownTimeout = 5 * time.Second
+	// serverIdleTimeout outlasts the Publisher's idle_conn_timeout (90s by
+	// default), so that the sender, not the server, closes an idle
+	// connection: a server closing one as the sender reuses it costs that
+	// request a retry.
+	serverIdleTimeout = 2 * time.Minute
+)
+
+// ServerConfig configures a Server: its Receiver, and the address and
+// pattern it serves it on. It is the receiver: sub-section of an http
+// transport, where Listen is optional (see TransportConfig).
+type ServerConfig struct {
+	ReceiverConfig `koanf:",squash"`
+	// Listen is the TCP address to serve on, host:port: 127.0.0.1:5001 for
+	// loopback only, :5001 for every interface. Plain HTTP: for TLS, mount
+	// the Receiver in a server of your own or put a proxy in front.
+	Listen string `koanf:"listen"`
+	// Path is the net/http ServeMux pattern the Receiver is served on,
+	// method optional: "POST /api/v1/events/{topic}" by default, with the
+	// wildcard named by PathValue. Other paths are answered 404.
+	Path string `koanf:"path"`
+	// ReadTimeout bounds reading a request's headers, and its body within
+	// ReadTimeout + HandlerTimeout of its start, so that slow senders cannot
+	// hold connections. (The body's bound leaves room for the handler:
+	// net/http cancels a request whose read deadline passes while its
+	// handler runs.) Default 10s.
+	ReadTimeout time.Duration `koanf:"read_timeout"`
+	// ShutdownTimeout bounds Close: it stops accepting connections and
+	// waits this long for the requests in flight to be answered (each
+	// waits for its handler's ack, at most HandlerTimeout), then answers
+	// the rest 503 and closes their connections. Default 5s.
+	ShutdownTimeout time.Duration `koanf:"shutdown_timeout"`
+}
+
+func (c *ServerConfig) setDefaults() {
+	c.ReceiverConfig.setDefaults()
+	if c.Path == "" {
+		c.Path = strings.Replace(DefaultPath, "{topic}", "{"+c.PathValue+"}", 1)
+	}
+	if c.ReadTimeout == 0 {
+		c.ReadTimeout = DefaultReadTimeout
+	}
+	if c.ShutdownTimeout == 0 {
+		c.ShutdownTimeout = DefaultShutdownTimeout
+	}
+}
+
+// Validate reports every invalid field, each error naming its key.
+func (c *ServerConfig) Validate() error {
+	errs := []error{c.ReceiverConfig.Validate()}
+	add := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: "+format, append([]any{key}, args...)...))
+	}
+	if c.Listen == "" {
+		add("listen", "must be set")
+	} else if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		add("listen", "must be host:port (127.0.0.1:5001, or :5001 for every interface), got %q", c.Listen)
+	}
+	if c.Path != "" {
+		if err := checkPattern(c.Path); err != nil {
+			add("path", "%v", err)
+		} else if pv := c.PathValue; c.Topic == "" {
+			if pv == "" {
+				pv = DefaultPathValue
+			}
+			if !strings.Contains(c.Path, "{"+pv+"}") && !strings.Contains(c.Path, "{"+pv+"...}") {
+				add("path", "has no {%s} wildcard to take the topic from: add one, or set topic (or path_value)", pv)
+			}
+		}
+	}
+	for _, d := range []struct {
+		key string
+		v   time.Duration
+	}{{"read_timeout", c.ReadTimeout}, {"shutdown_timeout", c.ShutdownTimeout}} {
+		if d.v < 0 {
+			add(d.key, "must not be negative, got %s", d.v)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// serverOnlyKeys names the keys set in c that only a Server uses, for
+// refusing them where there is none (no listen).
+func (c *ServerConfig) serverOnlyKeys() []string {
+	var keys []string
+	if c.Path != "" {
+		keys = append(keys, "path")
+	}
+	if c.ReadTimeout != 0 {
+		keys = append(keys, "read_timeout")
+	}
+	if c.ShutdownTimeout != 0 {
+		keys = append(keys, "shutdown_timeout")
+	}
+	return keys
+}
+
+// checkPattern reports whether ServeMux takes pattern; Handle panics on one
+// it does not.
+func checkPattern(pattern string) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("not a net/http ServeMux pattern: %v", r)
+		}
+	}()
+	http.NewServeMux().Handle(pattern, http.NotFoundHandler())
+	return nil
+}
+
+// Server is a Receiver served on an address of its own: what an http
+// transport with receiver.listen builds. Like a Receiver it is a
+// message.Subscriber and an http.Handler (ServeHTTP is the Receiver's, for
+// mounting it elsewhere as well); Close also shuts its server down.
+type Server struct {
+	receiver        *Receiver
+	logger          watermill.LoggerAdapter
+	srv             *http.Server
+	addr            net.Addr
+	shutdownTimeout time.Duration
+
+	// handlers counts the requests being served, which Close waits for;
+	// once stopped is set under mu, no more are counted.
+	mu       sync.RWMutex
+	stopped  bool
+	handlers sync.WaitGroup
+	served   chan struct{}
+
+	closeOnce sync.Once
+}
+
+// NewServer builds the Receiver of cfg and starts serving it on cfg.Listen
+// at cfg.Path. A nil logger logs nothing.
+func NewServer(cfg ServerConfig, logger watermill.LoggerAdapter) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("httptransport: server config: %w", err)
+	}
+	s, err := newServer(cfg, logger)
+	if err != nil {
+		return nil, fmt.Errorf("httptransport: server config: listen: %w", err)
+	}
+	return s, nil
+}
+
+// newServer is NewServer for a valid cfg; its only error is the listener's.
+func newServer(cfg ServerConfig, logger watermill.LoggerAdapter) (*Server, error) {
+	cfg.setDefaults()
+	if logger == nil {
+		logger = watermill.NopLogger{}
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return nil, err
+	}
+	receiver, err := NewReceiver(cfg.ReceiverConfig, logger)
+	if err != nil {
+		_ = ln.Close()
+		return nil, err
+	}
+	s := &Server{
+		receiver:        receiver,
+		logger:          logger.With(watermill.LogFields{"listen": ln.Addr().String()}),
+		addr:            ln.Addr(),
+		shutdownTimeout: cfg.ShutdownTimeout,
+		served:          make(chan struct{}),
+	}
+	mux := http.NewServeMux()
+	mux.Handle(cfg.Path, receiver)
+	s.srv = &http.Server{
+		Handler:           s.track(mux),
+		ReadHeaderTimeout: cfg.ReadTimeout,
+		ReadTimeout:       cfg.ReadTimeout + cfg.HandlerTimeout,
+		IdleTimeout:       serverIdleTimeout,
+		ErrorLog:          log.New(serverLog{s.logger}, "", 0),
+	}
+	go func() {
+		defer close(s.served)
+		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.logger.Error("httptransport: receiver server stopped", err, nil)
+		}
+	}()
+	s.logger.Info("httptransport: receiver serving", watermill.LogFields{"path": cfg.Path})
+	return s, nil
+}
+
+// track counts the requests h serves, so that Close returns only once none
+// is left.
+func (s *Server) track(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.mu.RLock()
+		if s.stopped {
+			// A request read just as Close cut its connection: the
+			// Receiver is closed, and answers 503 at once.
+			s.mu.RUnlock()
+			h.ServeHTTP(w, r)
+			return
+		}
+		s.handlers.Add(1)
+		s.mu.RUnlock()
+		defer s.handlers.Done()
+		h.ServeHTTP(w, r)
+	})
+}
+
+// Addr is the address the server listens on: the port chosen when Listen
+// asked for port 0.
+func (s *Server) Addr() net.Addr { return s.addr }
+
+// Receiver returns the Receiver the server serves, for Receiver.Subscriber
+// handles.
+func (s *Server) Receiver() *Receiver { return s.receiver }
+
+// ServeHTTP serves a request with the Receiver, whatever its path.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.receiver.ServeHTTP(w, r) }
+
+// Subscribe subscribes to topic on the Receiver; see Receiver.Subscribe.
+func (s *Server) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
+	return s.receiver.Subscribe(ctx, topic)
+}
+
+// SubscribeInitialize makes topic known; see Receiver.SubscribeInitialize.
+func (s *Server) SubscribeInitialize(topic string) error {
+	return s.receiver.SubscribeInitialize(topic)
+}
+
+// Close stops accepting connections and waits up to ShutdownTimeout for
+// the requests in flight to be answered. Then it closes the Receiver, which
+// answers those still waiting for a handler 503 (their senders retry) and
+// ends every subscription, gives them a second to go out, and cuts the
+// connections left. It returns once no request is being served: after
+// ShutdownTimeout and a second at most. Idempotent.
+func (s *Server) Close() error {
+	s.closeOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), s.shutdownTimeout)
+		defer cancel()
+		err := s.srv.Shutdown(ctx)
+		_ = s.receiver.Close()
+		if err != nil {
+			s.logger.Info("httptransport: receiver server: requests still in flight after shutdown_timeout are answered 503",
+				watermill.LogFields{"shutdown_timeout": s.shutdownTimeout})
+			grace, cancelGrace := context.WithTimeout(context.Background(), closeGrace)
+			defer cancelGrace()
+			if s.srv.Shutdown(grace) != nil {
+				_ = s.srv.Close() // bodies still being read
+			}
+		}
+		<-s.served
+		s.mu.Lock()
+		s.stopped = true
+		s.mu.Unlock()
+		s.handlers.Wait()
+	})
+	return nil
+}
+
+// closeGrace is how long Close gives the 503 answers of the requests still
+// waiting after ShutdownTimeout to go out.
+const closeGrace = time.Second
+
+// serverLog hands what net/http logs (failed TLS handshakes, panics,
+// accept errors) to the transport's logger.
+type serverLog struct{ logger watermill.LoggerAdapter }
+
+func (l serverLog) Write(p []byte) (int, error) {
+	l.logger.Error("httptransport: receiver server", errors.New(strings.TrimSpace(string(p))), nil)
+	return len(p), nil
+}
+
+var (
+	_ http.Handler                 = (*Server)(nil)
+	_ message.Subscriber           = (*Server)(nil)
+	_ message.SubscribeInitializer = (*Server)(nil)
+)
