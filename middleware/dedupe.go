@@ -1,0 +1,391 @@
+package middleware
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"math/bits"
+	"sync"
+	"time"
+	"unsafe"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Defaults applied to the zero fields of DedupeConfig.
+const (
+	DefaultDedupeTTL     = 10 * time.Minute
+	DefaultDedupeMaxKeys = 100000
+)
+
+// ErrDuplicateInFlight is returned for a message whose key another delivery
+// was still handling when the message's context ended: its fate was not
+// known, so the message is nacked, to be redelivered and judged again.
+var ErrDuplicateInFlight = errors.New("middleware: dedupe: a message with the same key is still being handled")
+
+// DedupeConfig configures a Dedupe. The zero value is usable: every zero
+// field takes its default. TTL and MaxKeys can come from a file; the
+// functions and the registerer only from code.
+type DedupeConfig struct {
+	// TTL is how long a message that was handled successfully is
+	// remembered: a duplicate that comes later is handled again. Make it
+	// longer than the time a duplicate can take to arrive (a transport's
+	// redelivery delay, a fallback's publish timeout). Default 10m.
+	TTL time.Duration `koanf:"ttl"`
+	// MaxKeys bounds the keys remembered at once, and so the memory used.
+	// When it is reached the oldest are forgotten first, before their TTL:
+	// a duplicate of one of those is handled again. Default 100,000.
+	MaxKeys int `koanf:"max_keys"`
+
+	// Key returns what identifies a message; "" lets the message through
+	// unchecked and unremembered. Default: the message's UUID.
+	Key func(*message.Message) string `koanf:"-"`
+	// Now tells the time. Default time.Now, which inside a testing/synctest
+	// bubble is the bubble's fake clock.
+	Now func() time.Time `koanf:"-"`
+	// Registerer, if set, registers events_deduplicated_total,
+	// switchyard_dedupe_evictions_total and switchyard_dedupe_keys with it;
+	// never with the global registry. Wrap it with
+	// prometheus.WrapRegistererWith to tell several Dedupes apart.
+	Registerer prometheus.Registerer `koanf:"-"`
+}
+
+func (c *DedupeConfig) setDefaults() {
+	if c.TTL == 0 {
+		c.TTL = DefaultDedupeTTL
+	}
+	if c.MaxKeys == 0 {
+		c.MaxKeys = DefaultDedupeMaxKeys
+	}
+	if c.Key == nil {
+		c.Key = func(m *message.Message) string { return m.UUID }
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+}
+
+// Validate reports every invalid field, each error naming its key.
+func (c DedupeConfig) Validate() error {
+	var errs []error
+	if c.TTL < 0 {
+		errs = append(errs, fmt.Errorf("middleware: dedupe: ttl: must not be negative, got %s", c.TTL))
+	}
+	if c.MaxKeys < 0 {
+		errs = append(errs, fmt.Errorf("middleware: dedupe: max_keys: must not be negative, got %d", c.MaxKeys))
+	}
+	return errors.Join(errs...)
+}
+
+// Dedupe drops the duplicates of messages already handled, on the consumer
+// side: delivery is at least once, and a message that a fallback published
+// twice, or that a transport redelivered after its ack was lost, comes back
+// with the same UUID. Wrap a handler with Middleware (a Watermill router's
+// handler) or Handler (bus.Handle's).
+//
+// A message is remembered once its handler returned no error. A duplicate
+// of a remembered message, within TTL, is acked without reaching the
+// handler, and counted. A message whose handler failed (or panicked) is not
+// remembered: its redelivery is handled again.
+//
+// A duplicate that arrives while a message with its key is still in the
+// handler waits for that outcome: acked if the handler succeeded, handled
+// itself if it failed. Two messages with one key never run at once, and
+// neither is lost. If the waiting message's context ends first, it returns
+// ErrDuplicateInFlight, a nack, for redelivery to decide later.
+//
+// In a chain, put Dedupe innermost, right before the handler: the stages
+// outside it (recoverer, retry, poison queue, metrics) see every delivery,
+// and what it remembers is the handler's own outcome. Use one Dedupe per
+// handler: two handlers that share one would take the messages of each
+// other for duplicates.
+//
+// Memory is bounded by MaxKeys, whatever the TTL. Keys live in shards, each
+// with its own lock and a queue in the order they were remembered, so
+// expiring and evicting take the oldest first without a timer per key and
+// without a goroutine: a shard drops its expired keys when it remembers a
+// new one. A Dedupe owns no goroutine and needs no Close. It is safe for
+// concurrent use.
+type Dedupe struct {
+	ttl   int64 // nanoseconds
+	key   func(*message.Message) string
+	clock func() time.Time
+	epoch time.Time
+	seed  maphash.Seed
+	shift uint // a key's shard is the top bits of its hash
+
+	shards []dedupeShard
+
+	deduplicated prometheus.Counter
+	evictions    prometheus.Counter
+}
+
+// NewDedupe returns a Dedupe configured by cfg.
+func NewDedupe(cfg DedupeConfig) (*Dedupe, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg.setDefaults()
+	n := dedupeShardCount(cfg.MaxKeys)
+	d := &Dedupe{
+		ttl:    int64(cfg.TTL),
+		key:    cfg.Key,
+		clock:  cfg.Now,
+		seed:   maphash.MakeSeed(),
+		shift:  uint(64 - bits.TrailingZeros(uint(n))),
+		shards: make([]dedupeShard, n),
+		deduplicated: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "events_deduplicated_total",
+			Help: "Messages dropped as duplicates of one already handled.",
+		}),
+		evictions: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "switchyard_dedupe_evictions_total",
+			Help: "Keys forgotten before their TTL because dedupe remembered its maximum of keys.",
+		}),
+	}
+	d.epoch = d.clock()
+	for i := range d.shards {
+		s := &d.shards[i]
+		// The shards' bounds add up to MaxKeys exactly.
+		s.max = cfg.MaxKeys / n
+		if i < cfg.MaxKeys%n {
+			s.max++
+		}
+		s.seen = make(map[string]int64)
+		s.running = make(map[string]chan struct{})
+	}
+	if r := cfg.Registerer; r != nil {
+		keys := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "switchyard_dedupe_keys",
+			Help: "Keys that dedupe remembers.",
+		}, func() float64 { return float64(d.Len()) })
+		for _, c := range []prometheus.Collector{d.deduplicated, d.evictions, keys} {
+			if err := r.Register(c); err != nil {
+				return nil, fmt.Errorf("middleware: dedupe: register metrics: %w", err)
+			}
+		}
+	}
+	return d, nil
+}
+
+// dedupeShardCount is a power of two up to 32 that leaves each shard at
+// least 64 keys: a small MaxKeys stays in one shard, which evicts in exact
+// age order; more shards evict each in its own order.
+func dedupeShardCount(maxKeys int) int {
+	n := 1
+	for n < 32 && maxKeys/(2*n) >= 64 {
+		n *= 2
+	}
+	return n
+}
+
+// Middleware wraps h so that it never sees a duplicate of a message it
+// handled successfully within the TTL.
+func (d *Dedupe) Middleware(h message.HandlerFunc) message.HandlerFunc {
+	return func(m *message.Message) ([]*message.Message, error) {
+		key := d.key(m)
+		if key == "" {
+			return h(m)
+		}
+		s := d.shard(key)
+		if dup, err := d.begin(s, m, key); dup || err != nil {
+			return nil, err
+		}
+		handled := false // stays false if h panics
+		defer func() { d.end(s, key, handled) }()
+		out, err := h(m)
+		handled = err == nil
+		return out, err
+	}
+}
+
+// Handler is Middleware for a handler that publishes nothing, such as the
+// one bus.Handle takes.
+func (d *Dedupe) Handler(h message.NoPublishHandlerFunc) message.NoPublishHandlerFunc {
+	return func(m *message.Message) error {
+		key := d.key(m)
+		if key == "" {
+			return h(m)
+		}
+		s := d.shard(key)
+		if dup, err := d.begin(s, m, key); dup || err != nil {
+			return err
+		}
+		handled := false // stays false if h panics
+		defer func() { d.end(s, key, handled) }()
+		err := h(m)
+		handled = err == nil
+		return err
+	}
+}
+
+// Len returns the number of keys remembered: at most MaxKeys. It forgets
+// the expired ones first.
+func (d *Dedupe) Len() int {
+	now := d.now()
+	n := 0
+	for i := range d.shards {
+		s := &d.shards[i]
+		s.mu.Lock()
+		s.expire(d, s.clamp(now))
+		n += len(s.seen)
+		s.mu.Unlock()
+	}
+	return n
+}
+
+// begin decides the fate of a message: a duplicate (dup), or one to wait
+// for (err, if its context ended first), or one to handle, which then holds
+// its key until end.
+func (d *Dedupe) begin(s *dedupeShard, m *message.Message, key string) (dup bool, err error) {
+	for {
+		s.mu.Lock()
+		// The clock is read only for a key seen before: a new one, the
+		// common case, needs no time until end.
+		if at, ok := s.seen[key]; ok && s.clamp(d.now())-at < d.ttl {
+			s.mu.Unlock()
+			d.deduplicated.Inc()
+			return true, nil
+		}
+		done, running := s.running[key]
+		if !running {
+			s.running[key] = nil // a channel only once someone waits
+			s.mu.Unlock()
+			return false, nil
+		}
+		if done == nil {
+			done = make(chan struct{})
+			s.running[key] = done
+		}
+		s.mu.Unlock()
+
+		ctx := m.Context()
+		select {
+		case <-done:
+			// Remembered, or failed and free for this one: look again.
+		case <-ctx.Done():
+			return false, fmt.Errorf("%w: %w", ErrDuplicateInFlight, context.Cause(ctx))
+		}
+	}
+}
+
+// end releases the key that begin gave a message, remembering it if its
+// handler succeeded, and wakes whoever waits for it.
+func (d *Dedupe) end(s *dedupeShard, key string, ok bool) {
+	now := d.now()
+	s.mu.Lock()
+	done := s.running[key]
+	delete(s.running, key)
+	if ok {
+		if s.remember(d, key, s.clamp(now)) {
+			d.evictions.Inc()
+		}
+	}
+	s.mu.Unlock()
+	if done != nil {
+		close(done)
+	}
+}
+
+func (d *Dedupe) shard(key string) *dedupeShard {
+	return &d.shards[maphash.String(d.seed, key)>>d.shift]
+}
+
+// now is the time since NewDedupe, in nanoseconds.
+func (d *Dedupe) now() int64 { return int64(d.clock().Sub(d.epoch)) }
+
+// dedupeShard remembers the keys whose hash falls in it: seen maps each to
+// when it was remembered, and queue holds them in that order, so that the
+// ones to expire or evict are at its head. A key is in the queue once: it is
+// remembered again only once it has expired, and remember takes the expired
+// ones off the queue first.
+type dedupeShard struct {
+	dedupeShardState
+	// Keep shards on separate cache lines (two, for adjacent-line prefetch).
+	_ [128 - unsafe.Sizeof(dedupeShardState{})%128]byte
+}
+
+type dedupeShardState struct {
+	mu      sync.Mutex
+	seen    map[string]int64
+	running map[string]chan struct{}
+	queue   dedupeQueue
+	max     int
+	last    int64 // the latest time the shard read; see clamp
+}
+
+// clamp makes the shard's time monotonic, even if the clock steps back, so
+// that its queue stays in time order and a key judged expired is expired.
+func (s *dedupeShard) clamp(now int64) int64 {
+	s.last = max(s.last, now)
+	return s.last
+}
+
+// remember records key at now and reports whether a key had to be evicted
+// to make room.
+func (s *dedupeShard) remember(d *Dedupe, key string, now int64) (evicted bool) {
+	s.expire(d, now)
+	if s.queue.n >= s.max {
+		delete(s.seen, s.queue.pop().key)
+		evicted = true
+	}
+	s.queue.push(dedupeEntry{key: key, at: now}, s.max)
+	s.seen[key] = now
+	return evicted
+}
+
+// expire forgets the keys remembered a TTL or more before now.
+func (s *dedupeShard) expire(d *Dedupe, now int64) {
+	for s.queue.n > 0 {
+		if now-s.queue.peek().at < d.ttl {
+			return
+		}
+		delete(s.seen, s.queue.pop().key)
+	}
+}
+
+type dedupeEntry struct {
+	key string
+	at  int64
+}
+
+// dedupeQueue is a FIFO in a ring that grows, up to a bound, as it fills.
+type dedupeQueue struct {
+	ring    []dedupeEntry
+	head, n int
+}
+
+func (q *dedupeQueue) push(e dedupeEntry, bound int) {
+	if q.n == len(q.ring) {
+		grown := make([]dedupeEntry, min(max(2*len(q.ring), 16), bound))
+		k := copy(grown, q.ring[q.head:])
+		copy(grown[k:], q.ring[:q.head])
+		q.ring, q.head = grown, 0
+	}
+	i := q.head + q.n
+	if i >= len(q.ring) {
+		i -= len(q.ring)
+	}
+	q.ring[i] = e
+	q.n++
+}
+
+func (q *dedupeQueue) peek() dedupeEntry { return q.ring[q.head] }
+
+func (q *dedupeQueue) pop() dedupeEntry {
+	e := q.ring[q.head]
+	q.ring[q.head] = dedupeEntry{} // let the key go
+	q.head++
+	if q.head == len(q.ring) {
+		q.head = 0
+	}
+	q.n--
+	return e
+}
+
+var (
+	_ message.HandlerMiddleware                                       = (*Dedupe)(nil).Middleware
+	_ func(message.NoPublishHandlerFunc) message.NoPublishHandlerFunc = (*Dedupe)(nil).Handler
+)
