@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -68,7 +69,10 @@ type Bus struct {
 	inbound    []namedSubscriber
 
 	router     *message.Router
+	routing    *routing
 	coalescing *coalescing // nil when coalescing is off
+	registry   *transports.Registry
+	reloads    reloads
 
 	mu          sync.Mutex
 	started     bool
@@ -114,6 +118,7 @@ func New(cfg Config, opts ...Option) (*Bus, error) {
 
 	b := &Bus{
 		cfg:        cfg,
+		registry:   o.registry,
 		logger:     o.logger,
 		reg:        o.registerer,
 		transports: make(map[string]transports.Transport, len(cfg.Transports)),
@@ -139,19 +144,13 @@ func New(cfg Config, opts ...Option) (*Bus, error) {
 		}
 		b.transports[name] = t
 	}
-	for _, name := range cfg.Consume.From {
-		t := b.transports[name]
-		if t.Subscriber == nil {
-			b.closeTransports()
-			return nil, &ConfigError{Key: "consume.from", Reason: fmt.Sprintf("transport %q cannot subscribe", name)}
-		}
-		b.inbound = append(b.inbound, namedSubscriber{name: name, sub: t.Subscriber})
+	if err := b.resolveInbound(); err != nil {
+		b.closeTransports()
+		return nil, err
 	}
-	for _, name := range []string{cfg.Routing.Baseline, cfg.Bus.DeadLetter.Transport} {
-		if b.transports[name].Publisher == nil {
-			b.closeTransports()
-			return nil, &ConfigError{Key: "routing.baseline", Reason: fmt.Sprintf("transport %q cannot publish", name)}
-		}
+	if err := b.checkPublishers(); err != nil {
+		b.closeTransports()
+		return nil, err
 	}
 
 	ingress, err := memory.NewBroker(memory.Config{
@@ -184,6 +183,14 @@ func New(cfg Config, opts ...Option) (*Bus, error) {
 		b.closeTransports()
 		return nil, fmt.Errorf("bus: register metrics: %w", err)
 	}
+	if err := b.setupReloads(); err != nil {
+		b.closeTransports()
+		return nil, err
+	}
+	if err := b.setupRouting(); err != nil {
+		b.closeTransports()
+		return nil, err
+	}
 	if err := b.setupCoalescing(); err != nil {
 		b.closeTransports()
 		return nil, err
@@ -191,8 +198,61 @@ func New(cfg Config, opts ...Option) (*Bus, error) {
 	return b, nil
 }
 
-// Config returns the bus's configuration, defaults applied.
-func (b *Bus) Config() Config { return b.cfg }
+// Config returns the bus's configuration, defaults applied, as last
+// reloaded.
+func (b *Bus) Config() Config {
+	b.reloads.mu.Lock()
+	defer b.reloads.mu.Unlock()
+	return b.cfg
+}
+
+// Transport returns the transport configured under name: to mount an
+// inbound HTTP transport's handler in your own server, for one.
+func (b *Bus) Transport(name string) (transports.Transport, bool) {
+	t, ok := b.transports[name]
+	return t, ok
+}
+
+// resolveInbound builds the fan-in of consume.from; unset, of every routed
+// transport that can subscribe.
+func (b *Bus) resolveInbound() error {
+	from := b.cfg.Consume.From
+	if from == nil {
+		r := b.cfg.Routing
+		from = []string{}
+		for _, name := range []string{r.Baseline, r.Candidate, r.Fallback.To} {
+			if name != "" && !slices.Contains(from, name) && b.transports[name].Subscriber != nil {
+				from = append(from, name)
+			}
+		}
+		b.cfg.Consume.From = from
+	}
+	for _, name := range from {
+		t := b.transports[name]
+		if t.Subscriber == nil {
+			return &ConfigError{Key: "consume.from", Reason: fmt.Sprintf("transport %q cannot subscribe", name)}
+		}
+		b.inbound = append(b.inbound, namedSubscriber{name: name, sub: t.Subscriber})
+	}
+	return nil
+}
+
+// checkPublishers reports a transport that events may be sent to but that
+// cannot publish.
+func (b *Bus) checkPublishers() error {
+	r := b.cfg.Routing
+	for _, ref := range []struct{ key, name string }{
+		{"routing.baseline", r.Baseline},
+		{"routing.candidate", r.Candidate},
+		{"routing.fallback.to", r.Fallback.To},
+		{"bus.dead_letter.transport", b.cfg.Bus.DeadLetter.Transport},
+	} {
+		if ref.name != "" && b.transports[ref.name].Publisher == nil {
+			return &ConfigError{Key: ref.key, Reason: fmt.Sprintf("transport %q cannot publish", ref.name)}
+		}
+	}
+	return nil
+}
 
 // Use appends middleware to the publish pipeline, after the built-in
 // recoverer and before routing: the first added is the outermost. Call it
@@ -215,6 +275,9 @@ func (b *Bus) Handle(name, topic string, h message.NoPublishHandlerFunc) error {
 	defer b.mu.Unlock()
 	if b.closed.Load() {
 		return ErrClosed
+	}
+	if len(b.inbound) == 0 {
+		return errNoInbound
 	}
 	spec := handlerSpec{name: name, topic: topic, fn: h}
 	b.handlers = append(b.handlers, spec)
@@ -255,7 +318,7 @@ func (b *Bus) Run(ctx context.Context) error {
 	stages = append(stages, middleware.Recoverer)
 	stages = append(stages, b.middlewares...)
 	stages = append(stages, b.coalesceStages()...)
-	stages = append(stages, b.route)
+	stages = append(stages, b.routeStages()...)
 	h := b.router.AddConsumerHandler(publishHandler, ingressTopic, b.ingress, b.dispatch)
 	h.AddMiddleware(stages...)
 	for _, spec := range b.handlers {
@@ -343,16 +406,6 @@ func (b *Bus) admissionError(err error) error {
 	return err
 }
 
-// route is the routing stage: for now every event takes the baseline.
-func (b *Bus) route(h message.HandlerFunc) message.HandlerFunc {
-	return func(m *message.Message) ([]*message.Message, error) {
-		if m.Metadata.Get(MetaTransport) == "" {
-			m.Metadata.Set(MetaTransport, b.cfg.Routing.Baseline)
-		}
-		return h(m)
-	}
-}
-
 // dispatch is the innermost stage: it publishes on the transport the route
 // named and settles a PublishSync.
 func (b *Bus) dispatch(m *message.Message) error {
@@ -412,6 +465,9 @@ func (b *Bus) deadLetter(ctx context.Context, _ string, m *message.Message, atte
 func (b *Bus) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
 	if b.closed.Load() {
 		return nil, ErrClosed
+	}
+	if len(b.inbound) == 0 {
+		return nil, errNoInbound
 	}
 	if len(b.inbound) == 1 {
 		return b.inbound[0].sub.Subscribe(ctx, topic)

@@ -303,6 +303,7 @@ func TestPublishSyncReturnsTransportError(t *testing.T) {
 	b := newBus(t, func(c *bus.Config) {
 		c.Transports["failing"] = map[string]any{"type": "failing"}
 		c.Routing.Baseline = "failing"
+		c.Consume.From = []string{"memory"} // where the dead letters are
 		c.Bus.MaxRetries = 2
 		c.Bus.RetryBackoff = time.Millisecond
 	}, bus.WithRegistry(failingRegistry(errDown)))

@@ -80,9 +80,19 @@ type FallbackConfig struct {
 	// PublishTimeout is how long a publish may take before it counts as a
 	// failure.
 	PublishTimeout time.Duration `koanf:"publish_timeout"`
-	// Cooldown is how long a failing transport is skipped before it is
-	// probed again.
+	// Cooldown is how long a key that fell back keeps to the fallback, so
+	// that its events are not spread over two transports (and reordered)
+	// while the failing one flaps.
 	Cooldown time.Duration `koanf:"cooldown"`
+	// FailureThreshold is how many publishes in a row must fail on a
+	// transport before its circuit breaker opens: events then go to the
+	// fallback at once, without paying PublishTimeout.
+	FailureThreshold int `koanf:"failure_threshold"`
+	// ProbeInterval is how long an open breaker waits before it lets one
+	// publish through to probe its transport; success closes it.
+	ProbeInterval time.Duration `koanf:"probe_interval"`
+	// MaxKeys bounds the keys held on the fallback by their cooldown.
+	MaxKeys int `koanf:"max_keys"`
 }
 
 // CoalescingConfig throttles bursty event types per key.
@@ -96,7 +106,9 @@ type CoalescingConfig struct {
 }
 
 // ConsumeConfig lists the inbound transports that Handle and Subscribe fan
-// in. Left unset, it is the baseline alone.
+// in. Left unset (nil), it is every transport of routing (baseline,
+// candidate, fallback) that can subscribe, so that a consumer reads both
+// paths of a rollout.
 type ConsumeConfig struct {
 	From []string `koanf:"from"`
 }
@@ -114,6 +126,9 @@ const (
 	defaultDeadLetterTopic = "dead_letter"
 	defaultPublishTimeout  = 500 * time.Millisecond
 	defaultCooldown        = 30 * time.Second
+	defaultFailures        = 5
+	defaultProbeInterval   = 5 * time.Second
+	defaultCooldownKeys    = 100000
 	defaultWindow          = 100 * time.Millisecond
 	defaultMaxKeys         = 100000
 	maxLanes               = 1 << 16
@@ -139,7 +154,13 @@ func DefaultConfig() Config {
 		Routing: RoutingConfig{
 			Baseline:   defaultTransport,
 			EventTypes: []string{},
-			Fallback:   FallbackConfig{PublishTimeout: defaultPublishTimeout, Cooldown: defaultCooldown},
+			Fallback: FallbackConfig{
+				PublishTimeout:   defaultPublishTimeout,
+				Cooldown:         defaultCooldown,
+				FailureThreshold: defaultFailures,
+				ProbeInterval:    defaultProbeInterval,
+				MaxKeys:          defaultCooldownKeys,
+			},
 		},
 		Coalescing: CoalescingConfig{
 			Enabled:    true,
@@ -147,7 +168,7 @@ func DefaultConfig() Config {
 			EventTypes: []string{"typing"},
 			MaxKeys:    defaultMaxKeys,
 		},
-		Consume: ConsumeConfig{From: []string{defaultTransport}},
+		// Consume.From nil: every routed transport that can subscribe.
 	}
 }
 
@@ -175,11 +196,13 @@ func (c *Config) setDefaults() {
 	setZero(&c.Routing.Baseline, defaultTransport)
 	setZero(&c.Routing.Fallback.PublishTimeout, defaultPublishTimeout)
 	setZero(&c.Routing.Fallback.Cooldown, defaultCooldown)
+	setZero(&c.Routing.Fallback.FailureThreshold, defaultFailures)
+	setZero(&c.Routing.Fallback.ProbeInterval, defaultProbeInterval)
+	setZero(&c.Routing.Fallback.MaxKeys, defaultCooldownKeys)
 	setZero(&c.Coalescing.Window, defaultWindow)
 	setZero(&c.Coalescing.MaxKeys, defaultMaxKeys)
-	if c.Consume.From == nil {
-		c.Consume.From = []string{c.Routing.Baseline}
-	}
+	// A nil Consume.From is left for New, which fans in every routed
+	// transport that can subscribe.
 }
 
 func setZero[T comparable](field *T, def T) {
@@ -279,6 +302,15 @@ func (c Config) Validate() error {
 	}
 	if r.Fallback.Cooldown <= 0 {
 		v.add("routing.fallback.cooldown", "must be positive, got %s", r.Fallback.Cooldown)
+	}
+	if r.Fallback.FailureThreshold < 1 {
+		v.add("routing.fallback.failure_threshold", "must be at least 1, got %d", r.Fallback.FailureThreshold)
+	}
+	if r.Fallback.ProbeInterval <= 0 {
+		v.add("routing.fallback.probe_interval", "must be positive, got %s", r.Fallback.ProbeInterval)
+	}
+	if r.Fallback.MaxKeys < 1 {
+		v.add("routing.fallback.max_keys", "must be at least 1, got %d", r.Fallback.MaxKeys)
 	}
 
 	co := c.Coalescing

@@ -154,6 +154,9 @@ func docValue(v reflect.Value) (string, bool) {
 	case reflect.Float64:
 		return strconv.FormatFloat(v.Float(), 'f', -1, 64), true
 	case reflect.Slice:
+		if v.IsNil() {
+			return "", false // unset, resolved by New: the row says how
+		}
 		if s, ok := v.Interface().([]string); ok {
 			return "[" + strings.Join(s, ", ") + "]", true
 		}

@@ -1,6 +1,9 @@
 package bus
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 // Sentinel errors, wrapped with %w and checked with errors.Is.
 var (
@@ -19,4 +22,9 @@ var (
 	ErrUnknownTransport = errors.New("bus: unknown transport")
 	// ErrRunning: Run was called twice, or Use after Run.
 	ErrRunning = errors.New("bus: already running")
+	// ErrNoInbound: Handle or Subscribe on a bus that consumes from no
+	// transport (consume.from is empty, or no routed transport subscribes).
+	ErrNoInbound = errors.New("bus: no inbound transport")
 )
+
+var errNoInbound = fmt.Errorf("%w: set consume.from to transports that can subscribe", ErrNoInbound)

@@ -173,7 +173,10 @@ func sampleConfig() Config {
 		Routing: RoutingConfig{
 			Baseline: "http", Candidate: "redis", Enabled: true, Percentage: 12.5,
 			EventTypes: []string{"chat_message", "typing"}, Salt: "pepper",
-			Fallback: FallbackConfig{Enabled: true, To: "http", PublishTimeout: 250 * time.Millisecond, Cooldown: time.Minute},
+			Fallback: FallbackConfig{
+				Enabled: true, To: "http", PublishTimeout: 250 * time.Millisecond, Cooldown: time.Minute,
+				FailureThreshold: 5, ProbeInterval: 5 * time.Second, MaxKeys: 100000,
+			},
 		},
 		Coalescing: CoalescingConfig{Window: 250 * time.Millisecond, EventTypes: []string{"typing", "presence"}, MaxKeys: 50},
 		Consume:    ConsumeConfig{From: []string{"redis", "http"}},
@@ -213,13 +216,14 @@ func TestLoadConfigDefaults(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, DefaultConfig(), cfg)
 
-	// consume.from follows the baseline unless set.
+	// consume.from stays unset unless a source sets it: New fans in the
+	// routed transports that can subscribe.
 	cfg, err = LoadConfig(FromMap(map[string]any{
 		"transports.http.type": "http",
 		"routing.baseline":     "http",
 	}))
 	require.NoError(t, err)
-	assert.Equal(t, []string{"http"}, cfg.Consume.From)
+	assert.Nil(t, cfg.Consume.From)
 
 	// An empty list is a choice, and a section whose keys are all
 	// commented out (null in YAML) keeps its defaults.
@@ -553,7 +557,7 @@ func TestSetDefaults(t *testing.T) {
 
 	c = Config{Routing: RoutingConfig{Baseline: "http"}}
 	c.setDefaults()
-	assert.Equal(t, []string{"http"}, c.Consume.From)
+	assert.Nil(t, c.Consume.From, "left for New to resolve")
 }
 
 func TestValidateDefault(t *testing.T) {
@@ -730,13 +734,13 @@ func ExampleLoadConfig() {
 	}
 	fmt.Println(cfg.Routing.Baseline, "→", cfg.Routing.Candidate, cfg.Routing.Percentage, "%")
 	fmt.Println("coalescing window:", cfg.Coalescing.Window)
-	fmt.Println("consume from:", cfg.Consume.From)
+	fmt.Println("fallback probe interval:", cfg.Routing.Fallback.ProbeInterval)
 
 	_, err = LoadConfig(FromMap(map[string]any{"routing.percentage": 150}))
 	fmt.Println(err, errors.Is(err, ErrInvalidConfig))
 	// Output:
 	// memory → redis 25 %
 	// coalescing window: 250ms
-	// consume from: [memory]
+	// fallback probe interval: 5s
 	// bus: config: routing.percentage: must be between 0 and 100, got 150 (from FromMap) true
 }

@@ -230,6 +230,10 @@ func configNode(v reflect.Value, key string) *yaml.Node {
 		}
 		return n
 	case reflect.Slice:
+		if v.IsNil() {
+			// Unset, which is not an empty list: consume.from.
+			return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!null", Value: "~"}
+		}
 		n := &yaml.Node{Kind: yaml.SequenceNode, Style: yaml.FlowStyle}
 		for i := range v.Len() {
 			n.Content = append(n.Content, configNode(v.Index(i), key))

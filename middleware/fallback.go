@@ -300,8 +300,10 @@ func (f *Fallback) fallBack(h message.HandlerFunc, m *message.Message, cfg *Fall
 		f.cooldown.hold(key, time.Now().Add(cfg.Cooldown))
 	}
 	m.Metadata.Set(f.transportKey, cfg.To)
-	out, err := h(m)
+	// Counted before the publish, which may be what tells a waiting caller
+	// that the event is out.
 	f.fallbacks.WithLabelValues(from, cfg.To, reason).Inc()
+	out, err := h(m)
 	if f.opts.OnFallback != nil {
 		f.opts.OnFallback(m, from, cfg.To, reason, err)
 	}
