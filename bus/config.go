@@ -80,9 +80,9 @@ type FallbackConfig struct {
 	// PublishTimeout is how long a publish may take before it counts as a
 	// failure.
 	PublishTimeout time.Duration `koanf:"publish_timeout"`
-	// Cooldown is how long a key that fell back keeps to the fallback, so
-	// that its events are not spread over two transports (and reordered)
-	// while the failing one flaps.
+	// Cooldown is how long a key whose publish failed (error or timeout)
+	// keeps to the fallback, so that its events are not spread over two
+	// transports (and reordered) while the failing one flaps.
 	Cooldown time.Duration `koanf:"cooldown"`
 	// FailureThreshold is how many publishes in a row must fail on a
 	// transport before its circuit breaker opens: events then go to the

@@ -46,9 +46,9 @@ type FallbackConfig struct {
 	// per transport. Default 500ms.
 	PublishTimeout time.Duration
 	Timeouts       map[string]time.Duration
-	// Cooldown is how long a key that fell back keeps to To, so that its
-	// events are not spread over two transports (and reordered) while the
-	// other one flaps. Default 30s.
+	// Cooldown is how long a key whose publish failed (error or timeout)
+	// keeps to To, so that its events are not spread over two transports
+	// (and reordered) while the other one flaps. Default 30s.
 	Cooldown time.Duration
 }
 
@@ -118,8 +118,8 @@ type FallbackOptions struct {
 // Each transport but To has a circuit breaker (sony/gobreaker): after
 // FailureThreshold failures in a row it opens, and messages go to To at
 // once without paying the deadline; after ProbeInterval one message probes
-// the transport, and its success closes the breaker. A key that fell back
-// stays on To for Cooldown. When To fails too, the handler's error joins
+// the transport, and its success closes the breaker. A key whose publish
+// failed stays on To for Cooldown, even once the breaker closed. When To fails too, the handler's error joins
 // both failures, for the caller (the bus's ingress) to retry and then
 // dead-letter.
 //
@@ -296,7 +296,10 @@ func publishWithin(h message.HandlerFunc, m *message.Message, timeout time.Durat
 }
 
 func (f *Fallback) fallBack(h message.HandlerFunc, m *message.Message, cfg *FallbackConfig, from, key, reason string, cause error) ([]*message.Message, error) {
-	if key != "" && reason != ReasonCooldown && cfg.Cooldown > 0 {
+	// Only a key whose own publish failed is held. Holding keys that fell
+	// back because the breaker is open would keep every busy key off the
+	// transport for good: none would be left to probe it.
+	if key != "" && (reason == ReasonError || reason == ReasonTimeout) && cfg.Cooldown > 0 {
 		f.cooldown.hold(key, time.Now().Add(cfg.Cooldown))
 	}
 	m.Metadata.Set(f.transportKey, cfg.To)

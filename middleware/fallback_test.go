@@ -3,6 +3,7 @@ package middleware_test
 import (
 	"context"
 	"errors"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -275,4 +276,37 @@ func TestFallbackUpdate(t *testing.T) {
 	require.NoError(t, f.Update(middleware.FallbackConfig{Enabled: false, To: "http"}))
 	assert.False(t, f.Config().Enabled)
 	assert.Equal(t, middleware.DefaultPublishTimeout, f.Config().PublishTimeout)
+}
+
+func TestFallbackBusyKeyComesBackAfterTheProbe(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		tr := newTransports()
+		tr.set("redis", func(context.Context) error { return errDown })
+		f, err := middleware.NewFallback(
+			middleware.FallbackConfig{Enabled: true, To: "http", Cooldown: 300 * time.Millisecond},
+			middleware.FallbackOptions{FailureThreshold: 1, ProbeInterval: time.Second})
+		require.NoError(t, err)
+		h := f.Middleware(tr.handler)
+
+		// One key publishing every 50ms: its first publish fails and trips
+		// the breaker; the rest fall back because it is open, which must not
+		// hold the key, or it would never probe redis again.
+		healed := false
+		for i := 0; i < 60; i++ {
+			if i == 10 {
+				tr.set("redis", func(context.Context) error { return nil })
+				healed = true
+			}
+			_, err := h(onRedis(strconv.Itoa(i), "conv-busy"))
+			require.NoError(t, err)
+			time.Sleep(50 * time.Millisecond)
+		}
+		require.True(t, healed)
+		assert.Equal(t, "closed", f.BreakerStates()["redis"])
+		got := tr.received["redis"]
+		require.NotEmpty(t, got, "the busy key returned to redis")
+		first, _ := strconv.Atoi(got[0])
+		// Failed at 0s, probe once the breaker has been open 1s: by 1.05s.
+		assert.LessOrEqual(t, first, 21, "the key came back with the first probe")
+	})
 }
