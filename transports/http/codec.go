@@ -41,20 +41,20 @@ const (
 
 // setBinaryHeaders sets the ce-* headers of ev but specversion, and source
 // and Content-Type when they are s's, which a Publisher sets once for all.
-// The values share one backing array.
-func setBinaryHeaders(h http.Header, ev *event, ext []attr, s *eventSettings) {
-	values := make([]string, 0, 6+len(ext))
-	set := func(name, value string) {
-		values = append(values, percentEncode(value))
+// The values are appended to values, whose backing array they share.
+func setBinaryHeaders(h http.Header, ev *event, ext []attr, s *eventSettings, values []string) {
+	setValue := func(name, value string) {
+		values = append(values, value)
 		h[name] = values[len(values)-1 : len(values) : len(values)]
 	}
+	set := func(name, value string) { setValue(name, percentEncode(value)) }
 	set(headerID, ev.id)
 	set(headerType, ev.typ)
 	if ev.source != s.source {
 		set(headerSource, ev.source)
 	}
 	if ev.dataContentType != s.contentType {
-		h[headerContentType] = []string{ev.dataContentType}
+		setValue(headerContentType, ev.dataContentType)
 	}
 	if ev.dataSchema != "" {
 		set(headerDataSchema, ev.dataSchema)
@@ -92,13 +92,13 @@ func extensionHeader(name string) string {
 	return h
 }
 
-// structuredBody writes ev in the CloudEvents JSON format. The payload is
-// embedded as JSON when the content type is JSON and the payload is a JSON
-// value with no surrounding space (so it reads back byte for byte), as a
-// string when the content type is text and the payload UTF-8, and as
-// data_base64 otherwise.
-func structuredBody(ev *event, ext []attr) []byte {
-	b := make([]byte, 0, 160+len(ev.data)+32*len(ext))
+// structuredBody writes ev in the CloudEvents JSON format; media is the
+// media type of its datacontenttype. The payload is embedded as JSON when
+// the content type is JSON and the payload is a JSON value with no
+// surrounding space (so it reads back byte for byte), as a string when the
+// content type is text and the payload UTF-8, and as data_base64 otherwise.
+func structuredBody(ev *event, ext []attr, media string) []byte {
+	b := make([]byte, 0, structuredSize(ev, ext))
 	b = append(b, `{"specversion":"1.0","id":`...)
 	b = appendJSONString(b, ev.id, false)
 	b = append(b, `,"source":`...)
@@ -128,7 +128,6 @@ func structuredBody(ev *event, ext []attr) []byte {
 		b = appendJSONString(b, a.value, false)
 	}
 	if len(ev.data) > 0 {
-		media := mediaType(ev.dataContentType)
 		switch {
 		case isJSONMedia(media) && embeddableJSON(ev.data):
 			b = append(b, `,"data":`...)
@@ -143,6 +142,20 @@ func structuredBody(ev *event, ext []attr) []byte {
 		}
 	}
 	return append(b, '}')
+}
+
+// structuredSize is the length of ev's structured body when its strings
+// need no escapes, and a little more, so that one allocation holds it but
+// for heavily escaped text.
+func structuredSize(ev *event, ext []attr) int {
+	// The members' names, quotes, colons, commas and braces.
+	n := len(`{"specversion":"1.0","id":"","source":"","type":"","subject":"","time":"","datacontenttype":"","dataschema":"","data_base64":""}`)
+	n += len(ev.id) + len(ev.source) + len(ev.typ) + len(ev.subject) + len(ev.time) + len(ev.dataContentType) + len(ev.dataSchema)
+	for _, a := range ext {
+		n += len(a.name) + len(a.value) + len(`,"":""`)
+	}
+	n += max(len(ev.data)+2, base64.StdEncoding.EncodedLen(len(ev.data)))
+	return n + n/16
 }
 
 func embeddableJSON(p []byte) bool {

@@ -111,9 +111,9 @@ func TestStructuredBodyDataEncodings(t *testing.T) {
 	} {
 		ev := &event{id: "1", source: "s", typ: "t", dataContentType: tc.contentType, data: []byte(tc.payload)}
 		var doc map[string]json.RawMessage
-		require.NoError(t, json.Unmarshal(structuredBody(ev, nil), &doc), tc.payload)
+		require.NoError(t, json.Unmarshal(structuredBody(ev, nil, mediaType(ev.dataContentType)), &doc), tc.payload)
 		assert.Contains(t, doc, tc.member, "%s %q", tc.contentType, tc.payload)
-		msg, err := decodeStructured("chat", structuredBody(ev, nil))
+		msg, err := decodeStructured("chat", structuredBody(ev, nil, mediaType(ev.dataContentType)))
 		require.NoError(t, err)
 		assert.Equal(t, tc.payload, string(msg.Payload))
 	}

@@ -87,6 +87,13 @@ func appendMetadataJSON(b []byte, md message.Metadata, ascii bool) []byte {
 	return append(b, '}')
 }
 
+// metadataJSONString is md as a JSON object (appendMetadataJSON), made on
+// the stack when it is short: the string is its only allocation.
+func metadataJSONString(md message.Metadata, ascii bool) string {
+	var buf [512]byte
+	return string(appendMetadataJSON(buf[:0], md, ascii))
+}
+
 func parseMetadataJSON(data []byte) (message.Metadata, error) {
 	var md map[string]string
 	if err := json.Unmarshal(data, &md); err != nil {

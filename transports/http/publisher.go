@@ -92,6 +92,7 @@ func NewPublisher(cfg Config, logger watermill.LoggerAdapter) (*Publisher, error
 			source:      cfg.Source,
 			defaultType: cfg.EventType,
 			contentType: cfg.ContentType,
+			media:       mediaType(cfg.ContentType),
 		},
 		transport: transport,
 		rt:        transport,
@@ -165,7 +166,22 @@ type request struct {
 	url    *url.URL
 	header http.Header
 	body   []byte
+	mem    *requestMemory
 }
+
+// requestMemory is what a request keeps on the heap besides its header map
+// and body, in one allocation: the backing array of its header values, and
+// the body reader of its first attempt (later attempts get readers of their
+// own: RoundTrip may return before it is done reading the previous one).
+type requestMemory struct {
+	reader bytes.Reader
+	values [maxInlineValues]string
+}
+
+// maxInlineValues is how many header values a requestMemory holds: those of
+// a binary-mode event with the bus's metadata, and a few more. A request
+// with more takes another allocation for them.
+const maxInlineValues = 8
 
 func (p *Publisher) encode(topic string, msg *message.Message) (request, error) {
 	if topic == "" && p.tmpl.usesTopic() {
@@ -197,14 +213,18 @@ func (p *Publisher) encode(topic string, msg *message.Message) (request, error) 
 			}
 		}
 	}
-	r := request{url: u, header: make(http.Header, n)}
+	r := request{url: u, header: make(http.Header, n), mem: new(requestMemory)}
 	maps.Copy(r.header, p.static)
-	p.setSignedTopic(r.header, topic)
+	values := p.setSignedTopic(r.header, topic, r.mem.values[:0])
 	if p.cfg.Format == FormatBinary {
-		setBinaryHeaders(r.header, &ev, ext, &p.settings)
+		setBinaryHeaders(r.header, &ev, ext, &p.settings, values)
 		r.body = msg.Payload
 	} else {
-		r.body = structuredBody(&ev, ext)
+		media := p.settings.media
+		if media == "" || ev.dataContentType != p.settings.contentType {
+			media = mediaType(ev.dataContentType)
+		}
+		r.body = structuredBody(&ev, ext, media)
 	}
 	return r, nil
 }
@@ -235,28 +255,32 @@ func (p *Publisher) encodeRaw(topic string, msg *message.Message) (request, erro
 	if p.hmacKey != nil {
 		n++
 	}
-	r := request{url: u, header: make(http.Header, n), body: msg.Payload}
+	r := request{url: u, header: make(http.Header, n), body: msg.Payload, mem: new(requestMemory)}
 	maps.Copy(r.header, p.static)
-	p.setSignedTopic(r.header, topic)
-	if v, ok := msg.Metadata[metaDataContentType]; ok && v != p.settings.contentType && validMediaType(v) {
-		r.header[headerContentType] = []string{v}
+	values := p.setSignedTopic(r.header, topic, r.mem.values[:0])
+	set := func(name, value string) {
+		values = append(values, value)
+		r.header[name] = values[len(values)-1 : len(values) : len(values)]
 	}
-	values := make([]string, 1, 2) // one backing array for both headers
-	values[0] = percentEncode(msg.UUID)
-	r.header[headerRawID] = values[0:1:1]
+	if v, ok := msg.Metadata[metaDataContentType]; ok && v != p.settings.contentType && validMediaType(v) {
+		set(headerContentType, v)
+	}
+	set(headerRawID, percentEncode(msg.UUID))
 	if len(msg.Metadata) > 0 {
-		values = append(values, string(appendMetadataJSON(nil, msg.Metadata, true)))
-		r.header[headerRawMetadata] = values[1:2:2]
+		set(headerRawMetadata, metadataJSONString(msg.Metadata, true))
 	}
 	return r, nil
 }
 
 // setSignedTopic, when requests are signed, puts the topic among the signed
-// headers, so that a request signed for one topic is refused on another.
-func (p *Publisher) setSignedTopic(h http.Header, topic string) {
+// headers, so that a request signed for one topic is refused on another. Its
+// value goes in values, which it returns.
+func (p *Publisher) setSignedTopic(h http.Header, topic string, values []string) []string {
 	if p.hmacKey != nil {
-		h[headerTopic] = []string{percentEncode(topic)}
+		values = append(values, percentEncode(topic))
+		h[headerTopic] = values[len(values)-1 : len(values) : len(values)]
 	}
+	return values
 }
 
 func (p *Publisher) publish(topic string, msg *message.Message) error {
@@ -354,10 +378,16 @@ func (p *Publisher) send(ctx context.Context, r request, attempt int) error {
 	}
 	if len(r.body) > 0 {
 		req.ContentLength = int64(len(r.body))
+		body := &r.mem.reader
+		if attempt == 0 {
+			body.Reset(r.body)
+		} else {
+			body = bytes.NewReader(r.body)
+		}
 		// io.NopCloser of a *bytes.Reader: net/http knows it is in memory
 		// and writes headers and body in one go (any other type costs a
 		// separate flush of the headers, and latency).
-		req.Body = io.NopCloser(bytes.NewReader(r.body))
+		req.Body = io.NopCloser(body)
 		req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(r.body)), nil }
 	} else {
 		req.Body = http.NoBody
