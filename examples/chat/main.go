@@ -10,7 +10,10 @@
 //	curl -XPOST localhost:8000/api/v1/requests/r1/typing
 //
 // -config (or SWITCHYARD_CONFIG) names a YAML, JSON or TOML file; the
-// environment (SWITCHYARD_*, EVENT_*) overrides it.
+// environment (SWITCHYARD_*, EVENT_*) overrides it. The routing knobs of the
+// file (master switch, percentage, fallback, coalescing window) apply when
+// it changes, without a restart; GET /admin/switchyard shows the effective
+// configuration and the circuit breakers.
 package main
 
 import (
@@ -80,7 +83,21 @@ func run(ctx context.Context, args []string, getenv func(string) string, logOut 
 		_ = b.Close()
 		return err
 	}
-	srv := &http.Server{Handler: newServer(b, reg), ReadHeaderTimeout: 5 * time.Second}
+	mux := http.NewServeMux()
+	mux.Handle("/", newServer(b, reg))
+	// Operators only: bind -addr to loopback or put this behind auth.
+	mux.Handle("GET /admin/switchyard", b.AdminHandler())
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+
+	// The routing knobs of the file apply without a restart.
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	watchDone := make(chan error, 1)
+	if *configPath != "" {
+		go func() { watchDone <- b.WatchConfig(watchCtx, *configPath, sources...) }()
+	} else {
+		watchDone <- nil
+	}
 
 	busDone := make(chan error, 1)
 	go func() { busDone <- b.Run(ctx) }()
@@ -102,12 +119,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, logOut 
 	_ = srv.Shutdown(shutdownCtx)
 	// Requests are finished: everything they published is in the ingress,
 	// and Close delivers it before returning.
+	stopWatch()
+	watchErr := <-watchDone
 	closeErr := b.Close()
 	runErr := <-busDone
 	if errors.Is(serveErr, http.ErrServerClosed) {
 		serveErr = nil
 	}
-	return errors.Join(serveErr, closeErr, runErr)
+	return errors.Join(serveErr, watchErr, closeErr, runErr)
 }
 
 func envOr(getenv func(string) string, key, def string) string {

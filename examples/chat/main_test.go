@@ -3,8 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -132,3 +135,55 @@ func newRecorder() *recorder                    { return &recorder{header: http.
 func (r *recorder) Header() http.Header         { return r.header }
 func (r *recorder) Write(p []byte) (int, error) { return r.body.Write(p) }
 func (r *recorder) WriteHeader(status int)      { r.status = status }
+
+// TestAdminAndReload runs the example with a configuration file, reads the
+// admin endpoint, changes the coalescing window in the file and sees it
+// applied without a restart.
+func TestAdminAndReload(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "chat.yaml")
+	require.NoError(t, os.WriteFile(path, []byte("coalescing: {window: 100ms}\n"), 0o600))
+	env := map[string]string{"ADDR": "127.0.0.1:0"}
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, []string{"-config", path}, func(k string) string { return env[k] }, io.Discard, ready) }()
+	var addr string
+	select {
+	case addr = <-ready:
+	case err := <-done:
+		t.Fatalf("run: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("not ready")
+	}
+	client := &http.Client{Timeout: 5 * time.Second}
+	defer client.CloseIdleConnections()
+	window := func() string {
+		t.Helper()
+		resp, err := client.Get("http://" + addr + "/admin/switchyard")
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+		var state struct {
+			Config struct {
+				Coalescing struct {
+					Window string `json:"window"`
+				} `json:"coalescing"`
+			} `json:"config"`
+		}
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(&state))
+		return state.Config.Coalescing.Window
+	}
+	assert.Equal(t, "100ms", window())
+
+	require.NoError(t, os.WriteFile(path, []byte("coalescing: {window: 250ms}\n"), 0o600))
+	require.Eventually(t, func() bool { return window() == "250ms" }, 5*time.Second, 10*time.Millisecond)
+
+	cancel()
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(15 * time.Second):
+		t.Fatal("run did not return after its context ended")
+	}
+}
