@@ -147,7 +147,9 @@ func TestAdminAndReload(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan string, 1)
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, []string{"-config", path}, func(k string) string { return env[k] }, io.Discard, ready) }()
+	go func() {
+		done <- run(ctx, []string{"-config", path}, func(k string) string { return env[k] }, io.Discard, ready)
+	}()
 	var addr string
 	select {
 	case addr = <-ready:
