@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 )
 
 // The watermill-redisstream format keeps a message's metadata as a MessagePack
@@ -51,50 +52,59 @@ func appendMsgpackString(b []byte, s string) []byte {
 
 var errMsgpack = errors.New("invalid MessagePack metadata")
 
-// decodeMsgpackMap decodes a map of strings; set is called for each pair.
-func decodeMsgpackMap(b []byte, set func(k, v string)) error {
+// appendMsgpackPairs decodes a map of strings, appending its pairs to pairs
+// (key, value, key, value…) in the order they are encoded. The keys and
+// values are substrings of b: decoding copies nothing.
+func appendMsgpackPairs(pairs []string, b string) ([]string, error) {
 	if len(b) == 0 {
-		return fmt.Errorf("%w: empty", errMsgpack)
+		return pairs, fmt.Errorf("%w: empty", errMsgpack)
 	}
 	var n int
 	switch c := b[0]; {
 	case c&0xf0 == 0x80:
 		n, b = int(c&0x0f), b[1:]
 	case c == 0xde && len(b) >= 3:
-		n, b = int(binary.BigEndian.Uint16(b[1:])), b[3:]
+		n, b = int(be16(b[1:])), b[3:]
 	case c == 0xdf && len(b) >= 5:
-		n, b = int(binary.BigEndian.Uint32(b[1:])), b[5:]
+		n, b = int(be32(b[1:])), b[5:]
 	case c == 0xc0: // nil: no metadata
 		if len(b) != 1 {
-			return fmt.Errorf("%w: trailing bytes", errMsgpack)
+			return pairs, fmt.Errorf("%w: trailing bytes", errMsgpack)
 		}
-		return nil
+		return pairs, nil
 	default:
-		return fmt.Errorf("%w: not a map (0x%02x)", errMsgpack, c)
+		return pairs, fmt.Errorf("%w: not a map (0x%02x)", errMsgpack, c)
 	}
 	if n > len(b)/2 { // every pair takes at least two bytes
-		return fmt.Errorf("%w: %d pairs in %d bytes", errMsgpack, n, len(b))
+		return pairs, fmt.Errorf("%w: %d pairs in %d bytes", errMsgpack, n, len(b))
 	}
+	pairs = slices.Grow(pairs, 2*n)
 	for range n {
 		var k, v string
 		var err error
 		if k, b, err = readMsgpackString(b); err != nil {
-			return err
+			return pairs, err
 		}
 		if v, b, err = readMsgpackString(b); err != nil {
-			return err
+			return pairs, err
 		}
-		set(k, v)
+		pairs = append(pairs, k, v)
 	}
 	if len(b) != 0 {
-		return fmt.Errorf("%w: %d trailing bytes", errMsgpack, len(b))
+		return pairs, fmt.Errorf("%w: %d trailing bytes", errMsgpack, len(b))
 	}
-	return nil
+	return pairs, nil
 }
 
-func readMsgpackString(b []byte) (string, []byte, error) {
+func be16(b string) uint32 { return uint32(b[0])<<8 | uint32(b[1]) }
+
+func be32(b string) uint32 {
+	return uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+}
+
+func readMsgpackString(b string) (string, string, error) {
 	if len(b) == 0 {
-		return "", nil, fmt.Errorf("%w: truncated", errMsgpack)
+		return "", "", fmt.Errorf("%w: truncated", errMsgpack)
 	}
 	var n, h int
 	switch c := b[0]; {
@@ -103,16 +113,16 @@ func readMsgpackString(b []byte) (string, []byte, error) {
 	case (c == 0xd9 || c == 0xc4) && len(b) >= 2:
 		n, h = int(b[1]), 2
 	case (c == 0xda || c == 0xc5) && len(b) >= 3:
-		n, h = int(binary.BigEndian.Uint16(b[1:])), 3
+		n, h = int(be16(b[1:])), 3
 	case (c == 0xdb || c == 0xc6) && len(b) >= 5:
-		n, h = int(binary.BigEndian.Uint32(b[1:])), 5
+		n, h = int(be32(b[1:])), 5
 	case c == 0xc0:
 		return "", b[1:], nil
 	default:
-		return "", nil, fmt.Errorf("%w: not a string (0x%02x)", errMsgpack, c)
+		return "", "", fmt.Errorf("%w: not a string (0x%02x)", errMsgpack, c)
 	}
 	if n < 0 || len(b)-h < n {
-		return "", nil, fmt.Errorf("%w: truncated string", errMsgpack)
+		return "", "", fmt.Errorf("%w: truncated string", errMsgpack)
 	}
-	return string(b[h : h+n]), b[h+n:], nil
+	return b[h : h+n], b[h+n:], nil
 }

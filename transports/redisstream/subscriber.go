@@ -213,20 +213,11 @@ type slane struct {
 
 // sentry is an entry read from the stream; each delivery is built from it.
 type sentry struct {
+	entry
 	id       string
-	uuid     string
-	payload  []byte
-	meta     []string
-	values   map[string]any
+	values   map[string]any // as read, for a dead-letter copy
 	attempts int
-}
-
-func (e *sentry) message() *message.Message {
-	m := message.NewMessage(e.uuid, e.payload)
-	for i := 0; i+1 < len(e.meta); i += 2 {
-		m.Metadata[e.meta[i]] = e.meta[i+1]
-	}
-	return m
+	first    deliveryCtx // the first delivery's context, allocated with the entry
 }
 
 func (sub *subscription) sleep(d time.Duration) bool {
@@ -340,35 +331,38 @@ func (sub *subscription) waitRoom() bool {
 func (sub *subscription) take(entries []redis.XMessage) {
 	s := sub.s
 	for _, x := range entries {
-		sub.mu.Lock()
-		_, dup := sub.held[x.ID]
-		sub.mu.Unlock()
-		if dup {
-			continue
-		}
 		if x.Values == nil {
 			// A pending entry whose data was trimmed or deleted.
-			s.metrics.lost(sub.stream)
-			sub.ack(x.ID)
+			sub.mu.Lock()
+			_, dup := sub.held[x.ID]
+			sub.mu.Unlock()
+			if !dup {
+				s.metrics.lost(sub.stream)
+				sub.ack(x.ID)
+			}
 			continue
 		}
-		m, err := decode(x.Values)
+		// Straight into the entry kept until the ack: no message is built
+		// until a delivery.
+		e := &sentry{id: x.ID, values: x.Values}
+		err := decodeEntry(&e.entry, x.Values)
+		l := 0
+		if err == nil {
+			l = transports.Lane(e.get(keyMetadata), len(sub.lanes))
+		}
+		sub.mu.Lock()
+		if _, dup := sub.held[x.ID]; dup {
+			sub.mu.Unlock()
+			continue
+		}
+		// Held until acked; a malformed one too, so that claiming it back
+		// while its dead-letter copy is retried does not start a second.
+		sub.held[x.ID] = struct{}{}
 		if err != nil {
-			// Held until acked, so that claiming it back while the copy
-			// is retried does not start a second copy.
-			sub.mu.Lock()
-			sub.held[x.ID] = struct{}{}
 			sub.mu.Unlock()
 			sub.deadLetter(x.ID, x.Values, err.Error(), "malformed")
 			continue
 		}
-		e := &sentry{id: x.ID, uuid: m.UUID, payload: m.Payload, values: x.Values}
-		for k, v := range m.Metadata {
-			e.meta = append(e.meta, k, v)
-		}
-		l := transports.Lane(m.Metadata.Get(keyMetadata), len(sub.lanes))
-		sub.mu.Lock()
-		sub.held[x.ID] = struct{}{}
 		ln := &sub.lanes[l]
 		ln.q = append(ln.q, e)
 		wake := !ln.busy
@@ -382,6 +376,8 @@ func (sub *subscription) take(entries []redis.XMessage) {
 
 const keyMetadata = "event_key"
 
+// work delivers the entries of the lanes it is handed, one lane at a time
+// until the lane is empty or waits for a redelivery.
 func (sub *subscription) work() {
 	for {
 		var l int
@@ -390,45 +386,58 @@ func (sub *subscription) work() {
 		case <-sub.ctx.Done():
 			return
 		}
-		if !sub.deliver(l) {
-			return
+		for {
+			more, ok := sub.deliver(l)
+			if !ok {
+				return
+			}
+			if !more {
+				break
+			}
 		}
 	}
 }
 
-func (sub *subscription) deliver(l int) bool {
+// deliver hands lane l's head to the handler and waits for its ack or
+// nack. more is whether the lane has a next entry for this worker to
+// deliver at once; ok is false when the subscription has ended.
+func (sub *subscription) deliver(l int) (more, ok bool) {
 	sub.mu.Lock()
 	e := sub.lanes[l].q[0]
 	sub.mu.Unlock()
 	m := e.message()
-	ctx, cancel := context.WithCancel(sub.ctx)
-	defer cancel()
-	m.SetContext(ctx)
+	dc := &e.first
+	if e.attempts > 0 {
+		dc = &deliveryCtx{}
+	}
+	dc.Context = sub.ctx
+	m.SetContext(dc)
 	select {
 	case sub.out <- m:
 	case <-sub.ctx.Done():
-		return false
+		return false, false
 	}
 	e.attempts++
 	select {
 	case <-m.Acked():
+		dc.end(context.Canceled)
 		sub.ack(e.id)
-		sub.next(l)
-		return true
+		return sub.next(l), true
 	case <-m.Nacked():
+		dc.end(context.Canceled)
 	case <-sub.ctx.Done():
+		dc.end(sub.ctx.Err())
 		select {
 		case <-m.Acked():
 			sub.ack(e.id)
 		default: // stays pending in Redis: read again or claimed
 		}
-		return false
+		return false, false
 	}
 	cfg := &sub.s.cfg
 	if cfg.MaxRetries >= 0 && e.attempts > cfg.MaxRetries {
 		sub.deadLetter(e.id, e.values, "nacked "+strconv.Itoa(e.attempts)+" times", "nacked")
-		sub.next(l)
-		return true
+		return sub.next(l), true
 	}
 	d := cfg.RetryBackoff << min(e.attempts-1, 20)
 	d = min(d, cfg.MaxRetryBackoff)
@@ -440,11 +449,12 @@ func (sub *subscription) deliver(l int) bool {
 		ln.timer.Reset(d)
 	}
 	sub.mu.Unlock()
-	return true
+	return false, true
 }
 
-// next drops lane l's head and moves the lane on.
-func (sub *subscription) next(l int) {
+// next drops lane l's head and reports whether the lane has more; the
+// lane stays busy then, for the caller to deliver.
+func (sub *subscription) next(l int) bool {
 	sub.mu.Lock()
 	ln := &sub.lanes[l]
 	ln.q[0] = nil
@@ -452,9 +462,7 @@ func (sub *subscription) next(l int) {
 	more := len(ln.q) > 0
 	ln.busy = more
 	sub.mu.Unlock()
-	if more {
-		sub.ready <- l
-	}
+	return more
 }
 
 // ack queues id for XACK; the entry is no longer held.

@@ -3,6 +3,7 @@ package redisstream
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -66,15 +67,51 @@ func encode(f Format, m *message.Message) ([]any, error) {
 	}
 }
 
+// entry is a message as read from a stream entry: the subscriber keeps it
+// until the handler acks, and builds each delivery from it.
+type entry struct {
+	uuid    string
+	payload []byte
+	meta    []string // key, value, key, value…; a later pair wins
+}
+
+// get returns the value of metadata key, as the message's Metadata has it.
+func (e *entry) get(key string) string {
+	for i := len(e.meta) - 2; i >= 0; i -= 2 {
+		if e.meta[i] == key {
+			return e.meta[i+1]
+		}
+	}
+	return ""
+}
+
+func (e *entry) message() *message.Message {
+	m := message.NewMessage(e.uuid, e.payload)
+	for i := 0; i+1 < len(e.meta); i += 2 {
+		m.Metadata[e.meta[i]] = e.meta[i+1]
+	}
+	return m
+}
+
 // decode reads an entry in either format, whatever the publisher's setting.
 func decode(values map[string]any) (*message.Message, error) {
+	var e entry
+	if err := decodeEntry(&e, values); err != nil {
+		return nil, err
+	}
+	return e.message(), nil
+}
+
+// decodeEntry reads an entry in either format into e. The metadata keys
+// and values share the strings of values.
+func decodeEntry(e *entry, values map[string]any) error {
 	if uuid, ok := values[FieldWatermillUUID]; ok {
-		return decodeWatermill(uuid, values)
+		return decodeWatermill(e, uuid, values)
 	}
 	if _, ok := values[FieldID]; ok {
-		return decodeFlat(values)
+		return decodeFlat(e, values)
 	}
-	return nil, fmt.Errorf("%w: neither %q nor %q field", ErrMalformed, FieldWatermillUUID, FieldID)
+	return fmt.Errorf("%w: neither %q nor %q field", ErrMalformed, FieldWatermillUUID, FieldID)
 }
 
 func str(v any) (string, bool) {
@@ -82,36 +119,38 @@ func str(v any) (string, bool) {
 	return s, ok
 }
 
-func decodeWatermill(uuidField any, values map[string]any) (*message.Message, error) {
+func decodeWatermill(e *entry, uuidField any, values map[string]any) error {
 	uuid, ok := str(uuidField)
 	if !ok || uuid == "" {
-		return nil, fmt.Errorf("%w: empty %s", ErrMalformed, FieldWatermillUUID)
+		return fmt.Errorf("%w: empty %s", ErrMalformed, FieldWatermillUUID)
 	}
 	payload, _ := str(values[FieldPayload])
-	m := message.NewMessage(uuid, []byte(payload))
+	e.uuid, e.payload = uuid, []byte(payload)
 	if md, _ := str(values[FieldMetadata]); md != "" {
-		if err := decodeMsgpackMap([]byte(md), func(k, v string) { m.Metadata[k] = v }); err != nil {
-			return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
+		var err error
+		if e.meta, err = appendMsgpackPairs(e.meta[:0], md); err != nil {
+			return fmt.Errorf("%w: %w", ErrMalformed, err)
 		}
 	}
-	return m, nil
+	return nil
 }
 
-func decodeFlat(values map[string]any) (*message.Message, error) {
+func decodeFlat(e *entry, values map[string]any) error {
 	uuid, ok := str(values[FieldID])
 	if !ok || uuid == "" {
-		return nil, fmt.Errorf("%w: empty %s", ErrMalformed, FieldID)
+		return fmt.Errorf("%w: empty %s", ErrMalformed, FieldID)
 	}
 	payload, _ := str(values[FieldPayload])
-	m := message.NewMessage(uuid, []byte(payload))
+	e.uuid, e.payload = uuid, []byte(payload)
+	e.meta = slices.Grow(e.meta[:0], 2*len(values))
 	for k, v := range values {
 		s, _ := str(v)
 		switch {
 		case k == FieldEventType || k == FieldEventKey || k == FieldPublishedAt:
-			m.Metadata[k] = s
+			e.meta = append(e.meta, k, s)
 		case strings.HasPrefix(k, FlatMetaPrefix):
-			m.Metadata[k[len(FlatMetaPrefix):]] = s
+			e.meta = append(e.meta, k[len(FlatMetaPrefix):], s)
 		}
 	}
-	return m, nil
+	return nil
 }

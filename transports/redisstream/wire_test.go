@@ -509,6 +509,19 @@ func mapHeaderLen(n int) int {
 
 func headBytes(b []byte) []byte { return b[:min(len(b), 24)] }
 
+// decodeMsgpackMap decodes b with appendMsgpackPairs and calls set for each
+// pair, in order.
+func decodeMsgpackMap(b []byte, set func(k, v string)) error {
+	pairs, err := appendMsgpackPairs(nil, string(b))
+	if err != nil {
+		return err
+	}
+	for i := 0; i < len(pairs); i += 2 {
+		set(pairs[i], pairs[i+1])
+	}
+	return nil
+}
+
 // TestWireVmihailencoOtherTypes decodes what vmihailenco/msgpack writes for
 // metadata held in other Go types: bin values and nil.
 func TestWireVmihailencoOtherTypes(t *testing.T) {
