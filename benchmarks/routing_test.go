@@ -1,0 +1,88 @@
+package benchmarks
+
+import (
+	"context"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/switchyard-go/switchyard/bus"
+)
+
+// BenchmarkBusRouting measures what the split and fallback stages cost end
+// to end, publish→Handle, on in-process transports: two memory transports,
+// "memory" (the baseline and the fallback) and "candidate", both consumed
+// by one Handle in both variants, so only the routing differs.
+//
+//   - routing=off is the reference: the master switch off and fallback off.
+//     The stages are in the pipeline but pass through (the split writes the
+//     baseline's name in the transport metadata, as the bus's route stage
+//     always did).
+//   - routing=on: the switch on at 100%, so every event's key is hashed
+//     into its bucket and goes to the candidate, and fallback on, so every
+//     publish runs through the candidate's circuit breaker with a deadline
+//     on its context.
+//
+// benchstat -col /routing shows the cost of routing as a change from off.
+func BenchmarkBusRouting(b *testing.B) {
+	for _, on := range []bool{false, true} {
+		name := "routing=off"
+		if on {
+			name = "routing=on"
+		}
+		b.Run(name, func(b *testing.B) {
+			cfg := bus.DefaultConfig()
+			cfg.Transports["candidate"] = map[string]any{"type": "memory"}
+			cfg.Bus.QueueSize = bigQueue
+			cfg.Transports["memory"]["queue_size"] = bigQueue
+			cfg.Transports["candidate"]["queue_size"] = bigQueue
+			cfg.Routing.Baseline = "memory"
+			cfg.Routing.Candidate = "candidate"
+			cfg.Routing.Enabled = on
+			cfg.Routing.Percentage = 100
+			cfg.Routing.Fallback.Enabled = on
+			cfg.Consume.From = []string{"memory", "candidate"}
+			bs, err := bus.New(cfg, bus.WithLoggerAdapter(watermill.NopLogger{}))
+			if err != nil {
+				b.Fatal(err)
+			}
+			handled := newCountdown(b.N)
+			if err := bs.Handle("bench", topic, func(*message.Message) error {
+				handled.done()
+				return nil
+			}); err != nil {
+				b.Fatal(err)
+			}
+			ran := make(chan error, 1)
+			go func() { ran <- bs.Run(context.Background()) }()
+			<-bs.Running()
+			b.Cleanup(func() {
+				if err := bs.Close(); err != nil {
+					b.Errorf("Close: %v", err)
+				}
+				if err := <-ran; err != nil {
+					b.Errorf("Run: %v", err)
+				}
+			})
+
+			startClean()
+			peak := sampleGoroutines()
+			b.ReportAllocs()
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					m := bus.NewMessage(eventType, keys[rand.IntN(keyCount)], payload)
+					if err := bs.Publish(topic, m); err != nil {
+						handled.fail(err)
+						return
+					}
+				}
+			})
+			handled.wait(b)
+			b.StopTimer()
+			reportThroughput(b, peak.Stop())
+		})
+	}
+}
