@@ -1,0 +1,61 @@
+package tracing
+
+import (
+	"github.com/ThreeDotsLabs/watermill/message"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// ConsumeMiddleware returns the middleware that traces a Watermill handler:
+// each message gets a CONSUMER span, "process <topic>", a child of the
+// producer's span whose context the metadata carries (see WithLinkedConsume
+// for a link instead). The message's context carries the span while the
+// handler runs, so the handler's own spans nest under it; the span records
+// the handler's error. Messages the handler produces without a span in
+// their context get this one, so that a Publisher publishing them continues
+// the trace.
+func ConsumeMiddleware(opts ...Option) message.HandlerMiddleware {
+	c := newConfig(opts)
+	return func(h message.HandlerFunc) message.HandlerFunc {
+		return func(msg *message.Message) ([]*message.Message, error) {
+			ctx, span := c.startConsumer(msg)
+			msg.SetContext(ctx)
+			done := false
+			defer func() {
+				if !done {
+					abandon(span)
+				}
+			}()
+			out, err := h(msg)
+			done = true
+			for _, m := range out {
+				if !trace.SpanContextFromContext(m.Context()).IsValid() {
+					m.SetContext(trace.ContextWithSpan(m.Context(), span))
+				}
+			}
+			end(span, err)
+			return out, err
+		}
+	}
+}
+
+// Handler is ConsumeMiddleware for a handler that publishes nothing, the
+// kind bus.Handle takes:
+//
+//	b.Handle("gateway", "events:chat", tracing.Handler(h))
+func Handler(h message.NoPublishHandlerFunc, opts ...Option) message.NoPublishHandlerFunc {
+	c := newConfig(opts)
+	return func(msg *message.Message) error {
+		ctx, span := c.startConsumer(msg)
+		msg.SetContext(ctx)
+		done := false
+		defer func() {
+			if !done {
+				abandon(span)
+			}
+		}()
+		err := h(msg)
+		done = true
+		end(span, err)
+		return err
+	}
+}

@@ -1,0 +1,136 @@
+package tracing
+
+import (
+	"context"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// Attributes of switchyard's own, from the metadata the bus sets.
+const (
+	// AttrEventType is the event_type metadata: "chat_message", "typing".
+	AttrEventType = attribute.Key("switchyard.event_type")
+	// AttrEventKey is the event_key metadata, the ordering key.
+	AttrEventKey = attribute.Key("switchyard.event_key")
+	// AttrTransport is the transport metadata: the configured name of the
+	// transport the route stage sent the message on.
+	AttrTransport = attribute.Key("switchyard.transport")
+)
+
+// The bus's metadata keys (constants in package bus, which this package does
+// not import so that plain Watermill users can use it).
+const (
+	metaEventType = "event_type"
+	metaEventKey  = "event_key"
+	metaTransport = "transport"
+)
+
+// The messaging.operation.name of each span.
+const (
+	opPublish = "publish" // the application's Publish (Publisher)
+	opSend    = "send"    // the publish pipeline, ending in a transport (PublishMiddleware)
+	opProcess = "process" // a handler (ConsumeMiddleware, Handler)
+)
+
+// maxAttrs is the most attributes messageAttributes returns.
+const maxAttrs = 8
+
+// messageAttributes are the span attributes of an operation on msg.
+func (c *config) messageAttributes(buf []attribute.KeyValue, opType attribute.KeyValue, op, topic string, msg *message.Message) []attribute.KeyValue {
+	attrs := append(buf[:0],
+		semconv.MessagingSystemKey.String(c.system),
+		opType,
+		semconv.MessagingOperationName(op),
+		semconv.MessagingMessageBodySize(len(msg.Payload)),
+	)
+	if topic != "" {
+		attrs = append(attrs, semconv.MessagingDestinationName(topic))
+	}
+	if msg.UUID != "" {
+		attrs = append(attrs, semconv.MessagingMessageID(msg.UUID))
+	}
+	if v := msg.Metadata[metaEventType]; v != "" {
+		attrs = append(attrs, AttrEventType.String(v))
+	}
+	if v := msg.Metadata[metaEventKey]; v != "" {
+		attrs = append(attrs, AttrEventKey.String(v))
+	}
+	return attrs
+}
+
+func spanName(op, topic string) string {
+	if topic == "" {
+		return op
+	}
+	return op + " " + topic
+}
+
+// startProducer starts a PRODUCER span for msg and injects its context into
+// msg's metadata. Its parent is the span of ctx, the publisher's; failing
+// that, the span context the metadata already holds (put there by Inject, or
+// by an upstream hop of a relayed message).
+func (c *config) startProducer(ctx context.Context, msg *message.Message, op, topic string) (context.Context, trace.Span) {
+	parent := ctx
+	if !trace.SpanContextFromContext(ctx).IsValid() {
+		parent = c.propagator.Extract(ctx, MetadataCarrier(msg.Metadata))
+	}
+	ctx, span := c.tracer.Start(parent, spanName(op, topic), c.producer...)
+	if span.IsRecording() {
+		var buf [maxAttrs]attribute.KeyValue
+		span.SetAttributes(c.messageAttributes(buf[:], semconv.MessagingOperationTypeSend, op, topic, msg)...)
+	}
+	inject(c.propagator, ctx, msg)
+	return ctx, span
+}
+
+// startConsumer starts a CONSUMER span for msg: a child of the span context
+// its metadata holds, or of msg's own context's span when it holds none;
+// with WithLinkedConsume, a child of msg's context's span (a new root when
+// there is none) that links to the metadata's.
+func (c *config) startConsumer(msg *message.Message) (context.Context, trace.Span) {
+	ctx := msg.Context()
+	topic := message.SubscribeTopicFromCtx(ctx)
+	parent := c.propagator.Extract(ctx, MetadataCarrier(msg.Metadata))
+	opts := c.consumer
+	if c.linkConsume {
+		if remote := trace.SpanContextFromContext(parent); remote.IsValid() {
+			opts = append(opts[:len(opts):len(opts)], trace.WithLinks(trace.Link{SpanContext: remote}))
+		}
+		// Keep what else the propagator extracted (baggage), with the
+		// consumer's own span as the parent.
+		parent = trace.ContextWithSpanContext(parent, trace.SpanContextFromContext(ctx))
+	}
+	ctx, span := c.tracer.Start(parent, spanName(opProcess, topic), opts...)
+	if span.IsRecording() {
+		var buf [maxAttrs + 1]attribute.KeyValue
+		attrs := c.messageAttributes(buf[:], semconv.MessagingOperationTypeProcess, opProcess, topic, msg)
+		if h := message.HandlerNameFromCtx(msg.Context()); h != "" {
+			attrs = append(attrs, semconv.MessagingDestinationSubscriptionName(h))
+		}
+		span.SetAttributes(attrs...)
+	}
+	return ctx, span
+}
+
+// end records err, if any, and ends span.
+func end(span trace.Span, err error) {
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, err.Error())
+		span.SetAttributes(semconv.ErrorType(err))
+	}
+	span.End()
+}
+
+// abandon ends span as failed when the call it covers did not return: it
+// panicked (the panic goes on, untouched, to a recoverer further out) or
+// called runtime.Goexit.
+func abandon(span trace.Span) {
+	span.SetStatus(codes.Error, "did not return: panic or Goexit")
+	span.SetAttributes(semconv.ErrorTypeKey.String("panic"))
+	span.End()
+}
