@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -22,24 +24,34 @@ var ErrClosed = errors.New("redisstream: closed")
 // entries), so a lone publisher pays one round trip and many publishers pay
 // far fewer than one each. Each Publish returns once Redis has its entries,
 // or with the error; a message's context deadline and PublishTimeout bound
-// the wait. The messages of one Publish call go in one pipeline, in order.
+// the wait. The messages of one Publish call go in one pipeline, in order:
+// a caller with many messages at hand gets the most out of a round trip by
+// passing them all to one call.
 type Publisher struct {
 	cfg    Config
 	client redis.UniversalClient
 	owns   bool
 	logger watermill.LoggerAdapter
 
-	reqs    chan *pubReq
-	closing chan struct{}
-	once    sync.Once
-	wg      sync.WaitGroup
-	trim    *trimmer
+	reqs      chan *pubReq
+	gathering sync.Mutex   // held by the flusher that waits for requests
+	shared    bool         // whether the last pipeline carried several requests; under gathering
+	inflight  atomic.Int32 // pipelines sent and not yet answered
+	closing   chan struct{}
+	once      sync.Once
+	wg        sync.WaitGroup
+	trim      *trimmer
 }
 
+// pubReq is one Publish call's entries on their way to a pipeline.
 type pubReq struct {
-	ctx     context.Context
-	entries []*redis.XAddArgs
-	done    chan error
+	// ctx is the message context that ends the wait first, if any: the
+	// one with the earliest deadline, or the first message's.
+	ctx context.Context
+	// deadline is the earlier of ctx's deadline and PublishTimeout.
+	deadline time.Time
+	entries  []redis.XAddArgs
+	done     chan error
 }
 
 // NewPublisher returns a publisher on client, which it does not close. A nil
@@ -97,34 +109,21 @@ func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 		return ErrClosed
 	default:
 	}
-	ctx := msgs[0].Context()
-	r := &pubReq{entries: make([]*redis.XAddArgs, len(msgs)), done: make(chan error, 1)}
-	for i, m := range msgs {
-		vals, err := encode(p.cfg.Format, m)
-		if err != nil {
-			return err
-		}
-		a := &redis.XAddArgs{Stream: topic, Values: vals, ID: "*"}
-		if p.cfg.AllowTrimUnread && p.cfg.MaxLen > 0 {
-			a.MaxLen, a.Approx = p.cfg.MaxLen, true
-		}
-		r.entries[i] = a
-		if d, ok := m.Context().Deadline(); ok {
-			if cur, ok := ctx.Deadline(); !ok || d.Before(cur) {
-				ctx = m.Context()
-			}
-		}
+	r, err := p.request(topic, msgs)
+	if err != nil {
+		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, p.cfg.PublishTimeout)
-	defer cancel()
-	r.ctx = ctx
 	if p.trim != nil {
 		p.trim.track(topic)
 	}
+	timeout := getTimer(time.Until(r.deadline))
+	defer putTimer(timeout)
 	select {
 	case p.reqs <- r:
-	case <-ctx.Done():
-		return fmt.Errorf("redisstream: publish to %q: %w", topic, ctx.Err())
+	case <-timeout.C:
+		return fmt.Errorf("redisstream: publish to %q: %w", topic, context.DeadlineExceeded)
+	case <-r.ctx.Done():
+		return fmt.Errorf("redisstream: publish to %q: %w", topic, r.ctx.Err())
 	case <-p.closing:
 		return ErrClosed
 	}
@@ -134,89 +133,172 @@ func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 			return fmt.Errorf("redisstream: publish to %q: %w", topic, err)
 		}
 		return nil
-	case <-ctx.Done():
-		// The entries may still land: the publish is ambiguous.
-		return fmt.Errorf("redisstream: publish to %q: %w", topic, ctx.Err())
+	// Past here the entries may still land: the publish is ambiguous.
+	case <-timeout.C:
+		return fmt.Errorf("redisstream: publish to %q: %w", topic, context.DeadlineExceeded)
+	case <-r.ctx.Done():
+		return fmt.Errorf("redisstream: publish to %q: %w", topic, r.ctx.Err())
 	}
+}
+
+// request encodes msgs for topic.
+func (p *Publisher) request(topic string, msgs []*message.Message) (*pubReq, error) {
+	r := &pubReq{ctx: msgs[0].Context(), entries: make([]redis.XAddArgs, len(msgs)), done: make(chan error, 1)}
+	enc := newEncoder(p.cfg.Format, len(msgs), msgs[0])
+	trim := p.cfg.AllowTrimUnread && p.cfg.MaxLen > 0
+	for i, m := range msgs {
+		vals, err := enc.encode(p.cfg.Format, m)
+		if err != nil {
+			return nil, err
+		}
+		a := &r.entries[i]
+		a.Stream, a.Values, a.ID = topic, vals, "*"
+		if trim {
+			a.MaxLen, a.Approx = p.cfg.MaxLen, true
+		}
+		if i > 0 {
+			if d, ok := m.Context().Deadline(); ok {
+				if cur, ok := r.ctx.Deadline(); !ok || d.Before(cur) {
+					r.ctx = m.Context()
+				}
+			}
+		}
+	}
+	r.deadline = time.Now().Add(p.cfg.PublishTimeout)
+	if d, ok := r.ctx.Deadline(); ok && d.Before(r.deadline) {
+		r.deadline = d
+	}
+	return r, nil
+}
+
+// timers are the stopped timers of Publish calls: one per call would be
+// an allocation, and a context.WithTimeout three.
+var timers = sync.Pool{New: func() any {
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	return t
+}}
+
+func getTimer(d time.Duration) *time.Timer {
+	t := timers.Get().(*time.Timer)
+	t.Reset(d)
+	return t
+}
+
+// putTimer stops t and keeps it for another call. Since Go 1.23 a stopped
+// timer's channel holds no stale tick.
+func putTimer(t *time.Timer) {
+	t.Stop()
+	timers.Put(t)
 }
 
 func (p *Publisher) flush() {
 	batch := make([]*pubReq, 0, p.cfg.BatchSize)
+	live := make([]*pubReq, 0, p.cfg.BatchSize)
 	for {
-		batch = batch[:0]
-		select {
-		case r := <-p.reqs:
-			batch = append(batch, r)
-		case <-p.closing:
-			p.failQueued()
+		var ok bool
+		if batch, ok = p.gather(batch[:0]); !ok {
 			return
 		}
-		n := len(batch[0].entries)
-		var linger <-chan time.Time
-		var timer *time.Timer
-		if p.cfg.Linger > 0 {
-			timer = time.NewTimer(p.cfg.Linger)
-			linger = timer.C
-		}
-	gather:
-		for n < p.cfg.BatchSize {
-			select {
-			case r := <-p.reqs:
-				batch = append(batch, r)
-				n += len(r.entries)
-			default:
-				if linger == nil {
-					break gather
-				}
-				select {
-				case r := <-p.reqs:
-					batch = append(batch, r)
-					n += len(r.entries)
-				case <-linger:
-					break gather
-				}
-			}
-		}
-		if timer != nil {
-			timer.Stop()
-		}
-		p.send(batch)
+		live = p.send(batch, live[:0])
 	}
 }
 
-// send runs one pipeline for batch and answers each request. The pipeline
-// lasts until the latest deadline of its requests: each Publish stops
-// waiting at its own, and a short one must not fail the others.
-func (p *Publisher) send(batch []*pubReq) {
-	live := batch[:0:0]
+// gather waits for the next pipeline's requests and appends them to batch:
+// the first that comes, then what else is queued, up to BatchSize
+// entries. One flusher gathers at a time, while the others' pipelines are
+// in flight: were all idle flushers waiting on the queue, each would be
+// handed one request of a burst and send it alone. ok is false once the
+// publisher is closing.
+func (p *Publisher) gather(batch []*pubReq) (_ []*pubReq, ok bool) {
+	p.gathering.Lock()
+	defer p.gathering.Unlock()
+	select {
+	case r := <-p.reqs:
+		batch = append(batch, r)
+	case <-p.closing:
+		p.failQueued()
+		return batch, false
+	}
+	n := len(batch[0].entries)
+	if n < p.cfg.BatchSize && len(p.reqs) == 0 && (p.shared || p.inflight.Load() > 0) {
+		// Publishers are many: those the last pipeline answered are about
+		// to publish again, or others wait on a pipeline in flight. Let
+		// the runnable ones queue first, to share this pipeline, rather
+		// than send one entry now and make them wait a round trip for
+		// the next. A lone publisher never waits here.
+		runtime.Gosched()
+	}
+	var linger <-chan time.Time
+	if p.cfg.Linger > 0 {
+		timer := time.NewTimer(p.cfg.Linger)
+		defer timer.Stop()
+		linger = timer.C
+	}
+	for n < p.cfg.BatchSize {
+		select {
+		case r := <-p.reqs:
+			batch = append(batch, r)
+			n += len(r.entries)
+			continue
+		default:
+		}
+		if linger == nil {
+			break
+		}
+		select {
+		case r := <-p.reqs:
+			batch = append(batch, r)
+			n += len(r.entries)
+			continue
+		case <-linger:
+		}
+		break
+	}
+	p.shared = len(batch) > 1
+	return batch, true
+}
+
+// send runs one pipeline for batch and answers each request; live is
+// scratch space, returned for the next call. The pipeline lasts until the
+// latest deadline of its requests: each Publish stops waiting at its own,
+// and a short one must not fail the others.
+func (p *Publisher) send(batch, live []*pubReq) []*pubReq {
+	now := time.Now()
 	var deadline time.Time
 	for _, r := range batch {
 		if err := r.ctx.Err(); err != nil {
 			r.done <- err
 			continue
 		}
+		if !now.Before(r.deadline) {
+			r.done <- context.DeadlineExceeded
+			continue
+		}
 		live = append(live, r)
-		if d, ok := r.ctx.Deadline(); ok && d.After(deadline) {
-			deadline = d
+		if r.deadline.After(deadline) {
+			deadline = r.deadline
 		}
 	}
 	if len(live) == 0 {
-		return
+		return live
 	}
-	ctx := context.Background()
-	if !deadline.IsZero() {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithDeadline(ctx, deadline)
-		defer cancel()
-	}
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
 	pipe := p.client.Pipeline()
-	cmds := make([]*redis.StringCmd, 0, len(live))
+	n := 0
 	for _, r := range live {
-		for _, a := range r.entries {
-			cmds = append(cmds, pipe.XAdd(ctx, a))
+		n += len(r.entries)
+	}
+	cmds := make([]*redis.StringCmd, 0, n)
+	for _, r := range live {
+		for i := range r.entries {
+			cmds = append(cmds, pipe.XAdd(ctx, &r.entries[i]))
 		}
 	}
+	p.inflight.Add(1)
 	_, _ = pipe.Exec(ctx) // errors are per command
+	p.inflight.Add(-1)
 	i := 0
 	for _, r := range live {
 		var err error
@@ -228,6 +310,8 @@ func (p *Publisher) send(batch []*pubReq) {
 		}
 		r.done <- err
 	}
+	clear(live)
+	return live
 }
 
 func (p *Publisher) failQueued() {

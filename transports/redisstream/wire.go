@@ -40,19 +40,48 @@ var ErrMalformed = errors.New("redisstream: malformed entry")
 
 // encode returns the XADD field/value list of m.
 func encode(f Format, m *message.Message) ([]any, error) {
+	var e encoder
+	return e.encode(f, m)
+}
+
+// encoder lays messages out as XADD field/value lists. The lists of the
+// messages it encodes share one backing array, and their MessagePack
+// metadata one buffer: a Publish of many messages allocates each about
+// once, not once per message.
+type encoder struct {
+	vals []any
+	md   []byte
+}
+
+// newEncoder returns an encoder sized for n messages like m.
+func newEncoder(f Format, n int, m *message.Message) encoder {
+	if f == FormatFlat {
+		return encoder{vals: make([]any, 0, n*(4+2*len(m.Metadata)))}
+	}
+	e := encoder{vals: make([]any, 0, 6*n)}
+	if len(m.Metadata) > 0 {
+		e.md = make([]byte, 0, n*(8+48*len(m.Metadata)))
+	}
+	return e
+}
+
+// encode returns m's field/value list. Earlier lists stay valid when the
+// shared arrays grow: append moves on to a new array and leaves the old
+// one, which they keep, as it was.
+func (e *encoder) encode(f Format, m *message.Message) ([]any, error) {
+	start := len(e.vals)
 	switch f {
 	case FormatFlat:
-		vals := make([]any, 0, 4+2*len(m.Metadata))
-		vals = append(vals, FieldID, m.UUID)
+		e.vals = append(e.vals, FieldID, m.UUID)
 		for k, v := range m.Metadata {
 			switch k {
 			case FieldEventType, FieldEventKey, FieldPublishedAt:
-				vals = append(vals, k, v)
+				e.vals = append(e.vals, k, v)
 			default:
-				vals = append(vals, FlatMetaPrefix+k, v)
+				e.vals = append(e.vals, FlatMetaPrefix+k, v)
 			}
 		}
-		return append(vals, FieldPayload, []byte(m.Payload)), nil
+		e.vals = append(e.vals, FieldPayload, []byte(m.Payload))
 	default:
 		// As watermill-redisstream: only a non-empty value is refused, so
 		// whatever its publisher writes (and we read) we can write again.
@@ -61,10 +90,13 @@ func encode(f Format, m *message.Message) ([]any, error) {
 		}
 		var md []byte
 		if len(m.Metadata) > 0 {
-			md = appendMsgpackMap(make([]byte, 0, 16+32*len(m.Metadata)), m.Metadata)
+			at := len(e.md)
+			e.md = appendMsgpackMap(e.md, m.Metadata)
+			md = e.md[at:len(e.md):len(e.md)]
 		}
-		return []any{FieldWatermillUUID, m.UUID, FieldMetadata, md, FieldPayload, []byte(m.Payload)}, nil
+		e.vals = append(e.vals, FieldWatermillUUID, m.UUID, FieldMetadata, md, FieldPayload, []byte(m.Payload))
 	}
+	return e.vals[start:len(e.vals):len(e.vals)], nil
 }
 
 // entry is a message as read from a stream entry: the subscriber keeps it

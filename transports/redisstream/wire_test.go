@@ -185,6 +185,43 @@ func TestWireRoundTrip(t *testing.T) {
 	}
 }
 
+// TestWireEncoderShared encodes many messages with one encoder, as a
+// Publish of many messages does, with metadata that outgrows its first
+// guess several times over: every field list stays what it was when it
+// was made, though the arrays they were cut from moved on.
+func TestWireEncoderShared(t *testing.T) {
+	for _, f := range []Format{FormatWatermill, FormatFlat} {
+		t.Run(string(f), func(t *testing.T) {
+			var msgs []*message.Message
+			for i := range 40 {
+				md := map[string]string{"event_key": fmt.Sprint("k-", i)}
+				if i%7 == 3 {
+					md = manyKeys(50 + i)
+				}
+				if i%11 == 5 {
+					md = nil
+				}
+				msgs = append(msgs, wireMsg(fmt.Sprint("u-", i), []byte(fmt.Sprint("p-", i)), md))
+			}
+			enc := newEncoder(f, len(msgs), msgs[0])
+			lists := make([][]any, len(msgs))
+			for i, m := range msgs {
+				var err error
+				if lists[i], err = enc.encode(f, m); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for i, m := range msgs {
+				got, err := decode(asRead(t, lists[i]))
+				if err != nil {
+					t.Fatal(err)
+				}
+				requireSame(t, m, got)
+			}
+		})
+	}
+}
+
 func TestWireWatermillFields(t *testing.T) {
 	m := wireMsg("u-1", []byte("p"), map[string]string{"event_type": "typing"})
 	got := asRead(t, mustEncode(t, FormatWatermill, m))
