@@ -324,37 +324,53 @@ func publishedAt(m *message.Message) (time.Time, error) {
 // rawPublishPipelined XADDs n entries from the calling goroutine, in
 // pipelines of redisPipelineBatch.
 func rawPublishPipelined(c *redis.Client, stream string, n int) error {
+	return rawPublishConcurrently(c, stream, n, redisShape{publishers: 1, batch: redisPipelineBatch})
+}
+
+// rawPublishConcurrently XADDs n entries from shape.publishers goroutines,
+// each sending shape.batch XADDs per pipeline and waiting for their replies
+// before it makes the next, and returns the first error.
+func rawPublishConcurrently(c *redis.Client, stream string, n int, shape redisShape) error {
 	ctx := context.Background()
-	for sent := 0; sent < n; {
+	return inBatches(n, shape, func(first, count int) error {
 		pipe := c.Pipeline()
-		batch := min(redisPipelineBatch, n-sent)
-		for i := range batch {
-			pipe.XAdd(ctx, rawEntry(stream, (sent+i)%keyCount))
+		for i := range count {
+			pipe.XAdd(ctx, rawEntry(stream, (first+i)%keyCount))
 		}
-		if _, err := pipe.Exec(ctx); err != nil {
-			return err
-		}
-		sent += batch
-	}
-	return nil
+		_, err := pipe.Exec(ctx)
+		return err
+	})
 }
 
 // publishConcurrently publishes n messages made by redisMessage from
-// publishers goroutines, each calling pub.Publish with one message at a
-// time, and returns the first error.
-func publishConcurrently(pub message.Publisher, stream string, n, publishers int) error {
+// shape.publishers goroutines, each passing shape.batch messages to one
+// pub.Publish call at a time, and returns the first error.
+func publishConcurrently(pub message.Publisher, stream string, n int, shape redisShape) error {
+	return inBatches(n, shape, func(first, count int) error {
+		msgs := make([]*message.Message, count)
+		for i := range msgs {
+			msgs[i] = redisMessage((first + i) % keyCount)
+		}
+		return pub.Publish(stream, msgs...)
+	})
+}
+
+// inBatches calls send from shape.publishers goroutines with consecutive
+// batches of at most shape.batch of the numbers 0 to n-1 (first, count)
+// until all are sent or one call fails, and returns the first error.
+func inBatches(n int, shape redisShape, send func(first, count int) error) error {
 	var next atomic.Int64
 	var first error
 	var once sync.Once
 	var wg sync.WaitGroup
-	for range publishers {
+	for range shape.publishers {
 		wg.Go(func() {
 			for {
-				i := next.Add(1) - 1
-				if i >= int64(n) {
+				i := int(next.Add(int64(shape.batch))) - shape.batch
+				if i >= n {
 					return
 				}
-				if err := pub.Publish(stream, redisMessage(int(i)%keyCount)); err != nil {
+				if err := send(i, min(shape.batch, n-i)); err != nil {
 					once.Do(func() { first = err })
 					next.Store(int64(n)) // stop the others
 					return

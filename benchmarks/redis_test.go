@@ -36,36 +36,74 @@ func BenchmarkRedis(b *testing.B) {
 	b.Run("Latency5k", func(b *testing.B) { benchRedisLatency(b, env) })
 }
 
-// redisPublishers is how many goroutines publish concurrently through a
-// transport in the Publish and EndToEnd benchmarks.
-const redisPublishers = 8
+// redisShape is how the publishers of a Publish or EndToEnd run publish:
+// how many goroutines, and how many messages each hands over per call
+// (switchyard and watermill: messages per Publish call; goredis: XADDs per
+// pipeline), waiting for the call to return before it makes the next.
+type redisShape struct{ publishers, batch int }
+
+func (s redisShape) String() string {
+	return fmt.Sprintf("publishers=%d/batch=%d", s.publishers, s.batch)
+}
+
+// oldReference reports whether the goredis reference of a run with this
+// shape is the one the issue's targets were first measured against (one
+// goroutine, pipelines of 64, whatever the shape says) rather than the
+// shape itself. It is for batch=1: a goredis user does not XADD one entry
+// per round trip when throughput matters, and these rows keep their
+// earlier meaning.
+func (s redisShape) oldReference() bool { return s.batch == 1 }
+
+// rawPublish publishes n entries as the goredis reference of shape does.
+func (s redisShape) rawPublish(c *redis.Client, stream string, n int) error {
+	if s.oldReference() {
+		return rawPublishPipelined(c, stream, n)
+	}
+	return rawPublishConcurrently(c, stream, n, s)
+}
+
+// The publish shapes. publishers=8/batch=64 is the fair form of the
+// issue's "8 concurrent publishers against go-redis pipelined 64 at a
+// time": each impl's 8 goroutines hand over 64 messages at a time, as a
+// user with many messages at hand would (goredis: a pipeline of 64 XADDs;
+// switchyard: a Publish of 64 messages, which it sends in one pipeline;
+// watermill: a Publish of 64 messages, which it XADDs one at a time). The batch=1 shapes are the first form, one
+// message per Publish call against the one-goroutine reference, kept for
+// comparison; publishers=64/batch=1 is what the bus does with its 64
+// lanes, one message per call.
+var (
+	redisPublishShapes  = []redisShape{{1, 1}, {8, 1}, {64, 1}, {8, 64}}
+	redisEndToEndShapes = []redisShape{{8, 1}, {8, 64}}
+)
 
 // benchRedisPublish measures publish throughput: b.N messages, each made
 // in the timed loop (a new UUID and published_at), until Redis has them
 // all.
 //
-//   - impl=goredis, the reference: one goroutine XADDs in pipelines of 64
-//     (go-redis Pipeline, Exec), whatever publishers= says.
+//   - impl=goredis, the reference: with batch=1, one goroutine XADDs in
+//     pipelines of 64 (go-redis Pipeline, Exec), whatever publishers=
+//     says; otherwise publishers= goroutines each XADD in pipelines of
+//     batch=.
 //   - impl=switchyard: publishers= goroutines call Publisher.Publish with
-//     one message each time; Publish returns once Redis has the entry.
+//     batch= messages each time; Publish returns once Redis has them.
 //   - impl=watermill: the same with watermill-redisstream's Publisher (one
 //     XADD round trip per message).
 func benchRedisPublish(b *testing.B, env *redisEnv) {
-	for _, publishers := range []int{1, redisPublishers} {
+	for _, shape := range redisPublishShapes {
 		for _, impl := range []string{implGoRedis, implSwitchyard, implWatermill} {
-			b.Run(fmt.Sprintf("publishers=%d/impl=%s", publishers, impl), func(b *testing.B) {
+			b.Run(fmt.Sprintf("%s/impl=%s", shape, impl), func(b *testing.B) {
 				stream := env.newStream(b)
 				var publish func() error
 				switch impl {
 				case implSwitchyard:
 					pub, _ := env.openSwitchyard(b, switchyardConfig("bench"))
-					publish = func() error { return publishConcurrently(pub, stream, b.N, publishers) }
+					publish = func() error { return publishConcurrently(pub, stream, b.N, shape) }
 				case implWatermill:
 					pub, _ := env.openWatermill(b, "bench")
-					publish = func() error { return publishConcurrently(pub, stream, b.N, publishers) }
+					publish = func() error { return publishConcurrently(pub, stream, b.N, shape) }
 				default:
 					c := env.client(b)
-					publish = func() error { return rawPublishPipelined(c, stream, b.N) }
+					publish = func() error { return shape.rawPublish(c, stream, b.N) }
 				}
 				startClean()
 				cpu := env.cpuMark(b)
@@ -93,9 +131,9 @@ func benchRedisPublish(b *testing.B, env *redisEnv) {
 // acked in Redis. The consumer is one subscription with one handler that
 // acks at once (or, for goredis, one loop).
 //
-//   - load=live: publishing and consuming run together, from an empty
-//     stream: the publishers of benchRedisPublish (goredis: one goroutine,
-//     pipelines of 64; switchyard and watermill: 8 goroutines).
+//   - load=live/publishers=8/batch=…: publishing and consuming run
+//     together, from an empty stream, with the publishers of
+//     benchRedisPublish of that shape.
 //   - load=backlog: b.N entries are XADDed (pipelines of 64) with the timer
 //     stopped; the timer runs from Subscribe to the last ack: the consumer
 //     alone.
@@ -106,12 +144,22 @@ func benchRedisPublish(b *testing.B, env *redisEnv) {
 // watermill-redisstream's Subscriber (XREADGROUP COUNT 1, one XACK per
 // message).
 func benchRedisEndToEnd(b *testing.B, env *redisEnv) {
-	for _, load := range []string{"live", "backlog"} {
+	type load struct {
+		name  string
+		shape redisShape // of the publishers, for a live load
+	}
+	var loads []load
+	for _, shape := range redisEndToEndShapes {
+		loads = append(loads, load{"live/" + shape.String(), shape})
+	}
+	loads = append(loads, load{name: "backlog"})
+	for _, load := range loads {
+		live, shape := load.name != "backlog", load.shape
 		for _, impl := range []string{implGoRedis, implSwitchyard, implWatermill} {
-			b.Run("load="+load+"/impl="+impl, func(b *testing.B) {
+			b.Run("load="+load.name+"/impl="+impl, func(b *testing.B) {
 				stream := env.newStream(b)
 				handled := newCountdown(b.N)
-				if load == "backlog" {
+				if !live {
 					if err := rawPublishPipelined(env.client(b), stream, b.N); err != nil {
 						b.Fatal(err)
 					}
@@ -122,30 +170,30 @@ func benchRedisEndToEnd(b *testing.B, env *redisEnv) {
 				case implSwitchyard:
 					pub, sub := env.openSwitchyard(b, switchyardConfig("bench"))
 					subscribe = func() { consume(b, sub, stream, func(*message.Message) { handled.done() }) }
-					if load == "live" {
-						publish = func() error { return publishConcurrently(pub, stream, b.N, redisPublishers) }
+					if live {
+						publish = func() error { return publishConcurrently(pub, stream, b.N, shape) }
 					}
 				case implWatermill:
 					pub, sub := env.openWatermill(b, "bench")
 					subscribe = func() { consume(b, sub, stream, func(*message.Message) { handled.done() }) }
-					if load == "live" {
-						publish = func() error { return publishConcurrently(pub, stream, b.N, redisPublishers) }
+					if live {
+						publish = func() error { return publishConcurrently(pub, stream, b.N, shape) }
 					}
 				default:
 					c := env.client(b)
 					subscribe = func() { env.rawConsumer(b, c, stream, func(redis.XMessage) { handled.done() }, handled.fail) }
-					if load == "live" {
-						publish = func() error { return rawPublishPipelined(c, stream, b.N) }
+					if live {
+						publish = func() error { return shape.rawPublish(c, stream, b.N) }
 					}
 				}
-				if load == "live" {
+				if live {
 					subscribe()
 				}
 				startClean()
 				cpu := env.cpuMark(b)
 				b.ReportAllocs()
 				b.ResetTimer()
-				if load == "backlog" {
+				if !live {
 					subscribe()
 				}
 				if err := publish(); err != nil {
