@@ -71,6 +71,7 @@ type Bus struct {
 	router     *message.Router
 	routing    *routing
 	coalescing *coalescing // nil when coalescing is off
+	metrics    *pipelineMetrics
 	registry   *transports.Registry
 	reloads    reloads
 
@@ -183,6 +184,10 @@ func New(cfg Config, opts ...Option) (*Bus, error) {
 		b.closeTransports()
 		return nil, fmt.Errorf("bus: register metrics: %w", err)
 	}
+	if b.metrics, err = newPipelineMetrics(cfg, b.reg); err != nil {
+		b.closeTransports()
+		return nil, err
+	}
 	if err := b.setupReloads(); err != nil {
 		b.closeTransports()
 		return nil, err
@@ -294,7 +299,7 @@ func (b *Bus) addHandler(h handlerSpec) {
 		if len(b.inbound) > 1 {
 			name += "@" + in.name
 		}
-		b.router.AddConsumerHandler(name, h.topic, in.sub, h.fn)
+		b.router.AddConsumerHandler(name, h.topic, in.sub, b.observeDelivery(in.name, h.fn))
 	}
 }
 
@@ -315,7 +320,7 @@ func (b *Bus) Run(ctx context.Context) error {
 	b.runCtx = context.WithoutCancel(ctx)
 
 	stages := make([]message.HandlerMiddleware, 0, len(b.middlewares)+2)
-	stages = append(stages, middleware.Recoverer)
+	stages = append(stages, middleware.Recoverer, b.observeWait)
 	stages = append(stages, b.middlewares...)
 	stages = append(stages, b.coalesceStages()...)
 	stages = append(stages, b.routeStages()...)
@@ -420,13 +425,37 @@ func (b *Bus) dispatch(m *message.Message) error {
 		d.failed(err)
 		return err
 	}
-	if err := pub.Publish(d.topic, m); err != nil {
+	start := time.Now()
+	err := pub.Publish(d.topic, m)
+	b.metrics.published(name, m.Metadata.Get(MetaEventType), time.Since(start), err)
+	if err != nil {
 		err = fmt.Errorf("bus: publish to %q on %q: %w", d.topic, name, redactError(err))
 		d.failed(err)
 		return err
 	}
 	d.settle(nil)
 	return nil
+}
+
+// observeWait is the first stage after the recoverer: it observes how long
+// the event waited in the ingress, once, on its first pass.
+func (b *Bus) observeWait(h message.HandlerFunc) message.HandlerFunc {
+	return func(m *message.Message) ([]*message.Message, error) {
+		if d := deliveryFrom(m.Context()); d != nil && !d.waitObserved {
+			d.waitObserved = true
+			b.metrics.ingressWait.Observe(time.Since(d.accepted).Seconds())
+		}
+		return h(m)
+	}
+}
+
+// observeDelivery wraps a Handle handler: it observes the delivery latency
+// of each event, from its published_at to the handler's start.
+func (b *Bus) observeDelivery(transport string, h message.NoPublishHandlerFunc) message.NoPublishHandlerFunc {
+	return func(m *message.Message) error {
+		b.metrics.delivered(transport, m.Metadata.Get(MetaEventType), m.Metadata.Get(MetaPublishedAt), time.Now())
+		return h(m)
+	}
 }
 
 // deadLetter takes a message the ingress gave up on.
@@ -597,5 +626,3 @@ var (
 	_ message.SubscribeInitializer = (*Bus)(nil)
 	_ context.Context              = (*delivery)(nil)
 )
-
-var _ = time.Second

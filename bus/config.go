@@ -23,6 +23,19 @@ type Config struct {
 	Routing    RoutingConfig             `koanf:"routing"`
 	Coalescing CoalescingConfig          `koanf:"coalescing"`
 	Consume    ConsumeConfig             `koanf:"consume"`
+	Metrics    MetricsConfig             `koanf:"metrics"`
+}
+
+// MetricsConfig shapes the bus's Prometheus metrics.
+type MetricsConfig struct {
+	// EventTypes are the event types that get their own event_type label
+	// value; any other type is counted as "other", so that event types from
+	// untrusted input cannot grow the number of series. The types listed
+	// in routing.event_types and coalescing.event_types are added.
+	EventTypes []string `koanf:"event_types"`
+	// NativeHistograms adds Prometheus native (sparse) buckets to every
+	// histogram, beside the classic ones.
+	NativeHistograms bool `koanf:"native_histograms"`
 }
 
 // BusConfig configures the ingress (the bounded, per-key ordered queue that
@@ -169,6 +182,7 @@ func DefaultConfig() Config {
 			MaxKeys:    defaultMaxKeys,
 		},
 		// Consume.From nil: every routed transport that can subscribe.
+		Metrics: MetricsConfig{EventTypes: []string{"chat_message", "typing"}},
 	}
 }
 

@@ -18,9 +18,13 @@ type deliveryKey struct{}
 // is delivered) but keeps its values, for tracing. PublishSync keeps the
 // caller's deadline: the caller is waiting.
 type delivery struct {
-	parent context.Context
-	topic  string
-	sync   bool
+	parent   context.Context
+	topic    string
+	sync     bool
+	accepted time.Time
+	// waitObserved: the ingress wait was observed, on the first pass. Read
+	// and written by one pipeline pass at a time.
+	waitObserved bool
 
 	mu      sync.Mutex
 	lastErr error
@@ -29,7 +33,7 @@ type delivery struct {
 }
 
 func newDelivery(parent context.Context, topic string, sync bool) *delivery {
-	d := &delivery{parent: parent, topic: topic, sync: sync}
+	d := &delivery{parent: parent, topic: topic, sync: sync, accepted: time.Now()}
 	if sync {
 		d.result = make(chan error, 1)
 	}

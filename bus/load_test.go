@@ -180,6 +180,7 @@ func sampleConfig() Config {
 		},
 		Coalescing: CoalescingConfig{Window: 250 * time.Millisecond, EventTypes: []string{"typing", "presence"}, MaxKeys: 50},
 		Consume:    ConsumeConfig{From: []string{"redis", "http"}},
+		Metrics:    MetricsConfig{EventTypes: []string{"chat_message", "typing"}},
 	}
 }
 
@@ -541,6 +542,7 @@ func TestSetDefaults(t *testing.T) {
 	want.Coalescing.Enabled = false
 	want.Coalescing.EventTypes = nil
 	want.Routing.EventTypes = nil
+	want.Metrics.EventTypes = nil
 	assert.Equal(t, want, c)
 	require.NoError(t, c.Validate())
 

@@ -1,6 +1,10 @@
 package bus
 
 import (
+	"fmt"
+	"slices"
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/switchyard-go/switchyard/transports/memory"
@@ -39,4 +43,139 @@ func (c *ingressCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.published, prometheus.CounterValue, float64(s.Acked))
 	ch <- prometheus.MustNewConstMetric(c.retried, prometheus.CounterValue, float64(s.Nacked))
 	ch <- prometheus.MustNewConstMetric(c.deadLetter, prometheus.CounterValue, float64(s.DeadLettered))
+}
+
+// otherEventType is the event_type label of every type not configured.
+const otherEventType = "other"
+
+// latencyBuckets span a sub-millisecond in-process hop to a multi-second
+// HTTP timeout.
+var latencyBuckets = []float64{
+	0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
+}
+
+// pipelineMetrics are the bus's own per-event metrics. Their label values
+// are bounded: transports are the configured ones, and event types the
+// configured ones plus "other". Every series is made at New, so the hot
+// path only indexes slices.
+type pipelineMetrics struct {
+	eventTypes map[string]int // configured type → index; other is len
+	transports map[string]int // transport → index
+	// [transport][event type]
+	publishDuration [][]prometheus.Observer
+	publishedOK     [][]prometheus.Counter
+	publishedErr    [][]prometheus.Counter
+	deliveryLatency [][]prometheus.Observer
+	ingressWait     prometheus.Observer
+}
+
+func newPipelineMetrics(cfg Config, reg prometheus.Registerer) (*pipelineMetrics, error) {
+	types := []string{}
+	for _, list := range [][]string{cfg.Metrics.EventTypes, cfg.Routing.EventTypes, cfg.Coalescing.EventTypes} {
+		for _, t := range list {
+			if t != "" && t != otherEventType && !slices.Contains(types, t) {
+				types = append(types, t)
+			}
+		}
+	}
+	slices.Sort(types)
+	names := cfg.transportNames()
+	pm := &pipelineMetrics{eventTypes: map[string]int{}, transports: map[string]int{}}
+	for i, t := range types {
+		pm.eventTypes[t] = i
+	}
+	for i, n := range names {
+		pm.transports[n] = i
+	}
+	histogram := func(name, help string, labels []string) *prometheus.HistogramVec {
+		opts := prometheus.HistogramOpts{Name: name, Help: help, Buckets: latencyBuckets}
+		if cfg.Metrics.NativeHistograms {
+			opts.NativeHistogramBucketFactor = 1.1
+			opts.NativeHistogramMaxBucketNumber = 160
+			opts.NativeHistogramMinResetDuration = time.Hour
+		}
+		return prometheus.NewHistogramVec(opts, labels)
+	}
+	duration := histogram("event_publish_duration_seconds",
+		"Time a transport took to publish an event, by transport and event type (other: a type not configured).",
+		[]string{"transport", "event_type"})
+	latency := histogram("event_delivery_latency_seconds",
+		"Time from an event's published_at to the start of its Handle handler, by the transport it arrived on and event type.",
+		[]string{"transport", "event_type"})
+	published := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "switchyard_events_published_total",
+		Help: "Publishes on a transport by transport, event type and outcome (ok, error); an event that fell back counts once on each transport it was tried on.",
+	}, []string{"transport", "event_type", "outcome"})
+	waitOpts := prometheus.HistogramOpts{
+		Name:    "switchyard_ingress_wait_seconds",
+		Help:    "Time from Publish accepting an event to the start of its pipeline: the queueing delay of the ingress.",
+		Buckets: latencyBuckets,
+	}
+	if cfg.Metrics.NativeHistograms {
+		waitOpts.NativeHistogramBucketFactor = 1.1
+		waitOpts.NativeHistogramMaxBucketNumber = 160
+		waitOpts.NativeHistogramMinResetDuration = time.Hour
+	}
+	wait := prometheus.NewHistogram(waitOpts)
+	for _, c := range []prometheus.Collector{duration, latency, published, wait} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("bus: register metrics: %w", err)
+		}
+	}
+	labelTypes := append(slices.Clone(types), otherEventType)
+	for _, tr := range names {
+		var pd, lat []prometheus.Observer
+		var ok, bad []prometheus.Counter
+		for _, et := range labelTypes {
+			pd = append(pd, duration.WithLabelValues(tr, et))
+			lat = append(lat, latency.WithLabelValues(tr, et))
+			ok = append(ok, published.WithLabelValues(tr, et, "ok"))
+			bad = append(bad, published.WithLabelValues(tr, et, "error"))
+		}
+		pm.publishDuration = append(pm.publishDuration, pd)
+		pm.deliveryLatency = append(pm.deliveryLatency, lat)
+		pm.publishedOK = append(pm.publishedOK, ok)
+		pm.publishedErr = append(pm.publishedErr, bad)
+	}
+	pm.ingressWait = wait
+	return pm, nil
+}
+
+// index returns the slice indexes of a transport and an event type; ok is
+// false for a transport that is not configured.
+func (pm *pipelineMetrics) index(transport, eventType string) (int, int, bool) {
+	t, ok := pm.transports[transport]
+	if !ok {
+		return 0, 0, false
+	}
+	e, known := pm.eventTypes[eventType]
+	if !known {
+		e = len(pm.eventTypes)
+	}
+	return t, e, true
+}
+
+func (pm *pipelineMetrics) published(transport, eventType string, took time.Duration, err error) {
+	t, e, ok := pm.index(transport, eventType)
+	if !ok {
+		return
+	}
+	pm.publishDuration[t][e].Observe(took.Seconds())
+	if err != nil {
+		pm.publishedErr[t][e].Inc()
+	} else {
+		pm.publishedOK[t][e].Inc()
+	}
+}
+
+func (pm *pipelineMetrics) delivered(transport, eventType, publishedAt string, now time.Time) {
+	t, e, ok := pm.index(transport, eventType)
+	if !ok || publishedAt == "" {
+		return
+	}
+	at, err := time.Parse(time.RFC3339Nano, publishedAt)
+	if err != nil {
+		return
+	}
+	pm.deliveryLatency[t][e].Observe(max(0, now.Sub(at).Seconds()))
 }

@@ -66,7 +66,10 @@ func (b *Bus) setupReloads() error {
 func (b *Bus) Reload(next Config) error {
 	b.reloads.mu.Lock()
 	defer b.reloads.mu.Unlock()
-	restart, err := b.reload(next)
+	restart, changed, err := b.reload(next)
+	if err == nil && !changed {
+		return nil // nothing to apply, nothing to say
+	}
 	b.reloads.lastAt = time.Now()
 	b.reloads.lastErr = err
 	if err != nil {
@@ -92,19 +95,23 @@ func (b *Bus) Reload(next Config) error {
 }
 
 // reload is Reload under its lock; it returns the changed keys it did not
-// apply.
-func (b *Bus) reload(next Config) ([]string, error) {
+// apply, and whether any key changed at all.
+func (b *Bus) reload(next Config) (restart []string, changed bool, err error) {
 	if b.closed.Load() {
-		return nil, ErrClosed
+		return nil, false, ErrClosed
 	}
 	next.setDefaults()
 	if next.Consume.From == nil {
 		next.Consume.From = b.cfg.Consume.From
 	}
 	if err := errors.Join(next.Validate(), next.validateTransportTypes(b.registry)); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	cur := b.cfg
+	changes := changedKeys(cur, next)
+	if len(changes) == 0 {
+		return nil, false, nil
+	}
 	// What Reload does not apply keeps its running value, so that the
 	// stages are built from a consistent configuration.
 	applied := cur
@@ -119,36 +126,35 @@ func (b *Bus) reload(next Config) ([]string, error) {
 
 	split := splitConfig(applied.Routing)
 	if err := split.Validate(); err != nil {
-		return nil, newConfigError("routing", err.Error())
+		return nil, false, newConfigError("routing", err.Error())
 	}
 	if applied.Routing.Enabled && applied.Routing.Candidate == "" {
-		return nil, newConfigError("routing.enabled", "the rollout needs routing.candidate, which is set only at start")
+		return nil, false, newConfigError("routing.enabled", "the rollout needs routing.candidate, which is set only at start")
 	}
 	windowChanged := applied.Coalescing.Window != cur.Coalescing.Window
 	if windowChanged && b.coalescing != nil {
 		for _, typ := range cur.Coalescing.EventTypes {
 			if err := b.coalescing.mw.SetWindow(typ, applied.Coalescing.Window); err != nil {
-				return nil, newConfigError("coalescing.window", err.Error())
+				return nil, false, newConfigError("coalescing.window", err.Error())
 			}
 		}
 	}
 	if err := b.routing.split.Update(split); err != nil {
-		return nil, newConfigError("routing", err.Error())
+		return nil, false, newConfigError("routing", err.Error())
 	}
 	if err := b.routing.fallback.Update(fallbackConfig(applied.Routing)); err != nil {
-		return nil, newConfigError("routing.fallback", err.Error())
+		return nil, false, newConfigError("routing.fallback", err.Error())
 	}
 	// Only the fields Reload owns: the rest is read without the lock.
 	b.cfg.Routing = applied.Routing
 	b.cfg.Coalescing.Window = applied.Coalescing.Window
 
-	var restart []string
-	for _, key := range changedKeys(cur, next) {
+	for _, key := range changes {
 		if !slices.Contains(reloadable, key) || (key == "coalescing.window" && b.coalescing == nil) {
 			restart = append(restart, key)
 		}
 	}
-	return restart, nil
+	return restart, true, nil
 }
 
 // changedKeys lists the dotted keys whose values differ between a and b.
@@ -206,11 +212,12 @@ func (b *Bus) WatchConfig(ctx context.Context, path string, sources ...Source) e
 	if err := w.Add(filepath.Dir(path)); err != nil {
 		return fmt.Errorf("bus: watch %s: %w", path, err)
 	}
-	last := fileDigest(path)
+	// The file is read once now, in case it changed between the bus's start
+	// and the watch: a reload to what runs already changes nothing.
+	var last []byte
 	// Writes come in bursts (truncate, write, chmod): read once they settle.
 	const settle = 20 * time.Millisecond
-	pending := time.NewTimer(time.Hour)
-	pending.Stop()
+	pending := time.NewTimer(settle)
 	defer pending.Stop()
 	for {
 		select {
@@ -227,18 +234,24 @@ func (b *Bus) WatchConfig(ctx context.Context, path string, sources ...Source) e
 			}
 			pending.Reset(settle)
 		case <-pending.C:
-			digest := fileDigest(path)
-			if bytes.Equal(digest, last) {
+			data, readErr := os.ReadFile(path)
+			digest := sha256.Sum256(data)
+			if readErr == nil && bytes.Equal(digest[:], last) {
 				continue
 			}
-			last = digest
+			last = digest[:]
 			cfg, err := LoadConfig(sources...)
+			switch {
+			case readErr != nil:
+				err = newConfigError(path, "cannot be read: "+readErr.Error())
+			case len(data) == 0:
+				// A file rewritten in place is empty for a moment, and an
+				// empty file is valid: every key its default, the master
+				// switch off. Write the file whole and rename it over.
+				err = newConfigError(path, "is empty: taken for a file being written, not applied")
+			}
 			if err != nil {
-				b.reloads.mu.Lock()
-				b.reloads.lastAt, b.reloads.lastErr = time.Now(), err
-				b.reloads.mu.Unlock()
-				b.reloads.total.WithLabelValues("rejected").Inc()
-				b.logger.Error("Configuration reload rejected; the old configuration stays", err, watermill.LogFields{"path": path})
+				b.rejectReload(err, path)
 				continue
 			}
 			_ = b.Reload(cfg) // logs its own outcome
@@ -246,12 +259,11 @@ func (b *Bus) WatchConfig(ctx context.Context, path string, sources ...Source) e
 	}
 }
 
-// fileDigest is the SHA-256 of the file's content, nil when unreadable.
-func fileDigest(path string) []byte {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil
-	}
-	sum := sha256.Sum256(data)
-	return sum[:]
+// rejectReload records and logs a configuration that could not be loaded.
+func (b *Bus) rejectReload(err error, path string) {
+	b.reloads.mu.Lock()
+	b.reloads.lastAt, b.reloads.lastErr = time.Now(), err
+	b.reloads.mu.Unlock()
+	b.reloads.total.WithLabelValues("rejected").Inc()
+	b.logger.Error("Configuration reload rejected; the old configuration stays", err, watermill.LogFields{"path": path})
 }

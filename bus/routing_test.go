@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -250,6 +251,15 @@ consume: {from: []}
 	publishKeys(t, b, "chat_message", 10)
 	assert.Equal(t, 20, st.count("redis"))
 
+	// An empty file, as a file rewritten in place is for a moment, would be
+	// valid (every key its default: the switch off) but is not applied.
+	require.NoError(t, os.WriteFile(path, nil, 0o600))
+	require.Eventually(t, func() bool {
+		return strings.Contains(b.AdminState().LastReloadError, "is empty")
+	}, 5*time.Second, 5*time.Millisecond)
+	publishKeys(t, b, "chat_message", 10)
+	assert.Equal(t, 30, st.count("redis"))
+
 	// Written the way editors do: a new file renamed over the old one.
 	flipped := filepath.Join(dir, "new.yaml.tmp")
 	require.NoError(t, os.WriteFile(flipped, []byte(
@@ -262,8 +272,11 @@ consume: {from: []}
 		"the switch is off within 1s of the write")
 	t.Logf("master switch applied %s after the rename", time.Since(flippedAt))
 	publishKeys(t, b, "chat_message", 10)
-	assert.Equal(t, 20, st.count("redis"))
+	assert.Equal(t, 30, st.count("redis"))
 	assert.Equal(t, 10, st.count("http"))
+	// The invalid file and the empty one, at least (a write caught half
+	// done is one more).
+	assert.GreaterOrEqual(t, testutil.ToFloat64(counterOf(t, reg, "switchyard_config_reloads_total", "result", "rejected")), 2.0)
 }
 
 func TestBusAdminHandler(t *testing.T) {
