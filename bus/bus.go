@@ -137,7 +137,9 @@ func New(cfg Config, opts ...Option) (*Bus, error) {
 			Name:       name,
 			Decode:     cfg.transportDecoder(name),
 			Logger:     o.logger.With(watermill.LogFields{"transport": name}),
-			Registerer: prometheus.WrapRegistererWith(prometheus.Labels{"transport_name": name}, o.registerer),
+			// Unwrapped: the names operators know (event_queue_depth{stream})
+			// keep exactly their labels.
+			Registerer: o.registerer,
 		})
 		if err != nil {
 			b.closeTransports()

@@ -37,7 +37,10 @@ type Settings struct {
 	// Logger is never nil.
 	Logger watermill.LoggerAdapter
 	// Registerer is where the transport registers its metrics; never the
-	// global default registry. Never nil.
+	// global default registry. Never nil. It is shared by every transport
+	// of a bus, unlabelled: a transport that two instances may register
+	// twice reuses the collector already there (see
+	// prometheus.AlreadyRegisteredError) or labels its series with Name.
 	Registerer prometheus.Registerer
 }
 
