@@ -356,3 +356,29 @@ func TestBusCoalescingFromEnv(t *testing.T) {
 		require.NoError(t, closeBus())
 	})
 }
+
+// Reload changes the coalescing window of a running bus: typing at 20/s for
+// 1s with the window raised from 100ms to 250ms publishes 4 or 5 events,
+// not 10 or 11.
+func TestBusCoalescingWindowReloads(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := newBus(t, nil)
+		d := &delivered{at: time.Now()}
+		require.NoError(t, b.Handle("chat", "events:chat", d.handler("events:chat")))
+		closeBus := runBus(t, b)
+		next := b.Config()
+		next.Coalescing.Window = 250 * time.Millisecond
+		require.NoError(t, b.Reload(next))
+		assert.Equal(t, 250*time.Millisecond, b.Config().Coalescing.Window)
+		for i := range 20 {
+			time.Sleep(time.Duration(i)*50*time.Millisecond - time.Since(d.at))
+			require.NoError(t, b.Publish("events:chat", bus.NewMessage("typing", "r1", []byte("t"+strconv.Itoa(i)))))
+		}
+		time.Sleep(time.Second)
+		synctest.Wait()
+		got := d.list()
+		assert.True(t, len(got) == 4 || len(got) == 5, "published %d: %v", len(got), got)
+		assert.Contains(t, got[len(got)-1], " t19@")
+		require.NoError(t, closeBus())
+	})
+}
