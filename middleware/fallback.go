@@ -43,7 +43,10 @@ type FallbackConfig struct {
 	To string
 	// PublishTimeout is the deadline of a publish on any other transport:
 	// a publish that takes longer counts as failed. Timeouts overrides it
-	// per transport. Default 500ms.
+	// per transport. Default 500ms. A message whose context cannot end
+	// (an async publish) shares its deadline with those that start within
+	// the same slot of timeout/20 (at most 10ms), so that it costs no timer
+	// of its own: its publish may run up to one slot longer.
 	PublishTimeout time.Duration
 	Timeouts       map[string]time.Duration
 	// Cooldown is how long a key whose publish failed (error or timeout)
@@ -128,7 +131,7 @@ type FallbackOptions struct {
 // delivered twice, once by each transport. Consumers that must not see
 // duplicates dedupe by message UUID (see Dedupe).
 type Fallback struct {
-	state        atomic.Pointer[FallbackConfig]
+	state        atomic.Pointer[fallbackState]
 	opts         FallbackOptions
 	transportKey string
 	key          func(*message.Message) string
@@ -192,6 +195,12 @@ func NewFallback(cfg FallbackConfig, opts FallbackOptions) (*Fallback, error) {
 	return f, nil
 }
 
+type fallbackState struct {
+	cfg          FallbackConfig
+	deadlines    *deadlines
+	perTransport map[string]*deadlines
+}
+
 // Update replaces the configuration; messages that reach the stage after
 // it returns use the new one. An invalid cfg is refused and the old one
 // stays. Breakers and the keys held in cooldown are kept.
@@ -200,20 +209,22 @@ func (f *Fallback) Update(cfg FallbackConfig) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
+	st := &fallbackState{cfg: cfg, deadlines: newDeadlines(cfg.PublishTimeout)}
 	if cfg.Timeouts != nil {
-		t := make(map[string]time.Duration, len(cfg.Timeouts))
+		st.cfg.Timeouts = make(map[string]time.Duration, len(cfg.Timeouts))
+		st.perTransport = make(map[string]*deadlines, len(cfg.Timeouts))
 		for k, v := range cfg.Timeouts {
-			t[k] = v
+			st.cfg.Timeouts[k] = v
+			st.perTransport[k] = newDeadlines(v)
 		}
-		cfg.Timeouts = t
 	}
-	f.state.Store(&cfg)
+	f.state.Store(st)
 	return nil
 }
 
 // Config returns the configuration in effect.
 func (f *Fallback) Config() FallbackConfig {
-	cfg := *f.state.Load()
+	cfg := f.state.Load().cfg
 	if cfg.Timeouts != nil {
 		t := make(map[string]time.Duration, len(cfg.Timeouts))
 		for k, v := range cfg.Timeouts {
@@ -240,23 +251,24 @@ func (f *Fallback) BreakerStates() map[string]string {
 // transport its metadata names.
 func (f *Fallback) Middleware(h message.HandlerFunc) message.HandlerFunc {
 	return func(m *message.Message) ([]*message.Message, error) {
-		cfg := f.state.Load()
+		st := f.state.Load()
+		cfg := &st.cfg
 		from := m.Metadata.Get(f.transportKey)
 		if !cfg.Enabled || from == cfg.To || from == "" {
 			return h(m)
 		}
 		key := f.key(m)
-		if key != "" && f.cooldown.holds(key, time.Now()) {
+		if key != "" && f.cooldown.holds(key) {
 			return f.fallBack(h, m, cfg, from, key, ReasonCooldown, nil)
 		}
-		timeout := cfg.PublishTimeout
-		if t, ok := cfg.Timeouts[from]; ok {
-			timeout = t
+		dl := st.deadlines
+		if t, ok := st.perTransport[from]; ok {
+			dl = t
 		}
 		var out []*message.Message
 		_, err := f.breaker(from).Execute(func() (struct{}, error) {
 			var err error
-			out, err = publishWithin(h, m, timeout)
+			out, err = publishWithin(h, m, dl)
 			return struct{}{}, err
 		})
 		if err == nil {
@@ -278,22 +290,78 @@ func (f *Fallback) Middleware(h message.HandlerFunc) message.HandlerFunc {
 	}
 }
 
-// publishWithin calls h with m's context bounded by timeout.
-func publishWithin(h message.HandlerFunc, m *message.Message, timeout time.Duration) ([]*message.Message, error) {
-	if timeout <= 0 {
+// publishWithin calls h with m's context bounded by dl's timeout.
+func publishWithin(h message.HandlerFunc, m *message.Message, dl *deadlines) ([]*message.Message, error) {
+	if dl == nil {
 		return h(m)
 	}
 	parent := m.Context()
-	ctx, cancel := context.WithTimeout(parent, timeout)
+	var ctx context.Context
+	if parent.Done() == nil {
+		// The message's context never ends (an async publish): share a
+		// deadline instead of paying a timer per message.
+		ctx = &sharedDeadline{Context: parent, deadline: dl.get()}
+	} else {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(parent, dl.timeout)
+		defer cancel()
+	}
 	m.SetContext(ctx)
 	out, err := h(m)
 	m.SetContext(parent)
-	cancel()
 	if err != nil && ctx.Err() == context.DeadlineExceeded && !errors.Is(err, context.DeadlineExceeded) {
 		err = fmt.Errorf("%w: %w", context.DeadlineExceeded, err)
 	}
 	return out, err
 }
+
+// deadlines hands out deadline contexts shared by every publish that
+// starts within one slot of time, so that a publish costs no timer of its
+// own. A publish that starts at t gets a deadline between t+timeout and
+// t+timeout+slot, never less than timeout.
+type deadlines struct {
+	timeout, slot time.Duration
+	cur           atomic.Pointer[deadlineSlot]
+}
+
+type deadlineSlot struct {
+	ctx    context.Context
+	cancel context.CancelFunc // its timer ends it; kept for vet's sake
+	until  time.Time          // publishes that start before it share ctx
+}
+
+func newDeadlines(timeout time.Duration) *deadlines {
+	if timeout <= 0 {
+		return nil
+	}
+	return &deadlines{timeout: timeout, slot: min(max(timeout/20, time.Microsecond), 10*time.Millisecond)}
+}
+
+func (d *deadlines) get() context.Context {
+	now := time.Now()
+	cur := d.cur.Load()
+	if cur != nil && now.Before(cur.until) {
+		return cur.ctx
+	}
+	ctx, cancel := context.WithDeadline(context.Background(), now.Add(d.timeout+d.slot))
+	next := &deadlineSlot{ctx: ctx, cancel: cancel, until: now.Add(d.slot)}
+	if d.cur.CompareAndSwap(cur, next) {
+		return ctx
+	}
+	cancel() // another publish made the slot first
+	return d.cur.Load().ctx
+}
+
+// sharedDeadline is a message's context, for its values, bounded by a
+// shared deadline.
+type sharedDeadline struct {
+	context.Context
+	deadline context.Context
+}
+
+func (c *sharedDeadline) Deadline() (time.Time, bool) { return c.deadline.Deadline() }
+func (c *sharedDeadline) Done() <-chan struct{}       { return c.deadline.Done() }
+func (c *sharedDeadline) Err() error                  { return c.deadline.Err() }
 
 func (f *Fallback) fallBack(h message.HandlerFunc, m *message.Message, cfg *FallbackConfig, from, key, reason string, cause error) ([]*message.Message, error) {
 	// Only a key whose own publish failed is held. Holding keys that fell
@@ -382,7 +450,7 @@ func (c *cooldowns) shard(key string) *cooldownShard {
 	return &c.shards[fnvAdd(fnvOffset, key)%cooldownShards]
 }
 
-func (c *cooldowns) holds(key string, now time.Time) bool {
+func (c *cooldowns) holds(key string) bool {
 	if c.held.Load() == 0 {
 		return false
 	}
@@ -393,7 +461,7 @@ func (c *cooldowns) holds(key string, now time.Time) bool {
 	if !ok {
 		return false
 	}
-	if now.Before(until) {
+	if time.Now().Before(until) {
 		return true
 	}
 	delete(s.until, key)
