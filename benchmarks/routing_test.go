@@ -44,45 +44,76 @@ func BenchmarkBusRouting(b *testing.B) {
 			cfg.Routing.Percentage = 100
 			cfg.Routing.Fallback.Enabled = on
 			cfg.Consume.From = []string{"memory", "candidate"}
-			bs, err := bus.New(cfg, bus.WithLoggerAdapter(watermill.NopLogger{}))
-			if err != nil {
-				b.Fatal(err)
-			}
-			handled := newCountdown(b.N)
-			if err := bs.Handle("bench", topic, func(*message.Message) error {
-				handled.done()
-				return nil
-			}); err != nil {
-				b.Fatal(err)
-			}
-			ran := make(chan error, 1)
-			go func() { ran <- bs.Run(context.Background()) }()
-			<-bs.Running()
-			b.Cleanup(func() {
-				if err := bs.Close(); err != nil {
-					b.Errorf("Close: %v", err)
-				}
-				if err := <-ran; err != nil {
-					b.Errorf("Run: %v", err)
-				}
-			})
-
-			startClean()
-			peak := sampleGoroutines()
-			b.ReportAllocs()
-			b.ResetTimer()
-			b.RunParallel(func(pb *testing.PB) {
-				for pb.Next() {
-					m := bus.NewMessage(eventType, keys[rand.IntN(keyCount)], payload)
-					if err := bs.Publish(topic, m); err != nil {
-						handled.fail(err)
-						return
-					}
-				}
-			})
-			handled.wait(b)
-			b.StopTimer()
-			reportThroughput(b, peak.Stop())
+			benchBus(b, cfg, bus.WithLoggerAdapter(watermill.NopLogger{}))
 		})
 	}
+}
+
+// BenchmarkBusMetrics measures what the per-event metrics cost end to end
+// on the default configuration (memory transport): metrics=off is a bus
+// built WithoutEventMetrics, the reference; metrics=on observes the ingress
+// wait, the publish duration and outcome, and the delivery latency of every
+// event. benchstat -col /metrics shows their cost.
+func BenchmarkBusMetrics(b *testing.B) {
+	for _, on := range []bool{false, true} {
+		name := "metrics=off"
+		opts := []bus.Option{bus.WithLoggerAdapter(watermill.NopLogger{})}
+		if on {
+			name = "metrics=on"
+		} else {
+			opts = append(opts, bus.WithoutEventMetrics())
+		}
+		b.Run(name, func(b *testing.B) {
+			cfg := bus.DefaultConfig()
+			cfg.Bus.QueueSize = bigQueue
+			cfg.Transports["memory"]["queue_size"] = bigQueue
+			benchBus(b, cfg, opts...)
+		})
+	}
+}
+
+// benchBus runs a bus built from cfg with one Handle consumer, publishes b.N
+// events from GOMAXPROCS goroutines and stops the timer once all were
+// handled.
+func benchBus(b *testing.B, cfg bus.Config, opts ...bus.Option) {
+	b.Helper()
+	bs, err := bus.New(cfg, opts...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	handled := newCountdown(b.N)
+	if err := bs.Handle("bench", topic, func(*message.Message) error {
+		handled.done()
+		return nil
+	}); err != nil {
+		b.Fatal(err)
+	}
+	ran := make(chan error, 1)
+	go func() { ran <- bs.Run(context.Background()) }()
+	<-bs.Running()
+	b.Cleanup(func() {
+		if err := bs.Close(); err != nil {
+			b.Errorf("Close: %v", err)
+		}
+		if err := <-ran; err != nil {
+			b.Errorf("Run: %v", err)
+		}
+	})
+
+	startClean()
+	peak := sampleGoroutines()
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			m := bus.NewMessage(eventType, keys[rand.IntN(keyCount)], payload)
+			if err := bs.Publish(topic, m); err != nil {
+				handled.fail(err)
+				return
+			}
+		}
+	})
+	handled.wait(b)
+	b.StopTimer()
+	reportThroughput(b, peak.Stop())
 }

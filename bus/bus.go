@@ -34,6 +34,7 @@ type options struct {
 	logger     watermill.LoggerAdapter
 	registerer prometheus.Registerer
 	registry   *transports.Registry
+	noMetrics  bool
 }
 
 // WithLogger logs through l (default: slog.Default()).
@@ -50,6 +51,15 @@ func WithLoggerAdapter(l watermill.LoggerAdapter) Option {
 // Without it they are registered nowhere; never with the global registry.
 func WithRegisterer(r prometheus.Registerer) Option {
 	return func(o *options) { o.registerer = r }
+}
+
+// WithoutEventMetrics leaves out the metrics observed per event on the
+// publish and consume paths (event_publish_duration_seconds,
+// switchyard_events_published_total, switchyard_ingress_wait_seconds,
+// event_delivery_latency_seconds), for a bus nobody scrapes. The metrics
+// read at scrape time (the ingress, coalescing, fallbacks) stay.
+func WithoutEventMetrics() Option {
+	return func(o *options) { o.noMetrics = true }
 }
 
 // WithRegistry builds transports from r instead of the process-wide registry.
@@ -134,9 +144,9 @@ func New(cfg Config, opts ...Option) (*Bus, error) {
 			return nil, &ConfigError{Key: "transports." + name + ".type", Reason: err.Error()}
 		}
 		t, err := factory(transports.Settings{
-			Name:       name,
-			Decode:     cfg.transportDecoder(name),
-			Logger:     o.logger.With(watermill.LogFields{"transport": name}),
+			Name:   name,
+			Decode: cfg.transportDecoder(name),
+			Logger: o.logger.With(watermill.LogFields{"transport": name}),
 			// Unwrapped: the names operators know (event_queue_depth{stream})
 			// keep exactly their labels.
 			Registerer: o.registerer,
@@ -186,9 +196,11 @@ func New(cfg Config, opts ...Option) (*Bus, error) {
 		b.closeTransports()
 		return nil, fmt.Errorf("bus: register metrics: %w", err)
 	}
-	if b.metrics, err = newPipelineMetrics(cfg, b.reg); err != nil {
-		b.closeTransports()
-		return nil, err
+	if !o.noMetrics {
+		if b.metrics, err = newPipelineMetrics(cfg, b.reg); err != nil {
+			b.closeTransports()
+			return nil, err
+		}
 	}
 	if err := b.setupReloads(); err != nil {
 		b.closeTransports()
@@ -301,7 +313,11 @@ func (b *Bus) addHandler(h handlerSpec) {
 		if len(b.inbound) > 1 {
 			name += "@" + in.name
 		}
-		b.router.AddConsumerHandler(name, h.topic, in.sub, b.observeDelivery(in.name, h.fn))
+		fn := h.fn
+		if b.metrics != nil {
+			fn = b.observeDelivery(in.name, fn)
+		}
+		b.router.AddConsumerHandler(name, h.topic, in.sub, fn)
 	}
 }
 
@@ -322,7 +338,10 @@ func (b *Bus) Run(ctx context.Context) error {
 	b.runCtx = context.WithoutCancel(ctx)
 
 	stages := make([]message.HandlerMiddleware, 0, len(b.middlewares)+2)
-	stages = append(stages, middleware.Recoverer, b.observeWait)
+	stages = append(stages, middleware.Recoverer)
+	if b.metrics != nil {
+		stages = append(stages, b.observeWait)
+	}
 	stages = append(stages, b.middlewares...)
 	stages = append(stages, b.coalesceStages()...)
 	stages = append(stages, b.routeStages()...)
@@ -359,7 +378,11 @@ func (b *Bus) Publish(topic string, msgs ...*message.Message) error {
 	}
 	for _, m := range msgs {
 		caller := m.Context()
-		m.SetContext(newDelivery(caller, topic, false))
+		d := newDelivery(caller, topic, false)
+		if b.metrics != nil {
+			d.accepted = time.Now()
+		}
+		m.SetContext(d)
 		err := b.ingress.PublishContext(caller, ingressTopic, m)
 		m.SetContext(caller)
 		if err != nil {
@@ -381,6 +404,9 @@ func (b *Bus) PublishSync(ctx context.Context, topic string, msgs ...*message.Me
 	for _, m := range msgs {
 		caller := m.Context()
 		d := newDelivery(ctx, topic, true)
+		if b.metrics != nil {
+			d.accepted = time.Now()
+		}
 		m.SetContext(d)
 		err := b.ingress.PublishContext(ctx, ingressTopic, m)
 		m.SetContext(caller)
@@ -427,9 +453,14 @@ func (b *Bus) dispatch(m *message.Message) error {
 		d.failed(err)
 		return err
 	}
-	start := time.Now()
-	err := pub.Publish(d.topic, m)
-	b.metrics.published(name, m.Metadata.Get(MetaEventType), time.Since(start), err)
+	var err error
+	if b.metrics != nil {
+		start := time.Now()
+		err = pub.Publish(d.topic, m)
+		b.metrics.published(name, m.Metadata.Get(MetaEventType), time.Since(start), err)
+	} else {
+		err = pub.Publish(d.topic, m)
+	}
 	if err != nil {
 		err = fmt.Errorf("bus: publish to %q on %q: %w", d.topic, name, redactError(err))
 		d.failed(err)

@@ -33,7 +33,7 @@ type delivery struct {
 }
 
 func newDelivery(parent context.Context, topic string, sync bool) *delivery {
-	d := &delivery{parent: parent, topic: topic, sync: sync, accepted: time.Now()}
+	d := &delivery{parent: parent, topic: topic, sync: sync}
 	if sync {
 		d.result = make(chan error, 1)
 	}
