@@ -166,6 +166,7 @@ func TestRolloutSurvivesRedisKill9(t *testing.T) {
 	// Watch for the first fallback from the moment of the kill.
 	var killedAt, engagedAt, restartedAt, closedAt time.Time
 	engaged := make(chan time.Time, 1)
+	closed := make(chan time.Time, 1)
 	seq := make([]int, keys)
 	accepted := 0
 	for batch := range batches {
@@ -187,6 +188,16 @@ func TestRolloutSurvivesRedisKill9(t *testing.T) {
 		case 2 * batches / 3:
 			srv.Restart()
 			restartedAt = time.Now()
+			go func() {
+				for time.Since(restartedAt) < 30*time.Second {
+					if app.AdminState().Breakers["redis"] == "closed" {
+						closed <- time.Now()
+						return
+					}
+					time.Sleep(time.Millisecond)
+				}
+				close(closed)
+			}()
 		}
 		for i := range events / batches {
 			k := (batch*(events/batches) + i) % keys
@@ -195,17 +206,12 @@ func TestRolloutSurvivesRedisKill9(t *testing.T) {
 			require.NoError(t, app.Publish("events:chat", m))
 			accepted++
 		}
-		if !restartedAt.IsZero() && closedAt.IsZero() && app.AdminState().Breakers["redis"] == "closed" {
-			closedAt = time.Now()
-		}
 		time.Sleep(40 * time.Millisecond) // the pace of the stream, not a synchronisation
 	}
 	engagedAt = <-engaged
+	closedAt = <-closed
 	require.NoError(t, app.Close())
 	require.NoError(t, <-appDone)
-	if closedAt.IsZero() && app.AdminState().Breakers["redis"] == "closed" {
-		closedAt = time.Now()
-	}
 
 	deadline := time.After(60 * time.Second)
 	for n := 0; n < accepted; n++ {
@@ -275,6 +281,9 @@ func TestRolloutSurvivesRedisKill9(t *testing.T) {
 		pk := d.key + "@" + d.transport
 		if last, ok := lastSeq[pk]; ok && d.seq < last {
 			outOfOrder++
+			if outOfOrder <= 5 {
+				t.Logf("out of order on %s: seq %d after %d (paths %v)", pk, d.seq, last, hub.byUUID[d.uuid])
+			}
 		}
 		lastSeq[pk] = d.seq
 		if firstOn[d.uuid] == d.transport {
