@@ -98,6 +98,11 @@ func TestCloseHungServer(t *testing.T) {
 	m.Ack() // its XACK hangs too
 	var wg sync.WaitGroup
 	var pubTook, subTook time.Duration
+	// A publish hangs too, sent from its own goroutine (nothing else is in
+	// flight): Close waits for it, up to its publish_timeout.
+	published := make(chan error, 1)
+	go func() { published <- pub.Publish("events:hung", msg("y")) }()
+	time.Sleep(50 * time.Millisecond)
 	wg.Go(func() {
 		start := time.Now()
 		assert.NoError(t, pub.Close())
@@ -109,6 +114,7 @@ func TestCloseHungServer(t *testing.T) {
 		subTook = time.Since(start)
 	})
 	wg.Wait()
+	require.Error(t, <-published)
 	t.Logf("Close took %v (publisher), %v (subscriber)", pubTook, subTook)
 	require.Less(t, pubTook, cfg.PublishTimeout+deadlineSlack)
 	require.Less(t, subTook, 3*time.Second)

@@ -36,11 +36,16 @@ type Publisher struct {
 	reqs      chan *pubReq
 	gathering sync.Mutex   // held by the flusher that waits for requests
 	shared    bool         // whether the last pipeline carried several requests; under gathering
-	inflight  atomic.Int32 // pipelines sent and not yet answered
-	closing   chan struct{}
-	once      sync.Once
-	wg        sync.WaitGroup
-	trim      *trimmer
+	inflight  atomic.Int32 // pipelines being sent or waiting for replies
+	// direct is whether a publish may send its own pipeline when none is
+	// in flight: only on a client that bounds a call by its context's
+	// deadline, so that the caller's wait stays bounded.
+	direct  bool
+	sending sync.RWMutex // read-held by each publish that sends its own pipeline
+	closing chan struct{}
+	once    sync.Once
+	wg      sync.WaitGroup
+	trim    *trimmer
 }
 
 // pubReq is one Publish call's entries on their way to a pipeline.
@@ -80,6 +85,7 @@ func NewPublisher(cfg Config, client redis.UniversalClient, logger watermill.Log
 		owns:    owns,
 		logger:  logger,
 		reqs:    make(chan *pubReq, cfg.BatchSize*cfg.Flushers),
+		direct:  honoursDeadlines(client),
 		closing: make(chan struct{}),
 	}
 	if !cfg.AllowTrimUnread && cfg.MaxLen > 0 {
@@ -89,6 +95,20 @@ func NewPublisher(cfg Config, client redis.UniversalClient, logger watermill.Log
 		p.wg.Go(p.flush)
 	}
 	return p, nil
+}
+
+// honoursDeadlines reports whether c ends a call at its context's deadline
+// (ContextTimeoutEnabled), as the clients made from a Config do.
+func honoursDeadlines(c redis.UniversalClient) bool {
+	switch c := c.(type) {
+	case *redis.Client:
+		return c.Options().ContextTimeoutEnabled
+	case *redis.ClusterClient:
+		return c.Options().ContextTimeoutEnabled
+	case *redis.Ring:
+		return c.Options().ContextTimeoutEnabled
+	}
+	return false
 }
 
 func newClient(cfg *Config) (redis.UniversalClient, error) {
@@ -116,6 +136,9 @@ func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 	if p.trim != nil {
 		p.trim.track(topic)
 	}
+	if p.direct && p.inflight.CompareAndSwap(0, 1) {
+		return p.publishDirect(topic, r)
+	}
 	timeout := getTimer(time.Until(r.deadline))
 	defer putTimer(timeout)
 	select {
@@ -139,6 +162,37 @@ func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 	case <-r.ctx.Done():
 		return fmt.Errorf("redisstream: publish to %q: %w", topic, r.ctx.Err())
 	}
+}
+
+// publishDirect sends r's pipeline from the caller's goroutine: no
+// pipeline is in flight (the caller holds inflight's claim), so there is
+// nothing to share one with, and handing r to a flusher and its answer back
+// would cost two goroutine switches, which on a busy machine are two waits
+// for a CPU. The client ends the call at r's deadline; a cancellation of the
+// message context is noticed before the XADD is sent, not while it waits
+// for the reply.
+func (p *Publisher) publishDirect(topic string, r *pubReq) error {
+	p.sending.RLock()
+	defer p.sending.RUnlock()
+	select {
+	case <-p.closing:
+		p.inflight.Add(-1)
+		return ErrClosed
+	default:
+	}
+	batch := [1]*pubReq{r}
+	var scratch [1]*pubReq
+	p.send(batch[:], scratch[:0])
+	p.inflight.Add(-1)
+	err := <-r.done
+	if err != nil && !time.Now().Before(r.deadline) && !errors.Is(err, context.DeadlineExceeded) {
+		// The client's own timeout error, at the deadline.
+		err = fmt.Errorf("%w: %w", context.DeadlineExceeded, err)
+	}
+	if err != nil {
+		return fmt.Errorf("redisstream: publish to %q: %w", topic, err)
+	}
+	return nil
 }
 
 // request encodes msgs for topic.
@@ -200,7 +254,9 @@ func (p *Publisher) flush() {
 		if batch, ok = p.gather(batch[:0]); !ok {
 			return
 		}
+		p.inflight.Add(1)
 		live = p.send(batch, live[:0])
+		p.inflight.Add(-1)
 	}
 }
 
@@ -296,9 +352,7 @@ func (p *Publisher) send(batch, live []*pubReq) []*pubReq {
 			cmds = append(cmds, pipe.XAdd(ctx, &r.entries[i]))
 		}
 	}
-	p.inflight.Add(1)
 	_, _ = pipe.Exec(ctx) // errors are per command
-	p.inflight.Add(-1)
 	i := 0
 	for _, r := range live {
 		var err error
@@ -331,6 +385,13 @@ func (p *Publisher) Close() error {
 	var err error
 	p.once.Do(func() {
 		close(p.closing)
+		if p.trim != nil {
+			p.trim.stop() // no new round while the rest ends
+		}
+		// Once locked, the publishes sending their own pipelines have
+		// ended; later ones find the publisher closing.
+		p.sending.Lock()
+		defer p.sending.Unlock()
 		p.wg.Wait()
 		if p.trim != nil {
 			p.trim.close()
