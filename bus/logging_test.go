@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/stretchr/testify/assert"
@@ -48,6 +49,17 @@ func TestBusIsQuietAtInfo(t *testing.T) {
 	require.NoError(t, b.Handle("hub", "events:chat", func(*message.Message) error { handled.Done(); return nil }))
 	start(t, b)
 
+	// The Router logs each handler's start from the handler's goroutine,
+	// which may come after Running: the pipeline's and the hub's.
+	require.Eventually(t, func() bool {
+		n := 0
+		for _, m := range logs.snapshot() {
+			if m == "INFO Starting handler" {
+				n++
+			}
+		}
+		return n == 2
+	}, 5*time.Second, time.Millisecond)
 	atStart := logs.count()
 	const events = 2000
 	handled.Add(events)
