@@ -192,7 +192,7 @@ func New(cfg Config, opts ...Option) (*Bus, error) {
 		return nil, err
 	}
 	b.router = router
-	if err := b.reg.Register(newIngressCollector(b.ingress)); err != nil {
+	if err := b.reg.Register(newIngressCollector(b.ingress, cfg.Bus.QueueSize)); err != nil {
 		b.closeTransports()
 		return nil, fmt.Errorf("bus: register metrics: %w", err)
 	}

@@ -14,22 +14,27 @@ import (
 // path pays nothing for these metrics.
 type ingressCollector struct {
 	ingress                                         *memory.Broker
+	capacity                                        int
 	depth, accepted, published, retried, deadLetter *prometheus.Desc
+	capacityDesc                                    *prometheus.Desc
 }
 
-func newIngressCollector(in *memory.Broker) *ingressCollector {
+func newIngressCollector(in *memory.Broker, capacity int) *ingressCollector {
 	return &ingressCollector{
-		ingress:    in,
-		depth:      prometheus.NewDesc("switchyard_ingress_queue_depth", "Events accepted by Publish and not yet handed to a transport.", nil, nil),
-		accepted:   prometheus.NewDesc("switchyard_ingress_accepted_total", "Events accepted by Publish.", nil, nil),
-		published:  prometheus.NewDesc("switchyard_ingress_handed_total", "Events handed to a transport.", nil, nil),
-		retried:    prometheus.NewDesc("switchyard_ingress_retries_total", "Publish attempts that failed and were retried or dead-lettered.", nil, nil),
-		deadLetter: prometheus.NewDesc("switchyard_ingress_dead_lettered_total", "Events dead-lettered after their retries.", nil, nil),
+		ingress:      in,
+		capacity:     capacity,
+		capacityDesc: prometheus.NewDesc("switchyard_ingress_queue_capacity", "Events the ingress holds at most (bus.queue_size): the limit of switchyard_ingress_queue_depth.", nil, nil),
+		depth:        prometheus.NewDesc("switchyard_ingress_queue_depth", "Events accepted by Publish and not yet handed to a transport.", nil, nil),
+		accepted:     prometheus.NewDesc("switchyard_ingress_accepted_total", "Events accepted by Publish.", nil, nil),
+		published:    prometheus.NewDesc("switchyard_ingress_handed_total", "Events the pipeline is done with: published on a transport, coalesced away, or held as a window's trailing event.", nil, nil),
+		retried:      prometheus.NewDesc("switchyard_ingress_retries_total", "Publish attempts that failed and were retried or dead-lettered.", nil, nil),
+		deadLetter:   prometheus.NewDesc("switchyard_ingress_dead_lettered_total", "Events dead-lettered after their retries.", nil, nil),
 	}
 }
 
 func (c *ingressCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.depth
+	ch <- c.capacityDesc
 	ch <- c.accepted
 	ch <- c.published
 	ch <- c.retried
@@ -39,6 +44,7 @@ func (c *ingressCollector) Describe(ch chan<- *prometheus.Desc) {
 func (c *ingressCollector) Collect(ch chan<- prometheus.Metric) {
 	s := c.ingress.Stats()
 	ch <- prometheus.MustNewConstMetric(c.depth, prometheus.GaugeValue, float64(s.Queued))
+	ch <- prometheus.MustNewConstMetric(c.capacityDesc, prometheus.GaugeValue, float64(c.capacity))
 	ch <- prometheus.MustNewConstMetric(c.accepted, prometheus.CounterValue, float64(s.Published))
 	ch <- prometheus.MustNewConstMetric(c.published, prometheus.CounterValue, float64(s.Acked))
 	ch <- prometheus.MustNewConstMetric(c.retried, prometheus.CounterValue, float64(s.Nacked))

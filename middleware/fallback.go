@@ -143,7 +143,7 @@ type Fallback struct {
 	cooldown *cooldowns
 
 	fallbacks    *prometheus.CounterVec
-	breakerState *prometheus.GaugeVec
+	breakerState *prometheus.Desc
 }
 
 // NewFallback returns a Fallback with cfg and opts.
@@ -178,12 +178,11 @@ func NewFallback(cfg FallbackConfig, opts FallbackOptions) (*Fallback, error) {
 		Name: "switchyard_fallbacks_total",
 		Help: "Events published on the fallback transport instead of their own, by reason: error, timeout (both possibly ambiguous: the event may have reached both), breaker_open, cooldown.",
 	}, []string{"from", "to", "reason"})
-	f.breakerState = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "switchyard_circuit_breaker_state",
-		Help: "State of each transport's circuit breaker: 0 closed, 1 half-open, 2 open.",
-	}, []string{"transport"})
+	f.breakerState = prometheus.NewDesc("switchyard_circuit_breaker_state",
+		"State of each transport's circuit breaker when scraped: 0 closed, 1 half-open (the next publish probes), 2 open.",
+		[]string{"transport"}, nil)
 	if opts.Registerer != nil {
-		for _, c := range []prometheus.Collector{f.fallbacks, f.breakerState} {
+		for _, c := range []prometheus.Collector{f.fallbacks, breakerCollector{f}} {
 			if err := opts.Registerer.Register(c); err != nil {
 				return nil, fmt.Errorf("middleware: fallback: register metrics: %w", err)
 			}
@@ -408,7 +407,6 @@ func (f *Fallback) breaker(name string) *gobreaker.CircuitBreaker[struct{}] {
 		Timeout:     f.opts.ProbeInterval,
 		ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= threshold },
 		OnStateChange: func(name string, from, to gobreaker.State) {
-			f.breakerState.WithLabelValues(name).Set(float64(to))
 			f.logger.Info("Circuit breaker changed state", watermill.LogFields{
 				"transport": name, "from": from.String(), "to": to.String(),
 			})
@@ -417,8 +415,22 @@ func (f *Fallback) breaker(name string) *gobreaker.CircuitBreaker[struct{}] {
 		IsExcluded: func(err error) bool { return errors.Is(err, context.Canceled) },
 	})
 	f.breakers[name] = b
-	f.breakerState.WithLabelValues(name).Set(float64(gobreaker.StateClosed))
 	return b
+}
+
+// breakerCollector reads the breakers' states when Prometheus scrapes: a
+// breaker moves from open to half-open with time alone, which no event
+// would report.
+type breakerCollector struct{ f *Fallback }
+
+func (c breakerCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.f.breakerState }
+
+func (c breakerCollector) Collect(ch chan<- prometheus.Metric) {
+	c.f.mu.RLock()
+	defer c.f.mu.RUnlock()
+	for name, b := range c.f.breakers {
+		ch <- prometheus.MustNewConstMetric(c.f.breakerState, prometheus.GaugeValue, float64(b.State()), name)
+	}
 }
 
 // cooldowns holds keys on the fallback until their time is up, in bounded
