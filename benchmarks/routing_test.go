@@ -74,7 +74,8 @@ func BenchmarkBusMetrics(b *testing.B) {
 
 // benchBus runs a bus built from cfg with one Handle consumer, publishes b.N
 // events from GOMAXPROCS goroutines and stops the timer once all were
-// handled.
+// handled. Besides the throughput it reports cpu-ns/op, the CPU time the
+// whole process spent per event.
 func benchBus(b *testing.B, cfg bus.Config, opts ...bus.Option) {
 	b.Helper()
 	bs, err := bus.New(cfg, opts...)
@@ -102,6 +103,7 @@ func benchBus(b *testing.B, cfg bus.Config, opts ...bus.Option) {
 
 	startClean()
 	peak := sampleGoroutines()
+	cpu0, cpuOK := processCPU()
 	b.ReportAllocs()
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
@@ -115,5 +117,10 @@ func benchBus(b *testing.B, cfg bus.Config, opts ...bus.Option) {
 	})
 	handled.wait(b)
 	b.StopTimer()
+	if cpu1, ok := processCPU(); ok && cpuOK {
+		// CPU time per event moves far less than wall time with what else
+		// runs on the machine.
+		b.ReportMetric(float64((cpu1-cpu0).Nanoseconds())/float64(b.N), "cpu-ns/op")
+	}
 	reportThroughput(b, peak.Stop())
 }
