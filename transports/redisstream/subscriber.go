@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -350,6 +351,7 @@ func (sub *subscription) waitRoom() bool {
 // (read again from the pending list, or claimed back) are skipped.
 func (sub *subscription) take(entries []redis.XMessage) {
 	s := sub.s
+	yielded := false
 	for _, x := range entries {
 		if x.Values == nil {
 			// A pending entry whose data was trimmed or deleted.
@@ -398,6 +400,15 @@ func (sub *subscription) take(entries []redis.XMessage) {
 			select {
 			case sub.out <- e.next:
 				e.handed = true
+				if !yielded {
+					// Let the handler run now, before the worker woken
+					// below (which would take its turn on this P) and
+					// before this goroutine's next read (a syscall).
+					// Once per read: a backlog would otherwise
+					// alternate reader and handler, one entry at a time.
+					yielded = true
+					runtime.Gosched()
+				}
 			default:
 			}
 			sub.ready <- l
