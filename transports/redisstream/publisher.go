@@ -22,11 +22,14 @@ var ErrClosed = errors.New("redisstream: closed")
 // Concurrent publishes share pipelines: up to Flushers pipelines are in
 // flight, each carrying what was waiting when it left (at most BatchSize
 // entries), so a lone publisher pays one round trip and many publishers pay
-// far fewer than one each. Each Publish returns once Redis has its entries,
-// or with the error; a message's context deadline and PublishTimeout bound
-// the wait. The messages of one Publish call go in one pipeline, in order:
-// a caller with many messages at hand gets the most out of a round trip by
-// passing them all to one call.
+// far fewer than one each. A publish that finds no pipeline in flight sends
+// its own from the calling goroutine, on a client that ends calls at their
+// context's deadline (as the clients made from a Config do). Each Publish
+// returns once Redis has its entries, or with the error; a message's
+// context deadline and PublishTimeout bound the wait. The messages of one
+// Publish call go in one pipeline, in order: a caller with many messages
+// at hand gets the most out of a round trip by passing them all to one
+// call.
 type Publisher struct {
 	cfg    Config
 	client redis.UniversalClient
