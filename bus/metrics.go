@@ -94,13 +94,7 @@ func newPipelineMetrics(cfg Config, reg prometheus.Registerer) (*pipelineMetrics
 		pm.transports[n] = i
 	}
 	histogram := func(name, help string, labels []string) *prometheus.HistogramVec {
-		opts := prometheus.HistogramOpts{Name: name, Help: help, Buckets: latencyBuckets}
-		if cfg.Metrics.NativeHistograms {
-			opts.NativeHistogramBucketFactor = 1.1
-			opts.NativeHistogramMaxBucketNumber = 160
-			opts.NativeHistogramMinResetDuration = time.Hour
-		}
-		return prometheus.NewHistogramVec(opts, labels)
+		return prometheus.NewHistogramVec(histogramOpts(name, help, cfg.Metrics.NativeHistograms), labels)
 	}
 	duration := histogram("event_publish_duration_seconds",
 		"Time a transport took to publish an event, by transport and event type (other: a type not configured).",
@@ -112,17 +106,9 @@ func newPipelineMetrics(cfg Config, reg prometheus.Registerer) (*pipelineMetrics
 		Name: "switchyard_events_published_total",
 		Help: "Publishes on a transport by transport, event type and outcome (ok, error); an event that fell back counts once on each transport it was tried on.",
 	}, []string{"transport", "event_type", "outcome"})
-	waitOpts := prometheus.HistogramOpts{
-		Name:    "switchyard_ingress_wait_seconds",
-		Help:    "Time from Publish accepting an event to the start of its pipeline: the queueing delay of the ingress.",
-		Buckets: latencyBuckets,
-	}
-	if cfg.Metrics.NativeHistograms {
-		waitOpts.NativeHistogramBucketFactor = 1.1
-		waitOpts.NativeHistogramMaxBucketNumber = 160
-		waitOpts.NativeHistogramMinResetDuration = time.Hour
-	}
-	wait := prometheus.NewHistogram(waitOpts)
+	wait := prometheus.NewHistogram(histogramOpts("switchyard_ingress_wait_seconds",
+		"Time from Publish accepting an event to the start of its pipeline: the queueing delay of the ingress.",
+		cfg.Metrics.NativeHistograms))
 	for _, c := range []prometheus.Collector{duration, latency, published, wait} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("bus: register metrics: %w", err)
@@ -145,6 +131,18 @@ func newPipelineMetrics(cfg Config, reg prometheus.Registerer) (*pipelineMetrics
 	}
 	pm.ingressWait = wait
 	return pm, nil
+}
+
+// histogramOpts are the options of every histogram of the bus: the latency
+// buckets, and native buckets too when asked for.
+func histogramOpts(name, help string, native bool) prometheus.HistogramOpts {
+	opts := prometheus.HistogramOpts{Name: name, Help: help, Buckets: latencyBuckets}
+	if native {
+		opts.NativeHistogramBucketFactor = 1.1
+		opts.NativeHistogramMaxBucketNumber = 160
+		opts.NativeHistogramMinResetDuration = time.Hour
+	}
+	return opts
 }
 
 // index returns the slice indexes of a transport and an event type; ok is

@@ -70,13 +70,11 @@ func (b *Bus) Reload(next Config) error {
 	if err == nil && !changed {
 		return nil // nothing to apply, nothing to say
 	}
-	b.reloads.lastAt = time.Now()
-	b.reloads.lastErr = err
 	if err != nil {
-		b.reloads.total.WithLabelValues("rejected").Inc()
-		b.logger.Error("Configuration reload rejected; the old configuration stays", err, nil)
+		b.rejectedLocked(err, nil)
 		return err
 	}
+	b.reloads.lastAt, b.reloads.lastErr = time.Now(), nil
 	b.reloads.count++
 	b.reloads.total.WithLabelValues("applied").Inc()
 	r := b.cfg.Routing
@@ -262,8 +260,14 @@ func (b *Bus) WatchConfig(ctx context.Context, path string, sources ...Source) e
 // rejectReload records and logs a configuration that could not be loaded.
 func (b *Bus) rejectReload(err error, path string) {
 	b.reloads.mu.Lock()
+	defer b.reloads.mu.Unlock()
+	b.rejectedLocked(err, watermill.LogFields{"path": path})
+}
+
+// rejectedLocked records, counts and logs a rejected reload; the caller
+// holds b.reloads.mu.
+func (b *Bus) rejectedLocked(err error, fields watermill.LogFields) {
 	b.reloads.lastAt, b.reloads.lastErr = time.Now(), err
-	b.reloads.mu.Unlock()
 	b.reloads.total.WithLabelValues("rejected").Inc()
-	b.logger.Error("Configuration reload rejected; the old configuration stays", err, watermill.LogFields{"path": path})
+	b.logger.Error("Configuration reload rejected; the old configuration stays", err, fields)
 }
