@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -208,12 +209,11 @@ func (f *Fallback) Update(cfg FallbackConfig) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
+	cfg.Timeouts = maps.Clone(cfg.Timeouts)
 	st := &fallbackState{cfg: cfg, deadlines: newDeadlines(cfg.PublishTimeout)}
 	if cfg.Timeouts != nil {
-		st.cfg.Timeouts = make(map[string]time.Duration, len(cfg.Timeouts))
 		st.perTransport = make(map[string]*deadlines, len(cfg.Timeouts))
 		for k, v := range cfg.Timeouts {
-			st.cfg.Timeouts[k] = v
 			st.perTransport[k] = newDeadlines(v)
 		}
 	}
@@ -224,13 +224,7 @@ func (f *Fallback) Update(cfg FallbackConfig) error {
 // Config returns the configuration in effect.
 func (f *Fallback) Config() FallbackConfig {
 	cfg := f.state.Load().cfg
-	if cfg.Timeouts != nil {
-		t := make(map[string]time.Duration, len(cfg.Timeouts))
-		for k, v := range cfg.Timeouts {
-			t[k] = v
-		}
-		cfg.Timeouts = t
-	}
+	cfg.Timeouts = maps.Clone(cfg.Timeouts)
 	return cfg
 }
 
@@ -291,9 +285,6 @@ func (f *Fallback) Middleware(h message.HandlerFunc) message.HandlerFunc {
 
 // publishWithin calls h with m's context bounded by dl's timeout.
 func publishWithin(h message.HandlerFunc, m *message.Message, dl *deadlines) ([]*message.Message, error) {
-	if dl == nil {
-		return h(m)
-	}
 	parent := m.Context()
 	var ctx context.Context
 	if parent.Done() == nil {
@@ -329,10 +320,8 @@ type deadlineSlot struct {
 	until  time.Time          // publishes that start before it share ctx
 }
 
+// newDeadlines takes a positive timeout: Validate refuses others.
 func newDeadlines(timeout time.Duration) *deadlines {
-	if timeout <= 0 {
-		return nil
-	}
 	return &deadlines{timeout: timeout, slot: min(max(timeout/20, time.Microsecond), 10*time.Millisecond)}
 }
 
