@@ -2,7 +2,6 @@ package benchmarks
 
 import (
 	"context"
-	"math/rand/v2"
 	"strconv"
 	"sync/atomic"
 	"testing"
@@ -35,7 +34,13 @@ func runningBus(b *testing.B, queueSize int, handled func()) *bus.Bus {
 		cfg.Bus.QueueSize = queueSize
 		cfg.Transports["memory"]["queue_size"] = queueSize
 	}
-	bs, err := bus.New(cfg, bus.WithLoggerAdapter(watermill.NopLogger{}))
+	return runningBusWith(b, cfg, handled, bus.WithLoggerAdapter(watermill.NopLogger{}))
+}
+
+// runningBusWith is runningBus for any configuration and options.
+func runningBusWith(b *testing.B, cfg bus.Config, handled func(), opts ...bus.Option) *bus.Bus {
+	b.Helper()
+	bs, err := bus.New(cfg, opts...)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -184,23 +189,7 @@ func BenchmarkBusEndToEnd(b *testing.B) {
 		})
 		b.Run("queue="+queueName(queueSize)+"/system=bus", func(b *testing.B) {
 			handled := newCountdown(b.N)
-			bs := runningBus(b, queueSize, handled.done)
-			startClean()
-			peak := sampleGoroutines()
-			b.ReportAllocs()
-			b.ResetTimer()
-			b.RunParallel(func(pb *testing.PB) {
-				for pb.Next() {
-					m := bus.NewMessage(eventType, keys[rand.IntN(keyCount)], payload)
-					if err := bs.Publish(topic, m); err != nil {
-						handled.fail(err)
-						return
-					}
-				}
-			})
-			handled.wait(b)
-			b.StopTimer()
-			reportThroughput(b, peak.Stop())
+			publishAndWait(b, runningBus(b, queueSize, handled.done), handled)
 		})
 	}
 }

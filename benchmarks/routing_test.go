@@ -1,12 +1,10 @@
 package benchmarks
 
 import (
-	"context"
 	"math/rand/v2"
 	"testing"
 
 	"github.com/ThreeDotsLabs/watermill"
-	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/switchyard-go/switchyard/bus"
 )
@@ -72,35 +70,19 @@ func BenchmarkBusMetrics(b *testing.B) {
 	}
 }
 
-// benchBus runs a bus built from cfg with one Handle consumer, publishes b.N
-// events from GOMAXPROCS goroutines and stops the timer once all were
-// handled. Besides the throughput it reports cpu-ns/op, the CPU time the
-// whole process spent per event.
+// benchBus runs a bus built from cfg with one Handle consumer and measures
+// it with publishAndWait.
 func benchBus(b *testing.B, cfg bus.Config, opts ...bus.Option) {
 	b.Helper()
-	bs, err := bus.New(cfg, opts...)
-	if err != nil {
-		b.Fatal(err)
-	}
 	handled := newCountdown(b.N)
-	if err := bs.Handle("bench", topic, func(*message.Message) error {
-		handled.done()
-		return nil
-	}); err != nil {
-		b.Fatal(err)
-	}
-	ran := make(chan error, 1)
-	go func() { ran <- bs.Run(context.Background()) }()
-	<-bs.Running()
-	b.Cleanup(func() {
-		if err := bs.Close(); err != nil {
-			b.Errorf("Close: %v", err)
-		}
-		if err := <-ran; err != nil {
-			b.Errorf("Run: %v", err)
-		}
-	})
+	publishAndWait(b, runningBusWith(b, cfg, handled.done, opts...), handled)
+}
 
+// publishAndWait publishes b.N events to bs from GOMAXPROCS goroutines and
+// stops the timer once handled counted them all. Besides the throughput it
+// reports cpu-ns/op, the CPU time the whole process spent per event.
+func publishAndWait(b *testing.B, bs *bus.Bus, handled *countdown) {
+	b.Helper()
 	startClean()
 	peak := sampleGoroutines()
 	cpu0, cpuOK := processCPU()
