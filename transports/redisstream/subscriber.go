@@ -307,6 +307,11 @@ func (sub *subscription) readLoop() {
 			if !sub.sleep(backoff(failures)) {
 				return
 			}
+			// A read whose reply was lost (the connection broke) still
+			// moved its entries to our pending list: read that first, so
+			// they come before newer entries, in order. Those held
+			// already are skipped.
+			start = "0"
 			continue
 		}
 		failures = 0
