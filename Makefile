@@ -52,6 +52,7 @@ bench-redis:
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzLoadConfig$$' -fuzztime $(FUZZTIME) ./bus/
+	$(GO) test -run '^$$' -fuzz '^FuzzParsePublishedAt$$' -fuzztime $(FUZZTIME) ./bus/
 
 # A throwaway redis-server on 127.0.0.1:6380, the original service's Redis,
 # for running the demo on Redis Streams. Stop it with: redis-cli -p 6380 shutdown

@@ -380,7 +380,7 @@ func (b *Bus) Publish(topic string, msgs ...*message.Message) error {
 		caller := m.Context()
 		d := newDelivery(caller, topic, false)
 		if b.metrics != nil {
-			d.accepted = time.Now()
+			d.accepted = monoNow()
 		}
 		m.SetContext(d)
 		err := b.ingress.PublishContext(caller, ingressTopic, m)
@@ -405,7 +405,7 @@ func (b *Bus) PublishSync(ctx context.Context, topic string, msgs ...*message.Me
 		caller := m.Context()
 		d := newDelivery(ctx, topic, true)
 		if b.metrics != nil {
-			d.accepted = time.Now()
+			d.accepted = monoNow()
 		}
 		m.SetContext(d)
 		err := b.ingress.PublishContext(ctx, ingressTopic, m)
@@ -455,9 +455,9 @@ func (b *Bus) dispatch(m *message.Message) error {
 	}
 	var err error
 	if b.metrics != nil {
-		start := time.Now()
+		start := monoNow()
 		err = pub.Publish(d.topic, m)
-		b.metrics.published(name, m.Metadata.Get(MetaEventType), time.Since(start), err)
+		b.metrics.published(name, m.Metadata.Get(MetaEventType), monoNow()-start, err)
 	} else {
 		err = pub.Publish(d.topic, m)
 	}
@@ -476,7 +476,7 @@ func (b *Bus) observeWait(h message.HandlerFunc) message.HandlerFunc {
 	return func(m *message.Message) ([]*message.Message, error) {
 		if d := deliveryFrom(m.Context()); d != nil && !d.waitObserved {
 			d.waitObserved = true
-			b.metrics.ingressWait.Observe(time.Since(d.accepted).Seconds())
+			b.metrics.ingressWait.Observe((monoNow() - d.accepted).Seconds())
 		}
 		return h(m)
 	}
@@ -486,7 +486,7 @@ func (b *Bus) observeWait(h message.HandlerFunc) message.HandlerFunc {
 // of each event, from its published_at to the handler's start.
 func (b *Bus) observeDelivery(transport string, h message.NoPublishHandlerFunc) message.NoPublishHandlerFunc {
 	return func(m *message.Message) error {
-		b.metrics.delivered(transport, m.Metadata.Get(MetaEventType), m.Metadata.Get(MetaPublishedAt), time.Now())
+		b.metrics.delivered(transport, m.Metadata.Get(MetaEventType), m.Metadata.Get(MetaPublishedAt), time.Now().UnixNano())
 		return h(m)
 	}
 }

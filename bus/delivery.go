@@ -18,10 +18,11 @@ type deliveryKey struct{}
 // is delivered) but keeps its values, for tracing. PublishSync keeps the
 // caller's deadline: the caller is waiting.
 type delivery struct {
-	parent   context.Context
-	topic    string
-	sync     bool
-	accepted time.Time
+	parent context.Context
+	topic  string
+	sync   bool
+	// accepted is the monoNow of Publish, for the ingress wait.
+	accepted time.Duration
 	// waitObserved: the ingress wait was observed, on the first pass. Read
 	// and written by one pipeline pass at a time.
 	waitObserved bool

@@ -172,14 +172,17 @@ func (pm *pipelineMetrics) published(transport, eventType string, took time.Dura
 	}
 }
 
-func (pm *pipelineMetrics) delivered(transport, eventType, publishedAt string, now time.Time) {
+// delivered observes the delivery latency of an event from its published_at
+// to now, in nanoseconds since the Unix epoch (wall clocks: the publisher
+// may be another process). A clock behind the publisher's counts 0.
+func (pm *pipelineMetrics) delivered(transport, eventType, publishedAt string, now int64) {
 	t, e, ok := pm.index(transport, eventType)
 	if !ok || publishedAt == "" {
 		return
 	}
-	at, err := time.Parse(time.RFC3339Nano, publishedAt)
-	if err != nil {
+	at, ok := parsePublishedAt(publishedAt)
+	if !ok {
 		return
 	}
-	pm.deliveryLatency[t][e].Observe(max(0, now.Sub(at).Seconds()))
+	pm.deliveryLatency[t][e].Observe(max(0, time.Duration(now-at).Seconds()))
 }
