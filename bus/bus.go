@@ -476,7 +476,7 @@ func (b *Bus) observeWait(h message.HandlerFunc) message.HandlerFunc {
 	return func(m *message.Message) ([]*message.Message, error) {
 		if d := deliveryFrom(m.Context()); d != nil && !d.waitObserved {
 			d.waitObserved = true
-			b.metrics.ingressWait.Observe((monoNow() - d.accepted).Seconds())
+			b.metrics.ingressWait.observe(monoNow()-d.accepted, nil)
 		}
 		return h(m)
 	}

@@ -68,12 +68,17 @@ type pipelineMetrics struct {
 	eventTypes map[string]int // configured type → index; other is len
 	transports map[string]int // transport → index
 	// [transport][event type]
-	publishDuration [][]prometheus.Observer
-	publishedOK     [][]prometheus.Counter
-	publishedErr    [][]prometheus.Counter
-	deliveryLatency [][]prometheus.Observer
-	ingressWait     prometheus.Observer
+	publish     [][]durationMetric // with switchyard_events_published_total
+	delivery    [][]durationMetric
+	ingressWait durationMetric
 }
+
+const (
+	publishDurationHelp = "Time a transport took to publish an event, by transport and event type (other: a type not configured)."
+	deliveryLatencyHelp = "Time from an event's published_at to the start of its Handle handler, by the transport it arrived on and event type."
+	publishedHelp       = "Publishes on a transport by transport, event type and outcome (ok, error); an event that fell back counts once on each transport it was tried on."
+	ingressWaitHelp     = "Time from Publish accepting an event to the start of its pipeline: the queueing delay of the ingress."
+)
 
 func newPipelineMetrics(cfg Config, reg prometheus.Registerer) (*pipelineMetrics, error) {
 	types := []string{}
@@ -93,43 +98,58 @@ func newPipelineMetrics(cfg Config, reg prometheus.Registerer) (*pipelineMetrics
 	for i, n := range names {
 		pm.transports[n] = i
 	}
-	histogram := func(name, help string, labels []string) *prometheus.HistogramVec {
-		return prometheus.NewHistogramVec(histogramOpts(name, help, cfg.Metrics.NativeHistograms), labels)
+	labelTypes := append(slices.Clone(types), otherEventType)
+	var collectors []prometheus.Collector
+	if cfg.Metrics.NativeHistograms {
+		histogram := func(name, help string, labels []string) *prometheus.HistogramVec {
+			return prometheus.NewHistogramVec(histogramOpts(name, help, true), labels)
+		}
+		duration := histogram("event_publish_duration_seconds", publishDurationHelp, []string{"transport", "event_type"})
+		latency := histogram("event_delivery_latency_seconds", deliveryLatencyHelp, []string{"transport", "event_type"})
+		published := prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchyard_events_published_total", Help: publishedHelp,
+		}, []string{"transport", "event_type", "outcome"})
+		wait := prometheus.NewHistogram(histogramOpts("switchyard_ingress_wait_seconds", ingressWaitHelp, true))
+		collectors = []prometheus.Collector{duration, latency, published, wait}
+		for _, tr := range names {
+			var pd, lat []durationMetric
+			for _, et := range labelTypes {
+				pd = append(pd, &promSeries{
+					h:    duration.WithLabelValues(tr, et),
+					ok:   published.WithLabelValues(tr, et, "ok"),
+					fail: published.WithLabelValues(tr, et, "error"),
+				})
+				lat = append(lat, &promSeries{h: latency.WithLabelValues(tr, et)})
+			}
+			pm.publish = append(pm.publish, pd)
+			pm.delivery = append(pm.delivery, lat)
+		}
+		pm.ingressWait = &promSeries{h: wait}
+	} else {
+		labels := []string{"transport", "event_type"}
+		duration := &histogramCollector{
+			desc:    prometheus.NewDesc("event_publish_duration_seconds", publishDurationHelp, labels, nil),
+			outcome: prometheus.NewDesc("switchyard_events_published_total", publishedHelp, append(labels, "outcome"), nil),
+		}
+		latency := &histogramCollector{desc: prometheus.NewDesc("event_delivery_latency_seconds", deliveryLatencyHelp, labels, nil)}
+		wait := &histogramCollector{desc: prometheus.NewDesc("switchyard_ingress_wait_seconds", ingressWaitHelp, nil, nil)}
+		collectors = []prometheus.Collector{duration, latency, wait}
+		for _, tr := range names {
+			var pd, lat []durationMetric
+			for _, et := range labelTypes {
+				pd = append(pd, duration.add(tr, et))
+				lat = append(lat, latency.add(tr, et))
+			}
+			pm.publish = append(pm.publish, pd)
+			pm.delivery = append(pm.delivery, lat)
+		}
+		pm.ingressWait = wait.add()
 	}
-	duration := histogram("event_publish_duration_seconds",
-		"Time a transport took to publish an event, by transport and event type (other: a type not configured).",
-		[]string{"transport", "event_type"})
-	latency := histogram("event_delivery_latency_seconds",
-		"Time from an event's published_at to the start of its Handle handler, by the transport it arrived on and event type.",
-		[]string{"transport", "event_type"})
-	published := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "switchyard_events_published_total",
-		Help: "Publishes on a transport by transport, event type and outcome (ok, error); an event that fell back counts once on each transport it was tried on.",
-	}, []string{"transport", "event_type", "outcome"})
-	wait := prometheus.NewHistogram(histogramOpts("switchyard_ingress_wait_seconds",
-		"Time from Publish accepting an event to the start of its pipeline: the queueing delay of the ingress.",
-		cfg.Metrics.NativeHistograms))
-	for _, c := range []prometheus.Collector{duration, latency, published, wait} {
+	for _, c := range collectors {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("bus: register metrics: %w", err)
 		}
 	}
-	labelTypes := append(slices.Clone(types), otherEventType)
-	for _, tr := range names {
-		var pd, lat []prometheus.Observer
-		var ok, bad []prometheus.Counter
-		for _, et := range labelTypes {
-			pd = append(pd, duration.WithLabelValues(tr, et))
-			lat = append(lat, latency.WithLabelValues(tr, et))
-			ok = append(ok, published.WithLabelValues(tr, et, "ok"))
-			bad = append(bad, published.WithLabelValues(tr, et, "error"))
-		}
-		pm.publishDuration = append(pm.publishDuration, pd)
-		pm.deliveryLatency = append(pm.deliveryLatency, lat)
-		pm.publishedOK = append(pm.publishedOK, ok)
-		pm.publishedErr = append(pm.publishedErr, bad)
-	}
-	pm.ingressWait = wait
 	return pm, nil
 }
 
@@ -164,12 +184,7 @@ func (pm *pipelineMetrics) published(transport, eventType string, took time.Dura
 	if !ok {
 		return
 	}
-	pm.publishDuration[t][e].Observe(took.Seconds())
-	if err != nil {
-		pm.publishedErr[t][e].Inc()
-	} else {
-		pm.publishedOK[t][e].Inc()
-	}
+	pm.publish[t][e].observe(took, err)
 }
 
 // delivered observes the delivery latency of an event from its published_at
@@ -184,5 +199,5 @@ func (pm *pipelineMetrics) delivered(transport, eventType, publishedAt string, n
 	if !ok {
 		return
 	}
-	pm.deliveryLatency[t][e].Observe(max(0, time.Duration(now-at).Seconds()))
+	pm.delivery[t][e].observe(time.Duration(now-at), nil)
 }

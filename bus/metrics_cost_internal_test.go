@@ -19,10 +19,30 @@ func BenchmarkEventMetrics(b *testing.B) {
 	publishedAt := time.Now().UTC().Format(time.RFC3339Nano)
 	b.ReportAllocs()
 	for b.Loop() {
-		accepted := monoNow()                                    // Publish
-		pm.ingressWait.Observe((monoNow() - accepted).Seconds()) // observeWait
-		start := monoNow()                                       // dispatch
+		accepted := monoNow()                           // Publish
+		pm.ingressWait.observe(monoNow()-accepted, nil) // observeWait
+		start := monoNow()                              // dispatch
 		pm.published("memory", "chat_message", monoNow()-start, nil)
 		pm.delivered("memory", "chat_message", publishedAt, time.Now().UnixNano()) // observeDelivery
 	}
+}
+
+// BenchmarkEventMetricsParallel is BenchmarkEventMetrics from GOMAXPROCS
+// goroutines at once, as the Router's handlers run: the series are shared.
+func BenchmarkEventMetricsParallel(b *testing.B) {
+	pm, err := newPipelineMetrics(DefaultConfig(), prometheus.NewRegistry())
+	if err != nil {
+		b.Fatal(err)
+	}
+	publishedAt := time.Now().UTC().Format(time.RFC3339Nano)
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			accepted := monoNow()
+			pm.ingressWait.observe(monoNow()-accepted, nil)
+			start := monoNow()
+			pm.published("memory", "chat_message", monoNow()-start, nil)
+			pm.delivered("memory", "chat_message", publishedAt, time.Now().UnixNano())
+		}
+	})
 }
