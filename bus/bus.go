@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"sync"
@@ -338,10 +339,7 @@ func (b *Bus) Run(ctx context.Context) error {
 	b.runCtx = context.WithoutCancel(ctx)
 
 	stages := make([]message.HandlerMiddleware, 0, len(b.middlewares)+2)
-	stages = append(stages, middleware.Recoverer)
-	if b.metrics != nil {
-		stages = append(stages, b.observeWait)
-	}
+	stages = append(stages, b.enter)
 	stages = append(stages, b.middlewares...)
 	stages = append(stages, b.coalesceStages()...)
 	stages = append(stages, b.routeStages()...)
@@ -470,23 +468,42 @@ func (b *Bus) dispatch(m *message.Message) error {
 	return nil
 }
 
-// observeWait is the first stage after the recoverer: it observes how long
-// the event waited in the ingress, once, on its first pass.
-func (b *Bus) observeWait(h message.HandlerFunc) message.HandlerFunc {
-	return func(m *message.Message) ([]*message.Message, error) {
-		if d := deliveryFrom(m.Context()); d != nil && !d.waitObserved {
+// enter is the first stage: it observes how long the event waited in the
+// ingress, once, on its first pass, and turns a panic of the stages after
+// it into an error (middleware.RecoveredPanicError), as Watermill's
+// Recoverer does. The ingress retries a failed event and then dead-letters
+// it, with the last error as the reason.
+func (b *Bus) enter(h message.HandlerFunc) message.HandlerFunc {
+	return func(m *message.Message) (msgs []*message.Message, err error) {
+		d := deliveryFrom(m.Context())
+		if b.metrics != nil && d != nil && !d.waitObserved {
 			d.waitObserved = true
 			b.metrics.ingressWait.observe(monoNow()-d.accepted, nil)
 		}
-		return h(m)
+		panicked := true
+		defer func() {
+			if r := recover(); r != nil || panicked {
+				err = fmt.Errorf("bus: pipeline: %w", middleware.RecoveredPanicError{V: r, Stacktrace: string(debug.Stack())})
+			}
+			if err != nil && d != nil {
+				d.failed(err) // the reason, if it is dead-lettered
+			}
+		}()
+		msgs, err = h(m)
+		panicked = false
+		return msgs, err
 	}
 }
 
 // observeDelivery wraps a Handle handler: it observes the delivery latency
 // of each event, from its published_at to the handler's start.
 func (b *Bus) observeDelivery(transport string, h message.NoPublishHandlerFunc) message.NoPublishHandlerFunc {
+	t, ok := b.metrics.transports[transport]
+	if !ok {
+		return h
+	}
 	return func(m *message.Message) error {
-		b.metrics.delivered(transport, m.Metadata.Get(MetaEventType), m.Metadata.Get(MetaPublishedAt), time.Now().UnixNano())
+		b.metrics.delivered(t, m.Metadata.Get(MetaEventType), m.Metadata.Get(MetaPublishedAt), time.Now().UnixNano())
 		return h(m)
 	}
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
 	"github.com/ThreeDotsLabs/watermill/pubsub/tests"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -428,6 +429,54 @@ func TestUseRunsCustomStage(t *testing.T) {
 		t.Fatal("not delivered")
 	}
 	assert.ErrorIs(t, b.Use(nil), bus.ErrRunning)
+}
+
+// A stage that panics fails the event's attempt: it is retried, and
+// dead-lettered with the panic as the reason if every attempt panics.
+func TestPanickingStageIsRetriedThenDeadLettered(t *testing.T) {
+	b := newBus(t, func(c *bus.Config) {
+		c.Bus.MaxRetries = 2
+		c.Bus.RetryBackoff = time.Millisecond
+	})
+	var attempts atomic.Int64
+	require.NoError(t, b.Use(func(h message.HandlerFunc) message.HandlerFunc {
+		return func(m *message.Message) ([]*message.Message, error) {
+			n := attempts.Add(1)
+			if m.Metadata.Get(bus.MetaEventKey) == "always" || n == 1 {
+				panic("stage bug")
+			}
+			return h(m)
+		}
+	}))
+	got := make(chan *message.Message, 1)
+	dead := make(chan *message.Message, 1)
+	require.NoError(t, b.Handle("h", "events", func(m *message.Message) error { got <- m; return nil }))
+	require.NoError(t, b.Handle("dlq", "dead_letter", func(m *message.Message) error { dead <- m; return nil }))
+	start(t, b)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	require.NoError(t, b.PublishSync(ctx, "events", bus.NewMessage("chat_message", "once", []byte("a"))))
+	select {
+	case m := <-got:
+		assert.Equal(t, "a", string(m.Payload))
+	case <-ctx.Done():
+		t.Fatal("not delivered after the panic")
+	}
+	assert.EqualValues(t, 2, attempts.Load(), "one attempt panicked, the retry went through")
+
+	err := b.PublishSync(ctx, "events", bus.NewMessage("chat_message", "always", []byte("b")))
+	require.ErrorIs(t, err, bus.ErrDeadLettered)
+	var panicErr middleware.RecoveredPanicError
+	require.ErrorAs(t, err, &panicErr)
+	assert.Equal(t, "stage bug", panicErr.V)
+	select {
+	case m := <-dead:
+		assert.Contains(t, m.Metadata.Get(bus.MetaDeadLetterReason), "stage bug")
+		assert.Equal(t, "3", m.Metadata.Get(bus.MetaDeadLetterAttempts))
+	case <-ctx.Done():
+		t.Fatal("not dead-lettered")
+	}
 }
 
 func TestNewRejectsUnknownTransportNamingTheKey(t *testing.T) {

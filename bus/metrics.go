@@ -187,17 +187,21 @@ func (pm *pipelineMetrics) published(transport, eventType string, took time.Dura
 	pm.publish[t][e].observe(took, err)
 }
 
-// delivered observes the delivery latency of an event from its published_at
-// to now, in nanoseconds since the Unix epoch (wall clocks: the publisher
-// may be another process). A clock behind the publisher's counts 0.
-func (pm *pipelineMetrics) delivered(transport, eventType, publishedAt string, now int64) {
-	t, e, ok := pm.index(transport, eventType)
-	if !ok || publishedAt == "" {
+// delivered observes the delivery latency of an event that arrived on the
+// transport of index transport, from its published_at to now, in
+// nanoseconds since the Unix epoch (wall clocks: the publisher may be
+// another process). A clock behind the publisher's counts 0.
+func (pm *pipelineMetrics) delivered(transport int, eventType, publishedAt string, now int64) {
+	if publishedAt == "" {
 		return
 	}
 	at, ok := parsePublishedAt(publishedAt)
 	if !ok {
 		return
 	}
-	pm.delivery[t][e].observe(time.Duration(now-at), nil)
+	e, known := pm.eventTypes[eventType]
+	if !known {
+		e = len(pm.eventTypes)
+	}
+	pm.delivery[transport][e].observe(time.Duration(now-at), nil)
 }

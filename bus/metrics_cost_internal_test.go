@@ -23,7 +23,7 @@ func BenchmarkEventMetrics(b *testing.B) {
 		pm.ingressWait.observe(monoNow()-accepted, nil) // observeWait
 		start := monoNow()                              // dispatch
 		pm.published("memory", "chat_message", monoNow()-start, nil)
-		pm.delivered("memory", "chat_message", publishedAt, time.Now().UnixNano()) // observeDelivery
+		pm.delivered(0, "chat_message", publishedAt, time.Now().UnixNano()) // observeDelivery
 	}
 }
 
@@ -42,7 +42,7 @@ func BenchmarkEventMetricsParallel(b *testing.B) {
 			pm.ingressWait.observe(monoNow()-accepted, nil)
 			start := monoNow()
 			pm.published("memory", "chat_message", monoNow()-start, nil)
-			pm.delivered("memory", "chat_message", publishedAt, time.Now().UnixNano())
+			pm.delivered(0, "chat_message", publishedAt, time.Now().UnixNano())
 		}
 	})
 }
