@@ -77,6 +77,7 @@ type Bus struct {
 
 	ingress    *memory.Broker
 	transports map[string]transports.Transport
+	outbound   map[string]outbound // the transports that publish
 	inbound    []namedSubscriber
 
 	router     *message.Router
@@ -201,6 +202,16 @@ func New(cfg Config, opts ...Option) (*Bus, error) {
 		if b.metrics, err = newPipelineMetrics(cfg, b.reg); err != nil {
 			b.closeTransports()
 			return nil, err
+		}
+	}
+	b.outbound = map[string]outbound{}
+	for name, t := range b.transports {
+		if t.Publisher != nil {
+			out := outbound{pub: t.Publisher}
+			if b.metrics != nil {
+				out.metrics = b.metrics.publish[b.metrics.transports[name]]
+			}
+			b.outbound[name] = out
 		}
 	}
 	if err := b.setupReloads(); err != nil {
@@ -437,6 +448,12 @@ func (b *Bus) admissionError(err error) error {
 	return err
 }
 
+// outbound is what dispatch needs of a transport that publishes.
+type outbound struct {
+	pub     message.Publisher
+	metrics []durationMetric // by event type index; nil without metrics
+}
+
 // dispatch is the innermost stage: it publishes on the transport the route
 // named and settles a PublishSync.
 func (b *Bus) dispatch(m *message.Message) error {
@@ -445,19 +462,19 @@ func (b *Bus) dispatch(m *message.Message) error {
 		return errors.New("bus: message reached dispatch without its delivery context")
 	}
 	name := m.Metadata.Get(MetaTransport)
-	pub := b.transports[name].Publisher
-	if pub == nil {
+	out, ok := b.outbound[name]
+	if !ok {
 		err := fmt.Errorf("%w %q", ErrUnknownTransport, name)
 		d.failed(err)
 		return err
 	}
 	var err error
-	if b.metrics != nil {
+	if out.metrics != nil {
 		start := monoNow()
-		err = pub.Publish(d.topic, m)
-		b.metrics.published(name, m.Metadata.Get(MetaEventType), monoNow()-start, err)
+		err = out.pub.Publish(d.topic, m)
+		out.metrics[b.metrics.typeIndex(m.Metadata.Get(MetaEventType))].observe(monoNow()-start, err)
 	} else {
-		err = pub.Publish(d.topic, m)
+		err = out.pub.Publish(d.topic, m)
 	}
 	if err != nil {
 		err = fmt.Errorf("bus: publish to %q on %q: %w", d.topic, name, redactError(err))

@@ -165,26 +165,13 @@ func histogramOpts(name, help string, native bool) prometheus.HistogramOpts {
 	return opts
 }
 
-// index returns the slice indexes of a transport and an event type; ok is
-// false for a transport that is not configured.
-func (pm *pipelineMetrics) index(transport, eventType string) (int, int, bool) {
-	t, ok := pm.transports[transport]
-	if !ok {
-		return 0, 0, false
+// typeIndex is the index of an event type's series: other for a type not
+// configured.
+func (pm *pipelineMetrics) typeIndex(eventType string) int {
+	if e, ok := pm.eventTypes[eventType]; ok {
+		return e
 	}
-	e, known := pm.eventTypes[eventType]
-	if !known {
-		e = len(pm.eventTypes)
-	}
-	return t, e, true
-}
-
-func (pm *pipelineMetrics) published(transport, eventType string, took time.Duration, err error) {
-	t, e, ok := pm.index(transport, eventType)
-	if !ok {
-		return
-	}
-	pm.publish[t][e].observe(took, err)
+	return len(pm.eventTypes)
 }
 
 // delivered observes the delivery latency of an event that arrived on the
@@ -199,9 +186,5 @@ func (pm *pipelineMetrics) delivered(transport int, eventType, publishedAt strin
 	if !ok {
 		return
 	}
-	e, known := pm.eventTypes[eventType]
-	if !known {
-		e = len(pm.eventTypes)
-	}
-	pm.delivery[transport][e].observe(time.Duration(now-at), nil)
+	pm.delivery[transport][pm.typeIndex(eventType)].observe(time.Duration(now-at), nil)
 }

@@ -22,7 +22,7 @@ func BenchmarkEventMetrics(b *testing.B) {
 		accepted := monoNow()                           // Publish
 		pm.ingressWait.observe(monoNow()-accepted, nil) // observeWait
 		start := monoNow()                              // dispatch
-		pm.published("memory", "chat_message", monoNow()-start, nil)
+		pm.publish[0][pm.typeIndex("chat_message")].observe(monoNow()-start, nil)
 		pm.delivered(0, "chat_message", publishedAt, time.Now().UnixNano()) // observeDelivery
 	}
 }
@@ -41,7 +41,7 @@ func BenchmarkEventMetricsParallel(b *testing.B) {
 			accepted := monoNow()
 			pm.ingressWait.observe(monoNow()-accepted, nil)
 			start := monoNow()
-			pm.published("memory", "chat_message", monoNow()-start, nil)
+			pm.publish[0][pm.typeIndex("chat_message")].observe(monoNow()-start, nil)
 			pm.delivered(0, "chat_message", publishedAt, time.Now().UnixNano())
 		}
 	})
