@@ -34,20 +34,43 @@ func runningBus(b *testing.B, queueSize int, handled func()) *bus.Bus {
 		cfg.Bus.QueueSize = queueSize
 		cfg.Transports["memory"]["queue_size"] = queueSize
 	}
-	return runningBusWith(b, cfg, handled, bus.WithLoggerAdapter(watermill.NopLogger{}))
+	return runningBusWith(b, cfg, emptyHandler(handled), bus.WithLoggerAdapter(watermill.NopLogger{}))
 }
 
-// runningBusWith is runningBus for any configuration and options.
-func runningBusWith(b *testing.B, cfg bus.Config, handled func(), opts ...bus.Option) *bus.Bus {
+// emptyHandler is a consumer that only counts: it reads nothing of the
+// event.
+func emptyHandler(handled func()) message.NoPublishHandlerFunc {
+	return func(*message.Message) error {
+		handled()
+		return nil
+	}
+}
+
+// readingHandler is a consumer that reads what any consumer reads to act
+// on an event, its type, key and payload (the chat example's hub reads
+// those and more), then counts.
+func readingHandler(handled func()) message.NoPublishHandlerFunc {
+	return func(m *message.Message) error {
+		n := len(m.Metadata.Get(bus.MetaEventType)) + len(m.Metadata.Get(bus.MetaEventKey))
+		if len(m.Payload) > 0 {
+			n += int(m.Payload[0])
+		}
+		readSink.Add(int64(n))
+		handled()
+		return nil
+	}
+}
+
+var readSink atomic.Int64
+
+// runningBusWith is runningBus for any configuration, consumer and options.
+func runningBusWith(b *testing.B, cfg bus.Config, handler message.NoPublishHandlerFunc, opts ...bus.Option) *bus.Bus {
 	b.Helper()
 	bs, err := bus.New(cfg, opts...)
 	if err != nil {
 		b.Fatal(err)
 	}
-	if err := bs.Handle("bench", topic, func(*message.Message) error {
-		handled()
-		return nil
-	}); err != nil {
+	if err := bs.Handle("bench", topic, handler); err != nil {
 		b.Fatal(err)
 	}
 	ran := make(chan error, 1)
