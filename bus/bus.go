@@ -448,6 +448,20 @@ func (b *Bus) admissionError(err error) error {
 	return err
 }
 
+// panicError is a pipeline stage's panic. Its message is the panic's value
+// alone, redacted, as it travels in dead_letter_reason and to PublishSync's
+// caller; the stack goes to the log. It wraps the
+// middleware.RecoveredPanicError Watermill's Recoverer returns.
+type panicError struct {
+	rec middleware.RecoveredPanicError
+}
+
+func (e *panicError) Error() string {
+	return redactString(fmt.Sprintf("bus: pipeline stage panicked: %v", e.rec.V))
+}
+
+func (e *panicError) Unwrap() error { return e.rec }
+
 // outbound is what dispatch needs of a transport that publishes.
 type outbound struct {
 	pub     message.Publisher
@@ -487,8 +501,9 @@ func (b *Bus) dispatch(m *message.Message) error {
 
 // enter is the first stage: it observes how long the event waited in the
 // ingress, once, on its first pass, and turns a panic of the stages after
-// it into an error (middleware.RecoveredPanicError), as Watermill's
-// Recoverer does. The ingress retries a failed event and then dead-letters
+// it into an error (a panicError, which wraps the
+// middleware.RecoveredPanicError of Watermill's Recoverer) and logs its
+// stack. The ingress retries a failed event and then dead-letters
 // it, with the last error as the reason.
 func (b *Bus) enter(h message.HandlerFunc) message.HandlerFunc {
 	return func(m *message.Message) (msgs []*message.Message, err error) {
@@ -500,10 +515,14 @@ func (b *Bus) enter(h message.HandlerFunc) message.HandlerFunc {
 		panicked := true
 		defer func() {
 			if r := recover(); r != nil || panicked {
-				err = fmt.Errorf("bus: pipeline: %w", middleware.RecoveredPanicError{V: r, Stacktrace: string(debug.Stack())})
+				p := &panicError{rec: middleware.RecoveredPanicError{V: r, Stacktrace: string(debug.Stack())}}
+				b.logger.Error("Pipeline stage panicked", p, watermill.LogFields{
+					"message_uuid": m.UUID, "stack": p.rec.Stacktrace,
+				})
+				err = p
 			}
 			if err != nil && d != nil {
-				d.failed(err) // the reason, if it is dead-lettered
+				d.failed(redactError(err)) // the reason, if it is dead-lettered
 			}
 		}()
 		msgs, err = h(m)

@@ -470,9 +470,12 @@ func TestPanickingStageIsRetriedThenDeadLettered(t *testing.T) {
 	var panicErr middleware.RecoveredPanicError
 	require.ErrorAs(t, err, &panicErr)
 	assert.Equal(t, "stage bug", panicErr.V)
+	assert.NotContains(t, err.Error(), "goroutine", "the stack is logged, not returned")
 	select {
 	case m := <-dead:
-		assert.Contains(t, m.Metadata.Get(bus.MetaDeadLetterReason), "stage bug")
+		reason := m.Metadata.Get(bus.MetaDeadLetterReason)
+		assert.Contains(t, reason, "stage bug")
+		assert.NotContains(t, reason, "goroutine", "no stack in the dead letter")
 		assert.Equal(t, "3", m.Metadata.Get(bus.MetaDeadLetterAttempts))
 	case <-ctx.Done():
 		t.Fatal("not dead-lettered")

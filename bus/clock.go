@@ -16,13 +16,15 @@ func monoNow() time.Duration { return time.Since(monoEpoch) }
 // since the Unix epoch. The layout NewMessage writes, RFC 3339 in UTC with
 // up to nine fraction digits ("2006-01-02T15:04:05.999999999Z"), is read
 // directly; any other RFC 3339 value (an offset, from another producer)
-// goes through time.Parse.
+// goes through time.Parse. A time outside the years 1900 to 2199 is no
+// publication time (Go's zero time, "0001-01-01T00:00:00Z", is what a
+// producer with none writes): false, as for a value that does not parse.
 func parsePublishedAt(s string) (int64, bool) {
 	if ns, ok := parseUTC(s); ok {
 		return ns, true
 	}
 	t, err := time.Parse(time.RFC3339Nano, s)
-	if err != nil {
+	if err != nil || t.Year() < 1900 || t.Year() > 2199 {
 		return 0, false
 	}
 	return t.UnixNano(), true

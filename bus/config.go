@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/switchyard-go/switchyard/transports"
 )
@@ -333,6 +334,25 @@ func (c Config) Validate() error {
 	}
 	if co.MaxKeys < 1 {
 		v.add("coalescing.max_keys", "must be at least 1, got %d", co.MaxKeys)
+	}
+
+	// Event types and transport names are label values of the metrics,
+	// which Prometheus wants in UTF-8; a scrape would fail on one that is
+	// not.
+	for _, list := range []struct {
+		key   string
+		types []string
+	}{{"metrics.event_types", c.Metrics.EventTypes}, {"routing.event_types", r.EventTypes}, {"coalescing.event_types", co.EventTypes}} {
+		for _, t := range list.types {
+			if !utf8.ValidString(t) {
+				v.add(list.key, "%q is not valid UTF-8 (event types are metric label values)", t)
+			}
+		}
+	}
+	for _, name := range c.transportNames() {
+		if !utf8.ValidString(name) {
+			v.add("transports", "the name %q is not valid UTF-8 (transport names are metric label values)", name)
+		}
 	}
 
 	seen := make(map[string]bool, len(c.Consume.From))

@@ -24,9 +24,11 @@ func TestLatencyBucketsFitShards(t *testing.T) {
 // the same observations, observed from several goroutines at once.
 func TestShardedHistogramAgreesWithClientGolang(t *testing.T) {
 	ref := prometheus.NewHistogram(histogramOpts("ref_seconds", "reference", false))
+	created := time.Now()
 	col := &histogramCollector{
 		desc:    prometheus.NewDesc("sharded_seconds", "sharded", []string{"transport"}, nil),
 		outcome: prometheus.NewDesc("sharded_total", "outcomes", []string{"transport", "outcome"}, nil),
+		created: created,
 	}
 	series := col.add("memory")
 
@@ -86,6 +88,9 @@ func TestShardedHistogramAgreesWithClientGolang(t *testing.T) {
 						outcomes[l.GetValue()] = m.GetCounter().GetValue()
 					}
 				}
+				if !m.GetCounter().GetCreatedTimestamp().AsTime().Equal(created) {
+					t.Errorf("counter created %v, want %v", m.GetCounter().GetCreatedTimestamp().AsTime(), created)
+				}
 			}
 		}
 	}
@@ -96,7 +101,11 @@ func TestShardedHistogramAgreesWithClientGolang(t *testing.T) {
 	if got.GetSampleCount() != w.GetSampleCount() {
 		t.Errorf("count %d, client_golang %d", got.GetSampleCount(), w.GetSampleCount())
 	}
-	if math.Abs(got.GetSampleSum()-w.GetSampleSum()) > 1e-6*w.GetSampleSum() {
+	if !got.GetCreatedTimestamp().AsTime().Equal(created) {
+		t.Errorf("histogram created %v, want %v", got.GetCreatedTimestamp().AsTime(), created)
+	}
+	// The same float64 additions in another order.
+	if math.Abs(got.GetSampleSum()-w.GetSampleSum()) > 1e-9*w.GetSampleSum() {
 		t.Errorf("sum %g, client_golang %g", got.GetSampleSum(), w.GetSampleSum())
 	}
 	if len(got.GetBucket()) != len(w.GetBucket()) {
@@ -110,5 +119,24 @@ func TestShardedHistogramAgreesWithClientGolang(t *testing.T) {
 	}
 	if outcomes["ok"] != float64(wantOK) || outcomes["error"] != float64(wantFail) {
 		t.Errorf("outcomes %v, want ok %d, error %d", outcomes, wantOK, wantFail)
+	}
+}
+
+// The sum neither wraps nor loses what it held when observations add up to
+// more than an int64 of nanoseconds, nor when one is absurdly long.
+func TestShardedHistogramSumDoesNotOverflow(t *testing.T) {
+	var h shardedHistogram
+	const n = 3 * (1 << (62 - 50)) * histShards // every shard folds, about three times
+	for range n {
+		h.observe(maxObservedNs)
+	}
+	h.observe(time.Duration(math.MaxInt64)) // counts as maxObservedNs
+	_, count, sum, _, _ := h.snapshot()
+	if count != n+1 {
+		t.Fatalf("count %d, want %d", count, n+1)
+	}
+	want := float64(n+1) * time.Duration(maxObservedNs).Seconds()
+	if math.Abs(sum-want) > 1e-9*want {
+		t.Fatalf("sum %g, want %g", sum, want)
 	}
 }

@@ -567,6 +567,21 @@ func TestValidateDefault(t *testing.T) {
 	assert.NoError(t, DefaultConfig().Validate())
 }
 
+// Event types and transport names become metric label values: one that is
+// not UTF-8 is refused at New, not at every scrape after.
+func TestValidateLabelValuesAreUTF8(t *testing.T) {
+	t.Parallel()
+	c := DefaultConfig()
+	c.Metrics.EventTypes = []string{"chat_message", "bad\xff"}
+	c.Routing.EventTypes = []string{"\xfe"}
+	c.Coalescing.EventTypes = []string{"typing\xc3"}
+	c.Transports["hub\xff"] = map[string]any{"type": "memory"}
+	err := c.Validate()
+	require.ErrorIs(t, err, ErrInvalidConfig)
+	assert.Equal(t, []string{"metrics.event_types", "routing.event_types", "coalescing.event_types", "transports"}, errorKeys(err))
+	assert.Contains(t, err.Error(), "not valid UTF-8")
+}
+
 func TestValidateTransportTypes(t *testing.T) {
 	t.Parallel()
 	reg := transports.NewRegistry()

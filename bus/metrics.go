@@ -127,12 +127,14 @@ func newPipelineMetrics(cfg Config, reg prometheus.Registerer) (*pipelineMetrics
 		pm.ingressWait = &promSeries{h: wait}
 	} else {
 		labels := []string{"transport", "event_type"}
+		created := time.Now()
 		duration := &histogramCollector{
 			desc:    prometheus.NewDesc("event_publish_duration_seconds", publishDurationHelp, labels, nil),
 			outcome: prometheus.NewDesc("switchyard_events_published_total", publishedHelp, append(labels, "outcome"), nil),
+			created: created,
 		}
-		latency := &histogramCollector{desc: prometheus.NewDesc("event_delivery_latency_seconds", deliveryLatencyHelp, labels, nil)}
-		wait := &histogramCollector{desc: prometheus.NewDesc("switchyard_ingress_wait_seconds", ingressWaitHelp, nil, nil)}
+		latency := &histogramCollector{desc: prometheus.NewDesc("event_delivery_latency_seconds", deliveryLatencyHelp, labels, nil), created: created}
+		wait := &histogramCollector{desc: prometheus.NewDesc("switchyard_ingress_wait_seconds", ingressWaitHelp, nil, nil), created: created}
 		collectors = []prometheus.Collector{duration, latency, wait}
 		for _, tr := range names {
 			var pd, lat []durationMetric
