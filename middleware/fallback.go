@@ -138,8 +138,8 @@ type Fallback struct {
 	key          func(*message.Message) string
 	logger       watermill.LoggerAdapter
 
-	mu       sync.RWMutex
-	breakers map[string]*gobreaker.CircuitBreaker[struct{}]
+	mu       sync.Mutex // held to add a breaker
+	breakers atomic.Pointer[map[string]*breaker]
 
 	cooldown *cooldowns
 
@@ -163,9 +163,9 @@ func NewFallback(cfg FallbackConfig, opts FallbackOptions) (*Fallback, error) {
 		transportKey: opts.TransportKey,
 		key:          opts.Key,
 		logger:       opts.Logger,
-		breakers:     make(map[string]*gobreaker.CircuitBreaker[struct{}]),
 		cooldown:     newCooldowns(opts.CooldownKeys),
 	}
+	f.breakers.Store(&map[string]*breaker{})
 	if f.transportKey == "" {
 		f.transportKey = DefaultTransportKey
 	}
@@ -231,11 +231,10 @@ func (f *Fallback) Config() FallbackConfig {
 // BreakerStates returns the state of each transport's breaker: "closed",
 // "half-open" or "open". A transport not yet published on has none.
 func (f *Fallback) BreakerStates() map[string]string {
-	f.mu.RLock()
-	defer f.mu.RUnlock()
-	out := make(map[string]string, len(f.breakers))
-	for name, b := range f.breakers {
-		out[name] = b.State().String()
+	breakers := *f.breakers.Load()
+	out := make(map[string]string, len(breakers))
+	for name, b := range breakers {
+		out[name] = b.cb.State().String()
 	}
 	return out
 }
@@ -258,11 +257,8 @@ func (f *Fallback) Middleware(h message.HandlerFunc) message.HandlerFunc {
 		if t, ok := st.perTransport[from]; ok {
 			dl = t
 		}
-		var out []*message.Message
-		_, err := f.breaker(from).Execute(func() (struct{}, error) {
-			var err error
-			out, err = publishWithin(h, m, dl)
-			return struct{}{}, err
+		out, err := f.breaker(from).run(func() ([]*message.Message, error) {
+			return publishWithin(h, m, dl)
 		})
 		if err == nil {
 			return out, nil
@@ -317,7 +313,7 @@ type deadlines struct {
 type deadlineSlot struct {
 	ctx    context.Context
 	cancel context.CancelFunc // its timer ends it; kept for vet's sake
-	until  time.Time          // publishes that start before it share ctx
+	until  time.Duration      // publishes that start before it (monoNow) share ctx
 }
 
 // newDeadlines takes a positive timeout: Validate refuses others.
@@ -326,19 +322,26 @@ func newDeadlines(timeout time.Duration) *deadlines {
 }
 
 func (d *deadlines) get() context.Context {
-	now := time.Now()
+	now := monoNow()
 	cur := d.cur.Load()
-	if cur != nil && now.Before(cur.until) {
+	if cur != nil && now < cur.until {
 		return cur.ctx
 	}
-	ctx, cancel := context.WithDeadline(context.Background(), now.Add(d.timeout+d.slot))
-	next := &deadlineSlot{ctx: ctx, cancel: cancel, until: now.Add(d.slot)}
+	ctx, cancel := context.WithTimeout(context.Background(), d.timeout+d.slot)
+	next := &deadlineSlot{ctx: ctx, cancel: cancel, until: now + d.slot}
 	if d.cur.CompareAndSwap(cur, next) {
 		return ctx
 	}
 	cancel() // another publish made the slot first
 	return d.cur.Load().ctx
 }
+
+// monoEpoch anchors monoNow: time.Since of a Time with a monotonic reading
+// reads the monotonic clock alone, about half the cost of time.Now.
+var monoEpoch = time.Now()
+
+// monoNow is the monotonic time since monoEpoch.
+func monoNow() time.Duration { return time.Since(monoEpoch) }
 
 // sharedDeadline is a message's context, for its values, bounded by a
 // shared deadline.
@@ -377,34 +380,82 @@ func (f *Fallback) fallBack(h message.HandlerFunc, m *message.Message, cfg *Fall
 	return out, nil
 }
 
-func (f *Fallback) breaker(name string) *gobreaker.CircuitBreaker[struct{}] {
-	f.mu.RLock()
-	b := f.breakers[name]
-	f.mu.RUnlock()
-	if b != nil {
+func (f *Fallback) breaker(name string) *breaker {
+	if b := (*f.breakers.Load())[name]; b != nil {
 		return b
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if b = f.breakers[name]; b != nil {
+	breakers := *f.breakers.Load()
+	if b := breakers[name]; b != nil {
 		return b
 	}
 	threshold := f.opts.FailureThreshold
-	b = gobreaker.NewCircuitBreaker[struct{}](gobreaker.Settings{
+	b := &breaker{}
+	b.clean.Store(true)
+	b.cb = gobreaker.NewCircuitBreaker[struct{}](gobreaker.Settings{
 		Name:        name,
 		MaxRequests: 1,
 		Timeout:     f.opts.ProbeInterval,
 		ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= threshold },
 		OnStateChange: func(name string, from, to gobreaker.State) {
+			// Closed anew, its counts are zero.
+			b.clean.Store(to == gobreaker.StateClosed)
 			f.logger.Info("Circuit breaker changed state", watermill.LogFields{
 				"transport": name, "from": from.String(), "to": to.String(),
 			})
 		},
 		// A caller's cancellation says nothing about the transport.
-		IsExcluded: func(err error) bool { return errors.Is(err, context.Canceled) },
+		IsExcluded: isCanceled,
 	})
-	f.breakers[name] = b
+	next := maps.Clone(breakers)
+	next[name] = b
+	f.breakers.Store(&next)
 	return b
+}
+
+func isCanceled(err error) bool { return errors.Is(err, context.Canceled) }
+
+// breaker is a transport's circuit breaker, with a fast path for the
+// common case.
+type breaker struct {
+	cb *gobreaker.CircuitBreaker[struct{}]
+	// clean: the breaker is closed and has counted no failure since its
+	// last success. A publish that succeeds would change nothing in it, so
+	// while it is clean publishes do not go through it (its mutex, which
+	// every lane would share, and two clock reads); one that fails is
+	// counted in it after the fact, and makes it unclean.
+	//
+	// Concurrent publishes may count a failure or two more in a row than
+	// the breaker would have (a success that races with a failure may not
+	// reset it): with failures that close together, it trips no later.
+	clean atomic.Bool
+}
+
+// run publishes through the breaker. It returns the publish's error, or
+// gobreaker.ErrOpenState or gobreaker.ErrTooManyRequests when the breaker
+// did not let it through.
+func (b *breaker) run(publish func() ([]*message.Message, error)) ([]*message.Message, error) {
+	if b.clean.Load() {
+		out, err := publish()
+		if err == nil || isCanceled(err) {
+			return out, err
+		}
+		b.clean.Store(false)
+		// Counted unless the breaker opened meanwhile.
+		_, _ = b.cb.Execute(func() (struct{}, error) { return struct{}{}, err })
+		return nil, err
+	}
+	var out []*message.Message
+	_, err := b.cb.Execute(func() (struct{}, error) {
+		var err error
+		out, err = publish()
+		return struct{}{}, err
+	})
+	if err == nil && b.cb.State() == gobreaker.StateClosed && b.cb.Counts().ConsecutiveFailures == 0 {
+		b.clean.Store(true)
+	}
+	return out, err
 }
 
 // breakerCollector reads the breakers' states when Prometheus scrapes: a
@@ -415,10 +466,8 @@ type breakerCollector struct{ f *Fallback }
 func (c breakerCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.f.breakerState }
 
 func (c breakerCollector) Collect(ch chan<- prometheus.Metric) {
-	c.f.mu.RLock()
-	defer c.f.mu.RUnlock()
-	for name, b := range c.f.breakers {
-		ch <- prometheus.MustNewConstMetric(c.f.breakerState, prometheus.GaugeValue, float64(b.State()), name)
+	for name, b := range *c.f.breakers.Load() {
+		ch <- prometheus.MustNewConstMetric(c.f.breakerState, prometheus.GaugeValue, float64(b.cb.State()), name)
 	}
 }
 

@@ -3,6 +3,7 @@ package middleware_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"sync"
@@ -195,6 +196,45 @@ func TestFallbackBreakerOpensAndProbes(t *testing.T) {
 		publish("after")
 		assert.Equal(t, []string{"probe", "after"}, tr.received["redis"])
 	})
+}
+
+// A success resets the failures in a row: failures with successes between
+// them never open the breaker, however many, and threshold in a row do.
+func TestFallbackBreakerCountsFailuresInARow(t *testing.T) {
+	tr := newTransports()
+	fail := true
+	tr.set("redis", func(context.Context) error {
+		if fail {
+			return errDown
+		}
+		return nil
+	})
+	f, err := middleware.NewFallback(
+		middleware.FallbackConfig{Enabled: true, To: "http", Cooldown: time.Millisecond},
+		middleware.FallbackOptions{FailureThreshold: 3, ProbeInterval: time.Hour})
+	require.NoError(t, err)
+	h := f.Middleware(tr.handler)
+	n := 0
+	publish := func(ok bool) {
+		t.Helper()
+		n++
+		fail = !ok
+		_, err := h(onRedis(fmt.Sprint(n), fmt.Sprint("key-", n))) // distinct keys: no cooldown
+		require.NoError(t, err)
+	}
+	for range 10 {
+		publish(false)
+		publish(false)
+		publish(true)
+	}
+	assert.Equal(t, "closed", f.BreakerStates()["redis"], "never 3 failures in a row")
+	assert.Equal(t, 30, tr.callCount("redis"), "every publish tried redis")
+	publish(false)
+	publish(false)
+	publish(false)
+	assert.Equal(t, "open", f.BreakerStates()["redis"], "3 in a row")
+	publish(true)
+	assert.Equal(t, 33, tr.callCount("redis"), "open: not tried")
 }
 
 func TestFallbackCooldownKeepsTheKeyOnTheFallback(t *testing.T) {
