@@ -1,6 +1,10 @@
 package bus
 
-import "time"
+import (
+	"time"
+
+	"github.com/switchyard-go/switchyard/internal/calendar"
+)
 
 // monoEpoch anchors monoNow. time.Since on a Time with a monotonic reading
 // reads only the monotonic clock, a third of the cost of time.Now, which
@@ -44,7 +48,7 @@ func parseUTC(s string) (int64, bool) {
 	minute, ok5 := digits(s[14:16])
 	sec, ok6 := digits(s[17:19])
 	if !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6) ||
-		year < 1900 || year > 2199 || month < 1 || month > 12 || day < 1 || day > daysIn(month, year) ||
+		year < 1900 || year > 2199 || month < 1 || month > 12 || day < 1 || day > int64(calendar.DaysIn(int(month), int(year))) ||
 		hour > 23 || minute > 59 || sec > 59 {
 		return 0, false
 	}
@@ -77,19 +81,6 @@ func digits(s string) (int64, bool) {
 		n = n*10 + int64(c)
 	}
 	return n, len(s) > 0
-}
-
-func daysIn(month, year int64) int64 {
-	switch month {
-	case 2:
-		if year%4 == 0 && (year%100 != 0 || year%400 == 0) {
-			return 29
-		}
-		return 28
-	case 4, 6, 9, 11:
-		return 30
-	}
-	return 31
 }
 
 // daysFromCivil is the number of days from 1970-01-01 to the given date of

@@ -9,6 +9,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/switchyard-go/switchyard/internal/calendar"
 )
 
 // The metadata keys the bus uses (constants in package bus, which transports
@@ -299,23 +301,8 @@ func validTime(s string) bool {
 		return v
 	}
 	year, month, day := num(0, 4), num(5, 2), num(8, 2)
-	return month >= 1 && month <= 12 && day >= 1 && day <= daysIn(month, year) &&
+	return month >= 1 && month <= 12 && day >= 1 && day <= calendar.DaysIn(month, year) &&
 		num(11, 2) <= 23 && num(14, 2) <= 59 && num(17, 2) <= 60
-}
-
-// daysIn is the number of days of month (1–12) in the proleptic Gregorian
-// year, as time.Parse counts them.
-func daysIn(month, year int) int {
-	switch month {
-	case 2:
-		if year%4 == 0 && (year%100 != 0 || year%400 == 0) {
-			return 29
-		}
-		return 28
-	case 4, 6, 9, 11:
-		return 30
-	}
-	return 31
 }
 
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }
