@@ -43,6 +43,23 @@ type hubDelivery struct {
 
 func startHub(t *testing.T, redisURL string) *hubSide {
 	t.Helper()
+	b, url := newHubBus(t, redisURL)
+	h := &hubSide{
+		b:      b,
+		url:    url,
+		byUUID: map[string][]string{},
+		unique: make(chan struct{}, 1<<20),
+	}
+	require.NoError(t, b.Handle("hub", "events:chat", h.handle))
+	start(t, b)
+	return h
+}
+
+// newHubBus returns the bus of the hub's side, not yet running, and the URL
+// its HTTP receiver takes events on ({topic} in it): it consumes the Redis
+// consumer group "hub" from the start of the stream and the receiver.
+func newHubBus(t *testing.T, redisURL string) (*bus.Bus, string) {
+	t.Helper()
 	cfg, err := bus.LoadConfig(bus.FromMap(map[string]any{
 		"transports": map[string]any{
 			"redis": map[string]any{
@@ -62,15 +79,7 @@ func startHub(t *testing.T, redisURL string) *hubSide {
 	tr, ok := b.Transport("http")
 	require.True(t, ok)
 	addr := tr.Subscriber.(*httptransport.Server).Addr().(*net.TCPAddr)
-	h := &hubSide{
-		b:      b,
-		url:    fmt.Sprintf("http://%s/api/v1/events/{topic}", addr),
-		byUUID: map[string][]string{},
-		unique: make(chan struct{}, 1<<20),
-	}
-	require.NoError(t, b.Handle("hub", "events:chat", h.handle))
-	start(t, b)
-	return h
+	return b, fmt.Sprintf("http://%s/api/v1/events/{topic}", addr)
 }
 
 // handle records a delivery. The transport is the one the event arrived

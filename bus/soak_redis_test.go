@@ -6,7 +6,6 @@ import (
 	"context"
 	"fmt"
 	"maps"
-	"net"
 	"os"
 	"runtime"
 	"strconv"
@@ -24,7 +23,6 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/switchyard-go/switchyard/bus"
-	httptransport "github.com/switchyard-go/switchyard/transports/http"
 	"github.com/switchyard-go/switchyard/transports/redisstream/redistest"
 )
 
@@ -246,30 +244,8 @@ type soakHub struct {
 
 func startSoakHub(t *testing.T, redisURL string) *soakHub {
 	t.Helper()
-	cfg, err := bus.LoadConfig(bus.FromMap(map[string]any{
-		"transports": map[string]any{
-			"redis": map[string]any{
-				"type": "redisstream", "url": redisURL, "consumer_group": "hub", "start_id": "0",
-			},
-			"http": map[string]any{
-				"type": "http", "receiver": map[string]any{"listen": "127.0.0.1:0", "handler_timeout": "5s"},
-			},
-		},
-		"routing":    map[string]any{"baseline": "memory"},
-		"coalescing": map[string]any{"enabled": false},
-		"consume":    map[string]any{"from": []any{"redis", "http"}},
-	}))
-	require.NoError(t, err)
-	b, err := bus.New(cfg, quiet)
-	require.NoError(t, err)
-	tr, ok := b.Transport("http")
-	require.True(t, ok)
-	addr := tr.Subscriber.(*httptransport.Server).Addr().(*net.TCPAddr)
-	h := &soakHub{
-		url:    fmt.Sprintf("http://%s/api/v1/events/{topic}", addr),
-		chat:   map[string][]uint64{},
-		typing: map[string]int{},
-	}
+	b, url := newHubBus(t, redisURL)
+	h := &soakHub{url: url, chat: map[string][]uint64{}, typing: map[string]int{}}
 	require.NoError(t, b.Handle("hub", "events:chat", h.handle))
 	start(t, b)
 	return h
