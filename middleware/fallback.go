@@ -391,7 +391,7 @@ func (f *Fallback) breaker(name string) *breaker {
 		return b
 	}
 	threshold := f.opts.FailureThreshold
-	b := &breaker{}
+	b := &breaker{closed: true}
 	b.clean.Store(true)
 	b.cb = gobreaker.NewCircuitBreaker[struct{}](gobreaker.Settings{
 		Name:        name,
@@ -399,14 +399,15 @@ func (f *Fallback) breaker(name string) *breaker {
 		Timeout:     f.opts.ProbeInterval,
 		ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= threshold },
 		OnStateChange: func(name string, from, to gobreaker.State) {
-			// Closed anew, its counts are zero.
-			b.clean.Store(to == gobreaker.StateClosed)
+			b.changed(to)
 			f.logger.Info("Circuit breaker changed state", watermill.LogFields{
 				"transport": name, "from": from.String(), "to": to.String(),
 			})
 		},
-		// A caller's cancellation says nothing about the transport.
-		IsExcluded: isCanceled,
+		IsSuccessful: b.counted,
+		// A caller's cancellation says nothing about the transport; a
+		// failure from before the breaker last changed state is history.
+		IsExcluded: func(err error) bool { return isCanceled(err) || errors.Is(err, errStale) },
 	})
 	next := maps.Clone(breakers)
 	next[name] = b
@@ -416,46 +417,84 @@ func (f *Fallback) breaker(name string) *breaker {
 
 func isCanceled(err error) bool { return errors.Is(err, context.Canceled) }
 
+// errStale marks the failure of a publish that started before its
+// breaker last changed state: gobreaker excludes it.
+var errStale = errors.New("middleware: the breaker changed state during the publish")
+
 // breaker is a transport's circuit breaker, with a fast path for the
 // common case.
+//
+// While it is clean (closed, with no failure counted since its last
+// success) a publish that succeeds would change nothing in it, so
+// publishes skip it: its mutex, which every lane would share, and its two
+// clock reads. A publish that fails is counted in it after the fact, as a
+// publish of the state it started in: one that started before the breaker
+// last changed state is not counted, as gobreaker does not count a request
+// of an older generation. clean and closed are written only under
+// gobreaker's mutex (in its callbacks), so they follow its state exactly.
 type breaker struct {
 	cb *gobreaker.CircuitBreaker[struct{}]
-	// clean: the breaker is closed and has counted no failure since its
-	// last success. A publish that succeeds would change nothing in it, so
-	// while it is clean publishes do not go through it (its mutex, which
-	// every lane would share, and two clock reads); one that fails is
-	// counted in it after the fact, and makes it unclean.
-	//
-	// Concurrent publishes may count a failure or two more in a row than
-	// the breaker would have (a success that races with a failure may not
-	// reset it): with failures that close together, it trips no later.
-	clean atomic.Bool
+	// epoch counts the breaker's state changes.
+	epoch  atomic.Uint64
+	clean  atomic.Bool
+	closed bool // under gobreaker's mutex
+}
+
+// changed is gobreaker's OnStateChange: under its mutex. A breaker that
+// closes has zero counts.
+func (b *breaker) changed(to gobreaker.State) {
+	b.closed = to == gobreaker.StateClosed
+	b.clean.Store(b.closed)
+	b.epoch.Add(1)
+}
+
+// counted is gobreaker's IsSuccessful: under its mutex, for a result it
+// counts. A success in a closed breaker clears its failures in a row; a
+// failure adds one.
+func (b *breaker) counted(err error) bool {
+	b.clean.Store(err == nil && b.closed)
+	return err == nil
 }
 
 // run publishes through the breaker. It returns the publish's error, or
 // gobreaker.ErrOpenState or gobreaker.ErrTooManyRequests when the breaker
 // did not let it through.
 func (b *breaker) run(publish func() ([]*message.Message, error)) ([]*message.Message, error) {
-	if b.clean.Load() {
-		out, err := publish()
-		if err == nil || isCanceled(err) {
-			return out, err
-		}
-		b.clean.Store(false)
-		// Counted unless the breaker opened meanwhile.
-		_, _ = b.cb.Execute(func() (struct{}, error) { return struct{}{}, err })
-		return nil, err
+	if !b.clean.Load() {
+		var out []*message.Message
+		_, err := b.cb.Execute(func() (struct{}, error) {
+			var err error
+			out, err = publish()
+			return struct{}{}, err
+		})
+		return out, err
 	}
-	var out []*message.Message
-	_, err := b.cb.Execute(func() (struct{}, error) {
-		var err error
-		out, err = publish()
-		return struct{}{}, err
-	})
-	if err == nil && b.cb.State() == gobreaker.StateClosed && b.cb.Counts().ConsecutiveFailures == 0 {
-		b.clean.Store(true)
+	epoch := b.epoch.Load()
+	returned := false
+	defer func() {
+		if !returned { // a panic: a failure, as gobreaker counts it
+			r := recover()
+			b.count(epoch, fmt.Errorf("panic: %v", r))
+			panic(r)
+		}
+	}()
+	out, err := publish()
+	returned = true
+	if err != nil && !isCanceled(err) {
+		b.count(epoch, err)
 	}
 	return out, err
+}
+
+// count counts err, the failure of a publish that started at epoch, unless
+// the breaker has changed state since, or is open.
+func (b *breaker) count(epoch uint64, err error) {
+	_, _ = b.cb.Execute(func() (struct{}, error) {
+		if b.epoch.Load() != epoch {
+			return struct{}{}, errStale
+		}
+		return struct{}{}, err
+	})
 }
 
 // breakerCollector reads the breakers' states when Prometheus scrapes: a

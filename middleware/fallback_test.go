@@ -237,6 +237,80 @@ func TestFallbackBreakerCountsFailuresInARow(t *testing.T) {
 	assert.Equal(t, 33, tr.callCount("redis"), "open: not tried")
 }
 
+// A publish that fails after its breaker opened and went half-open is of
+// an older generation: its failure is not taken for the probe's, and the
+// probe still reaches the transport.
+func TestFallbackStaleFailureIsNotTheProbe(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		release := make(chan struct{})
+		var mu sync.Mutex
+		probes := 0
+		handler := func(m *message.Message) ([]*message.Message, error) {
+			if m.Metadata.Get("transport") == "http" {
+				return nil, nil
+			}
+			switch m.UUID {
+			case "slow":
+				<-release
+				return nil, errDown
+			case "b", "c":
+				return nil, errDown
+			}
+			mu.Lock()
+			probes++
+			mu.Unlock()
+			return nil, nil
+		}
+		f, err := middleware.NewFallback(
+			middleware.FallbackConfig{Enabled: true, To: "http", PublishTimeout: 5 * time.Second, Cooldown: time.Millisecond},
+			middleware.FallbackOptions{FailureThreshold: 2, ProbeInterval: time.Second})
+		require.NoError(t, err)
+		h := f.Middleware(handler)
+
+		slowDone := make(chan error, 1)
+		go func() {
+			_, err := h(onRedis("slow", "k-slow"))
+			slowDone <- err
+		}()
+		synctest.Wait() // the slow publish is in the transport, the breaker clean
+		for _, id := range []string{"b", "c"} {
+			_, err := h(onRedis(id, "k-"+id))
+			require.NoError(t, err, "fell back")
+		}
+		assert.Equal(t, "open", f.BreakerStates()["redis"])
+		time.Sleep(time.Second + time.Millisecond)
+		assert.Equal(t, "half-open", f.BreakerStates()["redis"])
+
+		close(release) // the slow publish fails now, half-open
+		require.NoError(t, <-slowDone, "fell back")
+		assert.Equal(t, "half-open", f.BreakerStates()["redis"], "an old failure is no probe")
+
+		_, err = h(onRedis("probe", "k-probe"))
+		require.NoError(t, err)
+		assert.Equal(t, 1, probes, "the probe reached redis")
+		assert.Equal(t, "closed", f.BreakerStates()["redis"])
+	})
+}
+
+// A publish that panics counts as a failure, as gobreaker counts one, and
+// the panic goes on up.
+func TestFallbackPanicCountsAsAFailure(t *testing.T) {
+	f, err := middleware.NewFallback(
+		middleware.FallbackConfig{Enabled: true, To: "http", Cooldown: time.Millisecond},
+		middleware.FallbackOptions{FailureThreshold: 2, ProbeInterval: time.Hour})
+	require.NoError(t, err)
+	h := f.Middleware(func(m *message.Message) ([]*message.Message, error) {
+		if m.Metadata.Get("transport") == "redis" {
+			panic("transport bug")
+		}
+		return nil, nil
+	})
+	for i := range 2 {
+		assert.PanicsWithValue(t, "transport bug", func() { _, _ = h(onRedis(fmt.Sprint(i), fmt.Sprint("k", i))) })
+	}
+	assert.Equal(t, "open", f.BreakerStates()["redis"], "two panics in a row")
+}
+
 func TestFallbackCooldownKeepsTheKeyOnTheFallback(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		tr := newTransports()
