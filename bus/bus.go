@@ -17,6 +17,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/switchyard-go/switchyard/internal/monotime"
 	"github.com/switchyard-go/switchyard/transports"
 	"github.com/switchyard-go/switchyard/transports/memory"
 )
@@ -389,7 +390,7 @@ func (b *Bus) Publish(topic string, msgs ...*message.Message) error {
 		caller := m.Context()
 		d := newDelivery(caller, topic, false)
 		if b.metrics != nil {
-			d.accepted = monoNow()
+			d.accepted = monotime.Now()
 		}
 		m.SetContext(d)
 		err := b.ingress.PublishContext(caller, ingressTopic, m)
@@ -414,7 +415,7 @@ func (b *Bus) PublishSync(ctx context.Context, topic string, msgs ...*message.Me
 		caller := m.Context()
 		d := newDelivery(ctx, topic, true)
 		if b.metrics != nil {
-			d.accepted = monoNow()
+			d.accepted = monotime.Now()
 		}
 		m.SetContext(d)
 		err := b.ingress.PublishContext(ctx, ingressTopic, m)
@@ -484,9 +485,9 @@ func (b *Bus) dispatch(m *message.Message) error {
 	}
 	var err error
 	if out.metrics != nil {
-		start := monoNow()
+		start := monotime.Now()
 		err = out.pub.Publish(d.topic, m)
-		out.metrics[b.metrics.typeIndex(m.Metadata.Get(MetaEventType))].observe(monoNow()-start, err)
+		out.metrics[b.metrics.typeIndex(m.Metadata.Get(MetaEventType))].observe(monotime.Now()-start, err)
 	} else {
 		err = out.pub.Publish(d.topic, m)
 	}
@@ -510,7 +511,7 @@ func (b *Bus) enter(h message.HandlerFunc) message.HandlerFunc {
 		d := deliveryFrom(m.Context())
 		if b.metrics != nil && d != nil && !d.waitObserved {
 			d.waitObserved = true
-			b.metrics.ingressWait.observe(monoNow()-d.accepted, nil)
+			b.metrics.ingressWait.observe(monotime.Now()-d.accepted, nil)
 		}
 		panicked := true
 		defer func() {

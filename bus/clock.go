@@ -6,16 +6,6 @@ import (
 	"github.com/switchyard-go/switchyard/internal/calendar"
 )
 
-// monoEpoch anchors monoNow. time.Since on a Time with a monotonic reading
-// reads only the monotonic clock, a third of the cost of time.Now, which
-// reads the wall clock too: the per-event metrics measure their intervals
-// this way.
-var monoEpoch = time.Now()
-
-// monoNow is the monotonic time since monoEpoch. Only differences of two
-// readings mean anything.
-func monoNow() time.Duration { return time.Since(monoEpoch) }
-
 // parsePublishedAt returns the time in a published_at value as nanoseconds
 // since the Unix epoch. The layout NewMessage writes, RFC 3339 in UTC with
 // up to nine fraction digits ("2006-01-02T15:04:05.999999999Z"), is read

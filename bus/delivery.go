@@ -21,7 +21,7 @@ type delivery struct {
 	parent context.Context
 	topic  string
 	sync   bool
-	// accepted is the monoNow of Publish, for the ingress wait.
+	// accepted is the monotime.Now of Publish, for the ingress wait.
 	accepted time.Duration
 	// waitObserved: the ingress wait was observed, on the first pass. Read
 	// and written by one pipeline pass at a time.

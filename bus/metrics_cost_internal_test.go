@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/switchyard-go/switchyard/internal/monotime"
 )
 
 // BenchmarkEventMetrics is the per-event metrics' own work, alone: what
@@ -19,10 +21,10 @@ func BenchmarkEventMetrics(b *testing.B) {
 	publishedAt := time.Now().UTC().Format(time.RFC3339Nano)
 	b.ReportAllocs()
 	for b.Loop() {
-		accepted := monoNow()                           // Publish
-		pm.ingressWait.observe(monoNow()-accepted, nil) // observeWait
-		start := monoNow()                              // dispatch
-		pm.publish[0][pm.typeIndex("chat_message")].observe(monoNow()-start, nil)
+		accepted := monotime.Now()                           // Publish
+		pm.ingressWait.observe(monotime.Now()-accepted, nil) // observeWait
+		start := monotime.Now()                              // dispatch
+		pm.publish[0][pm.typeIndex("chat_message")].observe(monotime.Now()-start, nil)
 		pm.delivered(0, "chat_message", publishedAt, time.Now().UnixNano()) // observeDelivery
 	}
 }
@@ -38,10 +40,10 @@ func BenchmarkEventMetricsParallel(b *testing.B) {
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			accepted := monoNow()
-			pm.ingressWait.observe(monoNow()-accepted, nil)
-			start := monoNow()
-			pm.publish[0][pm.typeIndex("chat_message")].observe(monoNow()-start, nil)
+			accepted := monotime.Now()
+			pm.ingressWait.observe(monotime.Now()-accepted, nil)
+			start := monotime.Now()
+			pm.publish[0][pm.typeIndex("chat_message")].observe(monotime.Now()-start, nil)
 			pm.delivered(0, "chat_message", publishedAt, time.Now().UnixNano())
 		}
 	})

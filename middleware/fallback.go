@@ -13,6 +13,8 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sony/gobreaker/v2"
+
+	"github.com/switchyard-go/switchyard/internal/monotime"
 )
 
 // Defaults of FallbackConfig and FallbackOptions.
@@ -313,7 +315,7 @@ type deadlines struct {
 type deadlineSlot struct {
 	ctx    context.Context
 	cancel context.CancelFunc // its timer ends it; kept for vet's sake
-	until  time.Duration      // publishes that start before it (monoNow) share ctx
+	until  time.Duration      // publishes that start before it (monotime.Now) share ctx
 }
 
 // newDeadlines takes a positive timeout: Validate refuses others.
@@ -322,7 +324,7 @@ func newDeadlines(timeout time.Duration) *deadlines {
 }
 
 func (d *deadlines) get() context.Context {
-	now := monoNow()
+	now := monotime.Now()
 	cur := d.cur.Load()
 	if cur != nil && now < cur.until {
 		return cur.ctx
@@ -335,13 +337,6 @@ func (d *deadlines) get() context.Context {
 	cancel() // another publish made the slot first
 	return d.cur.Load().ctx
 }
-
-// monoEpoch anchors monoNow: time.Since of a Time with a monotonic reading
-// reads the monotonic clock alone, about half the cost of time.Now.
-var monoEpoch = time.Now()
-
-// monoNow is the monotonic time since monoEpoch.
-func monoNow() time.Duration { return time.Since(monoEpoch) }
 
 // sharedDeadline is a message's context, for its values, bounded by a
 // shared deadline.
