@@ -98,8 +98,13 @@ func newPipelineMetrics(cfg Config, reg prometheus.Registerer) (*pipelineMetrics
 	for i, n := range names {
 		pm.transports[n] = i
 	}
-	labelTypes := append(slices.Clone(types), otherEventType)
-	var collectors []prometheus.Collector
+	// The series of a transport and an event type, and the ingress wait's:
+	// client_golang's with native histograms, the bus's own sharded ones
+	// otherwise.
+	var (
+		collectors        []prometheus.Collector
+		publish, delivery func(transport, eventType string) durationMetric
+	)
 	if cfg.Metrics.NativeHistograms {
 		histogram := func(name, help string, labels []string) *prometheus.HistogramVec {
 			return prometheus.NewHistogramVec(histogramOpts(name, help, true), labels)
@@ -111,19 +116,14 @@ func newPipelineMetrics(cfg Config, reg prometheus.Registerer) (*pipelineMetrics
 		}, []string{"transport", "event_type", "outcome"})
 		wait := prometheus.NewHistogram(histogramOpts("switchyard_ingress_wait_seconds", ingressWaitHelp, true))
 		collectors = []prometheus.Collector{duration, latency, published, wait}
-		for _, tr := range names {
-			var pd, lat []durationMetric
-			for _, et := range labelTypes {
-				pd = append(pd, &promSeries{
-					h:    duration.WithLabelValues(tr, et),
-					ok:   published.WithLabelValues(tr, et, "ok"),
-					fail: published.WithLabelValues(tr, et, "error"),
-				})
-				lat = append(lat, &promSeries{h: latency.WithLabelValues(tr, et)})
+		publish = func(tr, et string) durationMetric {
+			return &promSeries{
+				h:    duration.WithLabelValues(tr, et),
+				ok:   published.WithLabelValues(tr, et, "ok"),
+				fail: published.WithLabelValues(tr, et, "error"),
 			}
-			pm.publish = append(pm.publish, pd)
-			pm.delivery = append(pm.delivery, lat)
 		}
+		delivery = func(tr, et string) durationMetric { return &promSeries{h: latency.WithLabelValues(tr, et)} }
 		pm.ingressWait = &promSeries{h: wait}
 	} else {
 		labels := []string{"transport", "event_type"}
@@ -136,16 +136,19 @@ func newPipelineMetrics(cfg Config, reg prometheus.Registerer) (*pipelineMetrics
 		latency := &histogramCollector{desc: prometheus.NewDesc("event_delivery_latency_seconds", deliveryLatencyHelp, labels, nil), created: created}
 		wait := &histogramCollector{desc: prometheus.NewDesc("switchyard_ingress_wait_seconds", ingressWaitHelp, nil, nil), created: created}
 		collectors = []prometheus.Collector{duration, latency, wait}
-		for _, tr := range names {
-			var pd, lat []durationMetric
-			for _, et := range labelTypes {
-				pd = append(pd, duration.add(tr, et))
-				lat = append(lat, latency.add(tr, et))
-			}
-			pm.publish = append(pm.publish, pd)
-			pm.delivery = append(pm.delivery, lat)
-		}
+		publish = func(tr, et string) durationMetric { return duration.add(tr, et) }
+		delivery = func(tr, et string) durationMetric { return latency.add(tr, et) }
 		pm.ingressWait = wait.add()
+	}
+	labelTypes := append(slices.Clone(types), otherEventType)
+	for _, tr := range names {
+		var pd, lat []durationMetric
+		for _, et := range labelTypes {
+			pd = append(pd, publish(tr, et))
+			lat = append(lat, delivery(tr, et))
+		}
+		pm.publish = append(pm.publish, pd)
+		pm.delivery = append(pm.delivery, lat)
 	}
 	for _, c := range collectors {
 		if err := reg.Register(c); err != nil {

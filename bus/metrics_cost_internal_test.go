@@ -9,42 +9,43 @@ import (
 	"github.com/switchyard-go/switchyard/internal/monotime"
 )
 
-// BenchmarkEventMetrics is the per-event metrics' own work, alone: what
-// the pipeline, dispatch and a Handle consumer do for one event (clock
-// reads, the ingress wait, the publish duration and outcome, the parse of
+// eventMetrics is the per-event metrics' own work for one event: what
+// Publish, the entry stage, dispatch and a Handle consumer do (clock reads,
+// the ingress wait, the publish duration and outcome, the parse of
 // published_at and the delivery latency).
-func BenchmarkEventMetrics(b *testing.B) {
+func eventMetrics(pm *pipelineMetrics, publishedAt string) {
+	accepted := monotime.Now()                           // Publish
+	pm.ingressWait.observe(monotime.Now()-accepted, nil) // enter
+	start := monotime.Now()                              // dispatch
+	pm.publish[0][pm.typeIndex("chat_message")].observe(monotime.Now()-start, nil)
+	pm.delivered(0, "chat_message", publishedAt, time.Now().UnixNano()) // observeDelivery
+}
+
+func newBenchMetrics(b *testing.B) (*pipelineMetrics, string) {
+	b.Helper()
 	pm, err := newPipelineMetrics(DefaultConfig(), prometheus.NewRegistry())
 	if err != nil {
 		b.Fatal(err)
 	}
-	publishedAt := time.Now().UTC().Format(time.RFC3339Nano)
 	b.ReportAllocs()
+	return pm, time.Now().UTC().Format(time.RFC3339Nano)
+}
+
+// BenchmarkEventMetrics is eventMetrics alone, from one goroutine.
+func BenchmarkEventMetrics(b *testing.B) {
+	pm, publishedAt := newBenchMetrics(b)
 	for b.Loop() {
-		accepted := monotime.Now()                           // Publish
-		pm.ingressWait.observe(monotime.Now()-accepted, nil) // observeWait
-		start := monotime.Now()                              // dispatch
-		pm.publish[0][pm.typeIndex("chat_message")].observe(monotime.Now()-start, nil)
-		pm.delivered(0, "chat_message", publishedAt, time.Now().UnixNano()) // observeDelivery
+		eventMetrics(pm, publishedAt)
 	}
 }
 
-// BenchmarkEventMetricsParallel is BenchmarkEventMetrics from GOMAXPROCS
-// goroutines at once, as the Router's handlers run: the series are shared.
+// BenchmarkEventMetricsParallel is eventMetrics from GOMAXPROCS goroutines
+// at once, as the Router's handlers run: the series are shared.
 func BenchmarkEventMetricsParallel(b *testing.B) {
-	pm, err := newPipelineMetrics(DefaultConfig(), prometheus.NewRegistry())
-	if err != nil {
-		b.Fatal(err)
-	}
-	publishedAt := time.Now().UTC().Format(time.RFC3339Nano)
-	b.ReportAllocs()
+	pm, publishedAt := newBenchMetrics(b)
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			accepted := monotime.Now()
-			pm.ingressWait.observe(monotime.Now()-accepted, nil)
-			start := monotime.Now()
-			pm.publish[0][pm.typeIndex("chat_message")].observe(monotime.Now()-start, nil)
-			pm.delivered(0, "chat_message", publishedAt, time.Now().UnixNano())
+			eventMetrics(pm, publishedAt)
 		}
 	})
 }
