@@ -41,7 +41,7 @@ func BenchmarkBusRouting(b *testing.B) {
 			cfg.Routing.Percentage = 100
 			cfg.Routing.Fallback.Enabled = on
 			cfg.Consume.From = []string{"memory", "candidate"}
-			benchBus(b, cfg, bus.WithLoggerAdapter(watermill.NopLogger{}))
+			benchBus(b, cfg, emptyHandler, bus.WithLoggerAdapter(watermill.NopLogger{}))
 		})
 	}
 }
@@ -69,21 +69,18 @@ func BenchmarkBusMetrics(b *testing.B) {
 			} else {
 				opts = append(opts, bus.WithoutEventMetrics())
 			}
-			b.Run(name, func(b *testing.B) {
-				cfg := bus.DefaultConfig()
-				handled := newCountdown(b.N)
-				publishAndWait(b, runningBusWith(b, cfg, handler.make(handled.done), opts...), handled)
-			})
+			b.Run(name, func(b *testing.B) { benchBus(b, bus.DefaultConfig(), handler.make, opts...) })
 		}
 	}
 }
 
-// benchBus runs a bus built from cfg with one Handle consumer and measures
-// it with publishAndWait.
-func benchBus(b *testing.B, cfg bus.Config, opts ...bus.Option) {
+// benchBus runs a bus built from cfg with one Handle consumer, made by
+// consumer around the count of events handled, and measures it with
+// publishAndWait.
+func benchBus(b *testing.B, cfg bus.Config, consumer func(handled func()) message.NoPublishHandlerFunc, opts ...bus.Option) {
 	b.Helper()
 	handled := newCountdown(b.N)
-	publishAndWait(b, runningBusWith(b, cfg, emptyHandler(handled.done), opts...), handled)
+	publishAndWait(b, runningBusWith(b, cfg, consumer(handled.done), opts...), handled)
 }
 
 // publishAndWait publishes b.N events to bs from GOMAXPROCS goroutines and

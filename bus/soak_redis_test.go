@@ -126,23 +126,26 @@ func TestSoakRolloutUnderChaos(t *testing.T) {
 			typing := map[string]int{} // also the next typing event's number
 			pace := time.NewTicker(2 * time.Millisecond)
 			defer pace.Stop()
-			for i := 0; ctx.Err() == nil; i++ {
-				key := "conv-" + strconv.Itoa(p) + "-" + strconv.Itoa(i%keysEach)
-				m := bus.NewMessage("chat_message", key, []byte(strconv.Itoa(seq[key])))
+			// publish sends the event numbered sent[key] and counts it.
+			publish := func(eventType, key string, sent map[string]int) bool {
+				m := bus.NewMessage(eventType, key, []byte(strconv.Itoa(sent[key])))
 				if err := app.Publish("events:chat", m); err != nil {
 					publishErrs.Add(1)
-					t.Errorf("publish chat_message: %v", err)
+					t.Errorf("publish %s: %v", eventType, err)
+					return false
+				}
+				sent[key]++
+				return true
+			}
+			for i := 0; ctx.Err() == nil; i++ {
+				key := "conv-" + strconv.Itoa(p) + "-" + strconv.Itoa(i%keysEach)
+				if !publish("chat_message", key, seq) {
 					return
 				}
-				seq[key]++
 				for range 3 { // a burst of typing for the same conversation
-					m := bus.NewMessage("typing", key, []byte(strconv.Itoa(typing[key])))
-					if err := app.Publish("events:chat", m); err != nil {
-						publishErrs.Add(1)
-						t.Errorf("publish typing: %v", err)
+					if !publish("typing", key, typing) {
 						return
 					}
-					typing[key]++
 				}
 				select {
 				case <-pace.C:
