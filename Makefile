@@ -4,12 +4,13 @@ GO        ?= go
 PKGS      ?= ./...
 BENCHTIME ?= 200000x
 COUNT     ?= 6
+RATIO_COUNT ?= 10
 FUZZTIME  ?= 30s
 SOAK      ?= 2m
 STATICCHECK_VERSION ?= v0.8.2
 BENCHSTAT_VERSION   ?= v0.0.0-20260908200009-22c9c6c9d4da
 
-.PHONY: run test deps lint bench bench-redis fuzz soak redis
+.PHONY: run test deps lint bench bench-ratios bench-redis fuzz soak redis
 
 run:
 	$(GO) run ./examples/chat
@@ -44,6 +45,14 @@ lint:
 bench:
 	$(GO) test -run '^$$' -bench . -skip 'Redis' -benchmem -benchtime $(BENCHTIME) -count $(COUNT) ./benchmarks/ | tee bench.txt
 	$(GO) run golang.org/x/perf/cmd/benchstat@$(BENCHSTAT_VERSION) bench.txt
+
+# What the per-event metrics and the routing stages cost, as ratios: each
+# variant takes turns with its reference in one process, and
+# BusInterleavedNull, two identical buses, shows the method's own spread
+# (docs/performance.md).
+bench-ratios:
+	$(GO) test -run '^$$' -bench 'Interleaved' -benchtime 600000x -count $(RATIO_COUNT) ./benchmarks/ | tee bench-ratios.txt
+	$(GO) run golang.org/x/perf/cmd/benchstat@$(BENCHSTAT_VERSION) bench-ratios.txt
 
 # Redis Streams against raw go-redis and watermill-redisstream, one
 # redis-server for all (see docs/performance.md).
