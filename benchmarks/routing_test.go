@@ -33,18 +33,30 @@ func BenchmarkBusRouting(b *testing.B) {
 			name = "routing=on"
 		}
 		b.Run(name, func(b *testing.B) {
-			cfg := bus.DefaultConfig()
-			cfg.Transports["candidate"] = map[string]any{"type": "memory"}
-			cfg.Routing.Baseline = "memory"
-			cfg.Routing.Candidate = "candidate"
-			cfg.Routing.Enabled = on
-			cfg.Routing.Percentage = 100
-			cfg.Routing.Fallback.Enabled = on
-			cfg.Consume.From = []string{"memory", "candidate"}
-			benchBus(b, cfg, emptyHandler, bus.WithLoggerAdapter(watermill.NopLogger{}))
+			benchBus(b, routedConfig(on), emptyHandler, bus.WithLoggerAdapter(watermill.NopLogger{}))
 		})
 	}
 }
+
+// routedConfig is BusRouting's bus: two memory transports, both consumed,
+// with the split at 100% and fallback both on or both off.
+func routedConfig(on bool) bus.Config {
+	cfg := bus.DefaultConfig()
+	cfg.Transports["candidate"] = map[string]any{"type": "memory"}
+	cfg.Routing.Baseline = "memory"
+	cfg.Routing.Candidate = "candidate"
+	cfg.Routing.Enabled = on
+	cfg.Routing.Percentage = 100
+	cfg.Routing.Fallback.Enabled = on
+	cfg.Consume.From = []string{"memory", "candidate"}
+	return cfg
+}
+
+// metricsConsumers are BusMetrics' two consumers.
+var metricsConsumers = []struct {
+	name string
+	make func(handled func()) message.NoPublishHandlerFunc
+}{{"empty", emptyHandler}, {"reads", readingHandler}}
 
 // BenchmarkBusMetrics measures what the per-event metrics cost end to end
 // on the default configuration (memory transport): metrics=off is a bus
@@ -57,10 +69,7 @@ func BenchmarkBusRouting(b *testing.B) {
 // first touch of the event's metadata, cold from the queue) or reads the
 // event's type, key and payload (handler=reads), as any consumer does.
 func BenchmarkBusMetrics(b *testing.B) {
-	for _, handler := range []struct {
-		name string
-		make func(handled func()) message.NoPublishHandlerFunc
-	}{{"empty", emptyHandler}, {"reads", readingHandler}} {
+	for _, handler := range metricsConsumers {
 		for _, on := range []bool{false, true} {
 			name := "handler=" + handler.name + "/metrics=off"
 			opts := []bus.Option{bus.WithLoggerAdapter(watermill.NopLogger{})}
