@@ -90,3 +90,14 @@ func FuzzParsePublishedAt(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkParsePublishedAt is one parse of what NewMessage writes, its
+// input in the cache.
+func BenchmarkParsePublishedAt(b *testing.B) {
+	s := time.Now().UTC().Format(time.RFC3339Nano)
+	for b.Loop() {
+		if _, ok := parsePublishedAt(s); !ok {
+			b.Fatal("no parse")
+		}
+	}
+}

@@ -14,3 +14,19 @@ func TestNowMeasuresIntervals(t *testing.T) {
 		t.Fatalf("Now advanced %s over a sleep of 2ms", d)
 	}
 }
+
+var sink time.Duration
+
+// BenchmarkNow is a reading of Now; BenchmarkTimeNow, of time.Now, which
+// reads the wall clock as well, for comparison.
+func BenchmarkNow(b *testing.B) {
+	for b.Loop() {
+		sink += Now()
+	}
+}
+
+func BenchmarkTimeNow(b *testing.B) {
+	for b.Loop() {
+		sink += time.Duration(time.Now().UnixNano())
+	}
+}
