@@ -36,17 +36,21 @@ import (
 // second of the bus's work, long next to a turn's start and end.
 const turnEvents = 10_000
 
-// BenchmarkBusMetricsInterleaved is BusMetrics (metrics off, the
-// reference, against on) with turns: the per-event metrics' cost as a
-// ratio.
+// BenchmarkBusMetricsInterleaved is BusMetrics with turns: the per-event
+// metrics' cost as a ratio, against metrics off (the reference), on the
+// default configuration (metrics=on) and with the memory transport's
+// deliveries timed too (metrics=all).
 func BenchmarkBusMetricsInterleaved(b *testing.B) {
+	nop := bus.WithLoggerAdapter(watermill.NopLogger{})
+	ref := metricsLevels[0]
 	for _, handler := range metricsConsumers {
-		b.Run("handler="+handler.name, func(b *testing.B) {
-			nop := bus.WithLoggerAdapter(watermill.NopLogger{})
-			interleave(b,
-				newTurnBus(b, bus.DefaultConfig(), handler.make, nop, bus.WithoutEventMetrics()),
-				newTurnBus(b, bus.DefaultConfig(), handler.make, nop))
-		})
+		for _, level := range metricsLevels[1:] {
+			b.Run("handler="+handler.name+"/metrics="+level.name, func(b *testing.B) {
+				interleave(b,
+					newTurnBus(b, ref.config(), handler.make, append([]bus.Option{nop}, ref.opts...)...),
+					newTurnBus(b, level.config(), handler.make, append([]bus.Option{nop}, level.opts...)...))
+			})
+		}
 	}
 }
 

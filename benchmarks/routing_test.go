@@ -60,9 +60,11 @@ var metricsConsumers = []struct {
 
 // BenchmarkBusMetrics measures what the per-event metrics cost end to end
 // on the default configuration (memory transport): metrics=off is a bus
-// built WithoutEventMetrics, the reference; metrics=on observes the ingress
-// wait, the publish duration and outcome, and the delivery latency of every
-// event. benchstat -col /metrics shows their cost.
+// built WithoutEventMetrics, the reference; metrics=on, the default,
+// observes the ingress wait and the publish duration and outcome of every
+// event (the memory transport, in process, does not time deliveries);
+// metrics=all times every delivery too (metrics.in_process_delivery_latency).
+// benchstat -col /metrics shows their cost.
 //
 // The consumer is either empty (handler=empty: it reads nothing of the
 // event, so the delivery latency's read of published_at is the consumer's
@@ -70,17 +72,28 @@ var metricsConsumers = []struct {
 // event's type, key and payload (handler=reads), as any consumer does.
 func BenchmarkBusMetrics(b *testing.B) {
 	for _, handler := range metricsConsumers {
-		for _, on := range []bool{false, true} {
-			name := "handler=" + handler.name + "/metrics=off"
-			opts := []bus.Option{bus.WithLoggerAdapter(watermill.NopLogger{})}
-			if on {
-				name = "handler=" + handler.name + "/metrics=on"
-			} else {
-				opts = append(opts, bus.WithoutEventMetrics())
-			}
-			b.Run(name, func(b *testing.B) { benchBus(b, bus.DefaultConfig(), handler.make, opts...) })
+		for _, level := range metricsLevels {
+			opts := append([]bus.Option{bus.WithLoggerAdapter(watermill.NopLogger{})}, level.opts...)
+			b.Run("handler="+handler.name+"/metrics="+level.name, func(b *testing.B) {
+				benchBus(b, level.config(), handler.make, opts...)
+			})
 		}
 	}
+}
+
+// metricsLevels are BusMetrics' buses: the reference first.
+var metricsLevels = []struct {
+	name   string
+	config func() bus.Config
+	opts   []bus.Option
+}{
+	{"off", bus.DefaultConfig, []bus.Option{bus.WithoutEventMetrics()}},
+	{"on", bus.DefaultConfig, nil},
+	{"all", func() bus.Config {
+		cfg := bus.DefaultConfig()
+		cfg.Metrics.InProcessDeliveryLatency = true
+		return cfg
+	}, nil},
 }
 
 // benchBus runs a bus built from cfg with one Handle consumer, made by

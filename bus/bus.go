@@ -200,7 +200,10 @@ func New(cfg Config, opts ...Option) (*Bus, error) {
 		return nil, fmt.Errorf("bus: register metrics: %w", err)
 	}
 	if !o.noMetrics {
-		if b.metrics, err = newPipelineMetrics(cfg, b.reg); err != nil {
+		timesDelivery := func(name string) bool {
+			return cfg.Metrics.InProcessDeliveryLatency || !b.transports[name].InProcess
+		}
+		if b.metrics, err = newPipelineMetrics(cfg, b.reg, timesDelivery); err != nil {
 			b.closeTransports()
 			return nil, err
 		}
@@ -551,10 +554,12 @@ func growStack() {
 func keepFrame(*[stackReserve]byte) {}
 
 // observeDelivery wraps a Handle handler: it observes the delivery latency
-// of each event, from its published_at to the handler's start.
+// of each event, from its published_at to the handler's start, unless the
+// transport is not timed (in process, without
+// metrics.in_process_delivery_latency).
 func (b *Bus) observeDelivery(transport string, h message.NoPublishHandlerFunc) message.NoPublishHandlerFunc {
 	t, ok := b.metrics.transports[transport]
-	if !ok {
+	if !ok || b.metrics.delivery[t] == nil {
 		return h
 	}
 	return func(m *message.Message) error {

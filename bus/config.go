@@ -37,6 +37,14 @@ type MetricsConfig struct {
 	// NativeHistograms adds Prometheus native (sparse) buckets to every
 	// histogram, beside the classic ones.
 	NativeHistograms bool `koanf:"native_histograms"`
+	// InProcessDeliveryLatency observes event_delivery_latency_seconds on
+	// in-process transports (memory, gochannel) too. Without it only the
+	// transports that carry events between processes (Redis Streams, HTTP)
+	// observe it: in process, an event's way from published_at to its
+	// handler is the ingress wait (switchyard_ingress_wait_seconds) and an
+	// in-memory queue (event_queue_depth), and timing every event costs
+	// about 3% of the bus's throughput (docs/performance.md).
+	InProcessDeliveryLatency bool `koanf:"in_process_delivery_latency"`
 }
 
 // BusConfig configures the ingress (the bounded, per-key ordered queue that

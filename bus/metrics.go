@@ -69,7 +69,7 @@ type pipelineMetrics struct {
 	transports map[string]int // transport → index
 	// [transport][event type]
 	publish     [][]durationMetric // with switchyard_events_published_total
-	delivery    [][]durationMetric
+	delivery    [][]durationMetric // nil for a transport not timed
 	ingressWait durationMetric
 }
 
@@ -80,7 +80,10 @@ const (
 	ingressWaitHelp     = "Time from Publish accepting an event to the start of its pipeline: the queueing delay of the ingress."
 )
 
-func newPipelineMetrics(cfg Config, reg prometheus.Registerer) (*pipelineMetrics, error) {
+// newPipelineMetrics makes the series of every configured transport and
+// event type; those of the delivery latency only for the transports
+// timesDelivery reports true for.
+func newPipelineMetrics(cfg Config, reg prometheus.Registerer, timesDelivery func(transport string) bool) (*pipelineMetrics, error) {
 	types := []string{}
 	for _, list := range [][]string{cfg.Metrics.EventTypes, cfg.Routing.EventTypes, cfg.Coalescing.EventTypes} {
 		for _, t := range list {
@@ -145,7 +148,9 @@ func newPipelineMetrics(cfg Config, reg prometheus.Registerer) (*pipelineMetrics
 		var pd, lat []durationMetric
 		for _, et := range labelTypes {
 			pd = append(pd, publish(tr, et))
-			lat = append(lat, delivery(tr, et))
+			if timesDelivery(tr) {
+				lat = append(lat, delivery(tr, et))
+			}
 		}
 		pm.publish = append(pm.publish, pd)
 		pm.delivery = append(pm.delivery, lat)

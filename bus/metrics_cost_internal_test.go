@@ -23,7 +23,8 @@ func eventMetrics(pm *pipelineMetrics, publishedAt string) {
 
 func newBenchMetrics(b *testing.B) (*pipelineMetrics, string) {
 	b.Helper()
-	pm, err := newPipelineMetrics(DefaultConfig(), prometheus.NewRegistry())
+	timed := func(string) bool { return true }
+	pm, err := newPipelineMetrics(DefaultConfig(), prometheus.NewRegistry(), timed)
 	if err != nil {
 		b.Fatal(err)
 	}

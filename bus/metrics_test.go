@@ -19,6 +19,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/switchyard-go/switchyard/bus"
+	"github.com/switchyard-go/switchyard/transports"
+	"github.com/switchyard-go/switchyard/transports/memory"
 )
 
 // metricsSeries is one series of a gathered family: its labels and its
@@ -96,6 +98,7 @@ func TestMetricsSeriesBoundedUnderJunkEventTypes(t *testing.T) {
 		// With coalescing.event_types' typing: two configured types.
 		c.Metrics.EventTypes = []string{"chat_message"}
 		c.Consume.From = []string{"memory"}
+		c.Metrics.InProcessDeliveryLatency = true // the memory consumer's too
 	}, bus.WithRegistry(st.registry()), bus.WithRegisterer(reg))
 	const (
 		transports = 2 // memory, redis
@@ -226,7 +229,11 @@ func TestMetricsNativeHistograms(t *testing.T) {
 	for _, native := range []bool{false, true} {
 		t.Run("native="+strconv.FormatBool(native), func(t *testing.T) {
 			reg := prometheus.NewRegistry()
-			b := newBus(t, func(c *bus.Config) { c.Metrics.NativeHistograms = native }, bus.WithRegisterer(reg))
+			b := newBus(t, func(c *bus.Config) {
+				c.Metrics.NativeHistograms = native
+				c.Metrics.InProcessDeliveryLatency = true
+			}, bus.WithRegisterer(reg))
+			require.NoError(t, b.Handle("hub", "events:chat", func(*message.Message) error { return nil }))
 			start(t, b)
 			require.NoError(t, b.PublishSync(context.Background(), "events:chat", bus.NewMessage("chat_message", "k", []byte(`{}`))))
 			mfs, err := reg.Gather()
@@ -270,7 +277,7 @@ func TestMetricsWithoutEventMetrics(t *testing.T) {
 			if without {
 				opts = append(opts, bus.WithoutEventMetrics())
 			}
-			b := newBus(t, nil, opts...)
+			b := newBus(t, func(c *bus.Config) { c.Metrics.InProcessDeliveryLatency = true }, opts...)
 			require.NoError(t, b.Handle("hub", "events:chat", func(*message.Message) error { return nil }))
 			start(t, b)
 			require.NoError(t, b.PublishSync(context.Background(), "events:chat", bus.NewMessage("chat_message", "k", []byte(`{}`))))
@@ -284,6 +291,59 @@ func TestMetricsWithoutEventMetrics(t *testing.T) {
 			}
 			accepted := metricsValue(t, families, "switchyard_ingress_accepted_total", map[string]string{})
 			assert.Equal(t, 1.0, accepted)
+		})
+	}
+}
+
+// TestMetricsInProcessDeliveryLatency checks which inbound transports
+// observe event_delivery_latency_seconds: a transport that says it is in
+// process (memory, gochannel) only with metrics.in_process_delivery_latency,
+// any other always, a plugin that says nothing included.
+func TestMetricsInProcessDeliveryLatency(t *testing.T) {
+	registry := transports.Default().Clone()
+	// A plugin that does not say it is in process: a memory transport
+	// under another type name, InProcess left false.
+	registry.Register("plugin", func(s transports.Settings) (transports.Transport, error) {
+		tr, err := memory.Factory(s)
+		return transports.Transport{Publisher: tr.Publisher, Subscriber: tr.Subscriber}, err
+	})
+	for _, inProcess := range []bool{false, true} {
+		t.Run("in_process_delivery_latency="+strconv.FormatBool(inProcess), func(t *testing.T) {
+			reg := prometheus.NewRegistry()
+			b := newBus(t, func(c *bus.Config) {
+				c.Transports["gochannel"] = map[string]any{"type": "gochannel"}
+				c.Transports["plugin"] = map[string]any{"type": "plugin"}
+				c.Consume.From = []string{"memory", "gochannel", "plugin"}
+				c.Metrics.InProcessDeliveryLatency = inProcess
+			}, bus.WithRegistry(registry), bus.WithRegisterer(reg))
+			handled := make(chan struct{}, 1)
+			require.NoError(t, b.Handle("hub", "events:chat", func(*message.Message) error {
+				handled <- struct{}{}
+				return nil
+			}))
+			start(t, b)
+			require.NoError(t, b.PublishSync(context.Background(), "events:chat", bus.NewMessage("chat_message", "k", []byte(`{}`))))
+			select {
+			case <-handled:
+			case <-time.After(10 * time.Second):
+				t.Fatal("the event was not delivered")
+			}
+			// The handler starts after the delivery latency is observed.
+			families := metricsGather(t, reg)
+			got := map[string]bool{}
+			for _, s := range families["event_delivery_latency_seconds"] {
+				got[s.labels["transport"]] = true
+			}
+			want := map[string]bool{"plugin": true}
+			if inProcess {
+				want = map[string]bool{"memory": true, "gochannel": true, "plugin": true}
+			}
+			assert.Equal(t, want, got, "transports with delivery latency series")
+			if inProcess {
+				// Published on the baseline, memory, and observed there.
+				assert.Equal(t, 1.0, metricsValue(t, families, "event_delivery_latency_seconds",
+					map[string]string{"transport": "memory", "event_type": "chat_message"}))
+			}
 		})
 	}
 }

@@ -23,6 +23,11 @@ var ErrUnknown = errors.New("transports: unknown transport type")
 type Transport struct {
 	Publisher  message.Publisher
 	Subscriber message.Subscriber
+	// InProcess says that events never leave the process: the transport
+	// hands them from its publisher to its subscribers in memory. The bus
+	// leaves such transports out of the delivery latency unless
+	// metrics.in_process_delivery_latency is set.
+	InProcess bool
 }
 
 // Settings is what a factory gets to build one configured transport.

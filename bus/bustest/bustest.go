@@ -171,7 +171,7 @@ func (r *recorder) factory(s transports.Settings) (transports.Transport, error) 
 	if err != nil {
 		return t, err
 	}
-	return transports.Transport{Publisher: &recordingPublisher{Publisher: t.Publisher, rec: r}, Subscriber: t.Subscriber}, nil
+	return transports.Transport{Publisher: &recordingPublisher{Publisher: t.Publisher, rec: r}, Subscriber: t.Subscriber, InProcess: t.InProcess}, nil
 }
 
 type recordingPublisher struct {

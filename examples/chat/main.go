@@ -58,7 +58,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, logOut 
 	}
 	logger := slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: slog.LevelInfo}))
 
-	sources := []bus.Source{}
+	// Without a file the example runs on the memory transport; it times
+	// the deliveries there too, to show event_delivery_latency_seconds. A
+	// file or the environment can turn that off.
+	sources := []bus.Source{bus.FromMap(map[string]any{"metrics.in_process_delivery_latency": true})}
 	if *configPath != "" {
 		sources = append(sources, bus.FromFile(*configPath))
 	}

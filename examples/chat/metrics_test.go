@@ -51,11 +51,12 @@ const (
 	seriesCoalescing = "with coalescing"
 	seriesFallback   = "with fallback"
 	seriesRedis      = "with redis"
+	seriesMemory     = "with memory"
 	seriesDedupe     = "with dedupe"
 	seriesOnEvent    = "on first event"
 )
 
-var seriesValues = []string{seriesFromStart, seriesCoalescing, seriesFallback, seriesRedis, seriesDedupe, seriesOnEvent}
+var seriesValues = []string{seriesFromStart, seriesCoalescing, seriesFallback, seriesRedis, seriesMemory, seriesDedupe, seriesOnEvent}
 
 // ourPrefixes are the prefixes of the families switchyard exports: every
 // family in a scrape that has one must be documented.
@@ -389,7 +390,7 @@ func TestMetricsMatchDocsOnMemory(t *testing.T) {
 	text, scraped := chat.scrapeWhen(t, "the hub got both events", func(f map[string]scrapedFamily) bool {
 		return handled(f, "memory", EventChatMessage, EventTyping)
 	})
-	checkScrapeMatchesDoc(t, doc, scraped, []string{seriesFromStart, seriesCoalescing})
+	checkScrapeMatchesDoc(t, doc, scraped, []string{seriesFromStart, seriesCoalescing, seriesMemory})
 	lintExposition(t, text)
 
 	published := scraped["switchyard_events_published_total"]
@@ -416,7 +417,7 @@ func TestMetricsMatchDocsWithoutCoalescing(t *testing.T) {
 	text, scraped := chat.scrapeWhen(t, "the hub got both events", func(f map[string]scrapedFamily) bool {
 		return handled(f, "memory", EventChatMessage, EventTyping)
 	})
-	checkScrapeMatchesDoc(t, doc, scraped, []string{seriesFromStart})
+	checkScrapeMatchesDoc(t, doc, scraped, []string{seriesFromStart, seriesMemory})
 	lintExposition(t, text)
 }
 
@@ -447,7 +448,7 @@ routing:
 	text, scraped := chat.scrapeWhen(t, "both events fell back to memory and reached the hub", func(f map[string]scrapedFamily) bool {
 		return handled(f, "memory", EventChatMessage, EventTyping)
 	})
-	checkScrapeMatchesDoc(t, doc, scraped, []string{seriesFromStart, seriesCoalescing, seriesFallback}, "switchyard_fallbacks_total")
+	checkScrapeMatchesDoc(t, doc, scraped, []string{seriesFromStart, seriesCoalescing, seriesFallback, seriesMemory}, "switchyard_fallbacks_total")
 	lintExposition(t, text)
 
 	// The chat message fails on the hub; its key is then held on the
@@ -522,7 +523,9 @@ func TestMetricsMatchDocsOnRedis(t *testing.T) {
 		n, _ := f["switchyard_redis_group_recreated_total"].value(stream)
 		return n == 1
 	})
-	checkScrapeMatchesDoc(t, doc, scraped, []string{seriesFromStart, seriesCoalescing, seriesRedis},
+	// The default memory transport stays beside Redis (it takes dead
+	// letters).
+	checkScrapeMatchesDoc(t, doc, scraped, []string{seriesFromStart, seriesCoalescing, seriesRedis, seriesMemory},
 		"switchyard_redis_claimed_total", "switchyard_redis_dead_lettered_total", "switchyard_redis_group_recreated_total")
 	lintExposition(t, text)
 	_, ok := scraped["switchyard_circuit_breaker_state"]

@@ -60,7 +60,7 @@ func Factory(s transports.Settings) (transports.Transport, error) {
 		return transports.Transport{}, fmt.Errorf("gochannel: config: %w", err)
 	}
 	pubSub := gochannel.NewGoChannel(cfg.watermill(), s.Logger)
-	return transports.Transport{Publisher: pubSub, Subscriber: pubSub}, nil
+	return transports.Transport{Publisher: pubSub, Subscriber: pubSub, InProcess: true}, nil
 }
 
 var (

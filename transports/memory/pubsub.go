@@ -2,6 +2,7 @@ package memory
 
 import (
 	"context"
+	"fmt"
 	"sync"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -25,7 +26,13 @@ func Factory(s transports.Settings) (transports.Transport, error) {
 	if err != nil {
 		return transports.Transport{}, err
 	}
-	return transports.Transport{Publisher: b, Subscriber: b}, nil
+	if s.Registerer != nil {
+		if err := s.Registerer.Register(NewCollector(b, s.Name)); err != nil {
+			_ = b.Close()
+			return transports.Transport{}, fmt.Errorf("memory: register metrics: %w", err)
+		}
+	}
+	return transports.Transport{Publisher: b, Subscriber: b, InProcess: true}, nil
 }
 
 // Subscriber returns a subscriber of the broker in consumer group group.
