@@ -39,11 +39,12 @@ type MetricsConfig struct {
 	NativeHistograms bool `koanf:"native_histograms"`
 	// InProcessDeliveryLatency observes event_delivery_latency_seconds on
 	// in-process transports (memory, gochannel) too. Without it only the
-	// transports that carry events between processes (Redis Streams, HTTP)
-	// observe it: in process, an event's way from published_at to its
-	// handler is the ingress wait (switchyard_ingress_wait_seconds) and an
-	// in-memory queue (event_queue_depth), and timing every event costs
-	// about 3% of the bus's throughput (docs/performance.md).
+	// transports that carry events between processes (Redis Streams, HTTP,
+	// a plugin that does not set transports.Transport.InProcess) observe
+	// it: in process, the ingress wait (switchyard_ingress_wait_seconds)
+	// and the memory transport's queue depth, read at scrape time, show
+	// where an event waits, and timing every delivery costs 3 to 5% of the
+	// memory transport's throughput (docs/performance.md).
 	InProcessDeliveryLatency bool `koanf:"in_process_delivery_latency"`
 }
 
