@@ -125,6 +125,21 @@ func New(cfg Config, opts ...Option) (*Bus, error) {
 	if o.registerer == nil {
 		o.registerer = prometheus.NewRegistry() // registered nowhere that is scraped
 	}
+	// What New registers, the transports' collectors included, is taken
+	// back if it fails: the registerer stays usable for another try.
+	reg := &undoRegisterer{Registerer: o.registerer}
+	o.registerer = reg
+	b, err := build(cfg, o)
+	if err != nil {
+		reg.undo()
+		return nil, err
+	}
+	reg.keep()
+	return b, nil
+}
+
+// build is New after its options.
+func build(cfg Config, o options) (*Bus, error) {
 	cfg.setDefaults()
 	if err := errors.Join(cfg.Validate(), cfg.validateTransportTypes(o.registry)); err != nil {
 		return nil, err

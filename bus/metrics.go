@@ -3,6 +3,7 @@ package bus
 import (
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -197,4 +198,51 @@ func (pm *pipelineMetrics) delivered(transport int, eventType, publishedAt strin
 		return
 	}
 	pm.delivery[transport][pm.typeIndex(eventType)].observe(time.Duration(now-at), nil)
+}
+
+// undoRegisterer remembers what it registers until keep, so that undo can
+// unregister it all: a New that fails leaves nothing on the user's
+// registerer.
+type undoRegisterer struct {
+	prometheus.Registerer
+	mu   sync.Mutex
+	kept bool
+	done []prometheus.Collector
+}
+
+func (r *undoRegisterer) Register(c prometheus.Collector) error {
+	if err := r.Registerer.Register(c); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.kept {
+		r.done = append(r.done, c)
+	}
+	return nil
+}
+
+func (r *undoRegisterer) MustRegister(cs ...prometheus.Collector) {
+	for _, c := range cs {
+		if err := r.Register(c); err != nil {
+			panic(err)
+		}
+	}
+}
+
+// keep ends the remembering: what was registered stays.
+func (r *undoRegisterer) keep() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.kept, r.done = true, nil
+}
+
+// undo unregisters what was registered, latest first.
+func (r *undoRegisterer) undo() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, c := range slices.Backward(r.done) {
+		r.Registerer.Unregister(c)
+	}
+	r.done = nil
 }

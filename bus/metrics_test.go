@@ -347,3 +347,23 @@ func TestMetricsInProcessDeliveryLatency(t *testing.T) {
 		})
 	}
 }
+
+// TestMetricsFailedNewLeavesRegistererClean: a New that fails after its
+// transports registered their collectors (a consume.from transport that
+// cannot subscribe) takes them back, so that the registerer serves a
+// second try, and exports nothing of the bus that never was.
+func TestMetricsFailedNewLeavesRegistererClean(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	st := newStubs()
+	cfg := bus.DefaultConfig()
+	cfg.Transports["publish-only"] = map[string]any{"type": "stub"}
+	cfg.Consume.From = []string{"memory", "publish-only"}
+	_, err := bus.New(cfg, quiet, bus.WithRegistry(st.registry()), bus.WithRegisterer(reg))
+	require.ErrorContains(t, err, `"publish-only"`, "New fails after building the transports")
+	families := metricsGather(t, reg)
+	assert.Empty(t, slices.Collect(maps.Keys(families)), "families left behind by a failed New")
+
+	b := newBus(t, nil, bus.WithRegisterer(reg))
+	start(t, b)
+	assert.Contains(t, metricsGather(t, reg), "switchyard_memory_delivered_total")
+}
