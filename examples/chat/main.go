@@ -58,9 +58,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, logOut 
 	}
 	logger := slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: slog.LevelInfo}))
 
-	// Without a file the example runs on the memory transport; it times
-	// the deliveries there too, to show event_delivery_latency_seconds. A
-	// file or the environment can turn that off.
+	// The example times deliveries on in-process transports too (without a
+	// file it runs on the memory transport), to show
+	// event_delivery_latency_seconds; the file or the environment can turn
+	// that off (metrics.in_process_delivery_latency: false).
 	sources := []bus.Source{bus.FromMap(map[string]any{"metrics.in_process_delivery_latency": true})}
 	if *configPath != "" {
 		sources = append(sources, bus.FromFile(*configPath))

@@ -390,7 +390,7 @@ func TestMetricsMatchDocsOnMemory(t *testing.T) {
 	text, scraped := chat.scrapeWhen(t, "the hub got both events", func(f map[string]scrapedFamily) bool {
 		return handled(f, "memory", EventChatMessage, EventTyping)
 	})
-	checkScrapeMatchesDoc(t, doc, scraped, []string{seriesFromStart, seriesCoalescing, seriesMemory})
+	checkScrapeMatchesDoc(t, doc, scraped, []string{seriesFromStart, seriesCoalescing, seriesMemory}, "switchyard_memory_queue_depth")
 	lintExposition(t, text)
 
 	published := scraped["switchyard_events_published_total"]
@@ -417,7 +417,7 @@ func TestMetricsMatchDocsWithoutCoalescing(t *testing.T) {
 	text, scraped := chat.scrapeWhen(t, "the hub got both events", func(f map[string]scrapedFamily) bool {
 		return handled(f, "memory", EventChatMessage, EventTyping)
 	})
-	checkScrapeMatchesDoc(t, doc, scraped, []string{seriesFromStart, seriesMemory})
+	checkScrapeMatchesDoc(t, doc, scraped, []string{seriesFromStart, seriesMemory}, "switchyard_memory_queue_depth")
 	lintExposition(t, text)
 }
 
@@ -448,7 +448,7 @@ routing:
 	text, scraped := chat.scrapeWhen(t, "both events fell back to memory and reached the hub", func(f map[string]scrapedFamily) bool {
 		return handled(f, "memory", EventChatMessage, EventTyping)
 	})
-	checkScrapeMatchesDoc(t, doc, scraped, []string{seriesFromStart, seriesCoalescing, seriesFallback, seriesMemory}, "switchyard_fallbacks_total")
+	checkScrapeMatchesDoc(t, doc, scraped, []string{seriesFromStart, seriesCoalescing, seriesFallback, seriesMemory}, "switchyard_fallbacks_total", "switchyard_memory_queue_depth")
 	lintExposition(t, text)
 
 	// The chat message fails on the hub; its key is then held on the

@@ -15,39 +15,45 @@ import (
 	"github.com/switchyard-go/switchyard/transports/memory"
 )
 
-// memoryMetrics gathers reg into family name → value of its one series,
-// checking that the series is labelled with transport.
+// memoryMetrics gathers reg into "family" or "family{topic}" → value,
+// checking that every series is labelled with transport.
 func memoryMetrics(t *testing.T, reg *prometheus.Registry, transport string) map[string]float64 {
 	t.Helper()
 	mfs, err := reg.Gather()
 	require.NoError(t, err)
 	out := map[string]float64{}
 	for _, mf := range mfs {
-		require.Len(t, mf.GetMetric(), 1, mf.GetName())
-		m := mf.GetMetric()[0]
-		require.Len(t, m.GetLabel(), 1, mf.GetName())
-		assert.Equal(t, "transport", m.GetLabel()[0].GetName(), mf.GetName())
-		assert.Equal(t, transport, m.GetLabel()[0].GetValue(), mf.GetName())
-		switch {
-		case m.Gauge != nil:
-			out[mf.GetName()] = m.GetGauge().GetValue()
-		case m.Counter != nil:
-			out[mf.GetName()] = m.GetCounter().GetValue()
+		for _, m := range mf.GetMetric() {
+			name := mf.GetName()
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			assert.Equal(t, transport, labels["transport"], name)
+			if topic, ok := labels["topic"]; ok {
+				name += "{" + topic + "}"
+			}
+			switch {
+			case m.Gauge != nil:
+				out[name] = m.GetGauge().GetValue()
+			case m.Counter != nil:
+				out[name] = m.GetCounter().GetValue()
+			}
 		}
 	}
 	return out
 }
 
 // The Factory registers the transport's collector on the bus's registerer:
-// its queue depth and delivery counters, read from the broker when
-// scraped.
+// its queue depth by topic, its capacity and its delivery counters, read
+// from the broker when scraped.
 func TestFactoryRegistersMetrics(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		reg := prometheus.NewRegistry()
 		tr, err := memory.Factory(transports.Settings{
 			Name: "inbox",
 			Decode: func(target any) error {
-				*target.(*memory.Config) = memory.Config{MaxRetries: 1, RetryBackoff: time.Millisecond}
+				*target.(*memory.Config) = memory.Config{MaxRetries: 1, RetryBackoff: time.Millisecond, QueueSize: 100}
 				return nil
 			},
 			Logger:     watermill.NopLogger{},
@@ -58,11 +64,11 @@ func TestFactoryRegistersMetrics(t *testing.T) {
 		t.Cleanup(func() { require.NoError(t, b.Close()) })
 		assert.True(t, tr.InProcess, "the memory transport is in process")
 		assert.Equal(t, map[string]float64{
-			"switchyard_memory_queue_depth":         0,
+			"switchyard_memory_queue_capacity":      100,
 			"switchyard_memory_delivered_total":     0,
 			"switchyard_memory_nacked_total":        0,
 			"switchyard_memory_dead_lettered_total": 0,
-		}, memoryMetrics(t, reg, "inbox"), "every series from the start, at zero")
+		}, memoryMetrics(t, reg, "inbox"), "no topic yet; the counters from the start, at zero")
 
 		msgs, err := b.Subscribe(t.Context(), "events")
 		require.NoError(t, err)
@@ -72,22 +78,30 @@ func TestFactoryRegistersMetrics(t *testing.T) {
 			m := receive(t, msgs)
 			got[m.UUID] = m
 		}
+		// A second consumer group that has read nothing: the topic's depth
+		// is its fullest group's.
+		require.NoError(t, b.Subscriber("idle").SubscribeInitialize("events"))
+		require.NoError(t, b.Publish("events", keyed("d", "k4", "4")))
+		d := receive(t, msgs)
 		synctest.Wait()
-		assert.Equal(t, 3.0, memoryMetrics(t, reg, "inbox")["switchyard_memory_queue_depth"], "three delivered, none acked")
+		assert.Equal(t, 4.0, memoryMetrics(t, reg, "inbox")["switchyard_memory_queue_depth{events}"], "four delivered, none acked")
 
 		got["a"].Ack()
 		got["c"].Ack()
+		d.Ack()
 		got["b"].Nack() // redelivered once (max_retries 1), then dead-lettered
 		again := receive(t, msgs)
 		require.Equal(t, "b", again.UUID)
 		again.Nack()
 		synctest.Wait()
 		assert.Equal(t, map[string]float64{
-			// Its dead letter, kept in dead_letter for whoever reads it.
-			"switchyard_memory_queue_depth":         1,
-			"switchyard_memory_delivered_total":     4,
-			"switchyard_memory_nacked_total":        2,
-			"switchyard_memory_dead_lettered_total": 1,
+			"switchyard_memory_queue_depth{events}": 1, // "idle" holds d
+			// The dead letter, kept in dead_letter for whoever reads it.
+			"switchyard_memory_queue_depth{dead_letter}": 1,
+			"switchyard_memory_queue_capacity":           100,
+			"switchyard_memory_delivered_total":          5,
+			"switchyard_memory_nacked_total":             2,
+			"switchyard_memory_dead_lettered_total":      1,
 		}, memoryMetrics(t, reg, "inbox"))
 
 		// A second memory transport with the same name on the same
