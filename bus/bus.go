@@ -165,8 +165,9 @@ func build(cfg Config, o options) (*Bus, error) {
 			Name:   name,
 			Decode: cfg.transportDecoder(name),
 			Logger: o.logger.With(watermill.LogFields{"transport": name}),
-			// Unwrapped: the names operators know (event_queue_depth{stream})
-			// keep exactly their labels.
+			// No added labels or prefix: the names operators know
+			// (event_queue_depth{stream}) keep exactly their labels. Only
+			// New's undo of a failed build is in between.
 			Registerer: o.registerer,
 		})
 		if err != nil {

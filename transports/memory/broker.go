@@ -91,14 +91,14 @@ func (b *Broker) Config() Config { return b.cfg }
 // QueueDepths returns, for each topic, the most events one of its consumer
 // groups holds: published and not yet acked or dead-lettered. A publish to
 // the topic waits (on_full: block) or fails (reject) while a group holds
-// QueueSize.
+// QueueSize. A closed broker holds nothing: what it held was discarded.
 func (b *Broker) QueueDepths() map[string]int {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
 	out := make(map[string]int, len(b.topics))
 	for name, t := range b.topics {
 		n := 0
-		if groups := t.groups.Load(); groups != nil {
+		if groups := t.groups.Load(); groups != nil && !b.closed {
 			for _, g := range *groups {
 				n = max(n, len(g.room))
 			}

@@ -61,7 +61,6 @@ func TestFactoryRegistersMetrics(t *testing.T) {
 		})
 		require.NoError(t, err)
 		b := tr.Publisher.(*memory.Broker)
-		t.Cleanup(func() { require.NoError(t, b.Close()) })
 		assert.True(t, tr.InProcess, "the memory transport is in process")
 		assert.Equal(t, map[string]float64{
 			"switchyard_memory_queue_capacity":      100,
@@ -103,6 +102,12 @@ func TestFactoryRegistersMetrics(t *testing.T) {
 			"switchyard_memory_nacked_total":             2,
 			"switchyard_memory_dead_lettered_total":      1,
 		}, memoryMetrics(t, reg, "inbox"))
+
+		// Closed, it holds nothing: what it held was discarded.
+		require.NoError(t, b.Close())
+		closed := memoryMetrics(t, reg, "inbox")
+		assert.Equal(t, 0.0, closed["switchyard_memory_queue_depth{events}"])
+		assert.Equal(t, 0.0, closed["switchyard_memory_queue_depth{dead_letter}"])
 
 		// A second memory transport with the same name on the same
 		// registerer would mix two brokers' counts: refused.
