@@ -146,10 +146,11 @@ func newPipelineMetrics(cfg Config, reg prometheus.Registerer, timesDelivery fun
 	}
 	labelTypes := append(slices.Clone(types), otherEventType)
 	for _, tr := range names {
+		timed := timesDelivery(tr)
 		var pd, lat []durationMetric
 		for _, et := range labelTypes {
 			pd = append(pd, publish(tr, et))
-			if timesDelivery(tr) {
+			if timed {
 				lat = append(lat, delivery(tr, et))
 			}
 		}

@@ -97,13 +97,13 @@ func (b *Broker) QueueDepths() map[string]int {
 	defer b.mu.RUnlock()
 	out := make(map[string]int, len(b.topics))
 	for name, t := range b.topics {
-		n := 0
-		if groups := t.groups.Load(); groups != nil && !b.closed {
-			for _, g := range *groups {
-				n = max(n, len(g.room))
-			}
+		out[name] = 0
+		if b.closed {
+			continue
 		}
-		out[name] = n
+		for _, g := range *t.groups.Load() {
+			out[name] = max(out[name], len(g.room))
+		}
 	}
 	return out
 }
