@@ -1,9 +1,11 @@
 package memory_test
 
 import (
+	"context"
 	"runtime"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
@@ -56,4 +58,38 @@ func TestGoroutinesBounded(t *testing.T) {
 	require.LessOrEqual(t, maxGoroutines, baseline+lanes+slack,
 		"baseline %d, %d lanes: goroutines must not grow with the messages", baseline, lanes)
 	t.Logf("baseline %d, max %d with %d lanes, up to %d messages queued", baseline, maxGoroutines, lanes, maxQueued)
+}
+
+// Contexts derived from a delivered message's context (a handler's
+// context.WithTimeout, as the HTTP publisher makes per publish) register
+// with the delivery instead of each starting a goroutine to watch it, and
+// the delivery's end still cancels them.
+func TestDerivedContextsStartNoGoroutine(t *testing.T) {
+	const derived = 1000
+	require.NoError(t, goleak.Find())
+	b := newBroker(t, memory.Config{Lanes: 1, QueueSize: 10})
+	msgs, err := b.Subscribe(t.Context(), "t")
+	require.NoError(t, err)
+	require.NoError(t, b.Publish("t", keyed("m", "k", "")))
+	m := receive(t, msgs)
+
+	baseline := runtime.NumGoroutine()
+	ctxs := make([]context.Context, 0, derived)
+	for range derived {
+		ctx, cancel := context.WithTimeout(m.Context(), time.Hour)
+		t.Cleanup(cancel)
+		ctxs = append(ctxs, ctx)
+	}
+	require.LessOrEqual(t, runtime.NumGoroutine(), baseline+2,
+		"%d contexts derived from a delivery must not start a goroutine each", derived)
+
+	m.Ack()
+	for i, ctx := range ctxs {
+		select {
+		case <-ctx.Done():
+		case <-time.After(waitFor):
+			t.Fatalf("derived context %d not canceled when the delivery ended", i)
+		}
+		require.ErrorIs(t, ctx.Err(), context.Canceled)
+	}
 }
