@@ -349,6 +349,13 @@ func (c *sharedDeadline) Deadline() (time.Time, bool) { return c.deadline.Deadli
 func (c *sharedDeadline) Done() <-chan struct{}       { return c.deadline.Done() }
 func (c *sharedDeadline) Err() error                  { return c.deadline.Err() }
 
+// AfterFunc lets contexts derived from a publish's context (a transport's
+// context.WithTimeout) register with the shared deadline instead of each
+// starting a goroutine to watch Done.
+func (c *sharedDeadline) AfterFunc(f func()) (stop func() bool) {
+	return context.AfterFunc(c.deadline, f)
+}
+
 func (f *Fallback) fallBack(h message.HandlerFunc, m *message.Message, cfg *FallbackConfig, from, key, reason string, cause error) ([]*message.Message, error) {
 	// Only a key whose own publish failed is held. Holding keys that fell
 	// back because the breaker is open would keep every busy key off the

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -454,5 +455,52 @@ func BenchmarkFallbackHealthy(b *testing.B) {
 		if _, err := h(m); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// A transport that derives a context from an async publish's (the HTTP
+// publisher's context.WithTimeout) registers with the shared deadline
+// rather than starting a goroutine per publish, and the deadline still ends
+// what it derived.
+func TestFallbackSharedDeadlineStartsNoGoroutinePerPublish(t *testing.T) {
+	const publishes = 1000
+	tr := newTransports()
+	var (
+		mu      sync.Mutex
+		derived []context.Context
+		cancels []context.CancelFunc
+	)
+	tr.set("redis", func(ctx context.Context) error {
+		d, cancel := context.WithTimeout(ctx, time.Hour)
+		mu.Lock()
+		derived, cancels = append(derived, d), append(cancels, cancel)
+		mu.Unlock()
+		return nil
+	})
+	cfg := fallbackConfig()
+	cfg.PublishTimeout = 50 * time.Millisecond
+	f, err := middleware.NewFallback(cfg, middleware.FallbackOptions{})
+	require.NoError(t, err)
+	h := f.Middleware(tr.handler)
+	t.Cleanup(func() {
+		for _, cancel := range cancels {
+			cancel()
+		}
+	})
+
+	baseline := runtime.NumGoroutine()
+	for i := range publishes {
+		_, err := h(onRedis(strconv.Itoa(i), "conv-"+strconv.Itoa(i)))
+		require.NoError(t, err)
+	}
+	require.LessOrEqual(t, runtime.NumGoroutine(), baseline+2,
+		"%d publishes under the shared deadline must not start a goroutine each", publishes)
+	for i, d := range derived {
+		select {
+		case <-d.Done():
+		case <-time.After(10 * time.Second):
+			t.Fatalf("context %d derived under the shared deadline outlived it", i)
+		}
+		require.ErrorIs(t, d.Err(), context.DeadlineExceeded)
 	}
 }
