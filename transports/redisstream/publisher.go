@@ -355,12 +355,12 @@ func (p *Publisher) send(batch, live []*pubReq) []*pubReq {
 			cmds = append(cmds, pipe.XAdd(ctx, &r.entries[i]))
 		}
 	}
-	_, _ = pipe.Exec(ctx) // errors are per command
+	_, execErr := pipe.Exec(ctx)
 	i := 0
 	for _, r := range live {
 		var err error
 		for range r.entries {
-			if e := cmds[i].Err(); e != nil && err == nil {
+			if e := xaddErr(cmds[i], execErr); e != nil && err == nil {
 				err = e
 			}
 			i++
@@ -369,6 +369,22 @@ func (p *Publisher) send(batch, live []*pubReq) []*pubReq {
 	}
 	clear(live)
 	return live
+}
+
+// xaddErr is why cmd, an XADD of a pipeline whose Exec returned execErr,
+// did not write its entry, or nil if it did. Most failures are stamped on
+// each command, but one that is a Redis reply to the connection's set-up
+// (AUTH or SELECT refused: WRONGPASS, NOPERM, a database out of range) is
+// returned by Exec alone, with every command left without an error and
+// without a reply: a written XADD always has an entry ID.
+func xaddErr(cmd *redis.StringCmd, execErr error) error {
+	if err := cmd.Err(); err != nil {
+		return err
+	}
+	if execErr != nil && cmd.Val() == "" {
+		return execErr
+	}
+	return nil
 }
 
 func (p *Publisher) failQueued() {
