@@ -9,6 +9,13 @@
 //	curl -XPOST localhost:8000/api/v1/messages -d '{"request_id":"r1","content":"hi"}'
 //	curl -XPOST localhost:8000/api/v1/requests/r1/typing
 //
+// The API answers 202 once the bus accepted the event, and refuses at once
+// what a transport would refuse later: 400 for a request id that is not
+// valid UTF-8, holds a control character (NUL, a line break) or is longer
+// than 256 bytes, and for a body that is not exactly one JSON object of the
+// known fields; 413 for a body over 64 KiB; 503 with Retry-After when the
+// ingress is full or closing.
+//
 // -config (or SWITCHYARD_CONFIG) names a YAML, JSON or TOML file; the
 // environment (SWITCHYARD_*, EVENT_*) overrides it. The routing knobs of the
 // file (master switch, percentage, fallback, coalescing window) apply when

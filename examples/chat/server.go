@@ -3,9 +3,14 @@ package main
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/prometheus/client_golang/prometheus"
@@ -43,14 +48,16 @@ func newServer(b message.Publisher, gatherer prometheus.Gatherer) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /api/v1/messages", func(w http.ResponseWriter, r *http.Request) {
 		var body ChatMessage
-		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&body); err != nil {
-			httpError(w, http.StatusBadRequest, "invalid JSON body: "+err.Error())
+		if status, err := decodeBody(w, r, &body); err != nil {
+			httpError(w, status, err.Error())
 			return
 		}
 		if body.RequestID == "" || body.Content == "" {
 			httpError(w, http.StatusBadRequest, "request_id and content are required")
+			return
+		}
+		if err := checkID(body.RequestID); err != nil {
+			httpError(w, http.StatusBadRequest, "request_id "+err.Error())
 			return
 		}
 		payload, _ := json.Marshal(body)
@@ -58,6 +65,10 @@ func newServer(b message.Publisher, gatherer prometheus.Gatherer) http.Handler {
 	})
 	mux.HandleFunc("POST /api/v1/requests/{id}/typing", func(w http.ResponseWriter, r *http.Request) {
 		id := r.PathValue("id")
+		if err := checkID(id); err != nil {
+			httpError(w, http.StatusBadRequest, "request id "+err.Error())
+			return
+		}
 		payload, _ := json.Marshal(Typing{RequestID: id, At: time.Now().UTC().Format(time.RFC3339Nano)})
 		publish(w, r, b, bus.NewMessage(EventTyping, id, payload))
 	})
@@ -85,6 +96,49 @@ func publish(w http.ResponseWriter, r *http.Request, b message.Publisher, m *mes
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusAccepted)
 	_ = json.NewEncoder(w).Encode(map[string]string{"id": m.UUID, "status": "accepted"})
+}
+
+// decodeBody reads exactly one JSON object of known fields from r's body,
+// at most maxBody bytes, and says which status a failure deserves.
+func decodeBody(w http.ResponseWriter, r *http.Request, v any) (int, error) {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
+	dec.DisallowUnknownFields()
+	err := dec.Decode(v)
+	if err == nil {
+		// One object, then nothing: trailing data is a malformed request,
+		// not something to ignore.
+		if dec.Decode(&json.RawMessage{}) != io.EOF {
+			err = errors.New("trailing data after the JSON object")
+		}
+	}
+	var tooLarge *http.MaxBytesError
+	switch {
+	case err == nil:
+		return 0, nil
+	case errors.As(err, &tooLarge):
+		return http.StatusRequestEntityTooLarge, fmt.Errorf("body larger than %d bytes", tooLarge.Limit)
+	default:
+		return http.StatusBadRequest, fmt.Errorf("invalid JSON body: %w", err)
+	}
+}
+
+// maxIDLen bounds a request id: it becomes an event key, which transports
+// carry in headers and stream fields.
+const maxIDLen = 256
+
+// checkID refuses, at the API, the ids a transport would refuse later (and
+// dead-letter after the client was told 202): invalid UTF-8, control
+// characters such as NUL or line breaks, and the overlong.
+func checkID(id string) error {
+	switch {
+	case len(id) > maxIDLen:
+		return fmt.Errorf("is longer than %d bytes", maxIDLen)
+	case !utf8.ValidString(id):
+		return errors.New("is not valid UTF-8")
+	case strings.IndexFunc(id, unicode.IsControl) >= 0:
+		return errors.New("holds a control character")
+	}
+	return nil
 }
 
 func httpError(w http.ResponseWriter, status int, msg string) {
