@@ -80,9 +80,11 @@ type Config struct {
 	// so a restarted process reads its own pending entries first. Give each
 	// process on one host a name of its own.
 	Consumer string `koanf:"consumer"`
-	// StartID is where a new group starts: "$" (default, new entries only) or
-	// "0" (the whole stream). A group re-created after the stream was lost
-	// always starts at "0".
+	// StartID is where a new group starts: "0" (default: every entry the
+	// stream holds, so nothing written before the first subscriber came is
+	// skipped, as watermill-redisstream's consumer groups do) or "$" (only
+	// entries written after the group is created: the stream's history is
+	// skipped). A group created again after it vanished always starts at "0".
 	StartID string `koanf:"start_id"`
 	// ReadCount is the COUNT of each XREADGROUP.
 	ReadCount int64 `koanf:"read_count"`
@@ -145,7 +147,7 @@ func (c *Config) setDefaults() {
 		c.Consumer = host
 	}
 	if c.StartID == "" {
-		c.StartID = "$"
+		c.StartID = "0"
 	}
 	if c.ReadCount == 0 {
 		c.ReadCount = DefaultReadCount
