@@ -279,8 +279,10 @@ func FuzzRoundTrip(f *testing.F) {
 		msg := message.NewMessage(id, payload)
 		msg.Metadata.Set(k1, v1)
 		msg.Metadata.Set(k2, v2)
+		tmpl, err := parseTemplate("http://h/")
+		require.NoError(t, err)
 		for _, format := range []Format{FormatBinary, FormatStructured, FormatRaw} {
-			p := &Publisher{cfg: Config{Format: format}, tmpl: &urlTemplate{static: "http://h/"}, static: http.Header{},
+			p := &Publisher{cfg: Config{Format: format}, tmpl: tmpl, static: http.Header{},
 				settings: eventSettings{source: "s", defaultType: "d", contentType: contentType}}
 			switch format {
 			case FormatBinary:

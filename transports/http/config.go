@@ -3,7 +3,6 @@ package httptransport
 import (
 	"crypto/tls"
 	"errors"
-	"fmt"
 	"mime"
 	"net/http"
 	"net/url"
@@ -50,7 +49,7 @@ type Config struct {
 	// {event_type} are replaced by the topic and by the message's event_type
 	// metadata (or EventType), escaped for the path or the query. Neither may
 	// stand in the scheme or the host. http or https.
-	URL string `koanf:"url"`
+	URL string `koanf:"url" redact:"url"`
 	// Format is cloudevents-binary (default), cloudevents-structured or raw.
 	Format Format `koanf:"format"`
 	// Source is the CloudEvents source attribute. Default "switchyard".
@@ -81,10 +80,10 @@ type Config struct {
 
 	// Headers are added to every request: authentication tokens, for
 	// instance. They are never logged. "Host" sets the request's host.
-	Headers map[string]string `koanf:"headers"`
+	Headers map[string]string `koanf:"headers" redact:"values"`
 	// HMACSecret, when set, signs every request in a Switchyard-Signature
 	// header that a Receiver with the same secret checks.
-	HMACSecret string `koanf:"hmac_secret"`
+	HMACSecret string `koanf:"hmac_secret" redact:"secret"`
 
 	// MaxIdleConnsPerHost is how many idle keep-alive connections are kept
 	// per host. Default 64.
@@ -114,7 +113,7 @@ type Config struct {
 	// connects directly, whatever HTTP_PROXY and HTTPS_PROXY say;
 	// "environment" uses HTTP_PROXY, HTTPS_PROXY and NO_PROXY; an http://,
 	// https:// or socks5:// URL uses that proxy for every request.
-	Proxy string `koanf:"proxy"`
+	Proxy string `koanf:"proxy" redact:"url"`
 
 	TLS TLSConfig `koanf:"tls"`
 }
@@ -170,20 +169,17 @@ func (c *Config) setDefaults() {
 func (c *Config) Validate() error {
 	var errs []error
 	add := func(key, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%s: "+format, append([]any{key}, args...)...))
+		errs = append(errs, transports.FieldErrorf(key, format, args...))
 	}
 	// Errors about url and proxy never quote them, nor any part of them:
 	// userinfo, paths and queries hold secrets. They say what is wrong and
 	// where.
 	if c.URL == "" {
 		add("url", "must be set")
-	} else if _, err := parseTemplate(c.URL); err != nil {
+	} else if t, err := parseTemplate(c.URL); err != nil {
 		add("url", "%v", err)
-	} else if len(c.AllowedHosts) > 0 {
-		u, _ := url.Parse(c.URL)
-		if !hostAllowed(c.AllowedHosts, u.Scheme, u.Hostname(), u.Port()) {
-			add("url", "its host and port are not in allowed_hosts")
-		}
+	} else if len(c.AllowedHosts) > 0 && !hostAllowed(c.AllowedHosts, t.scheme, t.hostname, t.port) {
+		add("url", "its host and port are not in allowed_hosts")
 	}
 	switch proxy := proxyMode(c.Proxy); {
 	case proxy == proxyInvalid:
@@ -230,8 +226,11 @@ func (c *Config) Validate() error {
 			add("allowed_hosts", "%q is not a host name, an IP address or *.domain, with an optional :port", h)
 		}
 	}
-	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
-		add("tls", "cert_file and key_file go together")
+	switch {
+	case c.TLS.CertFile != "" && c.TLS.KeyFile == "":
+		add("tls.key_file", "must be set with tls.cert_file")
+	case c.TLS.CertFile == "" && c.TLS.KeyFile != "":
+		add("tls.cert_file", "must be set with tls.key_file")
 	}
 	return errors.Join(errs...)
 }
@@ -300,6 +299,10 @@ func (t TLSConfig) build() (*tls.Config, error) {
 		InsecureSkipVerify: t.InsecureSkipVerify, //nolint:gosec // opt-in, documented
 	}
 	if err := transports.LoadTLSFiles(tc, t.CAFile, t.CertFile, t.KeyFile); err != nil {
+		// LoadTLSFiles names the key first: "tls.ca_file: …".
+		if key, reason, ok := strings.Cut(err.Error(), ": "); ok && strings.HasPrefix(key, "tls.") {
+			return nil, &transports.FieldError{Key: key, Reason: reason}
+		}
 		return nil, err
 	}
 	return tc, nil

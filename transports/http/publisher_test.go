@@ -360,7 +360,8 @@ func TestPublishURLTemplateEscapes(t *testing.T) {
 		{"events:chat", "typing"},
 		{"a/b", "x&y=z"},
 		{"with space", "ünï cödé"},
-		{"..", "?#"},
+		{"...", "?#"},
+		{".a", ".."},
 		{"100%", "+"},
 	} {
 		msg := newMessage("m-1")
@@ -486,7 +487,7 @@ func TestNewPublisherConfigErrors(t *testing.T) {
 	}{
 		{httptransport.Config{}, "url: must be set"},
 		{httptransport.Config{URL: "ftp://x/"}, "scheme must be http or https"},
-		{httptransport.Config{URL: "http://{topic}.example.com/"}, "scheme or the host"},
+		{httptransport.Config{URL: "http://{topic}.example.com/"}, "placeholders may not stand in the scheme, the userinfo, the host or the port"},
 		{httptransport.Config{URL: "http://h/{nope}"}, "unknown placeholder at byte 9"},
 		{httptransport.Config{URL: "http://h/{topic"}, "unclosed { at byte 9"},
 		{httptransport.Config{URL: "http://h/", Format: "xml"}, "format: must be"},
@@ -494,7 +495,7 @@ func TestNewPublisherConfigErrors(t *testing.T) {
 		{httptransport.Config{URL: "http://h/", ContentType: ";;"}, "content_type"},
 		{httptransport.Config{URL: "http://h/", Headers: map[string]string{"Bad Name": "v"}}, `headers: "Bad Name" is not a valid header name`},
 		{httptransport.Config{URL: "http://h/", Headers: map[string]string{"X-Secret": "a\r\nb"}}, `the value of "X-Secret" holds a line break`},
-		{httptransport.Config{URL: "http://h/", TLS: httptransport.TLSConfig{CertFile: "c.pem"}}, "cert_file and key_file go together"},
+		{httptransport.Config{URL: "http://h/", TLS: httptransport.TLSConfig{CertFile: "c.pem"}}, "tls.key_file: must be set with tls.cert_file"},
 		{httptransport.Config{URL: "http://h/", TLS: httptransport.TLSConfig{CAFile: "/nonexistent/ca.pem"}}, "tls.ca_file"},
 	} {
 		_, err := httptransport.NewPublisher(tc.cfg, nil)
@@ -522,7 +523,7 @@ func TestConfigErrorsNeverQuoteTheURL(t *testing.T) {
 		{httptransport.Config{URL: "https://user:hunter2@hub.example.com:hunter2/e"}, "url: invalid port"},
 		{httptransport.Config{URL: "https://hub.example.com/e?token=hunter2\x7f"}, "url: invalid control character"},
 		{httptransport.Config{URL: "https://hub exa hunter2.com/e"}, "url: invalid character in the host"},
-		{httptransport.Config{URL: "https://{topic}.hunter2.example.com/e"}, "url: placeholders may not stand in the scheme or the host"},
+		{httptransport.Config{URL: "https://{topic}.hunter2.example.com/e"}, "url: placeholders may not stand in the scheme, the userinfo, the host or the port"},
 		{httptransport.Config{URL: "https://u:hunter2@evil.example.com/e?k=hunter2", AllowedHosts: []string{"hub.example.com"}},
 			"url: its host and port are not in allowed_hosts"},
 		{httptransport.Config{URL: "https://hub.example.com/e", Proxy: "http://user:hunter2@[proxy"}, "proxy: must be none, environment"},

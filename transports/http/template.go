@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -17,6 +18,9 @@ type urlTemplate struct {
 	// static is the URL when it has no placeholder.
 	static                 string
 	hasTopic, hasEventType bool
+	// The fixed authority, which every URL made from the template keeps.
+	scheme, user, host string
+	hostname, port     string
 }
 
 type templatePart struct {
@@ -69,8 +73,14 @@ func parseTemplate(s string) (*urlTemplate, error) {
 		t.parts = append(t.parts, templatePart{field: f, inQuery: inQuery})
 		rest = rest[open+closeAt+1:]
 	}
-	// The scheme and the host must be fixed: the allow-list and the address
-	// check are about where requests go, which no topic may change.
+	// The authority is judged on the template's own text, before any
+	// escape in it is decoded: a placeholder there would let a topic pick
+	// the host or the port, which the allow-list and the address check are
+	// about.
+	authorityEnd := authorityEnd(s)
+	if authorityEnd >= 0 && strings.IndexByte(s[:authorityEnd], '{') >= 0 {
+		return nil, errors.New("placeholders may not stand in the scheme, the userinfo, the host or the port")
+	}
 	probe := t.render("x", "x")
 	u, err := url.Parse(probe)
 	if err != nil {
@@ -79,16 +89,14 @@ func parseTemplate(s string) (*urlTemplate, error) {
 	if u.Scheme != "http" && u.Scheme != "https" {
 		return nil, errors.New("scheme must be http or https")
 	}
-	if u.Host == "" {
-		return nil, errors.New("no host")
+	if u.Host == "" || authorityEnd < 0 {
+		return nil, errors.New("no host: the URL must start with http:// or https:// and a host")
 	}
-	authorityEnd := len(u.Scheme) + len("://") + len(u.User.String()) + len(u.Host)
-	if u.User != nil {
-		authorityEnd++ // '@'
+	if hasDotSegment(u.EscapedPath()) {
+		return nil, errDotSegmentInTemplate
 	}
-	if i := strings.IndexByte(s, '{'); i >= 0 && i < authorityEnd {
-		return nil, errors.New("placeholders may not stand in the scheme or the host")
-	}
+	t.scheme, t.user, t.host = u.Scheme, u.User.String(), u.Host
+	t.hostname, t.port = u.Hostname(), u.Port()
 	for _, p := range t.parts {
 		t.hasTopic = t.hasTopic || p.field == fieldTopic
 		t.hasEventType = t.hasEventType || p.field == fieldEventType
@@ -165,12 +173,74 @@ func escape(v string, inQuery bool) string {
 	if inQuery {
 		return url.QueryEscape(v)
 	}
-	e := url.PathEscape(v)
-	// "." and ".." would move up the path once a server cleans it.
-	if e == "." || e == ".." {
-		e = strings.ReplaceAll(e, ".", "%2E")
+	return url.PathEscape(v)
+}
+
+// authorityEnd returns where the authority (userinfo, host and port) of
+// the template s ends, as url.Parse reads it: at the first '/', '?' or '#'
+// after "http://" or "https://". It is -1 when s starts with neither.
+func authorityEnd(s string) int {
+	for _, prefix := range [...]string{"http://", "https://"} {
+		if len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix) {
+			if i := strings.IndexAny(s[len(prefix):], "/?#"); i >= 0 {
+				return len(prefix) + i
+			}
+			return len(s)
+		}
 	}
-	return e
+	return -1
+}
+
+var (
+	errDotSegmentInTemplate = errors.New("the path has a . or .. segment, which a server reads as a move up the path")
+	errDotSegment           = errors.New("the topic or the event type makes a . or .. path segment, " +
+		"which a server reads as a move up the path (its percent-encoded forms too)")
+)
+
+// hasDotSegment reports whether a server could read a segment of the
+// escaped path p as "." or "..": as it is, once percent-decoded, or decoded
+// again (a server behind a proxy that decodes too), the decoded text split
+// on '/' or '\' as well (some servers decode before they split, or take
+// '\' for '/').
+func hasDotSegment(p string) bool {
+	for seg := range strings.SplitSeq(p, "/") {
+		for {
+			if slices.ContainsFunc(strings.FieldsFunc(seg, isPathSeparator), isDot) {
+				return true
+			}
+			decoded, changed := percentDecode(seg)
+			if !changed {
+				break
+			}
+			seg = decoded
+		}
+	}
+	return false
+}
+
+func isPathSeparator(r rune) bool { return r == '/' || r == '\\' }
+
+func isDot(s string) bool { return s == "." || s == ".." }
+
+// percentDecode decodes every valid %XX of s, leaving a '%' that starts
+// none as it is, and reports whether it decoded any. Each round shortens
+// s, so decoding until nothing changes ends.
+func percentDecode(s string) (string, bool) {
+	if strings.IndexByte(s, '%') < 0 {
+		return s, false
+	}
+	b := make([]byte, 0, len(s))
+	changed := false
+	for i := 0; i < len(s); i++ {
+		if s[i] == '%' && i+2 < len(s) && isHex(s[i+1]) && isHex(s[i+2]) {
+			b = append(b, unhex(s[i+1])<<4|unhex(s[i+2]))
+			i += 2
+			changed = true
+			continue
+		}
+		b = append(b, s[i])
+	}
+	return string(b), changed
 }
 
 // urlCache keeps the parsed URL of each topic (and event type, when the
@@ -197,6 +267,14 @@ func (c *urlCache) get(t *urlTemplate, topic, eventType string) (*url.URL, error
 	if err != nil {
 		// Not err: its text holds the whole URL, query included.
 		return nil, errors.New("the URL made for this topic and event type does not parse")
+	}
+	// Escaping keeps both true; checked all the same, as they are what
+	// allowed_hosts and the path's meaning rest on.
+	if u.Scheme != t.scheme || u.User.String() != t.user || u.Host != t.host {
+		return nil, errors.New("the URL made for this topic and event type names another scheme, userinfo or host")
+	}
+	if hasDotSegment(u.EscapedPath()) {
+		return nil, errDotSegment
 	}
 	if c.n.Add(1) <= maxCachedURLs {
 		c.m.Store(key, u)
