@@ -16,6 +16,8 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/switchyard-go/switchyard/transports"
 )
 
 // Defaults applied to zero-valued fields of ReceiverConfig.
@@ -52,14 +54,14 @@ type ReceiverConfig struct {
 	RetryAfter time.Duration `koanf:"retry_after"`
 	// BearerToken, when set, is required as "Authorization: Bearer <token>";
 	// 401 otherwise.
-	BearerToken string `koanf:"bearer_token"`
+	BearerToken string `koanf:"bearer_token" redact:"secret"`
 	// HMACSecret, when set, requires a valid Switchyard-Signature (see the
 	// Publisher's hmac_secret) made within SignatureTolerance of now, for
 	// the topic the request is delivered to (its Switchyard-Topic, signed,
 	// must be that topic); 401 otherwise. A signed request can be replayed,
 	// to the same topic, within SignatureTolerance: consumers dedupe by
 	// UUID.
-	HMACSecret         string        `koanf:"hmac_secret"`
+	HMACSecret         string        `koanf:"hmac_secret" redact:"secret"`
 	SignatureTolerance time.Duration `koanf:"signature_tolerance"`
 	// QueueSize, when positive, makes the Receiver answer 202 Accepted as
 	// soon as a message is in its topic's in-memory queue of this size, and
@@ -121,7 +123,7 @@ func (c *ReceiverConfig) setDefaults() {
 func (c *ReceiverConfig) Validate() error {
 	var errs []error
 	add := func(key, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%s: "+format, append([]any{key}, args...)...))
+		errs = append(errs, transports.FieldErrorf(key, format, args...))
 	}
 	if c.MaxBodyBytes < 0 {
 		add("max_body_bytes", "must not be negative, got %d", c.MaxBodyBytes)

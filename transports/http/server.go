@@ -13,6 +13,8 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/switchyard-go/switchyard/transports"
 )
 
 // Defaults applied to zero-valued fields of ServerConfig.
@@ -72,7 +74,7 @@ func (c *ServerConfig) setDefaults() {
 func (c *ServerConfig) Validate() error {
 	errs := []error{c.ReceiverConfig.Validate()}
 	add := func(key, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%s: "+format, append([]any{key}, args...)...))
+		errs = append(errs, transports.FieldErrorf(key, format, args...))
 	}
 	if c.Listen == "" {
 		add("listen", "must be set")

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"reflect"
 
+	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/switchyard-go/switchyard/transports"
@@ -49,6 +50,13 @@ func Factory(s transports.Settings) (transports.Transport, error) {
 			return transports.Transport{}, err
 		}
 		t.Publisher = pub
+		if cfg.TLS.InsecureSkipVerify {
+			// watermill's loggers have no warning level: an error is what
+			// an operator's default level keeps.
+			s.Logger.Error("httptransport: tls.insecure_skip_verify is on: the server's certificate is not checked, "+
+				"so anyone on the network path can read and change the events", errInsecureSkipVerify,
+				watermill.LogFields{"transport": s.Name})
+		}
 	}
 	if rc := cfg.Receiver; rc != nil {
 		sub, err := newSubscriber(*rc, s)
@@ -69,11 +77,11 @@ func (c *TransportConfig) Validate() error {
 	var errs []error
 	switch {
 	case c.URL == "" && c.Receiver == nil:
-		errs = append(errs, errors.New("url: must be set to publish, or receiver: to receive (or both)"))
+		errs = append(errs, transports.FieldErrorf("url", "must be set to publish, or receiver: to receive (or both)"))
 	case c.URL == "":
 		// Receive only: publisher keys would be silently unused.
 		if !reflect.ValueOf(c.Config).IsZero() {
-			errs = append(errs, errors.New("url: must be set: the section has publisher keys, which do nothing without it"))
+			errs = append(errs, transports.FieldErrorf("url", "must be set: the section has publisher keys, which do nothing without it"))
 		}
 	default:
 		errs = append(errs, c.Config.Validate())
@@ -85,7 +93,7 @@ func (c *TransportConfig) Validate() error {
 		} else {
 			err = rc.ReceiverConfig.Validate()
 			for _, key := range rc.serverOnlyKeys() {
-				err = errors.Join(err, errors.New(key+": only with listen: a Receiver without it is mounted in your own server, on your own pattern"))
+				err = errors.Join(err, transports.FieldErrorf(key, "only with listen: a Receiver without it is mounted in your own server, on your own pattern"))
 			}
 		}
 		errs = append(errs, underKey("receiver", err))
@@ -100,7 +108,7 @@ func newSubscriber(rc ServerConfig, s transports.Settings) (message.Subscriber, 
 	}
 	srv, err := newServer(rc, s.Logger)
 	if err != nil {
-		return nil, fmt.Errorf("httptransport: config: receiver.listen: %w", err)
+		return nil, fmt.Errorf("httptransport: config: %w", transports.FieldErrorf("receiver.listen", "%v", err))
 	}
 	return srv, nil
 }
@@ -118,7 +126,13 @@ func underKey(key string, err error) error {
 		}
 		return errors.Join(out...)
 	}
+	var fe *transports.FieldError
+	if errors.As(err, &fe) {
+		return &transports.FieldError{Key: key + "." + fe.Key, Reason: fe.Reason}
+	}
 	return fmt.Errorf("%s.%w", key, err)
 }
+
+var errInsecureSkipVerify = errors.New("httptransport: TLS certificate verification is off")
 
 var _ transports.Factory = Factory
