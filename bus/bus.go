@@ -132,7 +132,10 @@ func New(cfg Config, opts ...Option) (*Bus, error) {
 	b, err := build(cfg, o)
 	if err != nil {
 		reg.undo()
-		return nil, err
+		// Whatever a factory's error quotes of the configuration, a URL
+		// with its password, a token, a piece of one, is removed: the bus
+		// vouches for its errors whichever transports it runs.
+		return nil, scrubError(err, configSecrets(cfg))
 	}
 	reg.keep()
 	return b, nil
@@ -172,7 +175,7 @@ func build(cfg Config, o options) (*Bus, error) {
 		})
 		if err != nil {
 			b.closeTransports()
-			return nil, fmt.Errorf("bus: transport %q: %w", name, redactError(err))
+			return nil, transportError(name, err)
 		}
 		b.transports[name] = t
 	}

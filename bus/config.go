@@ -374,7 +374,13 @@ func (c Config) Validate() error {
 		seen[name] = true
 		c.checkTransport(&v, "consume.from", name)
 	}
-	return v.err()
+	if len(v.errs) == 0 {
+		return nil
+	}
+	// A reason may quote a value (a transport name that is a URL, say).
+	secrets := configSecrets(c)
+	scrubReasons(v.errs, secrets)
+	return joinConfigErrors(v.errs, secrets)
 }
 
 // validateTransportTypes reports each configured transport whose type no

@@ -3,6 +3,8 @@ package bus
 import (
 	"errors"
 	"fmt"
+
+	"github.com/switchyard-go/switchyard/transports"
 )
 
 // Sentinel errors, wrapped with %w and checked with errors.Is.
@@ -28,3 +30,60 @@ var (
 )
 
 var errNoInbound = fmt.Errorf("%w: set consume.from to transports that can subscribe", ErrNoInbound)
+
+// transportError is New's error for what the factory of transport name
+// returned. The factory's configuration checks (*transports.FieldError,
+// and the *ConfigErrors of its Settings.Decode) become *ConfigErrors named
+// by their full key (transports.redis.maxlen), so that errors.Is(err,
+// ErrInvalidConfig) holds and a user finds a transport's bad key as the
+// bus's own. Whatever else the error holds follows them, after the
+// transport's name, joined: errors.Is and errors.As see all of it.
+func transportError(name string, err error) error {
+	prefix := "transports." + name
+	var found, others []error
+	var walk func(error)
+	walk = func(err error) {
+		switch e := err.(type) {
+		case *transports.FieldError:
+			key := prefix
+			if e.Key != "" {
+				key += "." + e.Key
+			}
+			found = append(found, &ConfigError{Key: key, Reason: redactString(e.Reason), err: e})
+		case *ConfigError:
+			found = append(found, e)
+		default:
+			if !holdsConfigError(err) {
+				others = append(others, err)
+				return
+			}
+			// The wrapping text ("redisstream: config: ") says less than the
+			// key that replaces it.
+			if multi, ok := err.(interface{ Unwrap() []error }); ok {
+				for _, inner := range multi.Unwrap() {
+					walk(inner)
+				}
+				return
+			}
+			walk(errors.Unwrap(err))
+		}
+	}
+	walk(err)
+	if len(found) == 0 {
+		return fmt.Errorf("bus: transport %q: %w", name, err)
+	}
+	if len(others) > 0 {
+		found = append(found, fmt.Errorf("bus: transport %q: %w", name, errors.Join(others...)))
+	}
+	return joinConfigErrors(found, nil)
+}
+
+// holdsConfigError reports whether err's tree holds a *transports.FieldError
+// or a *ConfigError.
+func holdsConfigError(err error) bool {
+	if _, ok := errors.AsType[*transports.FieldError](err); ok {
+		return true
+	}
+	_, ok := errors.AsType[*ConfigError](err)
+	return ok
+}

@@ -85,9 +85,15 @@ func LoadConfig(sources ...Source) (Config, error) {
 	if err := cfg.Validate(); err != nil {
 		errs = append(errs, err)
 	}
-	if err := errors.Join(errs...); err != nil {
-		annotate(err, origins)
-		return Config{}, err
+	if len(errs) > 0 {
+		for _, err := range errs {
+			annotate(err, origins)
+		}
+		// Every value loaded, unknown keys' included: a reason may quote
+		// one.
+		secrets := collectSecrets(k.Raw())
+		scrubReasons(errs, secrets)
+		return Config{}, joinConfigErrors(errs, secrets)
 	}
 	return cfg, nil
 }
@@ -165,7 +171,11 @@ var legacyEnv = []struct {
 
 // FromEnv reads SWITCHYARD_* variables, each naming a key (see envPrefix), a
 // comma-separated value making a list for a list key, and the five
-// EVENT_* variables of the original service. When an EVENT_* variable and
+// EVENT_* variables of the original service. A SWITCHYARD_* variable is a
+// key only when its first segment is a section of Config (BUS, TRANSPORTS,
+// ROUTING, COALESCING, CONSUME, METRICS): the others (SWITCHYARD_CONFIG,
+// say) are the application's own and are left alone, except that one with
+// "__" in it is a path to a section that does not exist, and an error. When an EVENT_* variable and
 // the SWITCHYARD_* name of the same key are both set, the SWITCHYARD_* one
 // wins. A variable set to the empty string counts as unset, as deployment
 // templates often leave them.
@@ -190,11 +200,21 @@ func readEnv() (map[string]any, map[string]string, error) {
 		flat[v.key] = value
 		origins[v.key] = v.name
 	}
+	var misspelt []string
 	prefixed, err := env.Provider("", env.Opt{
 		Prefix: envPrefix,
 		TransformFunc: func(name, value string) (string, any) {
 			key := strings.ToLower(strings.ReplaceAll(strings.TrimPrefix(name, envPrefix), "__", "."))
 			if key == "" || value == "" {
+				return "", nil
+			}
+			// The application's own SWITCHYARD_CONFIG, SWITCHYARD_ADDR are
+			// not keys; a "__" says the name is meant as a path, so that a
+			// misspelt section is not ignored.
+			if root, _, path := strings.Cut(key, "."); !slices.Contains(configRoots(), root) {
+				if path {
+					misspelt = append(misspelt, name)
+				}
 				return "", nil
 			}
 			origins[key] = name
@@ -204,10 +224,42 @@ func readEnv() (map[string]any, map[string]string, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	slices.Sort(misspelt)
+	for _, name := range misspelt {
+		errs = append(errs, newConfigError(name, "names no configuration section"+suggestEnvRoot(name)))
+	}
 	for key, value := range prefixed {
 		flat[key] = value
 	}
 	return kmaps.Unflatten(flat, "."), origins, errors.Join(errs...)
+}
+
+// configRoots are the sections of Config, the first segment of every key.
+var configRoots = sync.OnceValue(func() []string {
+	var roots []string
+	t := reflect.TypeFor[Config]()
+	for i := range t.NumField() {
+		if name := koanfName(t.Field(i)); name != "" {
+			roots = append(roots, name)
+		}
+	}
+	return roots
+})
+
+// suggestEnvRoot names the variable that name, whose first segment is no
+// section, most likely meant, or lists the sections.
+func suggestEnvRoot(name string) string {
+	root, rest, _ := strings.Cut(strings.TrimPrefix(name, envPrefix), "__")
+	best, bestDist := "", 3
+	for _, r := range configRoots() {
+		if d := editDistance(strings.ToLower(root), r); d < bestDist {
+			best, bestDist = r, d
+		}
+	}
+	if best == "" {
+		return " (sections: " + strings.Join(configRoots(), ", ") + ")"
+	}
+	return " (did you mean " + envPrefix + strings.ToUpper(best) + "__" + rest + "?)"
 }
 
 func parseEnvBool(s string) (any, error) {
@@ -505,24 +557,31 @@ func suggest(key string, s configSchema) string {
 	return " (did you mean " + best + "?)"
 }
 
+// editDistance counts the insertions, deletions, substitutions and swaps
+// of neighbours that turn a into b (the optimal string alignment
+// distance): a swap is the commonest typo, and counts one.
 func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
+	d := make([][]int, len(a)+1)
+	for i := range d {
+		d[i] = make([]int, len(b)+1)
+		d[i][0] = i
+	}
+	for j := range d[0] {
+		d[0][j] = j
 	}
 	for i := 1; i <= len(a); i++ {
-		cur[0] = i
 		for j := 1; j <= len(b); j++ {
 			cost := 1
 			if a[i-1] == b[j-1] {
 				cost = 0
 			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+			d[i][j] = min(d[i-1][j]+1, d[i][j-1]+1, d[i-1][j-1]+cost)
+			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
+				d[i][j] = min(d[i][j], d[i-2][j-2]+1)
+			}
 		}
-		prev, cur = cur, prev
 	}
-	return prev[len(b)]
+	return d[len(a)][len(b)]
 }
 
 // annotate adds to each ConfigError in err's tree the source that set its

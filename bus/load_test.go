@@ -761,3 +761,153 @@ func ExampleLoadConfig() {
 	// fallback probe interval: 5s
 	// bus: config: routing.percentage: must be between 0 and 100, got 150 (from FromMap) true
 }
+
+// The variables an application reads for itself (the chat demo's
+// SWITCHYARD_CONFIG, the soak's SWITCHYARD_SOAK_DURATION) are not
+// configuration keys: only a variable whose first segment is a section of
+// Config is.
+func TestFromEnvLeavesApplicationVariables(t *testing.T) {
+	clearEnv(t)
+	t.Setenv("SWITCHYARD_CONFIG", "/etc/switchyard.yaml")
+	t.Setenv("SWITCHYARD_SOAK_DURATION", "2m")
+	t.Setenv("SWITCHYARD_ADDR", "127.0.0.1:8000")
+	t.Setenv("SWITCHYARD_ROUTING__PERCENTAGE", "5")
+	cfg, err := LoadConfig(FromEnv())
+	require.NoError(t, err)
+	want := DefaultConfig()
+	want.Routing.Percentage = 5
+	assert.Equal(t, want, cfg)
+}
+
+// A misspelt section is an error, not an application's variable: a "__"
+// says the variable is a configuration path.
+func TestFromEnvMisspeltSection(t *testing.T) {
+	for _, tc := range []struct{ name, want string }{
+		{"SWITCHYARD_ROUTNG__PERCENTAGE", "bus: config: SWITCHYARD_ROUTNG__PERCENTAGE: names no configuration section (did you mean SWITCHYARD_ROUTING__PERCENTAGE?)"},
+		{"SWITCHYARD_TRANSPRTS__REDIS__PASSWORD", "(did you mean SWITCHYARD_TRANSPORTS__REDIS__PASSWORD?)"},
+		{"SWITCHYARD_APP__NAME", "bus: config: SWITCHYARD_APP__NAME: names no configuration section (sections: bus, transports, routing, coalescing, consume, metrics)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			clearEnv(t)
+			t.Setenv(tc.name, "hunter2")
+			_, err := LoadConfig(FromEnv())
+			require.ErrorIs(t, err, ErrInvalidConfig)
+			assert.Equal(t, []string{tc.name}, errorKeys(err))
+			assert.Contains(t, err.Error(), tc.want)
+			assert.NotContains(t, err.Error(), "hunter2")
+		})
+	}
+}
+
+// fieldErrorRegistry holds a transport type "checked" whose factory
+// returns what err returns.
+func fieldErrorRegistry(err func(s transports.Settings) error) *transports.Registry {
+	reg := transports.NewRegistry()
+	reg.Register("checked", func(s transports.Settings) (transports.Transport, error) {
+		return transports.Transport{}, err(s)
+	})
+	return reg
+}
+
+func checkedConfig(section map[string]any) Config {
+	section["type"] = "checked"
+	return Config{
+		Bus:        BusConfig{DeadLetter: DeadLetterConfig{Transport: "c"}},
+		Transports: map[string]map[string]any{"c": section},
+		Routing:    RoutingConfig{Baseline: "c"},
+	}
+}
+
+// A transport's own configuration checks name the full key and are
+// configuration errors like the bus's.
+func TestNewTransportFieldErrors(t *testing.T) {
+	t.Parallel()
+	errDial := errors.New("dial refused")
+	for _, tc := range []struct {
+		name    string
+		section map[string]any
+		err     func(transports.Settings) error
+		keys    []string
+		want    []string
+		is      error
+	}{
+		{
+			name: "field errors",
+			err: func(transports.Settings) error {
+				return fmt.Errorf("checked: config: %w", errors.Join(
+					transports.FieldErrorf("maxlen", "must not be negative, got %d", -1),
+					transports.FieldErrorf("tls.key_file", "required with tls.cert_file")))
+			},
+			keys: []string{"transports.c.maxlen", "transports.c.tls.key_file"},
+			want: []string{
+				"bus: config: transports.c.maxlen: must not be negative, got -1",
+				"bus: config: transports.c.tls.key_file: required with tls.cert_file",
+			},
+		},
+		{
+			name: "the section itself",
+			err:  func(transports.Settings) error { return &transports.FieldError{Reason: "set url or addrs"} },
+			keys: []string{"transports.c"},
+			want: []string{"bus: config: transports.c: set url or addrs"},
+		},
+		{
+			// Each field error is a ConfigError; the rest keeps its text
+			// after the transport's name, and errors.Is sees all of it.
+			name: "field errors and others",
+			err: func(transports.Settings) error {
+				return errors.Join(transports.FieldErrorf("maxlen", "must not be negative"), fmt.Errorf("checked: %w", errDial))
+			},
+			keys: []string{"transports.c.maxlen"},
+			want: []string{"bus: config: transports.c.maxlen: must not be negative", `bus: transport "c": checked: dial refused`},
+			is:   errDial,
+		},
+		{
+			name:    "the bus's decoding errors",
+			section: map[string]any{"urll": "x", "maxlen": "many"},
+			err: func(s transports.Settings) error {
+				var cfg struct {
+					MaxLen int `koanf:"maxlen"`
+				}
+				return fmt.Errorf("checked: %w", s.Decode(&cfg))
+			},
+			keys: []string{"transports.c.maxlen", "transports.c.urll"},
+			want: []string{"bus: config: transports.c.urll: unknown key"},
+		},
+		{
+			name: "a reason that quotes a secret",
+			section: map[string]any{"url": "redis://:Ab9x/yz@h"},
+			err: func(transports.Settings) error {
+				return transports.FieldErrorf("url", "bad port in %q", "redis://:Ab9x/yz@h")
+			},
+			keys: []string{"transports.c.url"},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			section := tc.section
+			if section == nil {
+				section = map[string]any{}
+			}
+			_, err := New(checkedConfig(section), WithRegistry(fieldErrorRegistry(tc.err)))
+			require.Error(t, err)
+			assert.ErrorIs(t, err, ErrInvalidConfig)
+			assert.Equal(t, tc.keys, errorKeys(err))
+			for _, w := range tc.want {
+				assert.Contains(t, err.Error(), w)
+			}
+			if tc.is != nil {
+				assert.ErrorIs(t, err, tc.is)
+			}
+			assert.NotContains(t, err.Error(), "Ab9x")
+			assert.NotContains(t, err.Error(), "bus: config: bus: config:")
+		})
+	}
+
+	t.Run("no field errors", func(t *testing.T) {
+		t.Parallel()
+		_, err := New(checkedConfig(map[string]any{}), WithRegistry(fieldErrorRegistry(func(transports.Settings) error { return errDial })))
+		require.ErrorIs(t, err, errDial)
+		assert.NotErrorIs(t, err, ErrInvalidConfig)
+		assert.EqualError(t, err, `bus: transport "c": dial refused`)
+	})
+}

@@ -5,11 +5,15 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"net/url"
 	"reflect"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -21,11 +25,88 @@ const redacted = "xxxxx"
 // secretWords mark a key whose value is a secret when its lower-cased name,
 // with '-' read as '_', contains one of them.
 var secretWords = []string{
-	"password", "passwd", "secret", "token", "authorization",
+	"password", "passwd", "passphrase", "secret", "token", "authorization",
 	"api_key", "apikey", "credential", "private_key",
 }
 
-func isSecretKey(name string) bool { return containsAny(name, secretWords) }
+// secretTokens are short names of secrets, matched as whole words of a key
+// (auth_pass, pwd) since as substrings they are everywhere (bypass).
+var secretTokens = []string{"pass", "pwd", "pw", "auth"}
+
+// isSecretKey reports whether the value under name may be a secret. A near
+// miss of a secret word counts (pasword, secert, tokne, api_kye), so that a
+// misspelt key, which the transport will refuse, is not printed in clear
+// by the dump that helps find the typo. A false positive costs a hidden
+// value; a false negative, a leaked one.
+func isSecretKey(name string) bool {
+	n := strings.ReplaceAll(strings.ToLower(name), "-", "_")
+	if slices.ContainsFunc(secretWords, func(w string) bool { return strings.Contains(n, w) }) {
+		return true
+	}
+	words := keyWords(name)
+	for i, w := range words {
+		// signing_key, access-key, XApiKey; not key_file.
+		if slices.Contains(secretTokens, w) || (w == "key" && i == len(words)-1 && i > 0) {
+			return true
+		}
+	}
+	compact := strings.Join(words, "")
+	for _, w := range secretWords {
+		w = strings.ReplaceAll(w, "_", "")
+		// One edit for short words, two for long ones: "token" is one
+		// edit from "taken" already.
+		if nearSubstring(compact, w, min(2, len(w)/4)) {
+			return true
+		}
+	}
+	return false
+}
+
+// keyWords splits a key's name into lower-case words at every character
+// that is not a letter or digit and at each lower-to-upper change:
+// "clientSecret", "X-Api-Key", "api_key".
+func keyWords(name string) []string {
+	var words []string
+	var cur []rune
+	flush := func() {
+		if len(cur) > 0 {
+			words = append(words, string(cur))
+			cur = cur[:0]
+		}
+	}
+	afterLower := false
+	for _, r := range name {
+		switch {
+		case unicode.IsUpper(r):
+			if afterLower {
+				flush()
+			}
+			cur = append(cur, unicode.ToLower(r))
+			afterLower = false
+		case unicode.IsLetter(r) || unicode.IsDigit(r):
+			cur = append(cur, r)
+			afterLower = true
+		default:
+			flush()
+			afterLower = false
+		}
+	}
+	flush()
+	return words
+}
+
+// nearSubstring reports whether some substring of s is at most k edits
+// (insertions, deletions, substitutions, swaps of neighbours) from w.
+func nearSubstring(s, w string, k int) bool {
+	for i := range len(s) {
+		for n := max(1, len(w)-k); n <= len(w)+k && i+n <= len(s); n++ {
+			if editDistance(s[i:i+n], w) <= k {
+				return true
+			}
+		}
+	}
+	return false
+}
 
 // isHeadersKey reports whether the value under name is a set of HTTP
 // headers ("headers", "extra_headers"): every value in it is redacted,
@@ -33,36 +114,142 @@ func isSecretKey(name string) bool { return containsAny(name, secretWords) }
 // vendor ones).
 func isHeadersKey(name string) bool { return strings.HasSuffix(strings.ToLower(name), "headers") }
 
-func containsAny(name string, words []string) bool {
-	n := strings.ReplaceAll(strings.ToLower(name), "-", "_")
-	return slices.ContainsFunc(words, func(w string) bool { return strings.Contains(n, w) })
-}
-
 var (
-	// The userinfo password of a URL anywhere in a text: scheme://user:password@.
-	// The password runs to the last '@' before the authority ends, so that an
-	// unescaped '@' inside it does not leave its tail visible; quotes and
-	// spaces end it so that two URLs in one message stay two.
-	urlPassword = regexp.MustCompile(`(?i)([a-z][a-z0-9+.\-]*://[^\s"'<>/?#@:]*):[^\s"'<>/?#]+@`)
+	// The start of a URL: its scheme and "://".
+	urlScheme = regexp.MustCompile(`(?i)[a-z][a-z0-9+.\-]*://`)
 	// A secret-named query parameter, in text that is not a whole URL:
 	// ?token=…, &password=….
 	queryParamSecret = regexp.MustCompile(`(?i)([?&][^\s"'<>=&#]*(?:` +
 		strings.Join(secretWords, "|") + `)[^\s"'<>=&#]*=)[^\s"'<>&#]+`)
-	// A URL anywhere in a text, up to a space, a quote or an angle bracket.
-	urlInText = regexp.MustCompile(`(?i)[a-z][a-z0-9+.\-]*://[^\s"'<>]*`)
 )
 
-// redactString hides the secrets that can hide in free text: passwords in
-// URLs, the value of every query parameter of a URL (whatever its name:
+// redactString hides the secrets that can hide in free text: the userinfo
+// of URLs, the value of every query parameter of a URL (whatever its name:
 // API keys hide under names like "code" or "sig"), and secret-named query
 // parameters elsewhere.
 func redactString(s string) string {
 	if !strings.Contains(s, "://") && !strings.Contains(s, "=") {
 		return s
 	}
-	s = urlPassword.ReplaceAllString(s, "${1}:"+redacted+"@")
-	s = urlInText.ReplaceAllStringFunc(s, redactQuery)
+	s = redactURLs(s, false)
 	return queryParamSecret.ReplaceAllString(s, "${1}"+redacted)
+}
+
+// redactValue's form of redactString, for a configured value: the value is
+// one URL, so its userinfo runs to its last '@' whatever comes between.
+func redactURLValue(s string) string {
+	if !strings.Contains(s, "://") && !strings.Contains(s, "=") {
+		return s
+	}
+	s = redactURLs(s, true)
+	return queryParamSecret.ReplaceAllString(s, "${1}"+redacted)
+}
+
+// urlSpan is a URL found in a text: its userinfo (empty when it has none)
+// runs from user to at, where at is the index of its '@' or -1, and the
+// rest of it (host, path, query) from rest to end.
+type urlSpan struct {
+	start, user, at, rest, end int
+}
+
+// findURLs finds the URLs of s. A password may hold any character
+// unescaped, '/', '#', '?', '%', '@', spaces and "://" included, and URL
+// parsers disagree on where it ends, so the userinfo is taken to run from
+// "://" to the LAST '@' before the next URL starts: everything that might
+// be a password is in it. A URL starts after the start of s, a space, or
+// one of "'<>([{,;= (so that "redis://:a://b@h" is one URL); a URL opened
+// by a '"' ends at the next '"' that is not escaped, as Go's %q writes
+// it. With whole, s is one URL and its userinfo runs to its last '@'.
+func findURLs(s string, whole bool) []urlSpan {
+	var starts [][]int
+	for _, m := range urlScheme.FindAllStringIndex(s, -1) {
+		if len(starts) == 0 || (!whole && (m[0] == 0 || strings.ContainsRune(" \t\r\n\"'<>([{,;=", rune(s[m[0]-1])))) {
+			starts = append(starts, m)
+		}
+	}
+	spans := make([]urlSpan, 0, len(starts))
+	for i, m := range starts {
+		regionEnd := len(s)
+		if i+1 < len(starts) {
+			regionEnd = starts[i+1][0]
+		}
+		if !whole && m[0] > 0 && s[m[0]-1] == '"' {
+			if q := closingQuote(s[m[1]:regionEnd]); q >= 0 {
+				regionEnd = m[1] + q
+			}
+		}
+		sp := urlSpan{start: m[0], user: m[1], at: -1, rest: m[1]}
+		if a := strings.LastIndexByte(s[m[1]:regionEnd], '@'); a >= 0 {
+			sp.at = m[1] + a
+			sp.rest = sp.at + 1
+		}
+		sp.end = regionEnd
+		if !whole {
+			if e := strings.IndexAny(s[sp.rest:regionEnd], " \t\r\n\"'<>"); e >= 0 {
+				sp.end = sp.rest + e
+			}
+		}
+		spans = append(spans, sp)
+	}
+	return spans
+}
+
+// closingQuote returns the index of the first '"' of s not escaped by a
+// backslash, or -1.
+func closingQuote(s string) int {
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '\\':
+			i++
+		case '"':
+			return i
+		}
+	}
+	return -1
+}
+
+// userinfoSecret returns what of a URL's userinfo is secret: the password,
+// after the first ':', or, without a ':', the whole of it, which may be a
+// token (https://TOKEN@host).
+func userinfoSecret(userinfo string) (name, secret string) {
+	if user, password, ok := strings.Cut(userinfo, ":"); ok && plainUserName(user) {
+		return user, password
+	}
+	return "", userinfo
+}
+
+// plainUserName reports whether a user name can be shown: one that holds
+// none of the characters that would make it part of a password that URL
+// parsing got wrong.
+func plainUserName(user string) bool {
+	return !strings.ContainsFunc(user, func(r rune) bool {
+		return r <= ' ' || r >= 0x7f || strings.ContainsRune(`/?#@%"'<>\[]`, r)
+	})
+}
+
+func redactURLs(s string, whole bool) string {
+	spans := findURLs(s, whole)
+	if len(spans) == 0 {
+		return s
+	}
+	var b strings.Builder
+	last := 0
+	for _, sp := range spans {
+		b.WriteString(s[last:sp.user])
+		if sp.at >= 0 {
+			if userinfo := s[sp.user:sp.at]; userinfo != "" {
+				if name, _ := userinfoSecret(userinfo); name != "" || strings.HasPrefix(userinfo, ":") {
+					b.WriteString(name + ":")
+				}
+				b.WriteString(redacted)
+			}
+			b.WriteByte('@')
+		}
+		b.WriteString(redactQuery(s[sp.rest:sp.end]))
+		last = sp.end
+	}
+	b.WriteString(s[last:])
+	return b.String()
 }
 
 // redactQuery replaces the value of each query parameter of rawURL, keeping
@@ -94,17 +281,202 @@ func redactQuery(rawURL string) string {
 // still see everything err wraps. Use it on errors that may carry what a
 // transport was configured with (URLs with credentials) before they leave
 // the package.
-func redactError(err error) error {
-	if err == nil {
+func redactError(err error) error { return scrubError(err, nil) }
+
+// scrubError is redactError that also removes every piece of secrets from
+// the message.
+func scrubError(err error, secrets *secretSet) error {
+	switch e := err.(type) {
+	case nil:
 		return nil
+	case *configErrorList:
+		return &configErrorList{errs: e.errs, secrets: secrets.union(e.secrets)}
+	case *ConfigError:
+		// A list, so that the key in front of the reason is scrubbed too.
+		return &configErrorList{errs: []error{e}, secrets: secrets}
 	}
-	return &redactedError{err: err}
+	return &redactedError{err: err, secrets: secrets}
 }
 
-type redactedError struct{ err error }
+type redactedError struct {
+	err     error
+	secrets *secretSet
+}
 
-func (e *redactedError) Error() string { return redactString(e.err.Error()) }
+func (e *redactedError) Error() string { return e.secrets.scrub(redactString(e.err.Error())) }
 func (e *redactedError) Unwrap() error { return e.err }
+
+// configErrorList joins configuration errors like errors.Join, and removes
+// from its message every piece of the configuration's secrets that a
+// reason might quote.
+type configErrorList struct {
+	errs    []error
+	secrets *secretSet
+}
+
+// joinConfigErrors returns nil without errors.
+func joinConfigErrors(errs []error, secrets *secretSet) error {
+	if len(errs) == 0 {
+		return nil
+	}
+	return &configErrorList{errs: errs, secrets: secrets}
+}
+
+func (e *configErrorList) Error() string {
+	msgs := make([]string, len(e.errs))
+	for i, err := range e.errs {
+		msgs[i] = err.Error()
+	}
+	return e.secrets.scrub(redactString(strings.Join(msgs, "\n")))
+}
+
+func (e *configErrorList) Unwrap() []error { return e.errs }
+
+// minSecretPiece is the shortest piece of a secret that scrub removes from
+// a text: shorter ones are everywhere in ordinary words.
+const minSecretPiece = 4
+
+// secretSet holds the secrets of a configuration, so that they can be
+// removed from text that quotes them however it quotes them: whole, in
+// part (a URL parser's "invalid port \":Ab9x\"" is the start of a
+// password), escaped or percent-decoded. A nil *secretSet holds none.
+type secretSet struct {
+	// pieces are the minSecretPiece-byte substrings of every secret.
+	pieces map[string]bool
+}
+
+// configSecrets collects the secrets of c's values: see secretSet.collect.
+func configSecrets(c Config) *secretSet {
+	return collectSecrets(configValues(reflect.ValueOf(c)))
+}
+
+// collectSecrets collects the secrets of values, as normalize returns
+// them: every value under a secret-named key or a set of headers, and the
+// userinfo of every URL.
+func collectSecrets(values any) *secretSet {
+	s := &secretSet{pieces: make(map[string]bool)}
+	s.collect("", values)
+	return s
+}
+
+func (s *secretSet) collect(key string, v any) {
+	switch x := v.(type) {
+	case string:
+		if isSecretKey(key) || isHeadersKey(key) {
+			s.add(x)
+		}
+		if strings.Contains(x, "://") {
+			for _, whole := range []bool{true, false} {
+				for _, sp := range findURLs(x, whole) {
+					if sp.at >= 0 {
+						_, secret := userinfoSecret(x[sp.user:sp.at])
+						s.add(secret)
+					}
+				}
+			}
+		}
+	case map[string]any:
+		for k, e := range x {
+			if isHeadersKey(key) {
+				k = key // a header's value is a secret whatever its name
+			}
+			s.collect(k, e)
+		}
+	case []any:
+		for _, e := range x {
+			s.collect(key, e)
+		}
+	case []string:
+		for _, e := range x {
+			s.collect(key, e)
+		}
+	default:
+		if x != nil && (isSecretKey(key) || isHeadersKey(key)) {
+			s.add(fmt.Sprint(x))
+		}
+	}
+}
+
+// add adds secret and the forms a message may quote it in: percent-decoded
+// (a URL's password as the server sees it), percent-encoded (as a URL
+// prints it again) and Go-quoted.
+func (s *secretSet) add(secret string) {
+	forms := []string{secret, url.PathEscape(secret), url.QueryEscape(secret), strconv.Quote(secret)}
+	for _, unescape := range []func(string) (string, error){url.PathUnescape, url.QueryUnescape} {
+		if d, err := unescape(secret); err == nil {
+			forms = append(forms, d, strconv.Quote(d))
+		}
+	}
+	for _, f := range forms {
+		for i := 0; i+minSecretPiece <= len(f); i++ {
+			s.pieces[f[i:i+minSecretPiece]] = true
+		}
+	}
+}
+
+// union returns the secrets of s and t together.
+func (s *secretSet) union(t *secretSet) *secretSet {
+	switch {
+	case s == nil || len(s.pieces) == 0:
+		return t
+	case t == nil || len(t.pieces) == 0:
+		return s
+	}
+	u := &secretSet{pieces: maps.Clone(s.pieces)}
+	maps.Copy(u.pieces, t.pieces)
+	return u
+}
+
+// scrub replaces every stretch of text made of pieces of the secrets,
+// minSecretPiece bytes or longer, with the redaction mark: no part of a
+// secret that long survives, wherever it sits in text and whatever text
+// around it says.
+func (s *secretSet) scrub(text string) string {
+	if s == nil || len(s.pieces) == 0 || len(text) < minSecretPiece {
+		return text
+	}
+	var hidden []bool
+	for i := 0; i+minSecretPiece <= len(text); i++ {
+		if s.pieces[text[i:i+minSecretPiece]] {
+			if hidden == nil {
+				hidden = make([]bool, len(text))
+			}
+			for j := i; j < i+minSecretPiece; j++ {
+				hidden[j] = true
+			}
+		}
+	}
+	if hidden == nil {
+		return text
+	}
+	// Whole characters: a piece may start or end inside a multi-byte one.
+	for i := range hidden {
+		if hidden[i] && !utf8.RuneStart(text[i]) {
+			for j := i - 1; j >= 0 && !hidden[j]; j-- {
+				hidden[j] = true
+				if utf8.RuneStart(text[j]) {
+					break
+				}
+			}
+		}
+		if hidden[i] && i+1 < len(text) && !hidden[i+1] && !utf8.RuneStart(text[i+1]) {
+			hidden[i+1] = true
+		}
+	}
+	var b strings.Builder
+	for i := 0; i < len(text); {
+		if !hidden[i] {
+			b.WriteByte(text[i])
+			i++
+			continue
+		}
+		for i < len(text) && hidden[i] {
+			i++
+		}
+		b.WriteString(redacted)
+	}
+	return b.String()
+}
 
 // redactAll returns v with every value in it replaced, but empty strings
 // (nothing to hide) and the structure of maps and lists.
@@ -150,7 +522,7 @@ func redactValue(key string, v any) any {
 	}
 	switch x := v.(type) {
 	case string:
-		return redactString(x)
+		return redactURLValue(x)
 	case map[string]any:
 		out := make(map[string]any, len(x))
 		for k, e := range x {
@@ -166,7 +538,7 @@ func redactValue(key string, v any) any {
 	case []string:
 		out := make([]string, len(x))
 		for i, e := range x {
-			out[i] = redactString(e)
+			out[i] = redactURLValue(e)
 		}
 		return out
 	}
@@ -174,7 +546,10 @@ func redactValue(key string, v any) any {
 }
 
 // String returns the effective configuration (defaults applied) as YAML,
-// with secrets redacted, so that it can be logged.
+// with secrets redacted, so that it can be logged. Beyond the values of
+// secret-named keys and the userinfo of URLs, any piece of one of those
+// secrets found elsewhere (a password pasted into another key) is
+// redacted too.
 func (c Config) String() string {
 	c.setDefaults()
 	node := configNode(reflect.ValueOf(c), "")
@@ -182,10 +557,10 @@ func (c Config) String() string {
 	enc := yaml.NewEncoder(&buf)
 	enc.SetIndent(2)
 	if err := enc.Encode(node); err != nil {
-		return fmt.Sprintf("bus.Config(%v)", redactError(err))
+		return fmt.Sprintf("bus.Config(%v)", scrubError(err, configSecrets(c)))
 	}
 	_ = enc.Close()
-	return buf.String()
+	return configSecrets(c).scrub(buf.String())
 }
 
 // GoString keeps %#v, which would otherwise print the transports' settings
@@ -264,4 +639,23 @@ func typeFirst(a, b string) int {
 
 func scalarNode(s string) *yaml.Node {
 	return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: s}
+}
+
+// scrubReasons scrubs the reason of every *ConfigError in errs' trees, so
+// that one printed on its own is as safe as the whole.
+func scrubReasons(errs []error, secrets *secretSet) {
+	var walk func(error)
+	walk = func(err error) {
+		switch e := err.(type) {
+		case *ConfigError:
+			e.Reason = secrets.scrub(e.Reason)
+		case interface{ Unwrap() []error }:
+			for _, inner := range e.Unwrap() {
+				walk(inner)
+			}
+		}
+	}
+	for _, err := range errs {
+		walk(err)
+	}
 }
