@@ -874,7 +874,7 @@ func TestNewTransportFieldErrors(t *testing.T) {
 			want: []string{"bus: config: transports.c.urll: unknown key"},
 		},
 		{
-			name: "a reason that quotes a secret",
+			name:    "a reason that quotes a secret",
 			section: map[string]any{"url": "redis://:Ab9x/yz@h"},
 			err: func(transports.Settings) error {
 				return transports.FieldErrorf("url", "bad port in %q", "redis://:Ab9x/yz@h")

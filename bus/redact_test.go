@@ -40,7 +40,7 @@ func TestRedactString(t *testing.T) {
 		// Outside a URL, secret-named parameters only.
 		{"/x?token=abc&page=2", "/x?token=xxxxx&page=2"},
 		{"redis://host:6379/0", "redis://host:6379/0"},
-				{"plain text: no secrets", "plain text: no secrets"},
+		{"plain text: no secrets", "plain text: no secrets"},
 		{"redis://user:xxxxx@host", "redis://user:xxxxx@host"},
 	} {
 		assert.Equal(t, tc.want, redactString(tc.in), tc.in)
