@@ -209,6 +209,9 @@ type chaosHub struct {
 	gate    chan struct{} // Redis deliveries wait until it is closed
 	waiting atomic.Int64  // Redis deliveries waiting at the gate
 	inner   message.NoPublishHandlerFunc
+	// only is the inbound transport of a hub with one: its handler's name
+	// has no @transport then.
+	only string
 }
 
 // startChaosHub starts a hub; tune changes its settings before New.
@@ -235,6 +238,9 @@ func startChaosHub(t *testing.T, rec *recorder, redisURL string, dedupe *middlew
 		tune(m)
 	}
 	h := &chaosHub{reg: prometheus.NewRegistry(), logs: &logSink{}, rec: rec, gate: make(chan struct{})}
+	if redisURL == "" {
+		h.only = "http"
+	}
 	close(h.gate)
 	b, err := bus.New(loadSettings(t, m), bus.WithLogger(h.logs.logger()), bus.WithRegisterer(h.reg))
 	require.NoError(t, err)
@@ -260,7 +266,10 @@ func startChaosHub(t *testing.T, rec *recorder, redisURL string, dedupe *middlew
 func hubURL(addr string) string { return "http://" + addr + "/api/v1/events/{topic}" }
 
 func (h *chaosHub) handle(m *message.Message) error {
-	_, transport, _ := strings.Cut(message.HandlerNameFromCtx(m.Context()), "@")
+	_, transport, ok := strings.Cut(message.HandlerNameFromCtx(m.Context()), "@")
+	if !ok {
+		transport = h.only
+	}
 	if transport == "redis" {
 		h.gateMu.Lock()
 		gate := h.gate

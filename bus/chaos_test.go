@@ -72,10 +72,11 @@ func onOff(b bool) string {
 func assertRedisLossCounted(t *testing.T, hub *chaosHub) {
 	t.Helper()
 	counted := gather(t, hub.reg, func(n string) bool {
-		return strings.HasPrefix(n, "switchyard_redis_") && (strings.Contains(n, "restart") || strings.Contains(n, "lost"))
+		return strings.HasPrefix(n, "switchyard_redis_") &&
+			(strings.Contains(n, "restart") || strings.Contains(n, "reset") || strings.Contains(n, "lost"))
 	}, nil)
-	assert.Positive(t, counted,
-		"Redis restarted empty and lost entries: a switchyard_redis_*restart* or *lost* metric must count it (none did)")
+	assert.Positive(t, counted, "Redis restarted empty and lost entries: a switchyard_redis_* metric of "+
+		"restarts, resets or lost entries must count it (switchyard_redis_stream_resets_total)")
 	assert.True(t, hub.logs.contains("lost"), "the loss is logged")
 }
 
