@@ -21,6 +21,7 @@ type Metrics struct {
 	deadLetter     *prometheus.CounterVec
 	claimedEntries *prometheus.CounterVec
 	lostEntries    *prometheus.CounterVec
+	resets         *prometheus.CounterVec
 }
 
 // NewMetrics registers the collectors on reg, or reuses those already
@@ -48,6 +49,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "switchyard_redis_lost_entries_total",
 			Help: "Pending entries whose data had been trimmed or deleted before they were acked.",
 		}, []string{"stream"}),
+		resets: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchyard_redis_stream_resets_total",
+			Help: "Times a subscription found its consumer group gone with the entries it had read: Redis restarted or failed over without its data, or the stream was deleted. The entries Redis had not delivered were lost.",
+		}, []string{"stream"}),
 	}
 	if reg != nil {
 		m.depth = register(reg, m.depth)
@@ -55,6 +60,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		m.deadLetter = register(reg, m.deadLetter)
 		m.claimedEntries = register(reg, m.claimedEntries)
 		m.lostEntries = register(reg, m.lostEntries)
+		m.resets = register(reg, m.resets)
 	}
 	return m
 }
@@ -80,7 +86,8 @@ func (m *Metrics) deadLettered(stream, reason string) {
 func (m *Metrics) claimed(stream string, n int) {
 	m.claimedEntries.WithLabelValues(stream).Add(float64(n))
 }
-func (m *Metrics) lost(stream string) { m.lostEntries.WithLabelValues(stream).Inc() }
+func (m *Metrics) lost(stream string)        { m.lostEntries.WithLabelValues(stream).Inc() }
+func (m *Metrics) streamReset(stream string) { m.resets.WithLabelValues(stream).Inc() }
 
 // depthWatcher refreshes event_queue_depth for the subscribed streams every
 // DepthInterval from XINFO GROUPS (lag + pending of our group), or XLEN when

@@ -37,11 +37,16 @@ const (
 // entries of one event_key are handed out one at a time, in stream order,
 // the next only after the previous was acked; different keys run
 // concurrently. Acks are sent in batches. Every ClaimInterval, entries that
-// other consumers left pending for ClaimMinIdle are claimed. A group that
-// vanished (Redis restarted empty, or the stream was deleted) is created
-// again and counted, since entries may have been lost with it. An entry that
+// other consumers left pending for ClaimMinIdle are claimed. An entry that
 // cannot be read as a message is copied to the dead-letter stream with the
 // reason, acked and counted: the subscription goes on.
+//
+// The consumer group is checked every second (or DepthInterval, if
+// shorter), whatever the handlers are doing. A group that vanished is
+// created again at "0" and counted; if the entries it had read vanished too
+// (Redis restarted or failed over without its data, or the stream was
+// deleted), the entries Redis had not delivered were lost with them: that
+// is logged as an error and counted as a stream reset.
 type Subscriber struct {
 	cfg     Config
 	client  redis.UniversalClient
@@ -96,11 +101,21 @@ func (s *Subscriber) SubscribeInitialize(topic string) error {
 }
 
 func (s *Subscriber) ensureGroup(ctx context.Context, stream, start string) error {
-	err := s.client.XGroupCreateMkStream(ctx, stream, s.cfg.ConsumerGroup, start).Err()
-	if err != nil && !strings.HasPrefix(err.Error(), "BUSYGROUP") {
-		return fmt.Errorf("redisstream: create group %q on %q: %w", s.cfg.ConsumerGroup, stream, err)
+	_, err := s.createGroup(ctx, stream, start)
+	return err
+}
+
+// createGroup creates the group, and its stream if need be; created is
+// false when the group was there already.
+func (s *Subscriber) createGroup(ctx context.Context, stream, start string) (created bool, err error) {
+	err = s.client.XGroupCreateMkStream(ctx, stream, s.cfg.ConsumerGroup, start).Err()
+	switch {
+	case err == nil:
+		return true, nil
+	case strings.HasPrefix(err.Error(), "BUSYGROUP"):
+		return false, nil
 	}
-	return nil
+	return false, fmt.Errorf("redisstream: create group %q on %q: %w", s.cfg.ConsumerGroup, stream, err)
 }
 
 // Subscribe reads topic's stream in the consumer group. The channel is
@@ -125,15 +140,17 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 	}
 	sctx, stop := context.WithCancel(ctx)
 	sub := &subscription{
-		s:      s,
-		stream: topic,
-		ctx:    sctx,
-		out:    make(chan *message.Message),
-		lanes:  make([]slane, s.cfg.Lanes),
-		ready:  make(chan int, s.cfg.Lanes),
-		held:   map[string]struct{}{},
-		acks:   make(chan string, 4*int(s.cfg.ReadCount)),
-		room:   make(chan struct{}, 1),
+		s:        s,
+		stream:   topic,
+		hadGroup: err == nil,
+		lag:      -1,
+		ctx:      sctx,
+		out:      make(chan *message.Message),
+		lanes:    make([]slane, s.cfg.Lanes),
+		ready:    make(chan int, s.cfg.Lanes),
+		held:     map[string]struct{}{},
+		acks:     make(chan string, 4*int(s.cfg.ReadCount)),
+		room:     make(chan struct{}, 1),
 	}
 	sub.limit = 2 * int(s.cfg.ReadCount)
 	s.depth.watch(topic)
@@ -147,6 +164,7 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 	var bg sync.WaitGroup
 	bg.Go(sub.readLoop)
 	bg.Go(sub.claimLoop)
+	bg.Go(sub.watchGroup)
 	go func() {
 		defer s.subs.Done()
 		select {
@@ -204,6 +222,16 @@ type subscription struct {
 	// retries are the dead-letter copies waiting to be tried again; they
 	// may ack, so acks stays open until they end.
 	retries sync.WaitGroup
+
+	lastRead string // the newest entry ID read; under mu
+
+	// What is known of the consumer group, to tell a vanished group from a
+	// lost stream; under gmu.
+	gmu      sync.Mutex
+	hadGroup bool   // the group was there since the subscription began
+	gen      uint64 // counts the times the group was found missing
+	lastSeen string // the group's last delivered ID when last checked
+	lag      int64  // its entries not yet delivered then; -1: unknown
 }
 
 type slane struct {
@@ -268,6 +296,7 @@ func (sub *subscription) readLoop() {
 		if start != ">" {
 			args.Block = -1 // history reads never block
 		}
+		gen := sub.groupGen()
 		rctx, cancel := context.WithTimeout(sub.ctx, max(args.Block, 0)+callTimeout)
 		res, err := s.client.XReadGroup(rctx, args).Result()
 		cancel()
@@ -278,11 +307,7 @@ func (sub *subscription) readLoop() {
 		case err != nil && sub.ctx.Err() != nil:
 			return
 		case err != nil && strings.HasPrefix(err.Error(), "NOGROUP"):
-			// The group is gone with its stream: Redis restarted empty or
-			// the stream was deleted. Entries may have been lost with it.
-			gctx, cancel := context.WithTimeout(sub.ctx, callTimeout)
-			cerr := s.ensureGroup(gctx, sub.stream, "0")
-			cancel()
+			cerr := sub.groupMissing(gen, err)
 			if cerr != nil {
 				failures++
 				if failures == 1 || failures%50 == 0 {
@@ -294,9 +319,6 @@ func (sub *subscription) readLoop() {
 				}
 				continue
 			}
-			s.metrics.groupRecreated(sub.stream)
-			s.logger.Error("Consumer group was missing; created it again (entries may have been lost)", err,
-				watermill.LogFields{"stream": sub.stream, "group": cfg.ConsumerGroup})
 			start = "0"
 			continue
 		case err != nil:
@@ -385,6 +407,9 @@ func (sub *subscription) take(entries []redis.XMessage) {
 		// Held until acked; a malformed one too, so that claiming it back
 		// while its dead-letter copy is retried does not start a second.
 		sub.held[x.ID] = struct{}{}
+		if sub.lastRead == "" || compareIDs(x.ID, sub.lastRead) > 0 {
+			sub.lastRead = x.ID
+		}
 		if err != nil {
 			sub.mu.Unlock()
 			sub.deadLetter(x.ID, x.Values, err.Error(), "malformed")
@@ -626,4 +651,116 @@ func (sub *subscription) claimLoop() {
 			start = next
 		}
 	}
+}
+
+// groupCheckInterval is how often a subscription checks its group.
+func (c *Config) groupCheckInterval() time.Duration { return min(time.Second, c.DepthInterval) }
+
+// watchGroup checks every groupCheckInterval that the consumer group is
+// there, and creates it again if not. The reader notices a missing group
+// only when it reads, and it reads no more while the handlers hold its
+// limit of entries; meanwhile producers write to a stream that no group
+// protects from being trimmed (by publishers that never saw the group).
+func (sub *subscription) watchGroup() {
+	s := sub.s
+	t := time.NewTicker(s.cfg.groupCheckInterval())
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+		case <-sub.ctx.Done():
+			return
+		}
+		gen := sub.groupGen()
+		ctx, cancel := context.WithTimeout(sub.ctx, callTimeout)
+		groups, err := s.client.XInfoGroups(ctx, sub.stream).Result()
+		cancel()
+		if err != nil && !strings.Contains(err.Error(), "no such key") {
+			continue // the reader reports what fails
+		}
+		found := false
+		for _, g := range groups {
+			if g.Name == s.cfg.ConsumerGroup {
+				found = true
+				sub.sawGroup(g)
+			}
+		}
+		if !found {
+			if err := sub.groupMissing(gen, errors.New("consumer group missing")); err != nil && sub.ctx.Err() == nil {
+				s.logger.Debug("Cannot create consumer group", watermill.LogFields{"stream": sub.stream, "err": err.Error()})
+			}
+		}
+	}
+}
+
+func (sub *subscription) groupGen() uint64 {
+	sub.gmu.Lock()
+	defer sub.gmu.Unlock()
+	return sub.gen
+}
+
+func (sub *subscription) sawGroup(g redis.XInfoGroup) {
+	sub.gmu.Lock()
+	defer sub.gmu.Unlock()
+	sub.hadGroup = true
+	sub.lastSeen, sub.lag = g.LastDeliveredID, g.Lag
+}
+
+// groupMissing creates the group again at "0" after a call begun at
+// generation gen found it missing (cause), then tells what vanished with
+// it, once per vanishing: the reader and watchGroup may both notice it.
+func (sub *subscription) groupMissing(gen uint64, cause error) error {
+	s := sub.s
+	sub.gmu.Lock()
+	defer sub.gmu.Unlock()
+	ctx, cancel := context.WithTimeout(sub.ctx, callTimeout)
+	defer cancel()
+	if _, err := s.createGroup(ctx, sub.stream, "0"); err != nil {
+		return err
+	}
+	if gen != sub.gen {
+		return nil // already told
+	}
+	sub.gen++
+	fields := watermill.LogFields{"stream": sub.stream, "group": s.cfg.ConsumerGroup}
+	if !sub.hadGroup {
+		// Subscribe could not create it (Redis was down): nothing vanished.
+		sub.hadGroup = true
+		s.logger.Info("Consumer group created", fields)
+		return nil
+	}
+	s.metrics.groupRecreated(sub.stream)
+	// An entry known to have been in the stream: the newest this
+	// subscription read, or the group's last delivered one. Neither is
+	// trimmed while the group exists (the trimmer keeps a group's last
+	// delivered entry), so if it is gone, the stream's data went with the
+	// group.
+	sub.mu.Lock()
+	mark := sub.lastRead
+	sub.lastRead = ""
+	sub.mu.Unlock()
+	if sub.lastSeen != "" && sub.lastSeen != "0-0" && (mark == "" || compareIDs(sub.lastSeen, mark) > 0) {
+		mark = sub.lastSeen
+	}
+	lost := false
+	if mark != "" {
+		kept, err := s.client.XRangeN(ctx, sub.stream, mark, mark, 1).Result()
+		lost = err == nil && len(kept) == 0
+	}
+	lag := sub.lag
+	sub.lastSeen, sub.lag = "", -1
+	if !lost {
+		s.logger.Error("Consumer group was missing; created it again at 0: its stream's entries are delivered again", cause, fields)
+		return nil
+	}
+	s.metrics.streamReset(sub.stream)
+	fields["last_read_id"] = mark
+	if lag >= 0 {
+		fields["undelivered_when_last_checked"] = lag
+	}
+	s.logger.Error("Stream reset: the consumer group vanished with the entries it had read, so Redis restarted or "+
+		"failed over without its data, or the stream was deleted. The entries Redis had not delivered to the group "+
+		"were lost with it (undelivered_when_last_checked tells about how many) and are not delivered. Run Redis "+
+		"with appendonly yes to keep them across restarts. The group was created again at 0.", cause, fields)
+	return nil
 }

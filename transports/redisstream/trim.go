@@ -16,10 +16,17 @@ import (
 // TrimInterval, for each stream longer than MaxLen, it removes the oldest
 // entries beyond MaxLen, but none at or after the oldest entry a group still
 // needs (its oldest pending entry or, with none pending, its last delivered
-// one): XTRIM MINID ~ just past the last entry that may go. A stream without
-// groups is trimmed to MaxLen. So a stream whose groups keep up holds about
-// MaxLen entries, as with MAXLEN ~, and one with a lagging group grows until
-// the group catches up.
+// one): XTRIM MINID ~ just past the last entry that may go. A stream that
+// never had groups is trimmed to MaxLen. So a stream whose groups keep up
+// holds about MaxLen entries, as with MAXLEN ~, and one with a lagging group
+// grows until the group catches up.
+//
+// Groups vanish with their stream when Redis restarts without its data (or
+// the stream is deleted), and their subscribers create them again at 0 to
+// read what producers wrote meanwhile. So the trimmer remembers the groups
+// it has seen on each stream, and does not trim a stream that has lost all
+// of them, or lost this transport's own ConsumerGroup, until they are back.
+// (A group destroyed by hand while others remain is simply gone.)
 //
 // Finding that last entry takes an XRANGE over the entries to remove (there
 // is no cheaper way to find the MaxLen-th newest entry), so the trimmer
@@ -30,15 +37,15 @@ type trimmer struct {
 	cfg     *Config
 	logger  watermill.LoggerAdapter
 	mu      sync.Mutex
-	streams map[string]struct{}
-	ctx     context.Context // ended by close
+	streams map[string]map[string]struct{} // the groups seen on each stream
+	ctx     context.Context                // ended by close
 	stop    context.CancelFunc
 	done    chan struct{}
 }
 
 func newTrimmer(client redis.UniversalClient, cfg *Config, logger watermill.LoggerAdapter) *trimmer {
 	ctx, stop := context.WithCancel(context.Background())
-	t := &trimmer{client: client, cfg: cfg, logger: logger, streams: map[string]struct{}{}, ctx: ctx, stop: stop, done: make(chan struct{})}
+	t := &trimmer{client: client, cfg: cfg, logger: logger, streams: map[string]map[string]struct{}{}, ctx: ctx, stop: stop, done: make(chan struct{})}
 	go t.run()
 	return t
 }
@@ -46,7 +53,7 @@ func newTrimmer(client redis.UniversalClient, cfg *Config, logger watermill.Logg
 func (t *trimmer) track(stream string) {
 	t.mu.Lock()
 	if _, ok := t.streams[stream]; !ok {
-		t.streams[stream] = struct{}{}
+		t.streams[stream] = map[string]struct{}{}
 	}
 	t.mu.Unlock()
 }
@@ -89,13 +96,22 @@ func (t *trimmer) run() {
 }
 
 func (t *trimmer) trimStream(ctx context.Context, stream string) error {
-	n, err := t.client.XLen(ctx, stream).Result()
-	if err != nil || n <= t.cfg.MaxLen {
-		return err
+	// The groups are looked at in every round, long or short, so that
+	// those that vanish are known.
+	pipe := t.client.Pipeline()
+	xlen := pipe.XLen(ctx, stream)
+	info := pipe.XInfoGroups(ctx, stream)
+	_, _ = pipe.Exec(ctx) // errors are per command
+	n, err := xlen.Result()
+	if err != nil || n == 0 {
+		return err // a missing stream has length 0
 	}
-	groups, err := t.client.XInfoGroups(ctx, stream).Result()
+	groups, err := info.Result()
 	if err != nil {
 		return err
+	}
+	if !t.keep(stream, groups) || n <= t.cfg.MaxLen {
+		return nil
 	}
 	if len(groups) == 0 {
 		return t.client.XTrimMaxLenApprox(ctx, stream, t.cfg.MaxLen, 0).Err()
@@ -139,6 +155,27 @@ func (t *trimmer) trimStream(ctx context.Context, stream string) error {
 		return nil
 	}
 	return t.client.XTrimMinIDApprox(ctx, stream, nextID(last), 0).Err()
+}
+
+// keep records the groups now on stream and reports whether it may be
+// trimmed: not while every group seen on it before has vanished, nor while
+// our own group has.
+func (t *trimmer) keep(stream string, groups []redis.XInfoGroup) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	seen := t.streams[stream]
+	own := false
+	for _, g := range groups {
+		seen[g.Name] = struct{}{}
+		own = own || g.Name == t.cfg.ConsumerGroup
+	}
+	if len(groups) == 0 && len(seen) > 0 {
+		return false
+	}
+	if _, had := seen[t.cfg.ConsumerGroup]; had && !own {
+		return false
+	}
+	return true
 }
 
 // The trimmer finds what to remove trimScan entries at a time, at most
