@@ -181,11 +181,12 @@ func (c *Config) setDefaults() {
 	}
 }
 
-// Validate reports every invalid field, each naming its key.
+// Validate reports every invalid field as a *transports.FieldError naming
+// its key within the transport's section, joined with errors.Join.
 func (c *Config) Validate() error {
 	var errs []error
 	add := func(key, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%s: "+format, append([]any{key}, args...)...))
+		errs = append(errs, transports.FieldErrorf(key, format, args...))
 	}
 	if c.URL == "" && len(c.Addrs) == 0 {
 		add("url", "set url or addrs")
@@ -193,9 +194,7 @@ func (c *Config) Validate() error {
 	if c.URL != "" && len(c.Addrs) > 0 {
 		add("addrs", "set url or addrs, not both")
 	}
-	if c.URL != "" && !strings.HasPrefix(c.URL, "redis://") && !strings.HasPrefix(c.URL, "rediss://") && !strings.HasPrefix(c.URL, "unix://") {
-		add("url", "must start with redis://, rediss:// or unix://")
-	} else if c.URL != "" {
+	if c.URL != "" {
 		if _, err := parseURL(c.URL); err != nil {
 			add("url", "%v", err)
 		}
@@ -236,11 +235,20 @@ func (c *Config) Validate() error {
 	if c.StartID != "" && c.StartID != "$" && c.StartID != "0" {
 		add("start_id", `must be "$" or "0", got %q`, c.StartID)
 	}
-	if c.TLS.CertFile != "" && c.TLS.KeyFile == "" {
+	switch {
+	case c.TLS.CertFile != "" && c.TLS.KeyFile == "":
 		add("tls.key_file", "required with tls.cert_file")
-	}
-	if c.TLS.KeyFile != "" && c.TLS.CertFile == "" {
+	case c.TLS.KeyFile != "" && c.TLS.CertFile == "":
 		add("tls.cert_file", "required with tls.key_file")
+	case c.TLS.CertFile != "":
+		if err := transports.LoadTLSFiles(&tls.Config{}, "", c.TLS.CertFile, c.TLS.KeyFile); err != nil {
+			add("tls.cert_file", "%s", strings.TrimPrefix(err.Error(), "tls.cert_file: "))
+		}
+	}
+	if c.TLS.CAFile != "" {
+		if err := transports.LoadTLSFiles(&tls.Config{}, c.TLS.CAFile, "", ""); err != nil {
+			add("tls.ca_file", "%s", strings.TrimPrefix(err.Error(), "tls.ca_file: "))
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -299,14 +307,198 @@ func (c *Config) universalOptions() (*redis.UniversalOptions, error) {
 	return o, nil
 }
 
-// parseURL is redis.ParseURL with errors that never quote the URL, which
-// may hold a password.
+// parseURL is redis.ParseURL with errors that say what is wrong and where
+// but never quote the URL: net/url's and go-redis's quote the part they
+// trip on, which is a piece of the password when the password holds a
+// character that user info must percent-encode ('/', '?', '#', '%', a
+// space). Such a password ends the host early, so the error would be
+// about a port, a path or a query option made of it.
 func parseURL(s string) (*redis.Options, error) {
-	o, err := redis.ParseURL(s)
-	if ue, ok := errors.AsType[*url.Error](err); ok {
-		err = ue.Err
+	u, err := checkURL(s)
+	if err != nil {
+		return nil, err
 	}
-	return o, err
+	o, err := redis.ParseURL(s)
+	if err == nil {
+		return o, nil
+	}
+	// checkURL passed the rest, so go-redis refused a query option. Find
+	// which by trying each alone; name it only if it is a plain name, as
+	// every option go-redis knows is.
+	for name, values := range u.Query() {
+		one := url.Values{name: values}
+		if _, err := redis.ParseURL("redis://localhost/0?" + one.Encode()); err != nil {
+			if plainName(name) {
+				return nil, fmt.Errorf("query option %s: unknown, or its value is invalid", name)
+			}
+			return nil, errors.New("a query option is unknown, or its value is invalid")
+		}
+	}
+	return nil, errors.New("the query options are invalid")
+}
+
+// checkURL parses s and checks what go-redis would refuse but its scheme's
+// options, with errors that never quote s.
+func checkURL(s string) (*url.URL, error) {
+	scheme, rest, ok := strings.Cut(s, "://")
+	if !ok || (scheme != "redis" && scheme != "rediss" && scheme != "unix") {
+		return nil, errors.New("must start with redis://, rediss:// or unix://")
+	}
+	end := strings.IndexAny(rest, "/?#")
+	if end < 0 {
+		end = len(rest)
+	}
+	authority, tail := rest[:end], rest[end:]
+	if strings.Contains(tail, "@") {
+		return nil, errors.New("the user name or password holds a '/', '?' or '#': " +
+			"percent-encode it (%2F, %3F, %23), or give the password in the password key")
+	}
+	if strings.Contains(tail, "#") {
+		return nil, errors.New("has a '#' after the host, which a redis URL does not take: " +
+			"percent-encode a '#' of a password as %23")
+	}
+	userinfo, hostport, hasUser := cutLast(authority, "@")
+	if !hasUser {
+		hostport = authority
+	} else if err := checkUserinfo(userinfo); err != nil {
+		return nil, err
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		if _, ok := errors.AsType[url.EscapeError](err); ok {
+			return nil, errors.New("has a '%' not followed by two hex digits: write a '%' as %25")
+		}
+		if _, ok := errors.AsType[url.InvalidHostError](err); ok {
+			return nil, errors.New("the host holds an invalid character")
+		}
+		if !validPort(hostport) {
+			return nil, errors.New("the port after the host must be a number")
+		}
+		return nil, errors.New("is not a valid URL")
+	}
+	if scheme == "unix" {
+		if strings.TrimSpace(u.Path) == "" {
+			return nil, errors.New("a unix:// URL needs a socket path, as unix:///run/redis.sock")
+		}
+		return u, nil
+	}
+	if db := strings.FieldsFunc(u.Path, func(r rune) bool { return r == '/' }); len(db) > 1 || len(db) == 1 && !digits(db[0]) {
+		return nil, errors.New("the path must be a database number, as /0")
+	}
+	return u, nil
+}
+
+// checkUserinfo accepts what net/url accepts in user info.
+func checkUserinfo(s string) error {
+	for i := 0; i < len(s); i++ {
+		b := s[i]
+		switch {
+		case b == '%':
+			if i+2 >= len(s) || !isHex(s[i+1]) || !isHex(s[i+2]) {
+				return errors.New("the user name or password has a '%' not followed by two hex digits: " +
+					"write a '%' as %25, or give the password in the password key")
+			}
+		case 'a' <= b && b <= 'z', 'A' <= b && b <= 'Z', '0' <= b && b <= '9',
+			strings.IndexByte("-._:~!$&'()*+,;=@", b) >= 0:
+		default:
+			return errors.New("the user name or password holds a character that must be percent-encoded " +
+				"(a space, a control or non-ASCII character, or one of \"<>[]^`{|}): " +
+				"percent-encode it, or give the password in the password key")
+		}
+	}
+	return nil
+}
+
+// cutLast is strings.Cut at the last sep.
+func cutLast(s, sep string) (before, after string, found bool) {
+	if i := strings.LastIndex(s, sep); i >= 0 {
+		return s[:i], s[i+len(sep):], true
+	}
+	return s, "", false
+}
+
+func validPort(hostport string) bool {
+	if strings.HasPrefix(hostport, "[") {
+		_, hostport, _ = strings.Cut(hostport, "]")
+	}
+	_, port, ok := cutLast(hostport, ":")
+	return !ok || digits(port)
+}
+
+func digits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+func isHex(b byte) bool {
+	return '0' <= b && b <= '9' || 'a' <= b && b <= 'f' || 'A' <= b && b <= 'F'
+}
+
+func plainName(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if b := s[i]; !('a' <= b && b <= 'z' || b == '_') {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// redacted replaces a secret in a dump of a Config, the same for every
+// secret so that its length says nothing.
+const redacted = "xxxxx"
+
+// String shows c with its secrets replaced: the password, and the whole
+// user info (user name and password) of URL and of each of Addrs. fmt
+// uses it for %v, %+v, %s, %q and %x, so a Config may go into a log or an
+// error as it is.
+func (c Config) String() string { return fmt.Sprintf("%+v", c.redacted()) }
+
+// GoString is String in Go syntax, for %#v.
+func (c Config) GoString() string {
+	return "redisstream.Config" + strings.TrimPrefix(fmt.Sprintf("%#v", c.redacted()), "redisstream.plainConfig")
+}
+
+// plainConfig is a Config without its methods, to format its fields.
+type plainConfig Config
+
+func (c Config) redacted() plainConfig {
+	r := plainConfig(c)
+	r.URL = redactURL(c.URL)
+	if r.Password != "" {
+		r.Password = redacted
+	}
+	if len(c.Addrs) > 0 {
+		r.Addrs = make([]string, len(c.Addrs))
+		for i, a := range c.Addrs {
+			if _, hostport, ok := cutLast(a, "@"); ok {
+				a = redacted + "@" + hostport
+			}
+			r.Addrs[i] = a
+		}
+	}
+	return r
+}
+
+// redactURL replaces the user info of s: everything between the scheme and
+// the last '@', which ends a password however it is escaped. A text that
+// is not a URL of a known scheme is replaced whole: where a secret would be
+// in it is unknown.
+func redactURL(s string) string {
+	if s == "" {
+		return s
+	}
+	scheme, rest, ok := strings.Cut(s, "://")
+	if !ok || (scheme != "redis" && scheme != "rediss" && scheme != "unix") {
+		return redacted
+	}
+	if _, after, found := cutLast(rest, "@"); found {
+		return scheme + "://" + redacted + "@" + after
+	}
+	return s
 }
 
 func (t TLSConfig) build(base *tls.Config) (*tls.Config, error) {

@@ -27,8 +27,8 @@ func TestConfigValidate(t *testing.T) {
 		{"no address", func(c *redisstream.Config) { c.URL = "" }, "url: set url or addrs"},
 		{"both", func(c *redisstream.Config) { c.Addrs = []string{"a:1"} }, "addrs: set url or addrs, not both"},
 		{"scheme", func(c *redisstream.Config) { c.URL = "http://h:1" }, "url: must start with redis://"},
-		{"bad url", func(c *redisstream.Config) { c.URL = "redis://:s3cret@h:port/0" }, `url: invalid port ":port" after host`},
-		{"bad db", func(c *redisstream.Config) { c.URL = "redis://h:1/x" }, "url: redis: invalid database number"},
+		{"bad url", func(c *redisstream.Config) { c.URL = "redis://:s3cret@h:port/0" }, "url: the port after the host must be a number"},
+		{"bad db", func(c *redisstream.Config) { c.URL = "redis://h:1/x" }, "url: the path must be a database number"},
 		{"format", func(c *redisstream.Config) { c.Format = "xml" }, `format: must be "watermill" or "flat", got "xml"`},
 		{"maxlen", func(c *redisstream.Config) { c.MaxLen = -1 }, "maxlen: must not be negative"},
 		{"batch_size", func(c *redisstream.Config) { c.BatchSize = 10001 }, "batch_size: must be between 1 and 10000"},
@@ -59,6 +59,10 @@ func TestConfigValidate(t *testing.T) {
 			err := c.Validate()
 			require.ErrorContains(t, err, tt.want)
 			require.NotContains(t, err.Error(), "s3cret")
+			fields, only := transports.FieldErrors(err)
+			require.True(t, only, "only field errors: %v", err)
+			require.Len(t, fields, 1)
+			require.Equal(t, tt.want, fields[0].Key+": "+fields[0].Reason[:len(tt.want)-len(fields[0].Key)-2])
 		})
 		if !alone[tt.name] {
 			tt.edit(&all)
@@ -67,11 +71,15 @@ func TestConfigValidate(t *testing.T) {
 	// Every invalid field is reported at once.
 	err := all.Validate()
 	require.Error(t, err)
-	for _, key := range []string{"format", "maxlen", "batch_size", "flushers", "read_count", "lanes", "start_id",
-		"trim_interval", "linger", "publish_timeout", "block",
-		"claim_interval", "claim_min_idle", "retry_backoff", "max_retry_backoff", "depth_interval"} {
-		require.Contains(t, err.Error(), key+": ")
+	fields, only := transports.FieldErrors(err)
+	require.True(t, only, "only field errors: %v", err)
+	var keys []string
+	for _, f := range fields {
+		keys = append(keys, f.Key)
 	}
+	require.ElementsMatch(t, []string{"format", "maxlen", "batch_size", "flushers", "read_count", "lanes", "start_id",
+		"trim_interval", "linger", "publish_timeout", "block",
+		"claim_interval", "claim_min_idle", "retry_backoff", "max_retry_backoff", "depth_interval"}, keys)
 
 	_, err = redisstream.NewPublisher(redisstream.Config{URL: "redis://:s3cret@h:port/0"}, nil, nil)
 	require.ErrorContains(t, err, "redisstream: config: url: ")

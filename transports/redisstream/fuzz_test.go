@@ -3,6 +3,7 @@ package redisstream
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"maps"
 	"slices"
 	"strings"
@@ -216,4 +217,60 @@ func entrySize(values map[string]any) int {
 		n += len(k) + len(v.(string))
 	}
 	return n
+}
+
+// fuzzMarker is in every 3-byte window of a fuzzed password and in nothing
+// a Config shows or an error says otherwise, so that no part of the
+// password of 3 bytes or more shows iff the marker does not.
+const fuzzMarker = '~'
+
+// fuzzPassword puts fuzzMarker before every two bytes of raw.
+func fuzzPassword(raw string) string {
+	var b strings.Builder
+	for i := 0; i < len(raw); i += 2 {
+		b.WriteByte(fuzzMarker)
+		b.WriteString(raw[i:min(i+2, len(raw))])
+	}
+	b.WriteByte(fuzzMarker)
+	return b.String()
+}
+
+// FuzzURLSecret checks, for any password written unescaped in a URL or
+// given in the password key: no error of the config's check or of building
+// the client's options, and no dump of the config, holds any part of it;
+// and a URL that parses yields the password as written.
+func FuzzURLSecret(f *testing.F) {
+	for _, raw := range []string{"", "pw", "a/b", "a#b", "a?b", "a%b", "a%41", "a b", "a@b", "a:b", "äö€",
+		"/#?% @:", "12/34", "x?db=1", "\x00\n\t", "://", "[::1]", "%zz%", "a@b@c"} {
+		f.Add(raw)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		pw := fuzzPassword(raw)
+		check := func(what, s string) {
+			if strings.ContainsRune(s, fuzzMarker) {
+				t.Fatalf("%s shows the password %q: %s", what, pw, s)
+			}
+		}
+		url := "redis://svc:" + pw + "@127.0.0.1:6380/0"
+		for _, c := range []Config{{URL: url}, {URL: "redis://127.0.0.1:6380/0", Password: pw}} {
+			err := c.Validate()
+			if err != nil {
+				check("Validate", err.Error())
+			}
+			o, oerr := c.universalOptions()
+			if oerr != nil {
+				check("universalOptions", oerr.Error())
+			}
+			if (err == nil) != (oerr == nil) {
+				t.Fatalf("Validate says %v, universalOptions %v", err, oerr)
+			}
+			if err == nil && o.Password != pw {
+				t.Fatalf("password %q read as %q", pw, o.Password)
+			}
+			for _, s := range []string{c.String(), c.GoString(), fmt.Sprintf("%v", c), fmt.Sprintf("%+v", c),
+				fmt.Sprintf("%#v", c), fmt.Sprintf("%q", c), fmt.Sprintf("%v", &c)} {
+				check("a dump", s)
+			}
+		}
+	})
 }
