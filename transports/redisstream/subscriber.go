@@ -144,6 +144,7 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 		stream:   topic,
 		hadGroup: err == nil,
 		lag:      -1,
+		added:    -1,
 		ctx:      sctx,
 		out:      make(chan *message.Message),
 		lanes:    make([]slane, s.cfg.Lanes),
@@ -232,6 +233,7 @@ type subscription struct {
 	gen      uint64 // counts the times the group was found missing
 	lastSeen string // the group's last delivered ID when last checked
 	lag      int64  // its entries not yet delivered then; -1: unknown
+	added    int64  // the stream's entries-added then; -1: unknown
 }
 
 type slane struct {
@@ -672,6 +674,9 @@ func (sub *subscription) watchGroup() {
 			return
 		}
 		gen := sub.groupGen()
+		sub.mu.Lock()
+		read := sub.lastRead // read before the check: the group had delivered it
+		sub.mu.Unlock()
 		ctx, cancel := context.WithTimeout(sub.ctx, callTimeout)
 		groups, err := s.client.XInfoGroups(ctx, sub.stream).Result()
 		cancel()
@@ -682,7 +687,7 @@ func (sub *subscription) watchGroup() {
 		for _, g := range groups {
 			if g.Name == s.cfg.ConsumerGroup {
 				found = true
-				sub.sawGroup(g)
+				sub.sawGroup(gen, g, read)
 			}
 		}
 		if !found {
@@ -699,11 +704,45 @@ func (sub *subscription) groupGen() uint64 {
 	return sub.gen
 }
 
-func (sub *subscription) sawGroup(g redis.XInfoGroup) {
+// sawGroup records the group as found by a check begun at generation gen,
+// and tells if the stream went back since the last check: the group's last delivered entry is older than one
+// this subscription had read before the check, or the stream's
+// entries-added (entries-read + lag, which only grows) fell. Redis then
+// came back from a restart or failover without its latest writes (an RDB
+// snapshot, an AOF without appendfsync always, a replica that lagged), or
+// the group was moved back by hand (XGROUP SETID).
+func (sub *subscription) sawGroup(gen uint64, g redis.XInfoGroup, read string) {
+	s := sub.s
 	sub.gmu.Lock()
 	defer sub.gmu.Unlock()
 	sub.hadGroup = true
-	sub.lastSeen, sub.lag = g.LastDeliveredID, g.Lag
+	if gen != sub.gen {
+		return // found missing and created again meanwhile: already told
+	}
+	added := int64(-1)
+	if g.Lag >= 0 && g.EntriesRead >= 0 {
+		added = g.EntriesRead + g.Lag
+	}
+	behind := read != "" && compareIDs(g.LastDeliveredID, read) < 0
+	if behind || (added >= 0 && sub.added >= 0 && added < sub.added) {
+		s.metrics.streamReset(sub.stream)
+		fields := watermill.LogFields{"stream": sub.stream, "group": s.cfg.ConsumerGroup,
+			"last_delivered_id": g.LastDeliveredID, "last_read_id": read,
+			"entries_added_before": sub.added, "entries_added_now": added}
+		if sub.lag >= 0 {
+			fields["undelivered_when_last_checked"] = sub.lag
+		}
+		s.logger.Error("Stream reset: the stream went back, so Redis restarted or failed over without its latest "+
+			"writes (an RDB snapshot, an AOF not fsynced on every write, a replica that lagged), or the group was "+
+			"moved back by hand. Entries written since that point and not delivered to the group were lost and are "+
+			"not delivered. Run Redis with appendonly yes and appendfsync always to keep them.", nil, fields)
+		sub.mu.Lock()
+		if sub.lastRead == read {
+			sub.lastRead = ""
+		}
+		sub.mu.Unlock()
+	}
+	sub.lastSeen, sub.lag, sub.added = g.LastDeliveredID, g.Lag, added
 }
 
 // groupMissing creates the group again at "0" after a call begun at
@@ -748,7 +787,7 @@ func (sub *subscription) groupMissing(gen uint64, cause error) error {
 		lost = err == nil && len(kept) == 0
 	}
 	lag := sub.lag
-	sub.lastSeen, sub.lag = "", -1
+	sub.lastSeen, sub.lag, sub.added = "", -1, -1
 	if !lost {
 		s.logger.Error("Consumer group was missing; created it again at 0: its stream's entries are delivered again", cause, fields)
 		return nil
