@@ -415,6 +415,18 @@ func (a *chaosApp) pump(t *testing.T, d time.Duration, allowed func(error) bool,
 	}
 }
 
+// pumpN publishes n events, one every chaosPace, calling each after each.
+func (a *chaosApp) pumpN(t *testing.T, n int, each func()) {
+	t.Helper()
+	tick := time.NewTicker(chaosPace)
+	defer tick.Stop()
+	for range n {
+		<-tick.C
+		require.NoError(t, a.publish())
+		each()
+	}
+}
+
 // settle waits until every accepted event was delivered or dead-lettered,
 // or until nothing has changed for 5s (what is missing then is lost), or
 // for at most max.
