@@ -37,7 +37,9 @@
 // # Publisher
 //
 // {topic} and {event_type} in the URL are replaced by the topic and the
-// message's event_type, escaped for where they stand (path or query).
+// message's event_type, escaped for where they stand (path or query); one
+// that would make a . or .. path segment, even percent-encoded, is refused
+// with a permanent error.
 // Publish returns once the server answered 2xx, or with an error:
 // errors.Is(err, ErrPermanent) when retrying cannot help (3xx, 4xx but 429,
 // refused addresses, TLS failures), so the pipeline can fall back or
