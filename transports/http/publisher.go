@@ -21,6 +21,8 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/switchyard-go/switchyard/transports"
 )
 
 // maxDrain is how much of a response body is read so that its connection
@@ -64,7 +66,7 @@ func NewPublisher(cfg Config, logger watermill.LoggerAdapter) (*Publisher, error
 	rawURL, basicAuth := stripUserinfo(cfg.URL)
 	tmpl, err := parseTemplate(rawURL)
 	if err != nil {
-		return nil, fmt.Errorf("httptransport: config: url: %w", err)
+		return nil, fmt.Errorf("httptransport: config: %w", transports.FieldErrorf("url", "%v", err))
 	}
 	tlsConfig, err := cfg.TLS.build()
 	if err != nil {
