@@ -788,8 +788,14 @@ func (sub *subscription) groupMissing(gen uint64, cause error) error {
 	}
 	lag := sub.lag
 	sub.lastSeen, sub.lag, sub.added = "", -1, -1
-	if !lost {
-		s.logger.Error("Consumer group was missing; created it again at 0: its stream's entries are delivered again", cause, fields)
+	switch {
+	case mark == "":
+		// The group had delivered nothing that we know of: whether the
+		// stream lost entries with it cannot be told.
+		s.logger.Error("Consumer group was missing; created it again at 0 (entries may have been lost with it)", cause, fields)
+		return nil
+	case !lost:
+		s.logger.Error("Consumer group was missing, its stream kept; created it again at 0: the stream's entries are delivered again", cause, fields)
 		return nil
 	}
 	s.metrics.streamReset(sub.stream)
