@@ -512,7 +512,8 @@ func (t TLSConfig) build(base *tls.Config) (*tls.Config, error) {
 	if t.ServerName != "" {
 		tc.ServerName = t.ServerName
 	}
-	tc.InsecureSkipVerify = t.InsecureSkipVerify
+	// A rediss:// URL's skip_verify=true counts as much as the key.
+	tc.InsecureSkipVerify = tc.InsecureSkipVerify || t.InsecureSkipVerify
 	if err := transports.LoadTLSFiles(tc, t.CAFile, t.CertFile, t.KeyFile); err != nil {
 		return nil, err
 	}

@@ -105,6 +105,11 @@ func decodeSection(section map[string]any) func(any) error {
 
 func buildTransport(t *testing.T, section map[string]any) (transports.Transport, error) {
 	t.Helper()
+	return buildTransportLogged(t, section, watermill.NopLogger{})
+}
+
+func buildTransportLogged(t *testing.T, section map[string]any, logger watermill.LoggerAdapter) (transports.Transport, error) {
+	t.Helper()
 	r := transports.NewRegistry()
 	r.Register(redisstream.Name, redisstream.Factory)
 	factory, err := r.Lookup(redisstream.Name)
@@ -112,7 +117,7 @@ func buildTransport(t *testing.T, section map[string]any) (transports.Transport,
 	return factory(transports.Settings{
 		Name:       "redis",
 		Decode:     decodeSection(section),
-		Logger:     watermill.NopLogger{},
+		Logger:     logger,
 		Registerer: prometheus.NewRegistry(),
 	})
 }

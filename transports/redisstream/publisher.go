@@ -65,6 +65,9 @@ type pubReq struct {
 // NewPublisher returns a publisher on client, which it does not close. A nil
 // client is made from cfg and closed by Close.
 func NewPublisher(cfg Config, client redis.UniversalClient, logger watermill.LoggerAdapter) (*Publisher, error) {
+	if logger == nil {
+		logger = watermill.NopLogger{}
+	}
 	owns := client == nil
 	if owns {
 		if err := cfg.Validate(); err != nil {
@@ -75,13 +78,11 @@ func NewPublisher(cfg Config, client redis.UniversalClient, logger watermill.Log
 			return nil, err
 		}
 		client = c
+		goRedisLog.add(client, logger)
 	} else if err := cfg.validateTuning(); err != nil {
 		return nil, fmt.Errorf("redisstream: config: %w", err)
 	}
 	cfg.setDefaults()
-	if logger == nil {
-		logger = watermill.NopLogger{}
-	}
 	p := &Publisher{
 		cfg:     cfg,
 		client:  client,
@@ -416,6 +417,7 @@ func (p *Publisher) Close() error {
 			p.trim.close()
 		}
 		if p.owns {
+			goRedisLog.remove(p.client)
 			err = p.client.Close()
 		}
 	})

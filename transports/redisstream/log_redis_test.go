@@ -1,0 +1,58 @@
+//go:build linux
+
+package redisstream_test
+
+import (
+	"net"
+	"os"
+	"syscall"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// captureStderr sends what the process writes to file descriptor 2 to a
+// file until the returned function, which returns it, is called.
+func captureStderr(t *testing.T) func() string {
+	t.Helper()
+	f, err := os.CreateTemp(t.TempDir(), "stderr")
+	require.NoError(t, err)
+	saved, err := syscall.Dup(2)
+	require.NoError(t, err)
+	require.NoError(t, syscall.Dup3(int(f.Fd()), 2, 0))
+	return func() string {
+		require.NoError(t, syscall.Dup3(saved, 2, 0))
+		require.NoError(t, syscall.Close(saved))
+		out, err := os.ReadFile(f.Name())
+		require.NoError(t, err)
+		require.NoError(t, f.Close())
+		return string(out)
+	}
+}
+
+// closedPort returns a loopback address nothing listens on.
+func closedPort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := l.Addr().String()
+	require.NoError(t, l.Close())
+	return addr
+}
+
+// TestGoRedisLogsGoToTheTransportLogger: go-redis's own lines (a failed
+// dial) go to the transport's logger, not to stderr.
+func TestGoRedisLogsGoToTheTransportLogger(t *testing.T) {
+	logger := &captureLogger{}
+	tr, err := buildTransportLogged(t, map[string]any{"url": "redis://" + closedPort(t) + "/0", "publish_timeout": "1s"}, logger)
+	require.NoError(t, err)
+	defer func() { require.NoError(t, tr.Publisher.Close()) }()
+
+	stderr := captureStderr(t)
+	// One publish: its retries dial fewer times than the pool's size,
+	// past which go-redis starts a prober that outlives Close by a second.
+	require.Error(t, tr.Publisher.Publish("events:log", msg("x")))
+	out := stderr()
+	require.NotContains(t, out, "failed to dial", "go-redis printed to stderr")
+	require.Contains(t, logger.text(), "failed to dial", "the transport's logger has go-redis's lines")
+}
