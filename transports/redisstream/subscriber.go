@@ -705,12 +705,12 @@ func (sub *subscription) groupGen() uint64 {
 }
 
 // sawGroup records the group as found by a check begun at generation gen,
-// and tells if the stream went back since the last check: the group's last delivered entry is older than one
-// this subscription had read before the check, or the stream's
-// entries-added (entries-read + lag, which only grows) fell. Redis then
-// came back from a restart or failover without its latest writes (an RDB
-// snapshot, an AOF without appendfsync always, a replica that lagged), or
-// the group was moved back by hand (XGROUP SETID).
+// and tells if the stream went back since the last check: the group's last
+// delivered entry is older than one this subscription had read before the
+// check, or the stream's entries-added (entries-read + lag, which only
+// grows) fell. Redis then came back from a restart or failover without its
+// latest writes (an RDB snapshot, an AOF without appendfsync always, a
+// replica that lagged), or the group was moved back by hand (XGROUP SETID).
 func (sub *subscription) sawGroup(gen uint64, g redis.XInfoGroup, read string) {
 	s := sub.s
 	sub.gmu.Lock()
@@ -720,7 +720,8 @@ func (sub *subscription) sawGroup(gen uint64, g redis.XInfoGroup, read string) {
 		return // found missing and created again meanwhile: already told
 	}
 	added := int64(-1)
-	if g.Lag >= 0 && g.EntriesRead >= 0 {
+	// An unknown entries-read (nil) reads as 0.
+	if g.Lag >= 0 && g.EntriesRead > 0 {
 		added = g.EntriesRead + g.Lag
 	}
 	behind := read != "" && compareIDs(g.LastDeliveredID, read) < 0
@@ -769,11 +770,11 @@ func (sub *subscription) groupMissing(gen uint64, cause error) error {
 		return nil
 	}
 	s.metrics.groupRecreated(sub.stream)
-	// An entry known to have been in the stream: the newest this
-	// subscription read, or the group's last delivered one. Neither is
-	// trimmed while the group exists (the trimmer keeps a group's last
-	// delivered entry), so if it is gone, the stream's data went with the
-	// group.
+	// An entry known to have been in the stream: the newer of the newest
+	// this subscription read and the group's last delivered one when last
+	// checked. The trimmer keeps a group's last delivered entry and the
+	// newest maxlen, so if that entry is gone, the stream's data went with
+	// the group.
 	sub.mu.Lock()
 	mark := sub.lastRead
 	sub.lastRead = ""
