@@ -23,11 +23,15 @@ import (
 type deliveryCtx struct {
 	context.Context // the subscription's
 
-	mu   sync.Mutex
-	err  error
-	done chan struct{}
-	stop func() bool // unties done from the subscription's context
+	mu    sync.Mutex
+	err   error
+	done  chan struct{}
+	stop  func() bool            // unties done from the subscription's context
+	after map[*afterFunc]struct{} // AfterFunc's functions not yet run nor stopped
 }
+
+// afterFunc is one AfterFunc call's function.
+type afterFunc struct{ f func() }
 
 // Done returns a channel closed when the delivery ends.
 func (c *deliveryCtx) Done() <-chan struct{} {
@@ -45,6 +49,33 @@ func (c *deliveryCtx) Done() <-chan struct{} {
 		}
 	}
 	return c.done
+}
+
+// AfterFunc arranges for f to run in its own goroutine once the delivery
+// ends (at once if it has), as context.AfterFunc does; stop reports whether
+// it kept f from running. context.WithCancel and WithTimeout look for this
+// method on a parent they do not know: without it, each context derived
+// from a delivered message's would start a goroutine that waits for Done.
+func (c *deliveryCtx) AfterFunc(f func()) (stop func() bool) {
+	c.Done() // ties the delivery to the subscription's context
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err != nil {
+		go f()
+		return func() bool { return false }
+	}
+	a := &afterFunc{f: f}
+	if c.after == nil {
+		c.after = make(map[*afterFunc]struct{})
+	}
+	c.after[a] = struct{}{}
+	return func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		_, pending := c.after[a]
+		delete(c.after, a)
+		return pending
+	}
 }
 
 // Err is nil until Done is closed, then why: context.Canceled when the
@@ -76,4 +107,11 @@ func (c *deliveryCtx) end(err error) {
 		close(c.done)
 		c.stop()
 	}
+	for a := range c.after {
+		go a.f()
+	}
+	c.after = nil
 }
+
+// context.WithCancel and WithTimeout find this method by its shape.
+var _ interface{ AfterFunc(func()) func() bool } = (*deliveryCtx)(nil)
