@@ -26,7 +26,7 @@ type deliveryCtx struct {
 	mu    sync.Mutex
 	err   error
 	done  chan struct{}
-	stop  func() bool            // unties done from the subscription's context
+	stop  func() bool             // unties done from the subscription's context
 	after map[*afterFunc]struct{} // AfterFunc's functions not yet run nor stopped
 }
 
