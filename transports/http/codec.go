@@ -255,6 +255,10 @@ func decodeBinary(topic string, h http.Header, body []byte) (*message.Message, e
 		return nil, err
 	}
 	a.dataContentType = h.Get(headerContentType)
+	// It becomes metadata, which must be UTF-8 to travel on.
+	if !utf8.ValidString(a.dataContentType) {
+		return nil, badRequest("Content-Type is not valid UTF-8")
+	}
 	md, err := metadataFromAttributes(topic, a, ext)
 	if err != nil {
 		return nil, badRequest("%v", err)

@@ -621,3 +621,24 @@ func TestReceiverQueueWaitsForATimedOutHandler(t *testing.T) {
 		again.Ack()
 	})
 }
+
+// A binary-mode Content-Type that is not UTF-8 would become metadata
+// (ce_datacontenttype) that no Publisher can send on: it is refused with
+// 400 at once, in both modes, rather than taken and failed later.
+func TestReceiverRefusesContentTypeNotUTF8(t *testing.T) {
+	header := http.Header{"Ce-Specversion": {"1.0"}, "Ce-Id": {"1"}, "Ce-Source": {"s"}, "Ce-Type": {"t"}, "Content-Type": {"\xd8"}}
+	for _, queueSize := range []int{0, 4} {
+		r := newReceiver(t, httptransport.ReceiverConfig{QueueSize: queueSize})
+		srv := mount(t, r)
+		msgs := subscribe(t, r, "chat")
+		status := postInBackground(t, srv.URL+"/events/chat", header, "{}")
+		select {
+		case got := <-status:
+			require.Equal(t, http.StatusBadRequest, got, "queue_size %d", queueSize)
+		case m := <-msgs:
+			m.Ack()
+			<-status
+			t.Fatalf("queue_size %d: the message was taken, with ce_datacontenttype %q", queueSize, m.Metadata.Get("ce_datacontenttype"))
+		}
+	}
+}
