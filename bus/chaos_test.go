@@ -151,8 +151,9 @@ func chaosKill9(t *testing.T, table *chaosTable, name string, fallback, aof, lag
 	assertRedisLossCounted(t, hub)
 }
 
-// chaosEmptyRestartBusy: the consumer has read as much as it may hold
-// (2 × read_count) and its handler is blocked when Redis restarts empty;
+// chaosEmptyRestartBusy: after 500ms of traffic, the consumer has read as
+// much as it may hold (2 × read_count) and its handler is blocked when Redis
+// restarts empty;
 // producers then write 1,000 events on Redis (maxlen 100) before the
 // handler is released. None may be lost: a stream re-created without its
 // group must not be trimmed of entries the group has yet to read.
@@ -163,16 +164,24 @@ func chaosEmptyRestartBusy(t *testing.T, table *chaosTable) {
 		setting(m, "transports.redis.read_count", 10)
 		setting(m, "transports.redis.maxlen", 100)
 	})
-	release := hub.holdRedis()
-	defer release()
 	settings := appSettings(srv.URL(), hubURL(hub.addr))
 	setting(settings, "transports.redis.maxlen", 100)
 	setting(settings, "transports.redis.trim_interval", "100ms")
 	app := startChaosApp(t, rec, settings)
 
-	app.publishN(t, 20) // 20 keys: each in a lane of its own
-	require.Eventually(t, func() bool { return hub.waiting.Load() == 20 }, 10*time.Second, 10*time.Millisecond,
-		"the consumer holds 20 entries in its blocked handler")
+	// Traffic flows for a while (the producer's trimmer sees the group),
+	// then the consumer gets busy.
+	app.pump(t, 500*time.Millisecond, nil, nil)
+	require.Eventually(t, func() bool { n, _ := rec.missing(app.accepted); return n == 0 }, 20*time.Second, 10*time.Millisecond)
+	release := hub.holdRedis()
+	defer release()
+	app.publishN(t, 20)
+	admin := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	defer admin.Close()
+	require.Eventually(t, func() bool {
+		groups, err := admin.XInfoGroups(context.Background(), "events:chat").Result()
+		return err == nil && len(groups) == 1 && groups[0].Lag == 0 && hub.waiting.Load() > 0
+	}, 10*time.Second, 10*time.Millisecond, "the consumer has read every entry and its handler is blocked")
 	srv.Kill()
 	srv.Restart()
 	faultEnd := time.Now()
