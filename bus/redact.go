@@ -11,6 +11,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -39,6 +41,26 @@ var secretTokens = []string{"pass", "pwd", "pw", "auth"}
 // by the dump that helps find the typo. A false positive costs a hidden
 // value; a false negative, a leaked one.
 func isSecretKey(name string) bool {
+	if v, ok := secretKeys.Load(name); ok {
+		return v.(bool)
+	}
+	secret := secretName(name)
+	if secretKeysCached.Add(1) <= maxSecretKeysCached {
+		secretKeys.Store(name, secret)
+	}
+	return secret
+}
+
+// secretKeys caches isSecretKey: a dump asks about the same few names
+// again and again. Bounded, as names can come from anywhere.
+var (
+	secretKeys       sync.Map
+	secretKeysCached atomic.Int64
+)
+
+const maxSecretKeysCached = 4096
+
+func secretName(name string) bool {
 	n := strings.ReplaceAll(strings.ToLower(name), "-", "_")
 	if slices.ContainsFunc(secretWords, func(w string) bool { return strings.Contains(n, w) }) {
 		return true
@@ -96,16 +118,29 @@ func keyWords(name string) []string {
 }
 
 // nearSubstring reports whether some substring of s is at most k edits
-// (insertions, deletions, substitutions, swaps of neighbours) from w.
+// (insertions, deletions, substitutions, swaps of neighbours) from w:
+// Sellers' algorithm, a row of edit distances to w's prefixes where a
+// match may start anywhere in s.
 func nearSubstring(s, w string, k int) bool {
-	for i := range len(s) {
-		for n := max(1, len(w)-k); n <= len(w)+k && i+n <= len(s); n++ {
-			if editDistance(s[i:i+n], w) <= k {
-				return true
+	n := len(s)
+	// prev2, prev, cur: rows i-2, i-1 and i; row 0 is all zeros, as the
+	// match may start at any j.
+	prev2, prev, cur := make([]int, n+1), make([]int, n+1), make([]int, n+1)
+	for i := 1; i <= len(w); i++ {
+		cur[0] = i
+		for j := 1; j <= n; j++ {
+			cost := 1
+			if w[i-1] == s[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+			if i > 1 && j > 1 && w[i-1] == s[j-2] && w[i-2] == s[j-1] {
+				cur[j] = min(cur[j], prev2[j-2]+1)
 			}
 		}
+		prev2, prev, cur = prev, cur, prev2
 	}
-	return false
+	return slices.Min(prev) <= k
 }
 
 // isHeadersKey reports whether the value under name is a set of HTTP
