@@ -228,9 +228,9 @@ func (c *Config) Validate() error {
 	}
 	switch {
 	case c.TLS.CertFile != "" && c.TLS.KeyFile == "":
-		add("tls.key_file", "must be set with tls.cert_file")
+		add("tls.key_file", "required with tls.cert_file")
 	case c.TLS.CertFile == "" && c.TLS.KeyFile != "":
-		add("tls.cert_file", "must be set with tls.key_file")
+		add("tls.cert_file", "required with tls.key_file")
 	}
 	return errors.Join(errs...)
 }

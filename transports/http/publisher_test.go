@@ -495,7 +495,7 @@ func TestNewPublisherConfigErrors(t *testing.T) {
 		{httptransport.Config{URL: "http://h/", ContentType: ";;"}, "content_type"},
 		{httptransport.Config{URL: "http://h/", Headers: map[string]string{"Bad Name": "v"}}, `headers: "Bad Name" is not a valid header name`},
 		{httptransport.Config{URL: "http://h/", Headers: map[string]string{"X-Secret": "a\r\nb"}}, `the value of "X-Secret" holds a line break`},
-		{httptransport.Config{URL: "http://h/", TLS: httptransport.TLSConfig{CertFile: "c.pem"}}, "tls.key_file: must be set with tls.cert_file"},
+		{httptransport.Config{URL: "http://h/", TLS: httptransport.TLSConfig{CertFile: "c.pem"}}, "tls.key_file: required with tls.cert_file"},
 		{httptransport.Config{URL: "http://h/", TLS: httptransport.TLSConfig{CAFile: "/nonexistent/ca.pem"}}, "tls.ca_file"},
 	} {
 		_, err := httptransport.NewPublisher(tc.cfg, nil)
