@@ -204,7 +204,7 @@ type chaosHub struct {
 	addr string // the HTTP receiver's host:port
 	rec  *recorder
 
-	work    time.Duration // how long the handler works on each event
+	work    atomic.Int64 // how long the handler works on each event, in ns
 	gateMu  sync.Mutex
 	gate    chan struct{} // Redis deliveries wait until it is closed
 	waiting atomic.Int64  // Redis deliveries waiting at the gate
@@ -292,8 +292,8 @@ func (h *chaosHub) handle(m *message.Message) error {
 		return fmt.Errorf("payload %q: %w", m.Payload, err)
 	}
 	h.rec.delivered(seq, transport)
-	if h.work > 0 {
-		time.Sleep(h.work) // the handler's own work, not a synchronisation
+	if work := time.Duration(h.work.Load()); work > 0 {
+		time.Sleep(work) // the handler's own work, not a synchronisation
 	}
 	return h.inner(m)
 }

@@ -108,7 +108,7 @@ func chaosKill9(t *testing.T, table *chaosTable, name string, fallback, aof, lag
 		}
 	})
 	if lagging {
-		hub.work = 4 * time.Millisecond
+		hub.work.Store(int64(4 * time.Millisecond))
 	}
 	settings := appSettings(srv.URL(), hubURL(hub.addr))
 	setting(settings, "routing.fallback.enabled", fallback)
@@ -367,7 +367,7 @@ func chaosSlowConsumer(t *testing.T, table *chaosTable) {
 	}
 	fast := startChaosHub(t, rec, srv.URL(), dedupe, tune("fast"))
 	slow := startChaosHub(t, rec, srv.URL(), dedupe, tune("slow"))
-	slow.work = time.Second
+	slow.work.Store(int64(time.Second))
 	app := startChaosApp(t, rec, appSettings(srv.URL(), hubURL(fast.addr)))
 
 	app.pump(t, 2*time.Second, nil, nil)
