@@ -6,7 +6,7 @@ BENCHTIME ?= 200000x
 HTTP_BENCHTIME ?= 20000x
 COUNT     ?= 6
 RATIO_COUNT ?= 10
-FUZZTIME  ?= 30s
+FUZZTIME  ?= 60s
 SOAK      ?= 2m
 STATICCHECK_VERSION ?= v0.8.2
 BENCHSTAT_VERSION   ?= v0.0.0-20260908200009-22c9c6c9d4da
@@ -63,9 +63,18 @@ bench-redis:
 	$(GO) test -run '^$$' -bench 'Redis' -benchmem -benchtime 1s -count $(COUNT) ./benchmarks/ | tee bench-redis.txt
 	$(GO) run golang.org/x/perf/cmd/benchstat@$(BENCHSTAT_VERSION) -col /impl bench-redis.txt
 
+# Every FuzzX function of every package, each for $(FUZZTIME) (go test
+# fuzzes one target at a time), found by go test -list so that a new one
+# is never left out.
 fuzz:
-	$(GO) test -run '^$$' -fuzz '^FuzzLoadConfig$$' -fuzztime $(FUZZTIME) ./bus/
-	$(GO) test -run '^$$' -fuzz '^FuzzParsePublishedAt$$' -fuzztime $(FUZZTIME) ./bus/
+	@list=$$($(GO) test -list '^Fuzz' $(PKGS)) || { echo "$$list"; exit 1; }; \
+	targets=$$(echo "$$list" | awk '/^Fuzz/ { fn[n++] = $$1 } /^ok/ { for (i = 0; i < n; i++) print $$2 "," fn[i]; n = 0 }'); \
+	[ -n "$$targets" ] || { echo "no fuzz targets found"; exit 1; }; \
+	for t in $$targets; do \
+	  pkg=$${t%%,*}; fn=$${t#*,}; \
+	  echo "fuzz $$pkg $$fn for $(FUZZTIME)"; \
+	  $(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	done
 
 # The soak (build tag soak): the chat traffic for $(SOAK) through a rollout
 # that moves every 3s while Redis is killed every 15s; nothing may be lost,
