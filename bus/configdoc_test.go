@@ -198,3 +198,20 @@ func TestConfigDocLegacyEnv(t *testing.T) {
 		assert.Contains(t, string(doc), fmt.Sprintf("| `%s` |", name))
 	}
 }
+
+// The sections that make a SWITCHYARD_ variable a key are the sections of
+// Config, all of them, in order.
+func TestConfigDocEnvSections(t *testing.T) {
+	t.Parallel()
+	doc, err := os.ReadFile(filepath.FromSlash(configDoc))
+	require.NoError(t, err)
+	var sections []string
+	typ := reflect.TypeFor[bus.Config]()
+	for i := range typ.NumField() {
+		if name, _, _ := strings.Cut(typ.Field(i).Tag.Get("koanf"), ","); name != "" && name != "-" {
+			sections = append(sections, "`"+strings.ToUpper(name)+"`")
+		}
+	}
+	text := strings.Join(strings.Fields(string(doc)), " ")
+	assert.Contains(t, text, "first segment names a section of the configuration: "+strings.Join(sections, ", ")+".")
+}
