@@ -14,6 +14,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/switchyard-go/switchyard/transports"
+	_ "github.com/switchyard-go/switchyard/transports/http"
+	_ "github.com/switchyard-go/switchyard/transports/redisstream"
 )
 
 // legacyEnvNames are cleared by every test that reads the environment, so
@@ -910,4 +912,27 @@ func TestNewTransportFieldErrors(t *testing.T) {
 		assert.NotErrorIs(t, err, ErrInvalidConfig)
 		assert.EqualError(t, err, `bus: transport "c": dial refused`)
 	})
+}
+
+// The built-in transports' checks arrive the same way.
+func TestNewBuiltInTransportFieldErrors(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name    string
+		section map[string]any
+		key     string
+	}{
+		{"redis", map[string]any{"type": "redisstream", "url": "redis://127.0.0.1:1/0", "maxlen": -1}, "transports.redis.maxlen"},
+		{"http", map[string]any{"type": "http", "url": "http://127.0.0.1:1/e/{topic}", "format": "yaml"}, "transports.http.format"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			c := DefaultConfig()
+			c.Transports[tc.name] = tc.section
+			_, err := New(c)
+			require.ErrorIs(t, err, ErrInvalidConfig)
+			assert.Equal(t, []string{tc.key}, errorKeys(err))
+			assert.Contains(t, err.Error(), "bus: config: "+tc.key+": ")
+		})
+	}
 }
