@@ -526,7 +526,8 @@ func TestMetricsMatchDocsOnRedis(t *testing.T) {
 	// The default memory transport stays beside Redis (it takes dead
 	// letters).
 	checkScrapeMatchesDoc(t, doc, scraped, []string{seriesFromStart, seriesCoalescing, seriesRedis, seriesMemory},
-		"switchyard_redis_claimed_total", "switchyard_redis_dead_lettered_total", "switchyard_redis_group_recreated_total")
+		"switchyard_redis_claimed_total", "switchyard_redis_dead_lettered_total", "switchyard_redis_group_recreated_total",
+		"switchyard_redis_stream_resets_total")
 	lintExposition(t, text)
 	_, ok := scraped["switchyard_circuit_breaker_state"]
 	assert.False(t, ok, "no rollout, no breaker")
