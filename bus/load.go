@@ -485,13 +485,13 @@ func decodeConfig(k *koanf.Koanf) (Config, []error) {
 			section, ok := raw[name].(map[string]any)
 			if !ok {
 				errs = append(errs, newConfigError("transports."+name,
-					"must be a map with at least a type key, got "+describe(raw[name])))
+					"must be a map with at least a type key, got "+kindOf(raw[name])))
 				continue
 			}
 			cfg.Transports[name] = section
 		}
 	default:
-		errs = append(errs, newConfigError("transports", "must be a map of transport names to settings, got "+describe(raw)))
+		errs = append(errs, newConfigError("transports", "must be a map of transport names to settings, got "+kindOf(raw)))
 	}
 
 	return cfg, append(errs, unknownKeys(k)...)
@@ -505,7 +505,7 @@ func unknownKeys(k *koanf.Koanf) []error {
 		case key == "transports" || strings.HasPrefix(key, "transports."), s.isLeaf[key]:
 		case s.sections[key]:
 			if _, ok := k.Get(key).(map[string]any); !ok {
-				errs = append(errs, newConfigError(key, "must be a map of keys, got "+describe(k.Get(key))))
+				errs = append(errs, newConfigError(key, "must be a map of keys, got "+kindOf(k.Get(key))))
 			}
 		case underLeaf(key, s):
 			// decodeConfig reported the leaf.
@@ -762,6 +762,23 @@ func asFloat(raw any) (float64, bool) {
 		return f, !math.IsNaN(f) && !math.IsInf(f, 0)
 	}
 	return 0, false
+}
+
+// kindOf names what a value is without showing it: where a section was
+// expected, a value may be a secret that lost its key to bad indentation.
+func kindOf(raw any) string {
+	switch raw.(type) {
+	case string:
+		return "a string"
+	case bool:
+		return "a boolean"
+	case []any, []string:
+		return "a list"
+	}
+	if _, ok := asFloat(raw); ok {
+		return "a number"
+	}
+	return "a value"
 }
 
 // describe shows a bad value in an error; the error is redacted.

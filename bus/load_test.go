@@ -436,7 +436,7 @@ func TestLoadConfigErrors(t *testing.T) {
 			name:    "section given a value",
 			sources: fromMap(map[string]any{"routing": 5}),
 			keys:    []string{"routing"},
-			want:    []string{"routing: must be a map of keys, got 5"},
+			want:    []string{"routing: must be a map of keys, got a number"},
 		},
 		{
 			name:    "leaf given a map",
@@ -464,8 +464,9 @@ func TestLoadConfigErrors(t *testing.T) {
 		},
 		{
 			name:    "transport section not a map",
-			sources: fromMap(map[string]any{"transports.redis": "redis://localhost"}),
+			sources: fromMap(map[string]any{"transports.redis": "hunter2"}),
 			keys:    []string{"transports.redis"},
+			want:    []string{"transports.redis: must be a map with at least a type key, got a string"},
 		},
 		{
 			name: "every validation problem at once",
