@@ -44,13 +44,13 @@ func TestChaos(t *testing.T) {
 			onOff(c.fallback), onOff(c.aof), map[bool]string{true: "lagging", false: "idle"}[c.lagging])
 		t.Run(name, func(t *testing.T) { chaosKill9(t, table, name, c.fallback, c.aof, c.lagging) })
 	}
-	t.Run("empty_restart/busy_consumer", func(t *testing.T) {
-		chaosEmptyRestartBusy(t, table, "empty_restart/busy_consumer", false)
+	t.Run("empty_restart/busy_consumer", func(t *testing.T) { chaosEmptyRestartBusy(t, table) })
+	t.Run("empty_restart/consumer_restarts", func(t *testing.T) {
+		chaosEmptyRestartConsumerRestarts(t, table, "empty_restart/consumer_restarts", false)
 	})
-	t.Run("empty_restart/busy_consumer/producer_restarts", func(t *testing.T) {
-		chaosEmptyRestartBusy(t, table, "empty_restart/busy_consumer/producer_restarts", true)
+	t.Run("empty_restart/consumer_and_producer_restart", func(t *testing.T) {
+		chaosEmptyRestartConsumerRestarts(t, table, "empty_restart/consumer_and_producer_restart", true)
 	})
-	t.Run("empty_restart/consumer_restarts", func(t *testing.T) { chaosEmptyRestartConsumerRestarts(t, table) })
 	for _, path := range []string{"redis", "http"} {
 		for _, fault := range []string{"blackhole", "reset"} {
 			name := "network/" + path + "/" + fault
@@ -158,12 +158,11 @@ func chaosKill9(t *testing.T, table *chaosTable, name string, fallback, aof, lag
 
 // chaosEmptyRestartBusy: after 500ms of traffic, the consumer has read as
 // much as it may hold (2 × read_count) and its handler is blocked when Redis
-// restarts empty; the producer (or, with producerRestarts, a new producer
-// process, as when the whole host restarts) then writes 1,000 events on
-// Redis (maxlen 100) before the handler is released. None may be lost: a
-// stream re-created without its group must not be trimmed of entries the
-// group has yet to read.
-func chaosEmptyRestartBusy(t *testing.T, table *chaosTable, name string, producerRestarts bool) {
+// restarts empty; the producer then writes 1,000 events on Redis (maxlen
+// 100) before the handler is released. None may be lost: a stream
+// re-created without its group must not be trimmed of entries the group has
+// yet to read.
+func chaosEmptyRestartBusy(t *testing.T, table *chaosTable) {
 	srv := redistest.Start(t)
 	rec := newRecorder()
 	hub := startChaosHub(t, rec, srv.URL(), nil, func(m map[string]any) {
@@ -191,26 +190,22 @@ func chaosEmptyRestartBusy(t *testing.T, table *chaosTable, name string, produce
 	srv.Kill()
 	srv.Restart()
 	faultEnd := time.Now()
-	if producerRestarts {
-		require.NoError(t, app.b.Close())
-		next := startChaosApp(t, rec, settings)
-		next.next, next.accepted = app.next, app.accepted
-		app = next
-	}
 	app.pump(t, 2*time.Second, nil, nil)
 	release()
 	app.settle(40 * time.Second)
 
-	row := app.row(name, false, 0, "redis", faultEnd)
+	row := app.row("empty_restart/busy_consumer", false, 0, "redis", faultEnd)
 	table.add(row)
 	t.Logf("%+v; fallbacks %v", row, fallbacks(t, app.reg))
 	assert.Zero(t, row.lost, "lost: %v", app.lostSeqs(10))
 }
 
 // chaosEmptyRestartConsumerRestarts: the consumer closes, Redis restarts
-// empty, producers write 1,000 events (maxlen 100), and the consumer comes
-// back under the same name. None may be lost.
-func chaosEmptyRestartConsumerRestarts(t *testing.T, table *chaosTable) {
+// empty, the producer (with producerRestarts, a new producer process, as
+// when a whole host restarts: it never saw the consumer group) writes 1,000
+// events (maxlen 100), and the consumer comes back under the same name. None
+// may be lost.
+func chaosEmptyRestartConsumerRestarts(t *testing.T, table *chaosTable, name string, producerRestarts bool) {
 	srv := redistest.Start(t)
 	rec := newRecorder()
 	tune := func(m map[string]any) { setting(m, "transports.redis.maxlen", 100) }
@@ -228,12 +223,18 @@ func chaosEmptyRestartConsumerRestarts(t *testing.T, table *chaosTable) {
 	require.NoError(t, hub.b.Close())
 	srv.Kill()
 	srv.Restart()
+	if producerRestarts {
+		require.NoError(t, app.b.Close())
+		next := startChaosApp(t, rec, settings)
+		next.next, next.accepted = app.next, app.accepted
+		app = next
+	}
 	app.pump(t, 2*time.Second, nil, nil)
 	faultEnd := time.Now()
 	startChaosHub(t, rec, srv.URL(), nil, tune)
 	app.settle(40 * time.Second)
 
-	row := app.row("empty_restart/consumer_restarts", false, 0, "redis", faultEnd)
+	row := app.row(name, false, 0, "redis", faultEnd)
 	table.add(row)
 	t.Logf("%+v", row)
 	assert.Zero(t, row.lost, "lost: %v", app.lostSeqs(10))
