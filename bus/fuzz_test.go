@@ -80,9 +80,12 @@ func FuzzSecretsNeverLeak(f *testing.F) {
 					"headers": map[string]any{"Authorization": "Bearer " + password}, "hmac_secret": password,
 				},
 			}},
-			{"transports": map[string]any{"redis": map[string]any{
-				"type": "redisstream", "url": "redis://user:" + password + "@127.0.0.1:1/0", "pasword": password,
-			}}},
+			{"transports": map[string]any{
+				"redis": map[string]any{
+					"type": "redisstream", "url": "redis://user:" + password + "@127.0.0.1:1/0", "pasword": password,
+				},
+				"http": map[string]any{"type": "http", "url": "http://127.0.0.1:1/e/{topic}?a=1&token=" + password},
+			}},
 			{
 				"transports": map[string]any{"redis": map[string]any{"type": "redisstream", "url": "redis://:" + password + "@h/0"}},
 				"routing":    map[string]any{"baseline": "redis://:" + password + "@h/0"},

@@ -407,6 +407,7 @@ func (s *secretSet) collect(key string, v any) {
 						_, secret := userinfoSecret(x[sp.user:sp.at])
 						s.add(secret)
 					}
+					s.addQuerySecrets(x[sp.rest:sp.end])
 				}
 			}
 		}
@@ -429,6 +430,27 @@ func (s *secretSet) collect(key string, v any) {
 		if x != nil && (isSecretKey(key) || isHeadersKey(key)) {
 			s.add(fmt.Sprint(x))
 		}
+	}
+}
+
+// addQuerySecrets adds the values of the secret-named query parameters of
+// rawURL (?password=…, &token=…): each to the next '&', and to the end of
+// the URL, as a value may hold an unescaped '&' too.
+func (s *secretSet) addQuerySecrets(rawURL string) {
+	q := strings.IndexByte(rawURL, '?')
+	if q < 0 {
+		return
+	}
+	for i := q + 1; i < len(rawURL); {
+		param := rawURL[i:]
+		if amp := strings.IndexByte(param, '&'); amp >= 0 {
+			param = param[:amp]
+		}
+		if name, value, ok := strings.Cut(param, "="); ok && isSecretKey(name) {
+			s.add(value)
+			s.add(rawURL[i+len(name)+1:])
+		}
+		i += len(param) + 1
 	}
 }
 

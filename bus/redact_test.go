@@ -267,3 +267,21 @@ func TestNewRedisURLErrorIsRedacted(t *testing.T) {
 		assert.Empty(t, leak(err.Error(), password), "%q in %q", password, err)
 	}
 }
+
+func TestNewScrubsQuerySecrets(t *testing.T) {
+	t.Parallel()
+	const token = "Ab9x#yz&q r"
+	reg := transports.NewRegistry()
+	reg.Register("leaky", func(s transports.Settings) (transports.Transport, error) {
+		return transports.Transport{}, fmt.Errorf("leaky: %q, %s", token, token[:5])
+	})
+	c := Config{
+		Bus:        BusConfig{DeadLetter: DeadLetterConfig{Transport: "t"}},
+		Transports: map[string]map[string]any{"t": {"type": "leaky", "url": "https://h/x?page=2&token=" + token}},
+		Routing:    RoutingConfig{Baseline: "t"},
+	}
+	_, err := New(c, WithRegistry(reg))
+	require.Error(t, err)
+	assert.Empty(t, leak(err.Error(), token), err.Error())
+	assert.Empty(t, leak(c.String(), token))
+}
