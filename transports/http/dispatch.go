@@ -22,11 +22,13 @@ type topic struct {
 	// changed is closed, and replaced, whenever subs changes.
 	changed chan struct{}
 	queue   []queued
+	// popped is closed, and replaced, whenever a message leaves queue.
+	popped  chan struct{}
 	pumping bool
 }
 
 func newTopic(name string) *topic {
-	return &topic{name: name, changed: make(chan struct{})}
+	return &topic{name: name, changed: make(chan struct{}), popped: make(chan struct{})}
 }
 
 // pop removes the message at the head of the queue.
@@ -34,6 +36,8 @@ func (t *topic) pop() {
 	t.mu.Lock()
 	t.queue[0] = queued{}
 	t.queue = t.queue[1:]
+	close(t.popped)
+	t.popped = make(chan struct{})
 	t.mu.Unlock()
 }
 

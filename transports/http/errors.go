@@ -17,6 +17,11 @@ var (
 	// ErrClosed is returned by Publish after Close, and by Subscribe after
 	// the Receiver (or the Subscriber handle) was closed.
 	ErrClosed = errors.New("httptransport: closed")
+	// ErrCloseTimeout is wrapped by the error of a queue-mode Receiver's
+	// Close (and its Server's) when messages it had answered 202 for were
+	// still queued once it gave up delivering them (drain_timeout); the
+	// error says how many. They are lost.
+	ErrCloseTimeout = errors.New("httptransport: close timeout")
 	// ErrAddressRefused is wrapped when deny_private_addresses refused the
 	// address a host name resolved to. It is permanent.
 	ErrAddressRefused = errors.New("httptransport: address refused")

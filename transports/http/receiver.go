@@ -7,6 +7,7 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"net/http"
 	"strconv"
@@ -31,6 +32,16 @@ const (
 	DefaultQueueMaxRetries      = 5
 	DefaultQueueRetryBackoff    = 100 * time.Millisecond
 	DefaultQueueMaxRetryBackoff = 10 * time.Second
+	DefaultDeadLetterTopic      = "dead_letter"
+	DefaultDrainTimeout         = 5 * time.Second
+)
+
+// Metadata keys written on the messages moved to the dead-letter topic: the
+// same as the memory transport's.
+const (
+	DeadLetterReasonKey   = "dead_letter_reason"
+	DeadLetterTopicKey    = "dead_letter_topic"
+	DeadLetterAttemptsKey = "dead_letter_attempts"
 )
 
 // ReceiverConfig configures a Receiver; the zero value of each field takes
@@ -67,29 +78,42 @@ type ReceiverConfig struct {
 	// soon as a message is in its topic's in-memory queue of this size, and
 	// deliver it afterwards, one at a time and in order, again after each
 	// nack or handler timeout (see MaxRetries), until acked. A full queue is
-	// answered 503. Messages still queued when the process stops are lost,
-	// although their senders were told 202: use it only when senders cannot
-	// wait for handlers. Only topics subscribed to, or initialized with
-	// SubscribeInitialize, are queued. Default 0: every request waits for
-	// its message's ack or nack.
+	// answered 503. Close delivers what is queued within DrainTimeout; what
+	// is left then, or if the process dies, is lost although its senders
+	// were told 202: use it only when senders cannot wait for handlers. Only
+	// topics subscribed to, or initialized with SubscribeInitialize, are
+	// queued. Default 0: every request waits for its message's ack or nack.
 	QueueSize int `koanf:"queue_size"`
 	// In queue mode, a message that was nacked or whose handler timed out
 	// is delivered again after RetryBackoff, then after twice as long at
 	// each further failure, up to MaxRetryBackoff. Once MaxRetries
-	// redeliveries failed too, it is handed to DeadLetter and leaves the
-	// queue; without DeadLetter, or when DeadLetter returns an error, it
-	// stays at the head of its topic's queue, delivered again every
-	// MaxRetryBackoff, and an error is logged. Defaults 5, 100ms and 10s;
-	// MaxRetries negative: no redelivery before DeadLetter.
+	// redeliveries failed too, it leaves its topic for the dead-letter
+	// topic (or DeadLetter), so that it never holds back the messages
+	// behind it. Defaults 5, 100ms and 10s; MaxRetries negative: no
+	// redelivery before dead-lettering.
 	MaxRetries      int           `koanf:"max_retries"`
 	RetryBackoff    time.Duration `koanf:"retry_backoff"`
 	MaxRetryBackoff time.Duration `koanf:"max_retry_backoff"`
-	// DeadLetter, in queue mode, takes the messages that failed every
-	// delivery: it may publish them elsewhere, store them, count them. It
-	// runs on the topic's delivery goroutine, so the topic waits for it;
-	// msg's context ends when the Receiver closes. A nil error takes the
-	// message out of the queue.
+	// DeadLetterTopic, in queue mode, is the topic of this Receiver that
+	// takes the messages that failed every delivery, with the
+	// DeadLetter*Key metadata added; subscribe to it to see them. Its queue
+	// is bounded by QueueSize too: while it is full, a failed message stays
+	// at the head of its own topic, tried again every MaxRetryBackoff. A
+	// message of the dead-letter topic itself that fails every delivery
+	// stays at its head likewise. Default "dead_letter".
+	DeadLetterTopic string `koanf:"dead_letter_topic"`
+	// DeadLetter, when set, replaces DeadLetterTopic: it takes the messages
+	// that failed every delivery, and may publish them elsewhere, store
+	// them, count them. It runs on the topic's delivery goroutine, so the
+	// topic waits for it; msg's context ends when the Receiver closes. A nil
+	// error takes the message out of the queue; an error keeps it at the
+	// head of its topic, tried again every MaxRetryBackoff.
 	DeadLetter func(topic string, msg *message.Message) error `koanf:"-"`
+	// DrainTimeout bounds how long Close, in queue mode, goes on delivering
+	// the queued messages to the subscriptions of their topics, once it
+	// stopped taking requests. Those still queued then are counted in
+	// switchyard_http_undelivered_total and in Close's error. Default 5s.
+	DrainTimeout time.Duration `koanf:"drain_timeout"`
 }
 
 func (c *ReceiverConfig) setDefaults() {
@@ -117,6 +141,12 @@ func (c *ReceiverConfig) setDefaults() {
 	if c.MaxRetryBackoff == 0 {
 		c.MaxRetryBackoff = DefaultQueueMaxRetryBackoff
 	}
+	if c.DeadLetterTopic == "" {
+		c.DeadLetterTopic = DefaultDeadLetterTopic
+	}
+	if c.DrainTimeout == 0 {
+		c.DrainTimeout = DefaultDrainTimeout
+	}
 }
 
 // Validate reports every invalid field, each error naming its key.
@@ -143,6 +173,9 @@ func (c *ReceiverConfig) Validate() error {
 	if c.MaxRetryBackoff < 0 {
 		add("max_retry_backoff", "must not be negative, got %s", c.MaxRetryBackoff)
 	}
+	if c.DrainTimeout < 0 {
+		add("drain_timeout", "must not be negative, got %s", c.DrainTimeout)
+	}
 	return errors.Join(errs...)
 }
 
@@ -161,18 +194,27 @@ type Receiver struct {
 	hmacKey    []byte
 	retryAfter string
 	now        func() time.Time
+	metrics    *receiverMetrics
 
-	ctx    context.Context
-	cancel context.CancelFunc
+	// closing ends when Close starts: requests waiting for their handler
+	// are answered 503. ctx ends once Close stopped delivering queued
+	// messages: it ends the pumps and their messages' contexts.
+	closing     context.Context
+	stopClosing context.CancelFunc
+	ctx         context.Context
+	cancel      context.CancelFunc
 
 	mu     sync.RWMutex
 	closed bool
 	topics map[string]*topic
 	pumps  sync.WaitGroup
+
+	closeOnce sync.Once
+	closeErr  error
 }
 
 // NewReceiver returns a Receiver for cfg. A nil logger logs nothing.
-func NewReceiver(cfg ReceiverConfig, logger watermill.LoggerAdapter) (*Receiver, error) {
+func NewReceiver(cfg ReceiverConfig, logger watermill.LoggerAdapter, opts ...Option) (*Receiver, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("httptransport: receiver config: %w", err)
 	}
@@ -180,11 +222,16 @@ func NewReceiver(cfg ReceiverConfig, logger watermill.LoggerAdapter) (*Receiver,
 	if logger == nil {
 		logger = watermill.NopLogger{}
 	}
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
 	r := &Receiver{
-		cfg:    cfg,
-		logger: logger,
-		now:    time.Now,
-		topics: make(map[string]*topic),
+		cfg:     cfg,
+		logger:  logger,
+		now:     time.Now,
+		metrics: newReceiverMetrics(o.registerer),
+		topics:  make(map[string]*topic),
 	}
 	if cfg.BearerToken != "" {
 		r.bearer = sha256.Sum256([]byte(cfg.BearerToken))
@@ -195,6 +242,7 @@ func NewReceiver(cfg ReceiverConfig, logger watermill.LoggerAdapter) (*Receiver,
 	if cfg.RetryAfter > 0 {
 		r.retryAfter = strconv.FormatInt(int64(math.Ceil(cfg.RetryAfter.Seconds())), 10)
 	}
+	r.closing, r.stopClosing = context.WithCancel(context.Background())
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	return r, nil
 }
@@ -279,7 +327,7 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 func (r *Receiver) deliver(w http.ResponseWriter, reqCtx context.Context, t *topic, msg *message.Message) {
 	ctx, cancel := context.WithTimeout(reqCtx, r.cfg.HandlerTimeout)
 	defer cancel()
-	stop := context.AfterFunc(r.ctx, cancel)
+	stop := context.AfterFunc(r.closing, cancel)
 	defer stop()
 	msg.SetContext(ctx)
 	s, err := t.offer(ctx, msg, false)
@@ -425,23 +473,33 @@ func (r *Receiver) subscribe(ctx context.Context, name string, owner *Subscriber
 	return s.out, nil
 }
 
-// Close ends every subscription (their channels are closed when it returns),
-// answers 503 to requests in flight and to any later one, and discards the
-// queued messages. Idempotent.
+// Close stops taking requests: from then on, and for requests still
+// waiting for their handler, it answers 503 with Retry-After, so that
+// their senders retry or fall back. In queue mode it then goes on
+// delivering the queued messages, which were answered 202, to the
+// subscriptions of their topics, for DrainTimeout at most; a topic with no
+// subscription left is not waited for. Then it ends every subscription
+// (their channels are closed when it returns). The messages still queued
+// are lost: they are counted in switchyard_http_undelivered_total and in
+// Close's error, which wraps ErrCloseTimeout. Idempotent: later calls
+// return the same error.
 func (r *Receiver) Close() error {
+	r.closeOnce.Do(func() { r.closeErr = r.close() })
+	return r.closeErr
+}
+
+func (r *Receiver) close() error {
 	r.mu.Lock()
-	if r.closed {
-		r.mu.Unlock()
-		return nil
-	}
 	r.closed = true
-	topics := make([]*topic, 0, len(r.topics))
-	for _, t := range r.topics {
-		topics = append(topics, t)
-	}
 	r.mu.Unlock()
+	r.stopClosing()
+
+	ctx, cancel := context.WithTimeout(context.Background(), r.cfg.DrainTimeout)
+	r.drain(ctx)
+	cancel()
+
 	r.cancel()
-	for _, t := range topics {
+	for _, t := range r.snapshot() {
 		t.mu.Lock()
 		subs := t.subs
 		t.mu.Unlock()
@@ -450,17 +508,64 @@ func (r *Receiver) Close() error {
 		}
 	}
 	r.pumps.Wait()
-	discarded := 0
-	for _, t := range topics {
+	// After the pumps: a last dead-lettering may have made a topic.
+	left := 0
+	for _, t := range r.snapshot() {
 		t.mu.Lock()
-		discarded += len(t.queue)
+		n := len(t.queue)
 		t.queue = nil
 		t.mu.Unlock()
+		if n > 0 {
+			left += n
+			r.metrics.undelivered.WithLabelValues(topicLabel(t.name)).Add(float64(n))
+			r.logger.Error("httptransport: receiver closed with queued messages it had answered 202 for; they are lost",
+				errUndelivered, watermill.LogFields{"topic": t.name, "undelivered": n, "drain_timeout": r.cfg.DrainTimeout})
+		}
 	}
-	if discarded > 0 {
-		r.logger.Info("httptransport: receiver closed with queued messages, discarded", watermill.LogFields{"discarded": discarded})
+	if left > 0 {
+		return fmt.Errorf("%w (drain_timeout %s): %d queued messages, answered 202, were not delivered: "+
+			"no subscription acked them in time, or none was left for their topic", ErrCloseTimeout, r.cfg.DrainTimeout, left)
 	}
 	return nil
+}
+
+var errUndelivered = errors.New("httptransport: queued messages not delivered")
+
+func (r *Receiver) snapshot() []*topic {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	topics := make([]*topic, 0, len(r.topics))
+	for _, t := range r.topics {
+		topics = append(topics, t)
+	}
+	return topics
+}
+
+// drain returns once no topic that has a subscription has a message
+// queued, or ctx ends.
+func (r *Receiver) drain(ctx context.Context) {
+	for {
+		var changed, popped chan struct{}
+		for _, t := range r.snapshot() {
+			t.mu.Lock()
+			if len(t.queue) > 0 && len(t.subs) > 0 {
+				changed, popped = t.changed, t.popped
+			}
+			t.mu.Unlock()
+			if changed != nil {
+				break
+			}
+		}
+		if changed == nil {
+			return
+		}
+		select {
+		case <-changed:
+		case <-popped:
+		case <-ctx.Done():
+			return
+		}
+	}
 }
 
 // enqueue queues msg on t for the pump, which it starts if need be.
@@ -470,12 +575,17 @@ func (r *Receiver) enqueue(t *topic, msg *message.Message) error {
 	if r.closed {
 		return errors.New("receiver closed")
 	}
+	return r.push(t, queued{uuid: msg.UUID, metadata: msg.Metadata, payload: msg.Payload})
+}
+
+// push queues q on t, closed or not, and starts t's pump if need be.
+func (r *Receiver) push(t *topic, q queued) error {
 	t.mu.Lock()
 	if len(t.queue) >= r.cfg.QueueSize {
 		t.mu.Unlock()
-		return errors.New("queue full")
+		return errQueueFull
 	}
-	t.queue = append(t.queue, queued{uuid: msg.UUID, metadata: msg.Metadata, payload: msg.Payload})
+	t.queue = append(t.queue, q)
 	start := !t.pumping
 	t.pumping = true
 	t.mu.Unlock()
@@ -486,10 +596,12 @@ func (r *Receiver) enqueue(t *topic, msg *message.Message) error {
 	return nil
 }
 
+var errQueueFull = errors.New("queue full")
+
 // pump delivers t's queued messages one at a time, in order, each until a
-// subscription acks it, waiting longer after each failure, and hands a
-// message that failed every allowed delivery to DeadLetter. It ends when the
-// queue is empty or the Receiver closes.
+// subscription acks it, waiting longer after each failure, and dead-letters
+// a message that failed every allowed delivery. It ends when the queue is
+// empty or the Receiver closes.
 func (r *Receiver) pump(t *topic) {
 	defer r.pumps.Done()
 	failures := 0 // of the message at the head of the queue
@@ -581,26 +693,50 @@ func (r *Receiver) deliverQueued(t *topic, msg *message.Message) deliveryOutcome
 	}
 }
 
-// deadLetter hands q, which failed failures deliveries, to DeadLetter and
-// reports whether it took it. Without DeadLetter, or when it fails, the
-// message stays; that is logged, as an error, once per message and
-// DeadLetter failure.
+// deadLetter takes q, which failed failures deliveries, out of t: to
+// DeadLetter when set, otherwise into the dead-letter topic. It reports
+// whether q left; when it did not, q stays at the head of t and that is
+// logged as an error, once per message when it cannot ever leave, at each
+// attempt otherwise.
 func (r *Receiver) deadLetter(t *topic, q queued, failures int) bool {
 	fields := watermill.LogFields{"topic": t.name, "message_uuid": q.uuid, "failed_deliveries": failures}
-	if r.cfg.DeadLetter == nil {
+	if r.cfg.DeadLetter != nil {
+		msg := q.message()
+		msg.SetContext(r.ctx)
+		if err := r.cfg.DeadLetter(t.name, msg); err != nil {
+			r.logger.Error("httptransport: DeadLetter failed; the message stays at the head of its topic", err, fields)
+			return false
+		}
+		r.metrics.deadLettered.WithLabelValues(topicLabel(t.name)).Inc()
+		r.logger.Error("httptransport: queued message failed every delivery; handed to DeadLetter", errDeliveriesFailed, fields)
+		return true
+	}
+	dlName := r.cfg.DeadLetterTopic
+	if t.name == dlName {
 		if failures == max(r.cfg.MaxRetries, 0)+1 {
-			r.logger.Error("httptransport: queued message failed every delivery and there is no DeadLetter; "+
-				"it stays at the head of its topic, delivered again every max_retry_backoff", errDeliveriesFailed, fields)
+			r.logger.Error("httptransport: a message of the dead-letter topic failed every delivery; "+
+				"it stays at its head, delivered again every max_retry_backoff", errDeliveriesFailed, fields)
 		}
 		return false
 	}
-	msg := q.message()
-	msg.SetContext(r.ctx)
-	if err := r.cfg.DeadLetter(t.name, msg); err != nil {
-		r.logger.Error("httptransport: DeadLetter failed; the message stays at the head of its topic", err, fields)
+	metadata := maps.Clone(q.metadata)
+	if metadata == nil {
+		metadata = message.Metadata{}
+	}
+	metadata[DeadLetterReasonKey] = "nacked or timed out " + strconv.Itoa(failures) + " times"
+	metadata[DeadLetterTopicKey] = t.name
+	metadata[DeadLetterAttemptsKey] = strconv.Itoa(failures)
+	r.mu.Lock()
+	dl := r.topicLocked(dlName)
+	r.mu.Unlock()
+	fields["dead_letter_topic"] = dlName
+	if err := r.push(dl, queued{uuid: q.uuid, metadata: metadata, payload: q.payload}); err != nil {
+		r.logger.Error("httptransport: the dead-letter topic's queue is full; the message stays at the head of its topic",
+			err, fields)
 		return false
 	}
-	r.logger.Info("httptransport: queued message failed every delivery; handed to DeadLetter", fields)
+	r.metrics.deadLettered.WithLabelValues(topicLabel(t.name)).Inc()
+	r.logger.Error("httptransport: queued message failed every delivery; moved to the dead-letter topic", errDeliveriesFailed, fields)
 	return true
 }
 

@@ -151,15 +151,16 @@ type Server struct {
 	served   chan struct{}
 
 	closeOnce sync.Once
+	closeErr  error
 }
 
 // NewServer builds the Receiver of cfg and starts serving it on cfg.Listen
 // at cfg.Path. A nil logger logs nothing.
-func NewServer(cfg ServerConfig, logger watermill.LoggerAdapter) (*Server, error) {
+func NewServer(cfg ServerConfig, logger watermill.LoggerAdapter, opts ...Option) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("httptransport: server config: %w", err)
 	}
-	s, err := newServer(cfg, logger)
+	s, err := newServer(cfg, logger, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("httptransport: server config: listen: %w", err)
 	}
@@ -167,7 +168,7 @@ func NewServer(cfg ServerConfig, logger watermill.LoggerAdapter) (*Server, error
 }
 
 // newServer is NewServer for a valid cfg; its only error is the listener's.
-func newServer(cfg ServerConfig, logger watermill.LoggerAdapter) (*Server, error) {
+func newServer(cfg ServerConfig, logger watermill.LoggerAdapter, opts ...Option) (*Server, error) {
 	cfg.setDefaults()
 	if logger == nil {
 		logger = watermill.NopLogger{}
@@ -176,7 +177,7 @@ func newServer(cfg ServerConfig, logger watermill.LoggerAdapter) (*Server, error
 	if err != nil {
 		return nil, err
 	}
-	receiver, err := NewReceiver(cfg.ReceiverConfig, logger)
+	receiver, err := NewReceiver(cfg.ReceiverConfig, logger, opts...)
 	if err != nil {
 		_ = ln.Close()
 		return nil, err
@@ -248,17 +249,19 @@ func (s *Server) SubscribeInitialize(topic string) error {
 }
 
 // Close stops accepting connections and waits up to ShutdownTimeout for
-// the requests in flight to be answered. Then it closes the Receiver, which
-// answers those still waiting for a handler 503 (their senders retry) and
-// ends every subscription, gives them a second to go out, and cuts the
-// connections left. It returns once no request is being served: after
-// ShutdownTimeout and a second at most. Idempotent.
+// the requests in flight to be answered. Then it closes the Receiver (see
+// Receiver.Close), which answers those still waiting for a handler 503
+// (their senders retry), delivers what it queued within DrainTimeout and
+// ends every subscription; it gives the 503s a second to go out, and cuts
+// the connections left. It returns once no request is being served: after
+// ShutdownTimeout, DrainTimeout and a second at most, with the Receiver's
+// error. Idempotent: later calls return the same error.
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), s.shutdownTimeout)
 		defer cancel()
 		err := s.srv.Shutdown(ctx)
-		_ = s.receiver.Close()
+		s.closeErr = s.receiver.Close()
 		if err != nil {
 			s.logger.Info("httptransport: receiver server: requests still in flight after shutdown_timeout are answered 503",
 				watermill.LogFields{"shutdown_timeout": s.shutdownTimeout})
@@ -274,7 +277,7 @@ func (s *Server) Close() error {
 		s.mu.Unlock()
 		s.handlers.Wait()
 	})
-	return nil
+	return s.closeErr
 }
 
 // closeGrace is how long Close gives the 503 answers of the requests still

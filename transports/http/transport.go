@@ -103,10 +103,11 @@ func (c *TransportConfig) Validate() error {
 
 // newSubscriber builds the subscriber of a valid receiver: sub-section.
 func newSubscriber(rc ServerConfig, s transports.Settings) (message.Subscriber, error) {
+	reg := WithRegisterer(s.Registerer)
 	if rc.Listen == "" {
-		return NewReceiver(rc.ReceiverConfig, s.Logger)
+		return NewReceiver(rc.ReceiverConfig, s.Logger, reg)
 	}
-	srv, err := newServer(rc, s.Logger)
+	srv, err := newServer(rc, s.Logger, reg)
 	if err != nil {
 		return nil, fmt.Errorf("httptransport: config: %w", transports.FieldErrorf("receiver.listen", "%v", err))
 	}

@@ -1,0 +1,68 @@
+package httptransport
+
+import (
+	"errors"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Option sets what a Receiver or a Server takes besides its configuration.
+type Option func(*options)
+
+type options struct {
+	registerer prometheus.Registerer
+}
+
+// WithRegisterer registers the Receiver's metrics on reg, or reuses those
+// already registered there under the same names, so that several
+// Receivers can share a registerer: switchyard_http_undelivered_total and
+// switchyard_http_dead_lettered_total, labelled by topic. Without it they
+// count without being exported. The Factory passes the bus's registerer.
+func WithRegisterer(reg prometheus.Registerer) Option {
+	return func(o *options) { o.registerer = reg }
+}
+
+// receiverMetrics are what a queue-mode Receiver counts of the messages it
+// answered 202 for and could not hand to a subscription that acked them.
+type receiverMetrics struct {
+	undelivered  *prometheus.CounterVec
+	deadLettered *prometheus.CounterVec
+}
+
+func newReceiverMetrics(reg prometheus.Registerer) *receiverMetrics {
+	m := &receiverMetrics{
+		undelivered: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchyard_http_undelivered_total",
+			Help: "Queued messages an HTTP Receiver had answered 202 for and had not delivered when Close gave up (drain_timeout, or no subscription to their topic): they are lost.",
+		}, []string{"topic"}),
+		deadLettered: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchyard_http_dead_lettered_total",
+			Help: "Queued messages an HTTP Receiver took out of their topic after max_retries failed redeliveries: into its dead_letter_topic, or to DeadLetter.",
+		}, []string{"topic"}),
+	}
+	if reg != nil {
+		m.undelivered = register(reg, m.undelivered)
+		m.deadLettered = register(reg, m.deadLettered)
+	}
+	return m
+}
+
+// register registers c, or returns the collector already registered under
+// its name, so several transports can share a registerer.
+func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if existing, ok := are.ExistingCollector.(C); ok {
+				return existing
+			}
+		}
+	}
+	return c
+}
+
+// topicLabel makes a topic a label value, which must be UTF-8; a topic
+// name need not be. Only topics someone subscribed to are queued, so their
+// number is the application's, not the senders'.
+func topicLabel(topic string) string { return strings.ToValidUTF8(topic, "\uFFFD") }
