@@ -111,6 +111,8 @@ func TestURLErrorsSayWhere(t *testing.T) {
 		{"redis://h:1/0/1", "database number"},
 		{"redis://h:1/0?dial_timeout=soon", "query"},
 		{"redis://h:1/0?nosuch=1", "query"},
+		{"redis://h:1/0?client_name=a%zz", "query"},
+		{"redis://svc:Kq9@?%Wx@h:1/0", "percent-encode"},
 		{"unix://", "socket path"},
 	} {
 		err := (&redisstream.Config{URL: c.url}).Validate()
@@ -119,7 +121,8 @@ func TestURLErrorsSayWhere(t *testing.T) {
 	}
 	// What parses stays as it was: an '@' or ':' in a password needs no
 	// escape, and the user info is decoded.
-	for _, url := range []string{"redis://svc:Kq9@Wx7@h:1/0", "redis://svc:Kq9:Wx@h:1/0", "redis://svc:Kq9%2FWx@h:1/2"} {
+	for _, url := range []string{"redis://svc:Kq9@Wx7@h:1/0", "redis://svc:Kq9:Wx@h:1/0", "redis://svc:Kq9%2FWx@h:1/2",
+		"redis://h:1/0?client_name=a@b", "unix:///run/redis.sock?db=2"} {
 		require.NoError(t, (&redisstream.Config{URL: url}).Validate(), url)
 	}
 }

@@ -314,13 +314,16 @@ func (c *Config) universalOptions() (*redis.UniversalOptions, error) {
 // space). Such a password ends the host early, so the error would be
 // about a port, a path or a query option made of it.
 func parseURL(s string) (*redis.Options, error) {
-	u, err := checkURL(s)
+	u, misplaced, err := checkURL(s)
 	if err != nil {
 		return nil, err
 	}
 	o, err := redis.ParseURL(s)
 	if err == nil {
 		return o, nil
+	}
+	if misplaced {
+		return nil, errMisplacedUserinfo
 	}
 	// checkURL passed the rest, so go-redis refused a query option. Find
 	// which by trying each alone; name it only if it is a plain name, as
@@ -337,55 +340,72 @@ func parseURL(s string) (*redis.Options, error) {
 	return nil, errors.New("the query options are invalid")
 }
 
-// checkURL parses s and checks what go-redis would refuse but its scheme's
-// options, with errors that never quote s.
-func checkURL(s string) (*url.URL, error) {
+// errMisplacedUserinfo: a '/', '?' or '#' in the user info ends the host
+// early, and the rest of the user info, '@' and all, lands in the path,
+// the query or the fragment, which then do not parse.
+var errMisplacedUserinfo = errors.New("the user name or password holds a '/', '?' or '#': " +
+	"percent-encode it (%2F, %3F, %23), or give the password in the password key")
+
+// checkURL parses s and checks what go-redis would refuse but its query
+// options, with errors that never quote s. misplaced is whether an '@'
+// follows the host, which is what a password holding a '/', '?' or '#'
+// leaves; a failure is then put down to that.
+func checkURL(s string) (u *url.URL, misplaced bool, err error) {
 	scheme, rest, ok := strings.Cut(s, "://")
 	if !ok || (scheme != "redis" && scheme != "rediss" && scheme != "unix") {
-		return nil, errors.New("must start with redis://, rediss:// or unix://")
+		return nil, false, errors.New("must start with redis://, rediss:// or unix://")
 	}
 	end := strings.IndexAny(rest, "/?#")
 	if end < 0 {
 		end = len(rest)
 	}
 	authority, tail := rest[:end], rest[end:]
-	if strings.Contains(tail, "@") {
-		return nil, errors.New("the user name or password holds a '/', '?' or '#': " +
-			"percent-encode it (%2F, %3F, %23), or give the password in the password key")
+	misplaced = strings.Contains(tail, "@")
+	fail := func(reason string) (*url.URL, bool, error) {
+		if misplaced {
+			return nil, true, errMisplacedUserinfo
+		}
+		return nil, false, errors.New(reason)
 	}
 	if strings.Contains(tail, "#") {
-		return nil, errors.New("has a '#' after the host, which a redis URL does not take: " +
+		// go-redis ignores a fragment: the URL would parse, without the
+		// password's end, and connect somewhere else.
+		return fail("has a '#' after the host, which a redis URL does not take: " +
 			"percent-encode a '#' of a password as %23")
 	}
 	userinfo, hostport, hasUser := cutLast(authority, "@")
 	if !hasUser {
 		hostport = authority
 	} else if err := checkUserinfo(userinfo); err != nil {
-		return nil, err
+		return nil, misplaced, err
 	}
-	u, err := url.Parse(s)
+	u, err = url.Parse(s)
 	if err != nil {
 		if _, ok := errors.AsType[url.EscapeError](err); ok {
-			return nil, errors.New("has a '%' not followed by two hex digits: write a '%' as %25")
+			return fail("has a '%' not followed by two hex digits: write a '%' as %25")
 		}
 		if _, ok := errors.AsType[url.InvalidHostError](err); ok {
-			return nil, errors.New("the host holds an invalid character")
+			return fail("the host holds an invalid character")
 		}
 		if !validPort(hostport) {
-			return nil, errors.New("the port after the host must be a number")
+			return fail("the port after the host must be a number")
 		}
-		return nil, errors.New("is not a valid URL")
+		return fail("is not a valid URL")
+	}
+	if _, err := url.ParseQuery(u.RawQuery); err != nil {
+		// go-redis drops what does not parse, with no error.
+		return fail("has a query that does not parse: percent-encode a '%' as %25 and a ';' as %3B")
 	}
 	if scheme == "unix" {
 		if strings.TrimSpace(u.Path) == "" {
-			return nil, errors.New("a unix:// URL needs a socket path, as unix:///run/redis.sock")
+			return fail("a unix:// URL needs a socket path, as unix:///run/redis.sock")
 		}
-		return u, nil
+		return u, misplaced, nil
 	}
 	if db := strings.FieldsFunc(u.Path, func(r rune) bool { return r == '/' }); len(db) > 1 || len(db) == 1 && !digits(db[0]) {
-		return nil, errors.New("the path must be a database number, as /0")
+		return fail("the path must be a database number, as /0")
 	}
-	return u, nil
+	return u, misplaced, nil
 }
 
 // checkUserinfo accepts what net/url accepts in user info.
