@@ -206,6 +206,12 @@ func decodeRequest(topic string, h http.Header, body []byte) (*message.Message, 
 	return decodeRaw(h, body)
 }
 
+// isRaw reports whether decodeRequest reads a request with header h as raw.
+func isRaw(h http.Header) bool {
+	return !strings.HasPrefix(mediaType(h.Get(headerContentType)), "application/cloudevents") &&
+		len(h[headerSpecVersion]) == 0
+}
+
 // errExtensionName is the reason an event is refused when one of its
 // attributes has a name CloudEvents does not allow.
 const errExtensionName = "is not a CloudEvents attribute name (only a-z and 0-9)"

@@ -37,6 +37,12 @@ func decodeFrom(section map[string]any) func(any) error {
 
 func build(t *testing.T, section map[string]any) (transports.Transport, error) {
 	t.Helper()
+	return buildOn(t, prometheus.NewRegistry(), section)
+}
+
+// buildOn builds section with reg as the Settings' registerer.
+func buildOn(t *testing.T, reg prometheus.Registerer, section map[string]any) (transports.Transport, error) {
+	t.Helper()
 	r := transports.NewRegistry()
 	r.Register(httptransport.Name, httptransport.Factory)
 	factory, err := r.Lookup("http")
@@ -45,7 +51,7 @@ func build(t *testing.T, section map[string]any) (transports.Transport, error) {
 		Name:       "http",
 		Decode:     decodeFrom(section),
 		Logger:     watermill.NopLogger{},
-		Registerer: prometheus.NewRegistry(),
+		Registerer: reg,
 	})
 }
 

@@ -74,6 +74,11 @@ type ReceiverConfig struct {
 	// UUID.
 	HMACSecret         string        `koanf:"hmac_secret" redact:"secret"`
 	SignatureTolerance time.Duration `koanf:"signature_tolerance"`
+	// RequireID answers 400 to a raw request without Switchyard-Id. Such a
+	// request gets a new UUID at each attempt, so a sender's retries of it
+	// cannot be deduplicated; CloudEvents requests always carry their id.
+	// Default false, for senders that cannot set the header.
+	RequireID bool `koanf:"require_id"`
 	// QueueSize, when positive, makes the Receiver answer 202 Accepted as
 	// soon as a message is in its topic's in-memory queue of this size, and
 	// deliver it afterwards, one at a time and in order, again after each
@@ -250,7 +255,8 @@ func NewReceiver(cfg ReceiverConfig, logger watermill.LoggerAdapter, opts ...Opt
 // ServeHTTP answers a POST carrying one message: 204 once a subscription
 // acked it (202 once queued, in queue mode); 503 with Retry-After when it
 // was nacked, its handler timed out, no one subscribed to its topic or the
-// Receiver is closed; 400 when it is not a message, 401 when authentication
+// Receiver is closed; 400 when it is not a message (with RequireID, also a
+// raw request without Switchyard-Id), 401 when authentication
 // fails (with HMACSecret, also when the request was signed for another
 // topic), 404 when the request names no topic, 405 for other methods, 413
 // when the body is too long, 415 for a CloudEvents format other than JSON.
@@ -296,6 +302,10 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 			r.reject(w, http.StatusUnauthorized, err.Error())
 			return
 		}
+	}
+	if r.cfg.RequireID && isRaw(req.Header) && len(req.Header[headerRawID]) == 0 {
+		r.reject(w, http.StatusBadRequest, "no "+headerRawID+" header: this receiver requires one, so that retries can be deduplicated")
+		return
 	}
 	msg, err := decodeRequest(name, req.Header, body)
 	if err != nil {

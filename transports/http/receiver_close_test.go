@@ -218,3 +218,79 @@ func metricValue(t *testing.T, reg *prometheus.Registry, name string, labels map
 	}
 	return 0
 }
+
+// Built from configuration, a queue-mode receiver dead-letters into the
+// topic dead_letter_topic names, so a poison message does not block its
+// topic; its Server's Close returns the Receiver's count of what it could
+// not deliver within drain_timeout; both are counted on the registerer the
+// Settings give.
+func TestFactoryReceiverDeadLetterTopicAndDrainTimeout(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	tr, err := buildOn(t, reg, map[string]any{"receiver": map[string]any{
+		"listen": "127.0.0.1:0", "queue_size": 10, "handler_timeout": "10s",
+		"max_retries": 1, "retry_backoff": "1ms", "dead_letter_topic": "poison", "drain_timeout": "100ms",
+	}})
+	require.NoError(t, err)
+	srv, ok := tr.Subscriber.(*httptransport.Server)
+	require.True(t, ok, "got %T", tr.Subscriber)
+	url := "http://" + srv.Addr().String() + "/api/v1/events/chat"
+	msgs := subscribe(t, srv, "chat")
+	for _, id := range []string{"bad", "good"} {
+		status, _ := post(t, url, http.Header{"Switchyard-Id": {id}}, "x")
+		require.Equal(t, http.StatusAccepted, status)
+	}
+	for range 2 {
+		m := <-msgs
+		require.Equal(t, "bad", m.UUID)
+		m.Nack()
+	}
+	m := <-msgs
+	require.Equal(t, "good", m.UUID, "the topic moved on")
+	m.Ack()
+	d := <-subscribe(t, srv, "poison")
+	require.Equal(t, "bad", d.UUID)
+	require.Equal(t, "chat", d.Metadata.Get(httptransport.DeadLetterTopicKey))
+	d.Ack()
+	require.Equal(t, 1.0, metricValue(t, reg, "switchyard_http_dead_lettered_total", map[string]string{"topic": "chat"}))
+
+	status, _ := post(t, url, http.Header{"Switchyard-Id": {"unread"}}, "x")
+	require.Equal(t, http.StatusAccepted, status)
+	err = srv.Close()
+	require.ErrorIs(t, err, httptransport.ErrCloseTimeout)
+	require.ErrorContains(t, err, "1 queued messages")
+	require.Equal(t, 1.0, metricValue(t, reg, "switchyard_http_undelivered_total", map[string]string{"topic": "chat"}))
+}
+
+// A raw request without Switchyard-Id gets a new UUID at each attempt, so
+// its retries cannot be deduplicated: with require_id it is refused with
+// 400 (the sender must fix it, not retry), and a request with an id, raw
+// or CloudEvents, is taken as before. Without require_id it is taken.
+func TestReceiverRequireID(t *testing.T) {
+	withID := map[string]http.Header{
+		"raw":    {"Switchyard-Id": {"m-1"}},
+		"binary": {"Ce-Specversion": {"1.0"}, "Ce-Id": {"m-1"}, "Ce-Source": {"s"}, "Ce-Type": {"t"}},
+	}
+	for _, requireID := range []bool{false, true} {
+		r := newReceiver(t, httptransport.ReceiverConfig{RequireID: requireID, HandlerTimeout: 10 * time.Second})
+		srv := mount(t, r)
+		url := srv.URL + "/events/chat"
+		msgs := subscribe(t, r, "chat")
+
+		status := postInBackground(t, url, nil, "x")
+		if requireID {
+			require.Equal(t, http.StatusBadRequest, <-status, "require_id: a raw request without an id")
+		} else {
+			m := <-msgs
+			require.NotEmpty(t, m.UUID)
+			m.Ack()
+			require.Equal(t, http.StatusNoContent, <-status)
+		}
+		for format, header := range withID {
+			status := postInBackground(t, url, header, "{}")
+			m := <-msgs
+			require.Equal(t, "m-1", m.UUID, "%s, require_id %t", format, requireID)
+			m.Ack()
+			require.Equal(t, http.StatusNoContent, <-status)
+		}
+	}
+}
