@@ -498,12 +498,41 @@ func (r *Receiver) Close() error {
 	return r.closeErr
 }
 
-func (r *Receiver) close() error {
+// Drain stops taking requests and subscriptions, as Close does, and
+// delivers the queued messages to the subscriptions of their topics until
+// no topic that has a subscription has any left, or ctx ends; then the
+// error says how many were left. Subscriptions stay open: Close ends them,
+// and reports what is still queued then. It lets an owner deliver what the
+// Receiver took before it stops its handlers (transports.Drainer).
+func (r *Receiver) Drain(ctx context.Context) error {
+	r.stopTaking()
+	r.drain(ctx)
+	if ctx.Err() == nil {
+		return nil
+	}
+	left := 0
+	for _, t := range r.snapshot() {
+		t.mu.Lock()
+		left += len(t.queue)
+		t.mu.Unlock()
+	}
+	if left == 0 {
+		return nil
+	}
+	return fmt.Errorf("httptransport: %d queued messages not delivered: %w", left, ctx.Err())
+}
+
+// stopTaking makes ServeHTTP answer 503, to requests waiting for their
+// handler as well, and Subscribe fail.
+func (r *Receiver) stopTaking() {
 	r.mu.Lock()
 	r.closed = true
 	r.mu.Unlock()
 	r.stopClosing()
+}
 
+func (r *Receiver) close() error {
+	r.stopTaking()
 	ctx, cancel := context.WithTimeout(context.Background(), r.cfg.DrainTimeout)
 	r.drain(ctx)
 	cancel()
@@ -840,6 +869,8 @@ func verifySignedTopic(h http.Header, topic string) error {
 }
 
 var (
+	_ transports.Drainer           = (*Receiver)(nil)
+	_ transports.Drainer           = (*Server)(nil)
 	_ http.Handler                 = (*Receiver)(nil)
 	_ message.Subscriber           = (*Receiver)(nil)
 	_ message.SubscribeInitializer = (*Receiver)(nil)

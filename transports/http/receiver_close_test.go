@@ -1,6 +1,7 @@
 package httptransport_test
 
 import (
+	"context"
 	"net/http"
 	"strconv"
 	"testing"
@@ -293,4 +294,46 @@ func TestReceiverRequireID(t *testing.T) {
 			require.Equal(t, http.StatusNoContent, <-status)
 		}
 	}
+}
+
+// Drain stops taking requests and returns once the queued messages were
+// delivered, leaving the subscriptions open; with a handler that never
+// acks, it returns when its context ends, saying how many are left.
+func TestReceiverDrain(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r, err := httptransport.NewReceiver(httptransport.ReceiverConfig{QueueSize: 10, HandlerTimeout: time.Minute}, nil)
+		require.NoError(t, err)
+		require.NoError(t, r.SubscribeInitialize("chat"))
+		for _, id := range []string{"1", "2", "3"} {
+			require.Equal(t, http.StatusAccepted, queue(t, r, "chat", id))
+		}
+		msgs := subscribe(t, r, "chat")
+		drained := make(chan error, 1)
+		go func() { drained <- r.Drain(t.Context()) }()
+		synctest.Wait()
+		require.Equal(t, http.StatusServiceUnavailable, queue(t, r, "chat", "late"), "draining: no more requests")
+		for _, id := range []string{"1", "2", "3"} {
+			m := <-msgs
+			require.Equal(t, id, m.UUID)
+			m.Ack()
+		}
+		require.NoError(t, <-drained)
+
+		stuck, err := httptransport.NewReceiver(httptransport.ReceiverConfig{QueueSize: 10, HandlerTimeout: time.Minute}, nil)
+		require.NoError(t, err)
+		require.NoError(t, stuck.SubscribeInitialize("chat"))
+		for _, id := range []string{"1", "2"} {
+			require.Equal(t, http.StatusAccepted, queue(t, stuck, "chat", id))
+		}
+		stuckMsgs := subscribe(t, stuck, "chat")
+		<-stuckMsgs // never acked
+		ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+		defer cancel()
+		err = stuck.Drain(ctx)
+		require.ErrorIs(t, err, context.DeadlineExceeded)
+		require.ErrorContains(t, err, "2 queued messages")
+
+		require.NoError(t, r.Close())
+		require.ErrorIs(t, stuck.Close(), httptransport.ErrCloseTimeout)
+	})
 }

@@ -248,6 +248,10 @@ func (s *Server) SubscribeInitialize(topic string) error {
 	return s.receiver.SubscribeInitialize(topic)
 }
 
+// Drain drains the Receiver; see Receiver.Drain. The server goes on
+// accepting connections, answering 503, until Close.
+func (s *Server) Drain(ctx context.Context) error { return s.receiver.Drain(ctx) }
+
 // Close stops accepting connections and waits up to ShutdownTimeout for
 // the requests in flight to be answered. Then it closes the Receiver (see
 // Receiver.Close), which answers those still waiting for a handler 503
