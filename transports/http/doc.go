@@ -62,7 +62,10 @@
 // when nacked, when the handler timed out or when no one subscribed to the
 // topic, so a sender retries instead of losing the event. In queue mode
 // (ReceiverConfig.QueueSize) it answers 202 at once and redelivers with a
-// growing backoff, up to MaxRetries, then hands the message to DeadLetter.
+// growing backoff, up to MaxRetries, then moves the message to its
+// dead-letter topic (DeadLetterTopic), so that it never blocks the messages
+// behind it; Close stops taking requests and delivers what is queued within
+// DrainTimeout, and counts and returns what it could not.
 //
 // # Wire formats
 //
