@@ -200,7 +200,8 @@ func build(cfg Config, o options) (*Bus, error) {
 	}, o.logger.With(watermill.LogFields{"component": "ingress"}))
 	if err != nil {
 		b.closeTransports()
-		return nil, fmt.Errorf("bus: ingress: %w", err)
+		// The ingress's keys are the bus's: bus.retry_backoff.
+		return nil, fieldConfigErrors("bus", "bus: ingress", err)
 	}
 	b.ingress = ingress
 	if err := b.ingress.SubscribeInitialize(ingressTopic); err != nil {

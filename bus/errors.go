@@ -39,7 +39,13 @@ var errNoInbound = fmt.Errorf("%w: set consume.from to transports that can subsc
 // bus's own. Whatever else the error holds follows them, after the
 // transport's name, joined: errors.Is and errors.As see all of it.
 func transportError(name string, err error) error {
-	prefix := "transports." + name
+	return fieldConfigErrors("transports."+name, fmt.Sprintf("bus: transport %q", name), err)
+}
+
+// fieldConfigErrors turns the *transports.FieldErrors of err into
+// *ConfigErrors whose keys are under prefix; what else err holds follows
+// them after what. Without field errors, it is err after what.
+func fieldConfigErrors(prefix, what string, err error) error {
 	var found, others []error
 	var walk func(error)
 	walk = func(err error) {
@@ -70,10 +76,10 @@ func transportError(name string, err error) error {
 	}
 	walk(err)
 	if len(found) == 0 {
-		return fmt.Errorf("bus: transport %q: %w", name, err)
+		return fmt.Errorf("%s: %w", what, err)
 	}
 	if len(others) > 0 {
-		found = append(found, fmt.Errorf("bus: transport %q: %w", name, errors.Join(others...)))
+		found = append(found, fmt.Errorf("%s: %w", what, errors.Join(others...)))
 	}
 	return joinConfigErrors(found, nil)
 }

@@ -31,11 +31,13 @@ type Config struct {
 	PreserveContext bool `koanf:"preserve_context"`
 }
 
-// Validate reports every invalid field, each error naming its key.
+// Validate reports every invalid field, joined, each a
+// *transports.FieldError whose key is the field's koanf key: the bus names
+// it by its full key (transports.<name>.output_channel_buffer).
 func (c Config) Validate() error {
 	var errs []error
 	if c.OutputChannelBuffer < 0 {
-		errs = append(errs, fmt.Errorf("output_channel_buffer: must not be negative, got %d", c.OutputChannelBuffer))
+		errs = append(errs, transports.FieldErrorf("output_channel_buffer", "must not be negative, got %d", c.OutputChannelBuffer))
 	}
 	return errors.Join(errs...)
 }

@@ -87,6 +87,22 @@ func TestFactoryConfigErrors(t *testing.T) {
 	}
 }
 
+// The config check reports each bad key as a *transports.FieldError keyed
+// within the section, which the bus names by its full key.
+func TestValidateFieldErrors(t *testing.T) {
+	err := gochannel.Config{OutputChannelBuffer: -1}.Validate()
+	fields, only := transports.FieldErrors(err)
+	require.True(t, only, "nothing but field errors: %v", err)
+	require.Len(t, fields, 1)
+	require.Equal(t, "output_channel_buffer", fields[0].Key)
+	require.Equal(t, "must not be negative, got -1", fields[0].Reason)
+
+	_, err = build(t, map[string]any{"output_channel_buffer": -1})
+	fields, _ = transports.FieldErrors(err)
+	require.Len(t, fields, 1, "through the factory: %v", err)
+	require.NoError(t, gochannel.Config{}.Validate())
+}
+
 // The settings reach the GoChannel: each subtest shows the behaviour one of
 // them switches.
 func TestFactoryAppliesConfig(t *testing.T) {

@@ -3,10 +3,11 @@ package memory
 import (
 	"context"
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/switchyard-go/switchyard/transports"
 )
 
 // OnFull says what Publish does when a queue has no room.
@@ -120,26 +121,31 @@ func (c *Config) setDefaults() {
 	}
 }
 
-// Validate reports every invalid field, each error naming its key.
+// Validate reports every invalid field, joined, each a
+// *transports.FieldError whose key is the field's koanf key: the bus names
+// it by its full key (transports.<name>.lanes).
 func (c *Config) Validate() error {
 	var errs []error
+	add := func(key, format string, args ...any) {
+		errs = append(errs, transports.FieldErrorf(key, format, args...))
+	}
 	if c.Lanes < 0 || c.Lanes > 1<<16 {
-		errs = append(errs, fmt.Errorf("lanes: must be between 1 and 65536, got %d", c.Lanes))
+		add("lanes", "must be between 1 and 65536, got %d", c.Lanes)
 	}
 	if c.QueueSize < 0 {
-		errs = append(errs, fmt.Errorf("queue_size: must be positive, got %d", c.QueueSize))
+		add("queue_size", "must be positive, got %d", c.QueueSize)
 	}
 	if c.OnFull != "" && c.OnFull != Block && c.OnFull != Reject {
-		errs = append(errs, fmt.Errorf("on_full: must be %q or %q, got %q", Block, Reject, c.OnFull))
+		add("on_full", "must be %q or %q, got %q", Block, Reject, c.OnFull)
 	}
 	if c.RetryBackoff < 0 {
-		errs = append(errs, fmt.Errorf("retry_backoff: must not be negative, got %s", c.RetryBackoff))
+		add("retry_backoff", "must not be negative, got %s", c.RetryBackoff)
 	}
 	if c.MaxRetryBackoff < 0 {
-		errs = append(errs, fmt.Errorf("max_retry_backoff: must not be negative, got %s", c.MaxRetryBackoff))
+		add("max_retry_backoff", "must not be negative, got %s", c.MaxRetryBackoff)
 	}
 	if c.RetryBackoff > 0 && c.MaxRetryBackoff > 0 && c.RetryBackoff > c.MaxRetryBackoff {
-		errs = append(errs, fmt.Errorf("retry_backoff: must not exceed max_retry_backoff (%s), got %s", c.MaxRetryBackoff, c.RetryBackoff))
+		add("retry_backoff", "must not exceed max_retry_backoff (%s), got %s", c.MaxRetryBackoff, c.RetryBackoff)
 	}
 	return errors.Join(errs...)
 }
