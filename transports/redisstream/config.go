@@ -28,6 +28,7 @@ const (
 	DefaultRetryBackoff    = 10 * time.Millisecond
 	DefaultMaxRetryBackoff = time.Second
 	DefaultTrimInterval    = time.Second
+	DefaultTrimUngrouped   = 5 * time.Minute
 	DefaultDepthInterval   = 5 * time.Second
 	DefaultLanes           = 64
 	DefaultDeadLetter      = "{stream}:dead"
@@ -63,6 +64,12 @@ type Config struct {
 	// TrimInterval is how often each stream is trimmed when AllowTrimUnread
 	// is false (when true, every XADD trims).
 	TrimInterval time.Duration `koanf:"trim_interval"`
+	// TrimUngroupedAfter is how long a stream must have had no consumer
+	// group before it is trimmed to MaxLen. Groups vanish with their
+	// stream when Redis restarts without its data, and a publisher that
+	// started after that cannot tell a stream nobody reads from one whose
+	// consumers have yet to come back: this waits for them.
+	TrimUngroupedAfter time.Duration `koanf:"trim_ungrouped_after"`
 	// BatchSize bounds how many concurrent publishes share one pipeline.
 	BatchSize int `koanf:"batch_size"`
 	// Flushers is how many pipelines may be in flight at once.
@@ -129,6 +136,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.TrimInterval == 0 {
 		c.TrimInterval = DefaultTrimInterval
+	}
+	if c.TrimUngroupedAfter == 0 {
+		c.TrimUngroupedAfter = DefaultTrimUngrouped
 	}
 	if c.BatchSize == 0 {
 		c.BatchSize = DefaultBatchSize
@@ -205,7 +215,7 @@ func (c *Config) Validate() error {
 	for _, d := range []struct {
 		key string
 		v   time.Duration
-	}{{"trim_interval", c.TrimInterval}, {"linger", c.Linger}, {"publish_timeout", c.PublishTimeout},
+	}{{"trim_interval", c.TrimInterval}, {"trim_ungrouped_after", c.TrimUngroupedAfter}, {"linger", c.Linger}, {"publish_timeout", c.PublishTimeout},
 		{"block", c.Block}, {"claim_interval", c.ClaimInterval}, {"claim_min_idle", c.ClaimMinIdle},
 		{"retry_backoff", c.RetryBackoff}, {"max_retry_backoff", c.MaxRetryBackoff}, {"depth_interval", c.DepthInterval}} {
 		if d.v < 0 {

@@ -36,7 +36,9 @@ func opsConfig(url, group string) redisstream.Config {
 		RetryBackoff:    time.Millisecond,
 		MaxRetryBackoff: 10 * time.Millisecond,
 		TrimInterval:    20 * time.Millisecond,
-		DepthInterval:   20 * time.Millisecond,
+		// trimRound's canary, a stream without groups, is trimmed at once.
+		TrimUngroupedAfter: time.Nanosecond,
+		DepthInterval:      20 * time.Millisecond,
 	}
 }
 

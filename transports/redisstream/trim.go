@@ -17,7 +17,9 @@ import (
 // entries beyond MaxLen, but none at or after the oldest entry a group still
 // needs (its oldest pending entry or, with none pending, its last delivered
 // one): XTRIM MINID ~ just past the last entry that may go. A stream that
-// never had groups is trimmed to MaxLen. So a stream whose groups keep up
+// has had no group for TrimUngroupedAfter (a publisher that started after
+// Redis restarted empty cannot tell a stream nobody reads from one whose
+// consumers have yet to come back) is trimmed to MaxLen. So a stream whose groups keep up
 // holds about MaxLen entries, as with MAXLEN ~, and one with a lagging group
 // grows until the group catches up.
 //
@@ -37,15 +39,22 @@ type trimmer struct {
 	cfg     *Config
 	logger  watermill.LoggerAdapter
 	mu      sync.Mutex
-	streams map[string]map[string]struct{} // the groups seen on each stream
-	ctx     context.Context                // ended by close
+	streams map[string]*trimmed
+	ctx     context.Context // ended by close
 	stop    context.CancelFunc
 	done    chan struct{}
 }
 
+// trimmed is what the trimmer knows of one stream.
+type trimmed struct {
+	seen      map[string]struct{} // the groups seen on it
+	ungrouped time.Time           // when it was first seen without a group, while it has none
+	told      bool                // that it is trimmed without a group has been logged
+}
+
 func newTrimmer(client redis.UniversalClient, cfg *Config, logger watermill.LoggerAdapter) *trimmer {
 	ctx, stop := context.WithCancel(context.Background())
-	t := &trimmer{client: client, cfg: cfg, logger: logger, streams: map[string]map[string]struct{}{}, ctx: ctx, stop: stop, done: make(chan struct{})}
+	t := &trimmer{client: client, cfg: cfg, logger: logger, streams: map[string]*trimmed{}, ctx: ctx, stop: stop, done: make(chan struct{})}
 	go t.run()
 	return t
 }
@@ -53,7 +62,7 @@ func newTrimmer(client redis.UniversalClient, cfg *Config, logger watermill.Logg
 func (t *trimmer) track(stream string) {
 	t.mu.Lock()
 	if _, ok := t.streams[stream]; !ok {
-		t.streams[stream] = map[string]struct{}{}
+		t.streams[stream] = &trimmed{seen: map[string]struct{}{}}
 	}
 	t.mu.Unlock()
 }
@@ -101,7 +110,11 @@ func (t *trimmer) trimStream(ctx context.Context, stream string) error {
 	pipe := t.client.Pipeline()
 	xlen := pipe.XLen(ctx, stream)
 	info := pipe.XInfoGroups(ctx, stream)
-	_, _ = pipe.Exec(ctx) // errors are per command
+	// A refused connection set-up fails Exec alone; a missing stream fails
+	// XINFO GROUPS alone, and only that is read per command.
+	if _, err := pipe.Exec(ctx); err != nil && xlen.Err() == nil && info.Err() == nil {
+		return err
+	}
 	n, err := xlen.Result()
 	if err != nil || n == 0 {
 		return err // a missing stream has length 0
@@ -159,21 +172,38 @@ func (t *trimmer) trimStream(ctx context.Context, stream string) error {
 
 // keep records the groups now on stream and reports whether it may be
 // trimmed: not while every group seen on it before has vanished, nor while
-// our own group has.
+// our own group has, nor, for a stream without a group, before it has had
+// none for TrimUngroupedAfter.
 func (t *trimmer) keep(stream string, groups []redis.XInfoGroup) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	seen := t.streams[stream]
+	st := t.streams[stream]
 	own := false
 	for _, g := range groups {
-		seen[g.Name] = struct{}{}
+		st.seen[g.Name] = struct{}{}
 		own = own || g.Name == t.cfg.ConsumerGroup
 	}
-	if len(groups) == 0 && len(seen) > 0 {
+	if len(groups) > 0 {
+		st.ungrouped, st.told = time.Time{}, false
+		_, had := st.seen[t.cfg.ConsumerGroup]
+		return !had || own
+	}
+	if len(st.seen) > 0 {
 		return false
 	}
-	if _, had := seen[t.cfg.ConsumerGroup]; had && !own {
+	now := time.Now()
+	if st.ungrouped.IsZero() {
+		st.ungrouped = now
+	}
+	if now.Sub(st.ungrouped) < t.cfg.TrimUngroupedAfter {
 		return false
+	}
+	if !st.told {
+		st.told = true
+		t.logger.Info("Trimming a stream without consumer groups to maxlen", watermill.LogFields{
+			"stream": stream, "ungrouped_for": now.Sub(st.ungrouped).String(),
+			"meaning": "no consumer group has read the entries removed; consumers that create a group later start after them",
+		})
 	}
 	return true
 }
