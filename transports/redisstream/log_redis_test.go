@@ -3,12 +3,17 @@
 package redisstream_test
 
 import (
+	"context"
 	"net"
 	"os"
+	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/switchyard-go/switchyard/transports/redisstream"
 )
 
 // captureStderr sends what the process writes to file descriptor 2 to a
@@ -55,4 +60,30 @@ func TestGoRedisLogsGoToTheTransportLogger(t *testing.T) {
 	out := stderr()
 	require.NotContains(t, out, "failed to dial", "go-redis printed to stderr")
 	require.Contains(t, logger.text(), "failed to dial", "the transport's logger has go-redis's lines")
+}
+
+// TestGoRedisLogsOfASubscribersOwnClient: a subscriber that makes its own
+// client sends go-redis's lines to its logger too.
+func TestGoRedisLogsOfASubscribersOwnClient(t *testing.T) {
+	logger := &captureLogger{}
+	cfg := redisstream.Config{
+		URL: "redis://" + closedPort(t) + "/0", ConsumerGroup: "hub",
+		// Few dials before Close: past the pool's size go-redis starts a
+		// prober that outlives Close by a second.
+		RetryBackoff: 200 * time.Millisecond, MaxRetryBackoff: time.Second,
+	}
+	sub, err := redisstream.NewSubscriber(cfg, nil, logger, nil)
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	stderr := captureStderr(t)
+	_, err = sub.Subscribe(ctx, "events:log")
+	if err == nil {
+		require.Eventually(t, func() bool { return strings.Contains(logger.text(), "failed to dial") },
+			5*time.Second, 10*time.Millisecond, "the subscriber's logger has go-redis's lines")
+	}
+	cancel()
+	require.NoError(t, sub.Close())
+	require.NotContains(t, stderr(), "failed to dial", "go-redis printed to stderr")
+	require.Contains(t, logger.text(), "failed to dial")
 }

@@ -65,6 +65,12 @@ type Subscriber struct {
 // nil client is made from cfg and closed by Close. m may be nil: the
 // subscriber then counts without exporting (see NewMetrics).
 func NewSubscriber(cfg Config, client redis.UniversalClient, logger watermill.LoggerAdapter, m *Metrics) (*Subscriber, error) {
+	if cfg.ConsumerGroup == "" {
+		return nil, errors.New("redisstream: config: consumer_group: required to subscribe")
+	}
+	if logger == nil {
+		logger = watermill.NopLogger{}
+	}
 	owns := client == nil
 	if owns {
 		if err := cfg.Validate(); err != nil {
@@ -75,16 +81,11 @@ func NewSubscriber(cfg Config, client redis.UniversalClient, logger watermill.Lo
 			return nil, err
 		}
 		client = c
+		goRedisLog.add(client, logger)
 	} else if err := cfg.validateTuning(); err != nil {
 		return nil, fmt.Errorf("redisstream: config: %w", err)
 	}
 	cfg.setDefaults()
-	if cfg.ConsumerGroup == "" {
-		return nil, errors.New("redisstream: config: consumer_group: required to subscribe")
-	}
-	if logger == nil {
-		logger = watermill.NopLogger{}
-	}
 	if m == nil {
 		m = NewMetrics(nil)
 	}
@@ -201,6 +202,7 @@ func (s *Subscriber) Close() error {
 	s.subs.Wait()
 	s.depth.close()
 	if s.owns {
+		goRedisLog.remove(s.client)
 		return s.client.Close()
 	}
 	return nil
