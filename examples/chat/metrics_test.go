@@ -623,7 +623,8 @@ func TestMetricsDocListsEveryRegisteredFamily(t *testing.T) {
 	cfg := bus.DefaultConfig()
 	// Nothing listens there: the bus is built, never run.
 	cfg.Transports["redis"] = map[string]any{"type": "redisstream", "url": "redis://127.0.0.1:1/0", "consumer_group": "hub"}
-	cfg.Transports["http"] = map[string]any{"type": "http", "url": "http://127.0.0.1:1/api/v1/events/{topic}"}
+	cfg.Transports["http"] = map[string]any{"type": "http", "url": "http://127.0.0.1:1/api/v1/events/{topic}",
+		"receiver": map[string]any{"listen": "127.0.0.1:0"}}
 	cfg.Routing.Baseline = "http"
 	cfg.Routing.Candidate = "redis"
 	cfg.Routing.Fallback.Enabled = true
