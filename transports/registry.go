@@ -52,10 +52,12 @@ type Settings struct {
 // Factory builds a transport from its settings.
 type Factory func(Settings) (Transport, error)
 
-// Drainer is implemented by publishers that hold accepted messages in process
-// (queues, batches) and can wait until every one of them has been handed on.
-// Drain returns once nothing is left or ctx ends; in the latter case the error
-// says how many messages were left.
+// Drainer is implemented by publishers and subscribers that hold accepted
+// messages in process (queues, batches: an HTTP receiver's queue of requests
+// it answered 202 for) and can wait until every one of them has been handed
+// on, a subscriber's to its subscriptions, which stay open. Drain returns
+// once nothing is left or ctx ends; in the latter case the error says how
+// many messages were left.
 type Drainer interface {
 	Drain(ctx context.Context) error
 }
