@@ -87,6 +87,9 @@ type Bus struct {
 	metrics    *pipelineMetrics
 	registry   *transports.Registry
 	reloads    reloads
+	// secrets are the running configuration's, removed from every error
+	// the bus returns, logs or writes into a dead letter.
+	secrets atomic.Pointer[secretSet]
 
 	mu          sync.Mutex
 	started     bool
@@ -151,12 +154,15 @@ func build(cfg Config, o options) (*Bus, error) {
 	b := &Bus{
 		cfg:        cfg,
 		registry:   o.registry,
-		logger:     o.logger,
 		reg:        o.registerer,
 		transports: make(map[string]transports.Transport, len(cfg.Transports)),
 		closing:    make(chan struct{}),
 		closedCh:   make(chan struct{}),
 	}
+	b.secrets.Store(configSecrets(cfg))
+	// Everything logs through it, the transports and the router included:
+	// a client library's error may quote a URL however it likes.
+	b.logger = &scrubLogger{LoggerAdapter: o.logger, secrets: &b.secrets}
 	for name, section := range cfg.Transports {
 		typ, _ := section["type"].(string)
 		factory, err := o.registry.Lookup(typ)
@@ -167,7 +173,7 @@ func build(cfg Config, o options) (*Bus, error) {
 		t, err := factory(transports.Settings{
 			Name:   name,
 			Decode: cfg.transportDecoder(name),
-			Logger: o.logger.With(watermill.LogFields{"transport": name}),
+			Logger: b.logger.With(watermill.LogFields{"transport": name}),
 			// No added labels or prefix: the names operators know
 			// (event_queue_depth{stream}) keep exactly their labels. Only
 			// New's undo of a failed build is in between.
@@ -197,7 +203,7 @@ func build(cfg Config, o options) (*Bus, error) {
 		MaxRetryBackoff: cfg.Bus.MaxRetryBackoff,
 		PreserveContext: true,
 		DeadLetter:      b.deadLetter,
-	}, o.logger.With(watermill.LogFields{"component": "ingress"}))
+	}, b.logger.With(watermill.LogFields{"component": "ingress"}))
 	if err != nil {
 		b.closeTransports()
 		// The ingress's keys are the bus's: bus.retry_backoff.
@@ -209,7 +215,7 @@ func build(cfg Config, o options) (*Bus, error) {
 		return nil, err
 	}
 
-	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: cfg.Bus.CloseTimeout}, o.logger)
+	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: cfg.Bus.CloseTimeout}, b.logger)
 	if err != nil {
 		b.closeTransports()
 		return nil, err
@@ -340,7 +346,7 @@ func (b *Bus) Handle(name, topic string, h message.NoPublishHandlerFunc) error {
 		return nil
 	}
 	b.addHandler(spec)
-	return b.router.RunHandlers(b.runCtx)
+	return b.scrub(b.router.RunHandlers(b.runCtx))
 }
 
 func (b *Bus) addHandler(h handlerSpec) {
@@ -394,7 +400,7 @@ func (b *Bus) Run(ctx context.Context) error {
 	}()
 	err := b.router.Run(b.runCtx)
 	<-b.closedCh
-	return err
+	return b.scrub(err)
 }
 
 // Running is closed once Run has started the pipeline and every handler.
@@ -514,7 +520,7 @@ func (b *Bus) dispatch(m *message.Message) error {
 	}
 	if err != nil {
 		// The entry stage records it, as the reason if it is dead-lettered.
-		return fmt.Errorf("bus: publish to %q on %q: %w", d.topic, name, redactError(err))
+		return b.scrub(fmt.Errorf("bus: publish to %q on %q: %w", d.topic, name, err))
 	}
 	d.settle(nil)
 	return nil
@@ -542,8 +548,13 @@ func (b *Bus) enter(h message.HandlerFunc) message.HandlerFunc {
 				})
 				err = p
 			}
-			if err != nil && d != nil {
-				d.failed(redactError(err)) // the reason, if it is dead-lettered
+			if err != nil {
+				// The router logs it; the delivery keeps it as the reason,
+				// if it is dead-lettered.
+				err = b.scrub(err)
+				if d != nil {
+					d.failed(err)
+				}
 			}
 		}()
 		growStack()
@@ -598,6 +609,7 @@ func (b *Bus) deadLetter(ctx context.Context, _ string, m *message.Message, atte
 	if cause == nil {
 		cause = fmt.Errorf("nacked %d times", attempts)
 	}
+	cause = b.scrub(cause)
 	dl := message.NewMessage(m.UUID, m.Payload)
 	for k, v := range m.Metadata {
 		dl.Metadata[k] = v
@@ -608,7 +620,7 @@ func (b *Bus) deadLetter(ctx context.Context, _ string, m *message.Message, atte
 	dl.SetContext(ctx)
 	dlc := b.cfg.Bus.DeadLetter
 	if err := b.transports[dlc.Transport].Publisher.Publish(dlc.Topic, dl); err != nil {
-		return fmt.Errorf("bus: dead-letter to %q on %q: %w", dlc.Topic, dlc.Transport, err)
+		return b.scrub(fmt.Errorf("bus: dead-letter to %q on %q: %w", dlc.Topic, dlc.Transport, err))
 	}
 	b.logger.Error("Message dead-lettered", cause, watermill.LogFields{
 		"message_uuid": m.UUID, "topic": topic, "attempts": attempts,
@@ -629,13 +641,14 @@ func (b *Bus) Subscribe(ctx context.Context, topic string) (<-chan *message.Mess
 		return nil, errNoInbound
 	}
 	if len(b.inbound) == 1 {
-		return b.inbound[0].sub.Subscribe(ctx, topic)
+		ch, err := b.inbound[0].sub.Subscribe(ctx, topic)
+		return ch, b.scrub(err)
 	}
 	chans := make([]<-chan *message.Message, 0, len(b.inbound))
 	for _, in := range b.inbound {
 		ch, err := in.sub.Subscribe(ctx, topic)
 		if err != nil {
-			return nil, fmt.Errorf("bus: subscribe to %q on %q: %w", topic, in.name, err)
+			return nil, b.scrub(fmt.Errorf("bus: subscribe to %q on %q: %w", topic, in.name, err))
 		}
 		chans = append(chans, ch)
 	}
@@ -657,7 +670,7 @@ func (b *Bus) SubscribeInitialize(topic string) error {
 	for _, in := range b.inbound {
 		if si, ok := in.sub.(message.SubscribeInitializer); ok {
 			if err := si.SubscribeInitialize(topic); err != nil {
-				return err
+				return b.scrub(err)
 			}
 		}
 	}
@@ -722,7 +735,7 @@ func (b *Bus) close() error {
 		errs = append(errs, fmt.Errorf("%d accepted messages were never handed to a transport", n))
 	}
 	if len(errs) > 0 {
-		return fmt.Errorf("%w (%s): %w", ErrCloseTimeout, timeout, errors.Join(errs...))
+		return b.scrub(fmt.Errorf("%w (%s): %w", ErrCloseTimeout, timeout, errors.Join(errs...)))
 	}
 	return nil
 }
@@ -750,7 +763,84 @@ func (b *Bus) closeTransports() {
 	}
 }
 
+// scrub returns err with the running configuration's secrets removed from
+// its message (see scrubError), once: an error it returned is returned as
+// it is. It is for errors only, off the path of a successful publish.
+func (b *Bus) scrub(err error) error {
+	if _, done := err.(*redactedError); done || err == nil {
+		return err
+	}
+	return scrubError(err, b.secrets.Load())
+}
+
+// scrubLogger removes the running configuration's secrets from the errors
+// and the string fields of what is logged at Debug and above. Trace
+// records pass as they are: the router logs two for every event, with its
+// identifiers, and a successful publish pays nothing for them; their error
+// fields, should one have any, are scrubbed all the same.
+type scrubLogger struct {
+	watermill.LoggerAdapter
+	secrets *atomic.Pointer[secretSet]
+}
+
+func (l *scrubLogger) Error(msg string, err error, fields watermill.LogFields) {
+	s := l.secrets.Load()
+	if err != nil {
+		err = scrubError(err, s)
+	}
+	l.LoggerAdapter.Error(msg, err, scrubFields(fields, s, true))
+}
+
+func (l *scrubLogger) Info(msg string, fields watermill.LogFields) {
+	l.LoggerAdapter.Info(msg, scrubFields(fields, l.secrets.Load(), true))
+}
+
+func (l *scrubLogger) Debug(msg string, fields watermill.LogFields) {
+	l.LoggerAdapter.Debug(msg, scrubFields(fields, l.secrets.Load(), true))
+}
+
+func (l *scrubLogger) Trace(msg string, fields watermill.LogFields) {
+	l.LoggerAdapter.Trace(msg, scrubFields(fields, l.secrets.Load(), false))
+}
+
+func (l *scrubLogger) With(fields watermill.LogFields) watermill.LoggerAdapter {
+	return &scrubLogger{LoggerAdapter: l.LoggerAdapter.With(scrubFields(fields, l.secrets.Load(), true)), secrets: l.secrets}
+}
+
+// scrubFields returns fields with their errors scrubbed, and with strings
+// their strings too; fields itself when nothing changes.
+func scrubFields(fields watermill.LogFields, s *secretSet, strs bool) watermill.LogFields {
+	var out watermill.LogFields
+	for k, v := range fields {
+		var scrubbed any
+		switch x := v.(type) {
+		case error:
+			scrubbed = scrubError(x, s)
+		case string:
+			if !strs {
+				continue
+			}
+			if y := s.scrub(redactString(x)); y != x {
+				scrubbed = y
+			} else {
+				continue
+			}
+		default:
+			continue
+		}
+		if out == nil {
+			out = fields.Copy()
+		}
+		out[k] = scrubbed
+	}
+	if out == nil {
+		return fields
+	}
+	return out
+}
+
 var (
+	_ watermill.LoggerAdapter      = (*scrubLogger)(nil)
 	_ message.Publisher            = (*Bus)(nil)
 	_ message.Subscriber           = (*Bus)(nil)
 	_ message.SubscribeInitializer = (*Bus)(nil)
