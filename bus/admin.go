@@ -33,14 +33,19 @@ func (b *Bus) AdminState() AdminState {
 		at := b.reloads.lastAt
 		st.LastReload = &at
 	}
-	if b.reloads.lastErr != nil {
-		st.LastReloadError = redactString(b.reloads.lastErr.Error())
-	}
+	lastErr := b.reloads.lastErr
 	b.reloads.mu.Unlock()
 
+	// As Config.String does: beyond what redactValue hides by its key or
+	// its place in a URL, any piece of one of those secrets that the
+	// configuration repeats elsewhere (a description, a query parameter).
+	secrets := configSecrets(cfg).union(b.secrets.Load())
+	if lastErr != nil {
+		st.LastReloadError = scrubError(lastErr, secrets).Error()
+	}
 	values := configValues(reflect.ValueOf(cfg)).(map[string]any)
 	values["transports"] = redactValue("transports", values["transports"])
-	st.Config = values
+	st.Config = secrets.scrubValue(values).(map[string]any)
 	st.Breakers = b.routing.fallback.BreakerStates()
 	st.HeldKeys = b.routing.fallback.Held()
 	return st

@@ -535,6 +535,35 @@ func (s *secretSet) scrub(text string) string {
 	return b.String()
 }
 
+// scrubValue returns v, a normalized value, with scrub applied to every
+// string in it, map keys included. It copies what it changes and never
+// modifies v.
+func (s *secretSet) scrubValue(v any) any {
+	switch x := v.(type) {
+	case string:
+		return s.scrub(x)
+	case map[string]any:
+		out := make(map[string]any, len(x))
+		for k, e := range x {
+			out[s.scrub(k)] = s.scrubValue(e)
+		}
+		return out
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = s.scrubValue(e)
+		}
+		return out
+	case []string:
+		out := make([]string, len(x))
+		for i, e := range x {
+			out[i] = s.scrub(e)
+		}
+		return out
+	}
+	return v
+}
+
 // redactAll returns v with every value in it replaced, but empty strings
 // (nothing to hide) and the structure of maps and lists.
 func redactAll(v any) any {
