@@ -715,6 +715,21 @@ func (b *Bus) close() error {
 				}
 			}
 		}
+		// Subscribers that hold what they accepted (an HTTP receiver's
+		// queue of requests answered 202) hand it to the handlers while
+		// the router still runs them: closing the router first would
+		// leave them nobody to deliver to.
+		for _, name := range b.transportNames() {
+			t := b.transports[name]
+			if any(t.Subscriber) == any(t.Publisher) {
+				continue // drained above
+			}
+			if dr, ok := t.Subscriber.(transports.Drainer); ok {
+				if err := dr.Drain(ctx); err != nil {
+					errs = append(errs, fmt.Errorf("transport %q: %w", name, err))
+				}
+			}
+		}
 		routerDone := make(chan error, 1)
 		go func() { routerDone <- b.router.Close() }()
 		select {
@@ -730,7 +745,9 @@ func (b *Bus) close() error {
 	if err := b.ingress.Close(); err != nil {
 		errs = append(errs, err)
 	}
-	b.closeTransports()
+	if err := b.closeTransports(); err != nil {
+		errs = append(errs, err)
+	}
 	if n := b.ingress.Stats().Discarded; n > 0 {
 		errs = append(errs, fmt.Errorf("%d accepted messages were never handed to a transport", n))
 	}
@@ -748,19 +765,25 @@ func (b *Bus) transportNames() []string {
 	return names
 }
 
-func (b *Bus) closeTransports() {
+// closeTransports closes every transport, logs what fails and returns it:
+// a subscriber's Close can report accepted messages it could not deliver.
+func (b *Bus) closeTransports() error {
+	var errs []error
 	for name, t := range b.transports {
 		if t.Publisher != nil {
 			if err := t.Publisher.Close(); err != nil {
 				b.logger.Error("Cannot close transport publisher", err, watermill.LogFields{"transport": name})
+				errs = append(errs, fmt.Errorf("transport %q: %w", name, err))
 			}
 		}
 		if t.Subscriber != nil && any(t.Subscriber) != any(t.Publisher) {
 			if err := t.Subscriber.Close(); err != nil {
 				b.logger.Error("Cannot close transport subscriber", err, watermill.LogFields{"transport": name})
+				errs = append(errs, fmt.Errorf("transport %q: %w", name, err))
 			}
 		}
 	}
+	return errors.Join(errs...)
 }
 
 // scrub returns err with the running configuration's secrets removed from
