@@ -6,11 +6,10 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/ThreeDotsLabs/watermill/message"
-
-	"github.com/switchyard-go/switchyard/internal/calendar"
 )
 
 // The metadata keys the bus uses (constants in package bus, which transports
@@ -242,10 +241,9 @@ func validAbsoluteURI(v string) bool {
 
 // validTime reports whether s is an RFC 3339 timestamp, as the time attribute
 // must be: full-date "T" full-time, with a "." before fractional seconds and
-// "Z" or ±hh:mm (RFC 3339 §5.6). time.Parse is laxer (it takes a ","
-// before fractions, for one) and rejects a leap second, which RFC 3339
-// allows; it is not used, as it costs more than the rest of an event's
-// mapping (every published_at is checked).
+// "Z" or ±hh:mm (RFC 3339 §5.6). It is a check of its own, not time.Parse,
+// for what it accepts: time.Parse is laxer (it takes a "," before
+// fractions, for one) and rejects a leap second, which RFC 3339 allows.
 func validTime(s string) bool {
 	// 2006-01-02T15:04:05 is 19 bytes, then optional .fraction, then zone.
 	if len(s) < 20 {
@@ -301,7 +299,7 @@ func validTime(s string) bool {
 		return v
 	}
 	year, month, day := num(0, 4), num(5, 2), num(8, 2)
-	return month >= 1 && month <= 12 && day >= 1 && day <= calendar.DaysIn(month, year) &&
+	return month >= 1 && month <= 12 && day >= 1 && time.Date(year, time.Month(month), day, 0, 0, 0, 0, time.UTC).Day() == day &&
 		num(11, 2) <= 23 && num(14, 2) <= 59 && num(17, 2) <= 60
 }
 
