@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/switchyard-go/switchyard/internal/tlsfiles"
 	"github.com/switchyard-go/switchyard/transports"
 )
 
@@ -298,8 +299,8 @@ func (t TLSConfig) build() (*tls.Config, error) {
 		ServerName:         t.ServerName,
 		InsecureSkipVerify: t.InsecureSkipVerify, //nolint:gosec // opt-in, documented
 	}
-	if err := transports.LoadTLSFiles(tc, t.CAFile, t.CertFile, t.KeyFile); err != nil {
-		// LoadTLSFiles names the key first: "tls.ca_file: …".
+	if err := tlsfiles.Load(tc, t.CAFile, t.CertFile, t.KeyFile); err != nil {
+		// tlsfiles.Load names the key first: "tls.ca_file: …".
 		if key, reason, ok := strings.Cut(err.Error(), ": "); ok && strings.HasPrefix(key, "tls.") {
 			return nil, &transports.FieldError{Key: key, Reason: reason}
 		}

@@ -12,7 +12,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 
-	"github.com/switchyard-go/switchyard/transports"
+	"github.com/switchyard-go/switchyard/internal/lane"
 )
 
 // Sentinel errors, checked with errors.Is.
@@ -148,7 +148,7 @@ func (b *Broker) PublishContext(ctx context.Context, topic string, msgs ...*mess
 }
 
 func (b *Broker) publish(ctx context.Context, topicName string, m *message.Message) error {
-	lane := transports.Lane(b.cfg.KeyFunc(m), b.cfg.Lanes)
+	ln := lane.Of(b.cfg.KeyFunc(m), b.cfg.Lanes)
 	// Close waits for the publishes in progress, so a message is either
 	// refused or in a queue before Close counts what it discards. No lock is
 	// held while waiting for room: a subscriber must be able to come. One
@@ -180,7 +180,7 @@ func (b *Broker) publish(ctx context.Context, topicName string, m *message.Messa
 	}
 	e := entry{uuid: m.UUID, payload: m.Payload, meta: flatten(m.Metadata), ctx: m.Context()}
 	for _, g := range groups {
-		g.push(lane, e)
+		g.push(ln, e)
 	}
 	b.stats.published.Add(uint64(len(groups)))
 	b.stats.queued.Add(int64(len(groups)))
@@ -434,14 +434,14 @@ type group struct {
 	mu             sync.Mutex
 	implicit       bool // made with the topic, not asked for; guarded by topic.mu
 	everSubscribed bool
-	lanes          []lane
+	lanes          []laneQueue
 	held           int // queued messages not yet acked or dead-lettered
 	inFlight       int // of those, delivered and not yet acked or nacked
 	subs           int
 	changed        chan struct{} // closed when held or inFlight falls; made on demand
 }
 
-type lane struct {
+type laneQueue struct {
 	q     ring
 	busy  bool // in ready, delivered, or waiting for a redelivery
 	timer *time.Timer
@@ -465,7 +465,7 @@ func newGroup(t *topic, name string) *group {
 		stats: &t.broker.stats,
 		room:  make(chan struct{}, cfg.QueueSize),
 		ready: make(chan int, cfg.Lanes),
-		lanes: make([]lane, cfg.Lanes),
+		lanes: make([]laneQueue, cfg.Lanes),
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/switchyard-go/switchyard/internal/tlsfiles"
 	"github.com/switchyard-go/switchyard/transports"
 )
 
@@ -251,12 +252,12 @@ func (c *Config) Validate() error {
 	case c.TLS.KeyFile != "" && c.TLS.CertFile == "":
 		add("tls.cert_file", "required with tls.key_file")
 	case c.TLS.CertFile != "":
-		if err := transports.LoadTLSFiles(&tls.Config{}, "", c.TLS.CertFile, c.TLS.KeyFile); err != nil {
+		if err := tlsfiles.Load(&tls.Config{}, "", c.TLS.CertFile, c.TLS.KeyFile); err != nil {
 			add("tls.cert_file", "%s", strings.TrimPrefix(err.Error(), "tls.cert_file: "))
 		}
 	}
 	if c.TLS.CAFile != "" {
-		if err := transports.LoadTLSFiles(&tls.Config{}, c.TLS.CAFile, "", ""); err != nil {
+		if err := tlsfiles.Load(&tls.Config{}, c.TLS.CAFile, "", ""); err != nil {
 			add("tls.ca_file", "%s", strings.TrimPrefix(err.Error(), "tls.ca_file: "))
 		}
 	}
@@ -544,7 +545,7 @@ func (t TLSConfig) build(base *tls.Config) (*tls.Config, error) {
 	}
 	// A rediss:// URL's skip_verify=true counts as much as the key.
 	tc.InsecureSkipVerify = tc.InsecureSkipVerify || t.InsecureSkipVerify
-	if err := transports.LoadTLSFiles(tc, t.CAFile, t.CertFile, t.KeyFile); err != nil {
+	if err := tlsfiles.Load(tc, t.CAFile, t.CertFile, t.KeyFile); err != nil {
 		return nil, err
 	}
 	return tc, nil

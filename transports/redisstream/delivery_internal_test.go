@@ -12,7 +12,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/switchyard-go/switchyard/transports"
+	"github.com/switchyard-go/switchyard/internal/lane"
 	"github.com/switchyard-go/switchyard/transports/redisstream/redistest"
 )
 
@@ -215,7 +215,7 @@ func TestDerivedContextsStartNoGoroutine(t *testing.T) {
 	used := map[int]bool{}
 	for i := 0; len(used) < messages; i++ {
 		key := fmt.Sprintf("k-%d", i)
-		if l := transports.Lane(key, DefaultLanes); !used[l] {
+		if l := lane.Of(key, DefaultLanes); !used[l] {
 			used[l] = true
 			m := message.NewMessage(watermill.NewUUID(), []byte("x"))
 			m.Metadata.Set(FieldEventKey, key)

@@ -14,7 +14,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/switchyard-go/switchyard/transports"
+	"github.com/switchyard-go/switchyard/internal/lane"
 )
 
 // callTimeout bounds each Redis call of a subscription beyond its BLOCK, so
@@ -401,7 +401,7 @@ func (sub *subscription) take(entries []redis.XMessage) {
 		err := decodeEntry(&e.entry, x.Values)
 		l := 0
 		if err == nil {
-			l = transports.Lane(e.get(keyMetadata), len(sub.lanes))
+			l = lane.Of(e.get(keyMetadata), len(sub.lanes))
 		}
 		sub.mu.Lock()
 		if _, dup := sub.held[x.ID]; dup {

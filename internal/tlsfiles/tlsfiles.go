@@ -1,4 +1,6 @@
-package transports
+// Package tlsfiles loads the CA and client certificate files that the
+// network transports' tls sections name.
+package tlsfiles
 
 import (
 	"crypto/tls"
@@ -7,10 +9,10 @@ import (
 	"os"
 )
 
-// LoadTLSFiles adds to tc the CA certificates of caFile (as RootCAs) and the
-// client certificate of certFile and keyFile, each when given. Errors name
-// the configuration key (tls.ca_file, tls.cert_file) as transports spell it.
-func LoadTLSFiles(tc *tls.Config, caFile, certFile, keyFile string) error {
+// Load adds to tc the CA certificates of caFile (as RootCAs) and the client
+// certificate of certFile and keyFile, each when given. Errors name the
+// configuration key (tls.ca_file, tls.cert_file) as transports spell it.
+func Load(tc *tls.Config, caFile, certFile, keyFile string) error {
 	if caFile != "" {
 		pem, err := os.ReadFile(caFile)
 		if err != nil {
