@@ -18,8 +18,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/switchyard-go/switchyard/internal/monotime"
+	"github.com/switchyard-go/switchyard/internal/queue"
 	"github.com/switchyard-go/switchyard/transports"
-	"github.com/switchyard-go/switchyard/transports/memory"
 )
 
 // ingressTopic is the one topic of the ingress; the destination topic travels
@@ -76,7 +76,7 @@ type Bus struct {
 	logger watermill.LoggerAdapter
 	reg    prometheus.Registerer
 
-	ingress    *memory.Broker
+	ingress    *queue.Broker
 	transports map[string]transports.Transport
 	outbound   map[string]outbound // the transports that publish
 	inbound    []namedSubscriber
@@ -194,10 +194,10 @@ func build(cfg Config, o options) (*Bus, error) {
 		return nil, err
 	}
 
-	ingress, err := memory.NewBroker(memory.Config{
+	ingress, err := queue.NewBroker(queue.Config{
 		Lanes:           cfg.Bus.Lanes,
 		QueueSize:       cfg.Bus.QueueSize,
-		OnFull:          memory.OnFull(cfg.Bus.OnFull),
+		OnFull:          queue.OnFull(cfg.Bus.OnFull),
 		MaxRetries:      cfg.Bus.MaxRetries,
 		RetryBackoff:    cfg.Bus.RetryBackoff,
 		MaxRetryBackoff: cfg.Bus.MaxRetryBackoff,
@@ -470,9 +470,9 @@ func (b *Bus) PublishSync(ctx context.Context, topic string, msgs ...*message.Me
 
 func (b *Bus) admissionError(err error) error {
 	switch {
-	case errors.Is(err, memory.ErrQueueFull):
+	case errors.Is(err, queue.ErrQueueFull):
 		return fmt.Errorf("%w: %w", ErrQueueFull, err)
-	case errors.Is(err, memory.ErrClosed):
+	case errors.Is(err, queue.ErrClosed):
 		return ErrClosed
 	}
 	return err

@@ -10,7 +10,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/switchyard-go/switchyard/coalesce"
-	"github.com/switchyard-go/switchyard/transports/memory"
+	"github.com/switchyard-go/switchyard/internal/queue"
 )
 
 // coalescing is the coalesce stage of the publish pipeline: coalesce's
@@ -94,7 +94,7 @@ func (b *Bus) republish(ctx context.Context, m *message.Message) error {
 		if err == nil {
 			return nil
 		}
-		if errors.Is(err, memory.ErrQueueFull) && ctx.Err() == nil {
+		if errors.Is(err, queue.ErrQueueFull) && ctx.Err() == nil {
 			t := time.NewTimer(wait)
 			select {
 			case <-t.C:

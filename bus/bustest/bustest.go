@@ -10,6 +10,10 @@
 //	svc.SendMessage(ctx, "req-1", "hello")
 //	recs := b.WaitPublished(t, "events:chat", 1)
 //	require.Equal(t, "chat_message", recs[0].EventType)
+//
+// The recording transport wraps the memory transport, found in the default
+// registry as the bus finds every transport: the test binary must import
+// github.com/switchyard-go/switchyard/transports/memory (or transports/all).
 package bustest
 
 import (
@@ -24,8 +28,11 @@ import (
 
 	"github.com/switchyard-go/switchyard/bus"
 	"github.com/switchyard-go/switchyard/transports"
-	"github.com/switchyard-go/switchyard/transports/memory"
 )
+
+// memoryType is the registered type of the memory transport that the
+// recording transport wraps and that takes the bus's dead letters.
+const memoryType = "memory"
 
 // TransportType is the registered type of the recording transport, and the
 // name of the one instance that New configures as the baseline and inbound
@@ -82,13 +89,17 @@ func New(t testing.TB, opts ...Option) *Bus {
 	for _, o := range opts {
 		o(&s)
 	}
-	rec := &recorder{byTopic: map[string][]Record{}, changed: make(chan struct{}), timeout: s.timeout}
 	reg := transports.Default().Clone()
+	memory, err := reg.Lookup(memoryType)
+	if err != nil {
+		t.Fatalf("bustest: %v", err)
+	}
+	rec := &recorder{memory: memory, byTopic: map[string][]Record{}, changed: make(chan struct{}), timeout: s.timeout}
 	reg.Register(TransportType, rec.factory)
 
 	cfg := bus.DefaultConfig()
 	cfg.Transports = map[string]map[string]any{
-		"memory":      {"type": memory.Name},
+		"memory":      {"type": memoryType},
 		TransportType: {"type": TransportType},
 	}
 	cfg.Routing.Baseline = TransportType
@@ -159,6 +170,7 @@ func (b *Bus) Reset() {
 }
 
 type recorder struct {
+	memory  transports.Factory
 	mu      sync.Mutex
 	byTopic map[string][]Record
 	changed chan struct{}
@@ -167,7 +179,7 @@ type recorder struct {
 
 // factory builds a memory transport whose publisher records what it takes.
 func (r *recorder) factory(s transports.Settings) (transports.Transport, error) {
-	t, err := memory.Factory(s)
+	t, err := r.memory(s)
 	if err != nil {
 		return t, err
 	}

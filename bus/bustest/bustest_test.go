@@ -12,6 +12,7 @@ import (
 
 	"github.com/switchyard-go/switchyard/bus"
 	"github.com/switchyard-go/switchyard/bus/bustest"
+	_ "github.com/switchyard-go/switchyard/transports/memory" // the recording transport wraps it
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }

@@ -3,7 +3,7 @@
 // "gochannel", for programs and tests that already rely on it.
 //
 // It is kept for compatibility, not recommended: GoChannel's limits are why
-// switchyard's ingress is transports/memory instead.
+// switchyard's ingress is a queue of its own, the engine of transports/memory.
 //
 //   - A message published to a topic that has no subscriber is dropped, unless
 //     persistent is set; then every message of every topic is kept in memory

@@ -1,52 +1,50 @@
 package memory
 
 import (
-	"context"
-	"errors"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
-	"github.com/switchyard-go/switchyard/transports"
+	"github.com/switchyard-go/switchyard/internal/queue"
 )
 
-// OnFull says what Publish does when a queue has no room.
-type OnFull string
+// OnFull says what Publish does when a queue has no room: Block or Reject.
+type OnFull = queue.OnFull
 
 const (
 	// Block waits for room until the message context (or the context given to
 	// PublishContext) ends: backpressure.
-	Block OnFull = "block"
+	Block = queue.Block
 	// Reject fails at once with ErrQueueFull.
-	Reject OnFull = "reject"
+	Reject = queue.Reject
 )
 
 // KeyMetadata is the metadata key whose value picks a message's lane by
 // default. It is the same key the bus writes as its event key.
-const KeyMetadata = "event_key"
+const KeyMetadata = queue.KeyMetadata
 
 // Metadata keys written on dead-lettered messages.
 const (
-	DeadLetterReasonKey   = "dead_letter_reason"
-	DeadLetterTopicKey    = "dead_letter_topic"
-	DeadLetterAttemptsKey = "dead_letter_attempts"
+	DeadLetterReasonKey   = queue.DeadLetterReasonKey
+	DeadLetterTopicKey    = queue.DeadLetterTopicKey
+	DeadLetterAttemptsKey = queue.DeadLetterAttemptsKey
 )
 
 // Defaults applied to zero-valued fields of Config.
 const (
-	DefaultLanes           = 64
-	DefaultQueueSize       = 10000
-	DefaultMaxRetries      = 5
-	DefaultRetryBackoff    = 10 * time.Millisecond
-	DefaultMaxRetryBackoff = time.Second
-	DefaultDeadLetterTopic = "dead_letter"
+	DefaultLanes           = queue.DefaultLanes
+	DefaultQueueSize       = queue.DefaultQueueSize
+	DefaultMaxRetries      = queue.DefaultMaxRetries
+	DefaultRetryBackoff    = queue.DefaultRetryBackoff
+	DefaultMaxRetryBackoff = queue.DefaultMaxRetryBackoff
+	DefaultDeadLetterTopic = queue.DefaultDeadLetterTopic
 )
 
 // DeadLetterFunc takes a message that was nacked more than MaxRetries times.
 // topic is the topic it was published to and attempts how many times it was
 // delivered. Returning an error keeps the message and redelivers it later, so
 // a failing dead-letter destination is backpressure, never a loss.
-type DeadLetterFunc func(ctx context.Context, topic string, msg *message.Message, attempts int) error
+type DeadLetterFunc = queue.DeadLetterFunc
 
 // Config configures a Broker. The zero value is usable: every zero field takes
 // its default. Fields tagged koanf come from a configuration file; the others
@@ -94,60 +92,10 @@ type Config struct {
 	DeadLetter DeadLetterFunc `koanf:"-"`
 }
 
-func (c *Config) setDefaults() {
-	if c.Lanes == 0 {
-		c.Lanes = DefaultLanes
-	}
-	if c.QueueSize == 0 {
-		c.QueueSize = DefaultQueueSize
-	}
-	if c.OnFull == "" {
-		c.OnFull = Block
-	}
-	if c.MaxRetries == 0 {
-		c.MaxRetries = DefaultMaxRetries
-	}
-	if c.RetryBackoff == 0 {
-		c.RetryBackoff = DefaultRetryBackoff
-	}
-	if c.MaxRetryBackoff == 0 {
-		c.MaxRetryBackoff = DefaultMaxRetryBackoff
-	}
-	if c.DeadLetterTopic == "" {
-		c.DeadLetterTopic = DefaultDeadLetterTopic
-	}
-	if c.KeyFunc == nil {
-		c.KeyFunc = metadataKey
-	}
-}
-
 // Validate reports every invalid field, joined, each a
 // *transports.FieldError whose key is the field's koanf key: the bus names
 // it by its full key (transports.<name>.lanes).
 func (c *Config) Validate() error {
-	var errs []error
-	add := func(key, format string, args ...any) {
-		errs = append(errs, transports.FieldErrorf(key, format, args...))
-	}
-	if c.Lanes < 0 || c.Lanes > 1<<16 {
-		add("lanes", "must be between 1 and 65536, got %d", c.Lanes)
-	}
-	if c.QueueSize < 0 {
-		add("queue_size", "must be positive, got %d", c.QueueSize)
-	}
-	if c.OnFull != "" && c.OnFull != Block && c.OnFull != Reject {
-		add("on_full", "must be %q or %q, got %q", Block, Reject, c.OnFull)
-	}
-	if c.RetryBackoff < 0 {
-		add("retry_backoff", "must not be negative, got %s", c.RetryBackoff)
-	}
-	if c.MaxRetryBackoff < 0 {
-		add("max_retry_backoff", "must not be negative, got %s", c.MaxRetryBackoff)
-	}
-	if c.RetryBackoff > 0 && c.MaxRetryBackoff > 0 && c.RetryBackoff > c.MaxRetryBackoff {
-		add("retry_backoff", "must not exceed max_retry_backoff (%s), got %s", c.MaxRetryBackoff, c.RetryBackoff)
-	}
-	return errors.Join(errs...)
+	qc := queue.Config(*c)
+	return qc.Validate()
 }
-
-func metadataKey(m *message.Message) string { return m.Metadata.Get(KeyMetadata) }

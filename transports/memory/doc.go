@@ -1,5 +1,5 @@
-// Package memory is switchyard's in-process transport, and the ingress of
-// every bus: bounded queues with per-key ordered lanes.
+// Package memory is switchyard's in-process transport: bounded queues with
+// per-key ordered lanes. Every bus's ingress runs on the same engine.
 //
 // Unlike Watermill's gochannel it keeps messages published before anyone
 // subscribed (up to the queue size), delivers the messages that share a key in

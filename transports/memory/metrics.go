@@ -51,7 +51,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	for topic, n := range depths {
 		ch <- prometheus.MustNewConstMetric(c.depth, prometheus.GaugeValue, float64(n), topic)
 	}
-	ch <- prometheus.MustNewConstMetric(c.capacity, prometheus.GaugeValue, float64(c.broker.cfg.QueueSize))
+	ch <- prometheus.MustNewConstMetric(c.capacity, prometheus.GaugeValue, float64(c.broker.Config().QueueSize))
 	s := c.broker.Stats()
 	ch <- prometheus.MustNewConstMetric(c.delivered, prometheus.CounterValue, float64(s.Delivered))
 	ch <- prometheus.MustNewConstMetric(c.nacked, prometheus.CounterValue, float64(s.Nacked))

@@ -1,4 +1,4 @@
-package memory_test
+package queue_test
 
 import (
 	"context"
@@ -8,14 +8,14 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/stretchr/testify/require"
 
-	"github.com/switchyard-go/switchyard/transports/memory"
+	"github.com/switchyard-go/switchyard/internal/queue"
 )
 
 // Close discards and counts what is still held, queued or in a subscriber's
 // hands, ends the subscriptions and fails later calls with ErrClosed.
 func TestBrokerClose(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		b, err := memory.NewBroker(memory.Config{}, nil)
+		b, err := queue.NewBroker(queue.Config{}, nil)
 		require.NoError(t, err)
 		pub := b.Publisher()
 
@@ -32,14 +32,14 @@ func TestBrokerClose(t *testing.T) {
 		require.Zero(t, st.Queued)
 		require.Zero(t, st.Acked)
 
-		require.ErrorIs(t, b.Publish("idle", keyed("late", "", "")), memory.ErrClosed)
-		require.ErrorIs(t, b.PublishContext(t.Context(), "new-topic", keyed("late", "", "")), memory.ErrClosed)
-		require.ErrorIs(t, pub.Publish("idle", keyed("late", "", "")), memory.ErrClosed)
+		require.ErrorIs(t, b.Publish("idle", keyed("late", "", "")), queue.ErrClosed)
+		require.ErrorIs(t, b.PublishContext(t.Context(), "new-topic", keyed("late", "", "")), queue.ErrClosed)
+		require.ErrorIs(t, pub.Publish("idle", keyed("late", "", "")), queue.ErrClosed)
 		_, err = b.Subscribe(t.Context(), "idle")
-		require.ErrorIs(t, err, memory.ErrClosed)
+		require.ErrorIs(t, err, queue.ErrClosed)
 		_, err = b.Subscriber("g").Subscribe(t.Context(), "idle")
-		require.ErrorIs(t, err, memory.ErrClosed)
-		require.ErrorIs(t, b.SubscribeInitialize("other"), memory.ErrClosed)
+		require.ErrorIs(t, err, queue.ErrClosed)
+		require.ErrorIs(t, b.SubscribeInitialize("other"), queue.ErrClosed)
 
 		require.NoError(t, b.Close(), "Close is idempotent")
 		require.EqualValues(t, 5, b.Stats().Discarded, "and counts once")
@@ -49,7 +49,7 @@ func TestBrokerClose(t *testing.T) {
 // A Publish waiting for room is released by Close with ErrClosed.
 func TestBrokerCloseReleasesBlockedPublish(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		b, err := memory.NewBroker(memory.Config{QueueSize: 1}, nil)
+		b, err := queue.NewBroker(queue.Config{QueueSize: 1}, nil)
 		require.NoError(t, err)
 		require.NoError(t, b.Publish("t", keyed("a", "", "")))
 		published := make(chan error, 1)
@@ -58,8 +58,8 @@ func TestBrokerCloseReleasesBlockedPublish(t *testing.T) {
 
 		require.NoError(t, b.Close())
 		err = <-published
-		require.ErrorIs(t, err, memory.ErrClosed)
-		require.NotErrorIs(t, err, memory.ErrQueueFull)
+		require.ErrorIs(t, err, queue.ErrClosed)
+		require.NotErrorIs(t, err, queue.ErrQueueFull)
 		require.EqualValues(t, 1, b.Stats().Discarded)
 	})
 }
@@ -69,7 +69,7 @@ func TestBrokerCloseReleasesBlockedPublish(t *testing.T) {
 // subscriber of the group, and the broker stays open.
 func TestSubscriberClose(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		b := newBroker(t, memory.Config{})
+		b := newBroker(t, queue.Config{})
 		sub := b.Subscriber("g")
 
 		inHand, err := sub.Subscribe(context.Background(), "a")
@@ -89,7 +89,7 @@ func TestSubscriberClose(t *testing.T) {
 		requireClosed(t, idle)
 		require.NoError(t, sub.Close(), "Close is idempotent")
 		_, err = sub.Subscribe(t.Context(), "a")
-		require.ErrorIs(t, err, memory.ErrClosed)
+		require.ErrorIs(t, err, queue.ErrClosed)
 
 		// At least once: the next subscriber of the group gets both.
 		next := b.Subscriber("g")
@@ -107,7 +107,7 @@ func TestSubscriberClose(t *testing.T) {
 // Ending a subscription's context closes its channel too.
 func TestSubscriptionContextEnds(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		b := newBroker(t, memory.Config{})
+		b := newBroker(t, queue.Config{})
 		ctx, cancel := context.WithCancel(t.Context())
 		msgs, err := b.Subscribe(ctx, "t")
 		require.NoError(t, err)
@@ -119,11 +119,11 @@ func TestSubscriptionContextEnds(t *testing.T) {
 
 // Closing a Publisher handle fails only its own Publish.
 func TestPublisherClose(t *testing.T) {
-	b := newBroker(t, memory.Config{})
+	b := newBroker(t, queue.Config{})
 	p1, p2 := b.Publisher(), b.Publisher()
 	require.NoError(t, p1.Close())
 	require.NoError(t, p1.Close(), "Close is idempotent")
-	require.ErrorIs(t, p1.Publish("t", message.NewMessage("1", nil)), memory.ErrClosed)
+	require.ErrorIs(t, p1.Publish("t", message.NewMessage("1", nil)), queue.ErrClosed)
 	require.NoError(t, p2.Publish("t", message.NewMessage("2", nil)))
 	require.NoError(t, b.Publish("t", message.NewMessage("3", nil)))
 }

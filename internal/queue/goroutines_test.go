@@ -1,4 +1,4 @@
-package memory_test
+package queue_test
 
 import (
 	"context"
@@ -10,7 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
-	"github.com/switchyard-go/switchyard/transports/memory"
+	"github.com/switchyard-go/switchyard/internal/queue"
 )
 
 // A subscription runs one goroutine per lane and one to close it; nothing is
@@ -26,7 +26,7 @@ func TestGoroutinesBounded(t *testing.T) {
 	// Earlier tests' goroutines must be gone, or their ending would blur
 	// the measure.
 	require.NoError(t, goleak.Find())
-	b := newBroker(t, memory.Config{Lanes: lanes, QueueSize: 1000})
+	b := newBroker(t, queue.Config{Lanes: lanes, QueueSize: 1000})
 	baseline := runtime.NumGoroutine()
 
 	msgs, err := b.Subscribe(t.Context(), "t")
@@ -67,7 +67,7 @@ func TestGoroutinesBounded(t *testing.T) {
 func TestDerivedContextsStartNoGoroutine(t *testing.T) {
 	const derived = 1000
 	require.NoError(t, goleak.Find())
-	b := newBroker(t, memory.Config{Lanes: 1, QueueSize: 10})
+	b := newBroker(t, queue.Config{Lanes: 1, QueueSize: 10})
 	msgs, err := b.Subscribe(t.Context(), "t")
 	require.NoError(t, err)
 	require.NoError(t, b.Publish("t", keyed("m", "k", "")))

@@ -1,4 +1,4 @@
-package memory_test
+package queue_test
 
 import (
 	"context"
@@ -10,7 +10,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/stretchr/testify/require"
 
-	"github.com/switchyard-go/switchyard/transports/memory"
+	"github.com/switchyard-go/switchyard/internal/queue"
 )
 
 // Regression tests: each failed on an earlier broker.go. The comment above
@@ -22,7 +22,7 @@ import (
 // acked everything.
 func TestUnusedDefaultGroupDoesNotFillUp(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		b := newBroker(t, memory.Config{QueueSize: 10, OnFull: memory.Reject})
+		b := newBroker(t, queue.Config{QueueSize: 10, OnFull: queue.Reject})
 		msgs, err := b.Subscriber("workers").Subscribe(t.Context(), "t")
 		require.NoError(t, err)
 		for i := range 30 {
@@ -40,7 +40,7 @@ func TestUnusedDefaultGroupDoesNotFillUp(t *testing.T) {
 // delivered.
 func TestDrainDoesNotCountUnsentMessages(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		b := newBroker(t, memory.Config{})
+		b := newBroker(t, queue.Config{})
 		_, err := b.Subscribe(t.Context(), "t") // never read
 		require.NoError(t, err)
 		require.NoError(t, b.Publish("t", keyed("m1", "", "")))
@@ -58,7 +58,7 @@ func TestDrainDoesNotCountUnsentMessages(t *testing.T) {
 // it was dead-lettered after fewer deliveries than MaxRetries promises.
 func TestUnsentMessageIsNotAnAttempt(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		b := newBroker(t, memory.Config{MaxRetries: 1})
+		b := newBroker(t, queue.Config{MaxRetries: 1})
 		ctx, cancel := context.WithCancel(t.Context())
 		_, err := b.Subscribe(ctx, "t") // takes the message, never hands it out
 		require.NoError(t, err)
@@ -83,7 +83,7 @@ func TestUnsentMessageIsNotAnAttempt(t *testing.T) {
 // ended: the waiters were woken only when a message was taken or settled.
 func TestDrainStopsWaitingForQueueWithoutSubscribers(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		b := newBroker(t, memory.Config{})
+		b := newBroker(t, queue.Config{})
 		ctx, cancel := context.WithCancel(t.Context())
 		msgs, err := b.Subscribe(ctx, "t")
 		require.NoError(t, err)
@@ -114,7 +114,7 @@ func TestDrainStopsWaitingForQueueWithoutSubscribers(t *testing.T) {
 // Stats.Queued stayed 1.
 func TestPublishRacingCloseLosesNothing(t *testing.T) {
 	entered, release := make(chan struct{}), make(chan struct{})
-	b, err := memory.NewBroker(memory.Config{
+	b, err := queue.NewBroker(queue.Config{
 		// KeyFunc runs inside Publish, after the closed check: it holds the
 		// Publish there while Close runs.
 		KeyFunc: func(m *message.Message) string {
@@ -146,7 +146,7 @@ func TestPublishRacingCloseLosesNothing(t *testing.T) {
 	if err == nil {
 		require.EqualValues(t, 1, st.Discarded, "accepted, so Close must count it")
 	} else {
-		require.ErrorIs(t, err, memory.ErrClosed)
+		require.ErrorIs(t, err, queue.ErrClosed)
 	}
 	require.Zero(t, st.Queued)
 }
@@ -156,7 +156,7 @@ func TestPublishRacingCloseLosesNothing(t *testing.T) {
 // message was the one handed out first.
 func TestRedeliveryIsTheMessageAsPublished(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		b := newBroker(t, memory.Config{})
+		b := newBroker(t, queue.Config{})
 		msgs, err := b.Subscribe(t.Context(), "t")
 		require.NoError(t, err)
 		require.NoError(t, b.Publish("t", keyed("m1", "", "original")))

@@ -1,4 +1,4 @@
-package memory_test
+package queue_test
 
 import (
 	"bytes"
@@ -10,7 +10,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/stretchr/testify/require"
 
-	"github.com/switchyard-go/switchyard/transports/memory"
+	"github.com/switchyard-go/switchyard/internal/queue"
 )
 
 // Regression: a Publish waiting for room used to hold the broker's read lock, and Subscribe
@@ -19,11 +19,11 @@ import (
 // waits for the publisher, which waits for the consumer. While Subscribe
 // waits, every other Publish, to any topic, waits too.
 func TestSubscribeWhilePublishBlocked(t *testing.T) {
-	b := newBroker(t, memory.Config{QueueSize: 1})
+	b := newBroker(t, queue.Config{QueueSize: 1})
 	require.NoError(t, b.Publish("t", keyed("first", "", "")))
 	published := make(chan error, 1)
 	go func() { published <- b.Publish("t", keyed("second", "", "")) }()
-	waitUntilBlockedIn(t, "memory.(*group).reserve")
+	waitUntilBlockedIn(t, "queue.(*group).reserve")
 
 	type result struct {
 		msgs <-chan *message.Message

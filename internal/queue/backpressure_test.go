@@ -1,4 +1,4 @@
-package memory_test
+package queue_test
 
 import (
 	"context"
@@ -10,7 +10,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/switchyard-go/switchyard/transports/memory"
+	"github.com/switchyard-go/switchyard/internal/queue"
 )
 
 // A full queue makes Publish wait for room until the message's context ends
@@ -22,17 +22,17 @@ func TestBackpressure(t *testing.T) {
 		deadline  = 50 * time.Millisecond
 	)
 	tests := []struct {
-		onFull   memory.OnFull
+		onFull   queue.OnFull
 		wantWait time.Duration
 		wantErr  error // besides ErrQueueFull
 	}{
-		{onFull: memory.Block, wantWait: deadline, wantErr: context.DeadlineExceeded},
-		{onFull: memory.Reject, wantWait: 0},
+		{onFull: queue.Block, wantWait: deadline, wantErr: context.DeadlineExceeded},
+		{onFull: queue.Reject, wantWait: 0},
 	}
 	for _, tt := range tests {
 		t.Run(string(tt.onFull), func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				b := newBroker(t, memory.Config{QueueSize: queueSize, OnFull: tt.onFull})
+				b := newBroker(t, queue.Config{QueueSize: queueSize, OnFull: tt.onFull})
 				msgs, err := b.Subscribe(t.Context(), "t")
 				require.NoError(t, err)
 
@@ -52,7 +52,7 @@ func TestBackpressure(t *testing.T) {
 				err = b.Publish("t", extra)
 				waited := time.Since(start)
 
-				require.ErrorIs(t, err, memory.ErrQueueFull)
+				require.ErrorIs(t, err, queue.ErrQueueFull)
 				if tt.wantErr != nil {
 					require.ErrorIs(t, err, tt.wantErr)
 				} else {
@@ -87,7 +87,7 @@ func TestBackpressure(t *testing.T) {
 // A blocked Publish goes through as soon as an ack makes room.
 func TestBackpressureReleasedByAck(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		b := newBroker(t, memory.Config{QueueSize: 2})
+		b := newBroker(t, queue.Config{QueueSize: 2})
 		msgs, err := b.Subscribe(t.Context(), "t")
 		require.NoError(t, err)
 		require.NoError(t, b.Publish("t", keyed("a", "k", "a"), keyed("b", "k", "b")))
@@ -115,13 +115,13 @@ func TestBackpressureReleasedByAck(t *testing.T) {
 // PublishContext bounds the wait with its own context, not the message's.
 func TestPublishContextBoundsTheWait(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		b := newBroker(t, memory.Config{QueueSize: 1})
+		b := newBroker(t, queue.Config{QueueSize: 1})
 		require.NoError(t, b.Publish("t", keyed("a", "", "a")))
 		ctx, cancel := context.WithTimeout(t.Context(), time.Second)
 		defer cancel()
 		start := time.Now()
 		err := b.PublishContext(ctx, "t", keyed("b", "", "b"))
-		require.ErrorIs(t, err, memory.ErrQueueFull)
+		require.ErrorIs(t, err, queue.ErrQueueFull)
 		require.True(t, errors.Is(err, context.DeadlineExceeded))
 		require.Equal(t, time.Second, time.Since(start))
 	})

@@ -1,4 +1,4 @@
-package memory_test
+package queue_test
 
 import (
 	"math/rand/v2"
@@ -12,7 +12,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/stretchr/testify/require"
 
-	"github.com/switchyard-go/switchyard/transports/memory"
+	"github.com/switchyard-go/switchyard/internal/queue"
 )
 
 // Messages that share a key arrive in publish order, even when the consumer
@@ -35,7 +35,7 @@ func TestPerKeyOrder(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			b := newBroker(t, memory.Config{})
+			b := newBroker(t, queue.Config{})
 			const topic = "ordered"
 
 			type keyState struct {
@@ -50,7 +50,7 @@ func TestPerKeyOrder(t *testing.T) {
 			)
 			handle := func(m *message.Message) {
 				defer m.Ack()
-				k, err := strconv.Atoi(m.Metadata.Get(memory.KeyMetadata))
+				k, err := strconv.Atoi(m.Metadata.Get(queue.KeyMetadata))
 				if err != nil {
 					t.Errorf("message %s: bad key: %v", m.UUID, err)
 					failures.Add(1)
@@ -104,7 +104,7 @@ func TestPerKeyOrder(t *testing.T) {
 					for seq := range perKey {
 						for k := p; k < keys; k += publishers {
 							m := message.NewMessage(strconv.Itoa(k)+"-"+strconv.Itoa(seq), []byte(strconv.Itoa(seq)))
-							m.Metadata.Set(memory.KeyMetadata, strconv.Itoa(k))
+							m.Metadata.Set(queue.KeyMetadata, strconv.Itoa(k))
 							if err := b.Publish(topic, m); err != nil {
 								t.Errorf("publish: %v", err)
 								return

@@ -1,4 +1,4 @@
-package memory_test
+package queue_test
 
 import (
 	"context"
@@ -10,13 +10,13 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/switchyard-go/switchyard/transports/memory"
+	"github.com/switchyard-go/switchyard/internal/queue"
 )
 
 // Drain returns nil once a consuming subscriber was handed everything.
 func TestDrainWithConsumer(t *testing.T) {
 	const n = 2000
-	b := newBroker(t, memory.Config{Lanes: 8})
+	b := newBroker(t, queue.Config{Lanes: 8})
 	msgs, err := b.Subscribe(t.Context(), "t")
 	require.NoError(t, err)
 	var received atomic.Int64
@@ -49,7 +49,7 @@ func TestDrainWithConsumer(t *testing.T) {
 // how many messages are left.
 func TestDrainStalled(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		b := newBroker(t, memory.Config{})
+		b := newBroker(t, queue.Config{})
 		msgs, err := b.Subscribe(t.Context(), "t")
 		require.NoError(t, err)
 		for i := range 5 {
@@ -72,7 +72,7 @@ func TestDrainStalled(t *testing.T) {
 // waits for the backoff.
 func TestDrainWaitsForRedelivery(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		b := newBroker(t, memory.Config{RetryBackoff: time.Second})
+		b := newBroker(t, queue.Config{RetryBackoff: time.Second})
 		msgs, err := b.Subscribe(t.Context(), "t")
 		require.NoError(t, err)
 		require.NoError(t, b.Publish("t", keyed("m1", "", "")))
@@ -98,7 +98,7 @@ func TestDrainWaitsForRedelivery(t *testing.T) {
 
 // Queues that no one subscribes to are not waited for.
 func TestDrainIgnoresQueuesWithoutSubscribers(t *testing.T) {
-	b := newBroker(t, memory.Config{})
+	b := newBroker(t, queue.Config{})
 	require.NoError(t, b.Publish("nobody-listens", keyed("m1", "", "")))
 	require.NoError(t, b.Drain(t.Context()))
 	require.EqualValues(t, 1, b.Stats().Queued)

@@ -1,4 +1,4 @@
-package memory_test
+package queue_test
 
 import (
 	"context"
@@ -10,7 +10,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/stretchr/testify/require"
 
-	"github.com/switchyard-go/switchyard/transports/memory"
+	"github.com/switchyard-go/switchyard/internal/queue"
 )
 
 // The retry tests run in a bubble: its fake clock makes the backoff timers
@@ -20,7 +20,7 @@ import (
 // after MaxRetries redeliveries it goes to the dead-letter topic with why.
 func TestNackRedeliveredThenDeadLettered(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		b := newBroker(t, memory.Config{
+		b := newBroker(t, queue.Config{
 			MaxRetries:      3,
 			RetryBackoff:    10 * time.Millisecond,
 			MaxRetryBackoff: 30 * time.Millisecond,
@@ -51,9 +51,9 @@ func TestNackRedeliveredThenDeadLettered(t *testing.T) {
 		require.Equal(t, "m1", dl.UUID)
 		require.Equal(t, "payload", string(dl.Payload))
 		require.Equal(t, "order_placed", dl.Metadata.Get("event_type"), "the original metadata is kept")
-		require.Equal(t, "nacked 4 times", dl.Metadata.Get(memory.DeadLetterReasonKey))
-		require.Equal(t, "orders", dl.Metadata.Get(memory.DeadLetterTopicKey))
-		require.Equal(t, "4", dl.Metadata.Get(memory.DeadLetterAttemptsKey))
+		require.Equal(t, "nacked 4 times", dl.Metadata.Get(queue.DeadLetterReasonKey))
+		require.Equal(t, "orders", dl.Metadata.Get(queue.DeadLetterTopicKey))
+		require.Equal(t, "4", dl.Metadata.Get(queue.DeadLetterAttemptsKey))
 		dl.Ack()
 
 		// Never redelivered on its topic again, however long one waits.
@@ -82,7 +82,7 @@ func TestDeadLetterFuncFailureKeepsMessage(t *testing.T) {
 		}
 		var calls []call // only the worker of the one lane calls the func
 		fail := 2
-		b := newBroker(t, memory.Config{
+		b := newBroker(t, queue.Config{
 			MaxRetries: 1,
 			DeadLetter: func(ctx context.Context, topic string, msg *message.Message, attempts int) error {
 				calls = append(calls, call{topic, msg.UUID, attempts})
@@ -106,8 +106,8 @@ func TestDeadLetterFuncFailureKeepsMessage(t *testing.T) {
 			m.Nack()
 		}
 		// After a failed dead letter the message waits the longest backoff.
-		require.Equal(t, memory.DefaultMaxRetryBackoff, delivered[2].Sub(delivered[1]))
-		require.Equal(t, memory.DefaultMaxRetryBackoff, delivered[3].Sub(delivered[2]))
+		require.Equal(t, queue.DefaultMaxRetryBackoff, delivered[2].Sub(delivered[1]))
+		require.Equal(t, queue.DefaultMaxRetryBackoff, delivered[3].Sub(delivered[2]))
 		synctest.Wait()
 		require.Equal(t, []call{{"orders", "m1", 2}, {"orders", "m1", 3}, {"orders", "m1", 4}}, calls)
 
@@ -126,10 +126,10 @@ func TestDeadLetterFuncFailureKeepsMessage(t *testing.T) {
 // topic cannot be dead-lettered again.
 func TestDeadLetterTopicMessagesAreKept(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		b := newBroker(t, memory.Config{MaxRetries: 1})
-		dead, err := b.Subscribe(t.Context(), memory.DefaultDeadLetterTopic)
+		b := newBroker(t, queue.Config{MaxRetries: 1})
+		dead, err := b.Subscribe(t.Context(), queue.DefaultDeadLetterTopic)
 		require.NoError(t, err)
-		require.NoError(t, b.Publish(memory.DefaultDeadLetterTopic, keyed("m1", "", "p")))
+		require.NoError(t, b.Publish(queue.DefaultDeadLetterTopic, keyed("m1", "", "p")))
 		for range 5 {
 			m := receive(t, dead)
 			require.Equal(t, "m1", m.UUID)
@@ -147,7 +147,7 @@ func TestDeadLetterTopicMessagesAreKept(t *testing.T) {
 // A negative MaxRetries redelivers without limit and never dead-letters.
 func TestNegativeMaxRetriesNeverDeadLetters(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		b := newBroker(t, memory.Config{MaxRetries: -1})
+		b := newBroker(t, queue.Config{MaxRetries: -1})
 		msgs, err := b.Subscribe(t.Context(), "orders")
 		require.NoError(t, err)
 		require.NoError(t, b.Publish("orders", keyed("m1", "k", "p")))

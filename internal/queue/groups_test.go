@@ -1,4 +1,4 @@
-package memory_test
+package queue_test
 
 import (
 	"strconv"
@@ -9,7 +9,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/stretchr/testify/require"
 
-	"github.com/switchyard-go/switchyard/transports/memory"
+	"github.com/switchyard-go/switchyard/internal/queue"
 )
 
 // consume acks what arrives on each channel and returns, once n messages
@@ -48,7 +48,7 @@ func consume(t *testing.T, n int, chans ...<-chan *message.Message) [][]string {
 	return got
 }
 
-func publishN(t *testing.T, b *memory.Broker, topic string, n int) []string {
+func publishN(t *testing.T, b *queue.Broker, topic string, n int) []string {
 	t.Helper()
 	uuids := make([]string, n)
 	for i := range n {
@@ -61,7 +61,7 @@ func publishN(t *testing.T, b *memory.Broker, topic string, n int) []string {
 // Every consumer group gets every message.
 func TestConsumerGroupsEachGetEverything(t *testing.T) {
 	const n = 500
-	b := newBroker(t, memory.Config{Lanes: 8})
+	b := newBroker(t, queue.Config{Lanes: 8})
 	a, err := b.Subscriber("a").Subscribe(t.Context(), "t")
 	require.NoError(t, err)
 	bb, err := b.Subscriber("b").Subscribe(t.Context(), "t")
@@ -79,7 +79,7 @@ func TestConsumerGroupsEachGetEverything(t *testing.T) {
 // asserted.)
 func TestConsumerGroupShared(t *testing.T) {
 	const n = 1000
-	b := newBroker(t, memory.Config{Lanes: 8})
+	b := newBroker(t, queue.Config{Lanes: 8})
 	s1, err := b.Subscriber("shared").Subscribe(t.Context(), "t")
 	require.NoError(t, err)
 	s2, err := b.Subscriber("shared").Subscribe(t.Context(), "t")
@@ -93,7 +93,7 @@ func TestConsumerGroupShared(t *testing.T) {
 // A group gets the messages published after it was created, which
 // SubscribeInitialize does before anyone subscribes.
 func TestConsumerGroupInitialized(t *testing.T) {
-	b := newBroker(t, memory.Config{})
+	b := newBroker(t, queue.Config{})
 	require.NoError(t, b.SubscribeInitialize("t")) // the configured group
 	sub := b.Subscriber("late")
 	require.NoError(t, b.Publish("t", keyed("before", "", "")))
@@ -110,7 +110,7 @@ func TestConsumerGroupInitialized(t *testing.T) {
 // What is published before anyone subscribes is kept for the first group
 // that shows up, whatever its name.
 func TestFirstGroupTakesTheBacklog(t *testing.T) {
-	b := newBroker(t, memory.Config{})
+	b := newBroker(t, queue.Config{})
 	require.NoError(t, b.Publish("t", keyed("early", "", "")))
 	msgs, err := b.Subscriber("workers").Subscribe(t.Context(), "t")
 	require.NoError(t, err)

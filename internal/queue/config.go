@@ -1,0 +1,125 @@
+package queue
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/switchyard-go/switchyard/transports"
+)
+
+// OnFull says what Publish does when a queue has no room.
+type OnFull string
+
+const (
+	// Block waits for room until the message context (or the context given to
+	// PublishContext) ends: backpressure.
+	Block OnFull = "block"
+	// Reject fails at once with ErrQueueFull.
+	Reject OnFull = "reject"
+)
+
+// KeyMetadata is the metadata key whose value picks a message's lane by
+// default. It is the same key the bus writes as its event key.
+const KeyMetadata = "event_key"
+
+// Metadata keys written on dead-lettered messages.
+const (
+	DeadLetterReasonKey   = "dead_letter_reason"
+	DeadLetterTopicKey    = "dead_letter_topic"
+	DeadLetterAttemptsKey = "dead_letter_attempts"
+)
+
+// Defaults applied to zero-valued fields of Config.
+const (
+	DefaultLanes           = 64
+	DefaultQueueSize       = 10000
+	DefaultMaxRetries      = 5
+	DefaultRetryBackoff    = 10 * time.Millisecond
+	DefaultMaxRetryBackoff = time.Second
+	DefaultDeadLetterTopic = "dead_letter"
+)
+
+// DeadLetterFunc takes a message that was nacked more than MaxRetries times.
+// topic is the topic it was published to and attempts how many times it was
+// delivered. Returning an error keeps the message and redelivers it later, so
+// a failing dead-letter destination is backpressure, never a loss.
+type DeadLetterFunc func(ctx context.Context, topic string, msg *message.Message, attempts int) error
+
+// Config configures a Broker; every zero field takes its default. The memory
+// transport's Config has the same fields, with their documentation and koanf
+// keys, and converts to this one.
+type Config struct {
+	Lanes           int
+	QueueSize       int
+	OnFull          OnFull
+	MaxRetries      int // negative: retry without limit
+	RetryBackoff    time.Duration
+	MaxRetryBackoff time.Duration
+	DeadLetterTopic string
+	ConsumerGroup   string
+	PreserveContext bool
+	KeyFunc         func(*message.Message) string
+	DeadLetter      DeadLetterFunc // when set, replaces DeadLetterTopic
+}
+
+func (c *Config) setDefaults() {
+	if c.Lanes == 0 {
+		c.Lanes = DefaultLanes
+	}
+	if c.QueueSize == 0 {
+		c.QueueSize = DefaultQueueSize
+	}
+	if c.OnFull == "" {
+		c.OnFull = Block
+	}
+	if c.MaxRetries == 0 {
+		c.MaxRetries = DefaultMaxRetries
+	}
+	if c.RetryBackoff == 0 {
+		c.RetryBackoff = DefaultRetryBackoff
+	}
+	if c.MaxRetryBackoff == 0 {
+		c.MaxRetryBackoff = DefaultMaxRetryBackoff
+	}
+	if c.DeadLetterTopic == "" {
+		c.DeadLetterTopic = DefaultDeadLetterTopic
+	}
+	if c.KeyFunc == nil {
+		c.KeyFunc = metadataKey
+	}
+}
+
+// Validate reports every invalid field, joined, each a
+// *transports.FieldError whose key is the field's koanf key in the memory
+// transport's section: the bus names it by its full key (transports.<name>.lanes,
+// or bus.lanes for its ingress).
+func (c *Config) Validate() error {
+	var errs []error
+	add := func(key, format string, args ...any) {
+		errs = append(errs, transports.FieldErrorf(key, format, args...))
+	}
+	if c.Lanes < 0 || c.Lanes > 1<<16 {
+		add("lanes", "must be between 1 and 65536, got %d", c.Lanes)
+	}
+	if c.QueueSize < 0 {
+		add("queue_size", "must be positive, got %d", c.QueueSize)
+	}
+	if c.OnFull != "" && c.OnFull != Block && c.OnFull != Reject {
+		add("on_full", "must be %q or %q, got %q", Block, Reject, c.OnFull)
+	}
+	if c.RetryBackoff < 0 {
+		add("retry_backoff", "must not be negative, got %s", c.RetryBackoff)
+	}
+	if c.MaxRetryBackoff < 0 {
+		add("max_retry_backoff", "must not be negative, got %s", c.MaxRetryBackoff)
+	}
+	if c.RetryBackoff > 0 && c.MaxRetryBackoff > 0 && c.RetryBackoff > c.MaxRetryBackoff {
+		add("retry_backoff", "must not exceed max_retry_backoff (%s), got %s", c.MaxRetryBackoff, c.RetryBackoff)
+	}
+	return errors.Join(errs...)
+}
+
+func metadataKey(m *message.Message) string { return m.Metadata.Get(KeyMetadata) }
