@@ -69,7 +69,6 @@ func (r Result) String() string {
 type Coalescer[T any] struct {
 	emit  func(key string, v T)
 	merge func(pending, next T) T
-	clock Clock
 	epoch time.Time
 	tick  int64
 	max   int64
@@ -112,14 +111,13 @@ func New[T any](cfg Config, emit func(key string, v T), opts ...Option) (*Coales
 	cfg.setDefaults()
 	o := buildOptions(opts)
 	c := &Coalescer[T]{
-		emit:  emit,
-		clock: o.clock,
-		tick:  int64(cfg.Tick),
-		max:   int64(cfg.MaxKeys),
-		seed:  maphash.MakeSeed(),
-		wake:  make(chan struct{}, 1),
-		stop:  make(chan struct{}),
-		done:  make(chan struct{}),
+		emit: emit,
+		tick: int64(cfg.Tick),
+		max:  int64(cfg.MaxKeys),
+		seed: maphash.MakeSeed(),
+		wake: make(chan struct{}, 1),
+		stop: make(chan struct{}),
+		done: make(chan struct{}),
 	}
 	if o.merge != nil {
 		merge, ok := o.merge.(func(T, T) T)
@@ -129,7 +127,7 @@ func New[T any](cfg Config, emit func(key string, v T), opts ...Option) (*Coales
 		}
 		c.merge = merge
 	}
-	c.epoch = c.clock.Now()
+	c.epoch = time.Now()
 	c.next.Store(idle)
 	for i := range c.shards {
 		c.shards[i].free = -1
@@ -230,7 +228,7 @@ func (c *Coalescer[T]) Close() {
 }
 
 // now is the time since New, monotonic.
-func (c *Coalescer[T]) now() int64 { return int64(c.clock.Now().Sub(c.epoch)) }
+func (c *Coalescer[T]) now() int64 { return int64(time.Since(c.epoch)) }
 
 // kick makes the goroutine look at the windows again, starting it if need be.
 func (c *Coalescer[T]) kick() {
@@ -251,7 +249,7 @@ func (c *Coalescer[T]) kick() {
 // run ends windows as they come due, until Close.
 func (c *Coalescer[T]) run() {
 	defer close(c.done)
-	timer := c.clock.NewTimer(time.Hour)
+	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	var batch []emission[T]
 	for {
@@ -271,7 +269,7 @@ func (c *Coalescer[T]) run() {
 		if earliest != idle {
 			due := (earliest + c.tick - 1) / c.tick * c.tick
 			timer.Reset(time.Duration(max(due-c.now(), 0)))
-			fire = timer.C()
+			fire = timer.C
 		}
 		select {
 		case <-fire:

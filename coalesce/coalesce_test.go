@@ -492,105 +492,22 @@ func TestConcurrentAccounting(t *testing.T) {
 	assert.Zero(t, c.Len())
 }
 
-// A Clock of one's own drives the windows without synctest.
-func TestInjectedClock(t *testing.T) {
-	clk := newManualClock()
-	got := make(chan string, 10)
-	c, err := coalesce.New(coalesce.Config{}, func(key string, v int) { got <- fmt.Sprint(key, v) }, coalesce.WithClock(clk))
-	require.NoError(t, err)
-	defer c.Close()
-	require.Equal(t, coalesce.Leading, c.Add("k", 1, window))
-	require.Equal(t, coalesce.Pending, c.Add("k", 2, window))
-	clk.Advance(window - time.Millisecond)
-	select {
-	case s := <-got:
-		t.Fatalf("emitted %s before the window's end", s)
-	case <-time.After(20 * time.Millisecond):
-	}
-	clk.Advance(time.Millisecond)
-	select {
-	case s := <-got:
-		assert.Equal(t, "k2", s)
-	case <-time.After(5 * time.Second):
-		t.Fatal("not emitted at the window's end")
-	}
-}
-
-// manualClock moves only when told to.
-type manualClock struct {
-	mu     sync.Mutex
-	now    time.Time
-	timers []*manualTimer
-}
-
-type manualTimer struct {
-	clk  *manualClock
-	c    chan time.Time
-	when time.Time
-	on   bool
-}
-
-func newManualClock() *manualClock {
-	return &manualClock{now: time.Unix(1700000000, 0)}
-}
-
-func (m *manualClock) Now() time.Time {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.now
-}
-
-func (m *manualClock) NewTimer(d time.Duration) coalesce.Timer {
-	t := &manualTimer{clk: m, c: make(chan time.Time, 1)}
-	t.Reset(d)
-	m.mu.Lock()
-	m.timers = append(m.timers, t)
-	m.mu.Unlock()
-	return t
-}
-
-// Advance moves the time on and fires the timers that are due.
-func (m *manualClock) Advance(d time.Duration) {
-	m.mu.Lock()
-	m.now = m.now.Add(d)
-	for _, t := range m.timers {
-		if t.on && !t.when.After(m.now) {
-			t.on = false
-			select {
-			case t.c <- m.now:
-			default:
-			}
-		}
-	}
-	m.mu.Unlock()
-}
-
-func (t *manualTimer) C() <-chan time.Time { return t.c }
-
-func (t *manualTimer) Reset(d time.Duration) bool {
-	t.clk.mu.Lock()
-	defer t.clk.mu.Unlock()
-	was := t.on
-	t.when, t.on = t.clk.now.Add(d), true
-	select {
-	case <-t.c:
-	default:
-	}
-	if d <= 0 { // due already: Advance will not come for it
-		t.on = false
-		t.c <- t.clk.now
-	}
-	return was
-}
-
-func (t *manualTimer) Stop() bool {
-	t.clk.mu.Lock()
-	defer t.clk.mu.Unlock()
-	was := t.on
-	t.on = false
-	select {
-	case <-t.c:
-	default:
-	}
-	return was
+// Under synctest the bubble's clock drives the windows: nothing is emitted
+// a moment before the window's end, the pending value exactly at it.
+func TestWindowEndsOnTheBubbleClock(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		got := make(chan string, 10)
+		c, err := coalesce.New(coalesce.Config{}, func(key string, v int) { got <- fmt.Sprint(key, v) })
+		require.NoError(t, err)
+		defer c.Close()
+		require.Equal(t, coalesce.Leading, c.Add("k", 1, window))
+		require.Equal(t, coalesce.Pending, c.Add("k", 2, window))
+		time.Sleep(window - time.Nanosecond)
+		synctest.Wait()
+		require.Empty(t, got, "emitted before the window's end")
+		time.Sleep(time.Nanosecond)
+		synctest.Wait()
+		require.Len(t, got, 1)
+		assert.Equal(t, "k2", <-got)
+	})
 }

@@ -128,7 +128,7 @@ func NewMiddleware(cfg MiddlewareConfig, opts ...Option) (*Middleware, error) {
 		}
 		return next
 	}
-	c, err := New(Config{MaxKeys: cfg.MaxKeys}, mw.emit, WithClock(o.clock), WithMerge(merge))
+	c, err := New(Config{MaxKeys: cfg.MaxKeys}, mw.emit, WithMerge(merge))
 	if err != nil {
 		return nil, err
 	}

@@ -61,14 +61,8 @@ func (c Config) Validate() error {
 type Option func(*options)
 
 type options struct {
-	clock      Clock
 	merge      any // func(T, T) T, checked by New
 	registerer prometheus.Registerer
-}
-
-// WithClock makes windows run on clk instead of the real clock.
-func WithClock(clk Clock) Option {
-	return func(o *options) { o.clock = clk }
 }
 
 // WithMerge makes a value added to a window that already holds a pending
@@ -91,9 +85,6 @@ func buildOptions(opts []Option) options {
 	var o options
 	for _, opt := range opts {
 		opt(&o)
-	}
-	if o.clock == nil {
-		o.clock = realClock{}
 	}
 	return o
 }
