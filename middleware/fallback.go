@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sony/gobreaker/v2"
 
+	"github.com/switchyard-go/switchyard/internal/fnv"
 	"github.com/switchyard-go/switchyard/internal/monotime"
 )
 
@@ -538,7 +539,7 @@ func newCooldowns(maxKeys int) *cooldowns {
 }
 
 func (c *cooldowns) shard(key string) *cooldownShard {
-	return &c.shards[fnvAdd(fnvOffset, key)%cooldownShards]
+	return &c.shards[fnv.Add64(fnv.Offset64, key)%cooldownShards]
 }
 
 func (c *cooldowns) holds(key string) bool {

@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/switchyard-go/switchyard/internal/fnv"
 )
 
 // Buckets is the number of buckets Split hashes keys into: a percentage
@@ -129,7 +131,7 @@ func (s *Split) Update(cfg SplitConfig) error {
 	st := &splitState{
 		cfg:       cfg,
 		threshold: uint64(cfg.Percentage*100 + 0.5),
-		seed:      fnvAdd(fnvOffset, cfg.Salt),
+		seed:      fnv.Add64(fnv.Offset64, cfg.Salt),
 	}
 	if len(cfg.EventTypes) > 0 {
 		st.types = make(map[string]struct{}, len(cfg.EventTypes))
@@ -159,7 +161,7 @@ func (s *Split) Choose(m *message.Message) string {
 			return st.cfg.Baseline
 		}
 	}
-	if fnvAdd(st.seed, s.key(m))%Buckets < st.threshold {
+	if fnv.Add64(st.seed, s.key(m))%Buckets < st.threshold {
 		return st.cfg.Candidate
 	}
 	return st.cfg.Baseline
@@ -181,19 +183,5 @@ func (s *Split) Middleware(h message.HandlerFunc) message.HandlerFunc {
 // Bucket returns the bucket, 0 to Buckets-1, of key under salt: the
 // function Split routes by, for tools that predict where a key goes.
 func Bucket(salt, key string) int {
-	return int(fnvAdd(fnvAdd(fnvOffset, salt), key) % Buckets)
-}
-
-const (
-	fnvOffset = 14695981039346656037
-	fnvPrime  = 1099511628211
-)
-
-// fnvAdd continues a 64-bit FNV-1a hash over s, without allocating.
-func fnvAdd(h uint64, s string) uint64 {
-	for i := 0; i < len(s); i++ {
-		h ^= uint64(s[i])
-		h *= fnvPrime
-	}
-	return h
+	return int(fnv.Add64(fnv.Add64(fnv.Offset64, salt), key) % Buckets)
 }

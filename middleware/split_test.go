@@ -166,3 +166,23 @@ func BenchmarkSplitChoose(b *testing.B) {
 		_ = s.Choose(m)
 	}
 }
+
+// Buckets are sticky across versions: a key must not move when the code
+// changes. These values were computed by the original implementation.
+func TestSplitBucketsArePinned(t *testing.T) {
+	for _, c := range []struct {
+		salt, key string
+		bucket    int
+	}{
+		{"", "req-123", 8990},
+		{"", "conversation-0", 7315},
+		{"", "a", 1996},
+		{"", "", 6037},
+		{"s1", "req-123", 4682},
+		{"rollout-2026", "room-42", 5957},
+		{"salt", "\xff\x00é", 1738},
+		{"", "user:8d6a5ec", 3580},
+	} {
+		assert.Equal(t, c.bucket, middleware.Bucket(c.salt, c.key), "salt %q, key %q", c.salt, c.key)
+	}
+}
