@@ -5,16 +5,17 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
+	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sony/gobreaker/v2"
 
-	"github.com/switchyard-go/switchyard/internal/fnv"
 	"github.com/switchyard-go/switchyard/internal/monotime"
 )
 
@@ -98,8 +99,8 @@ type FallbackOptions struct {
 	// publish succeeding closes it. Default 5s.
 	ProbeInterval time.Duration
 	// CooldownKeys bounds the keys kept on the fallback at once; past it,
-	// a key that falls back is not held there (its transport's breaker
-	// still is). Default 100,000.
+	// the key held longest ago is let go first (its transport's breaker
+	// still holds it if it stays down). Default 100,000.
 	CooldownKeys int
 	// Key returns the key a cooldown holds; default: the event_key
 	// metadata. Messages without a key are not held.
@@ -362,7 +363,7 @@ func (f *Fallback) fallBack(h message.HandlerFunc, m *message.Message, cfg *Fall
 	// back because the breaker is open would keep every busy key off the
 	// transport for good: none would be left to probe it.
 	if key != "" && (reason == ReasonError || reason == ReasonTimeout) && cfg.Cooldown > 0 {
-		f.cooldown.hold(key, time.Now().Add(cfg.Cooldown))
+		f.cooldown.hold(key, cfg.Cooldown)
 	}
 	m.Metadata.Set(f.transportKey, cfg.To)
 	// Counted before the publish, which may be what tells a waiting caller
@@ -513,82 +514,66 @@ func (c breakerCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// cooldowns holds keys on the fallback until their time is up, in bounded
-// memory. Sharded so that lanes don't contend; empty, it costs one atomic
-// load.
+// cooldowns holds keys on the fallback until their time is up, in an LRU
+// of CooldownKeys keys: past it the key held longest ago goes first.
+// golang-lru's expirable cache would expire keys by itself, but its TTL is
+// fixed when it is made while Cooldown reloads, and it starts a goroutine
+// that nothing stops (v2.0.7); here a key's end (monotime) is its value
+// instead, and an ended key stays until the LRU pushes it out.
 type cooldowns struct {
-	held     atomic.Int64
-	perShard int
-	shards   [cooldownShards]cooldownShard
+	keys *lru.Cache[string, time.Duration]
+	// last is the end of the latest hold, or noHold once it has passed:
+	// then no key is held, and holds answers from it alone.
+	last atomic.Int64
 }
 
-const cooldownShards = 32
-
-type cooldownShard struct {
-	mu        sync.Mutex
-	until     map[string]time.Time
-	nextSweep time.Time
-}
+const noHold = math.MinInt64
 
 func newCooldowns(maxKeys int) *cooldowns {
-	c := &cooldowns{perShard: max(1, maxKeys/cooldownShards)}
-	for i := range c.shards {
-		c.shards[i].until = make(map[string]time.Time)
-	}
+	keys, _ := lru.New[string, time.Duration](maxKeys) // errs only on a size <= 0
+	c := &cooldowns{keys: keys}
+	c.last.Store(noHold)
 	return c
 }
 
-func (c *cooldowns) shard(key string) *cooldownShard {
-	return &c.shards[fnv.Add64(fnv.Offset64, key)%cooldownShards]
-}
-
 func (c *cooldowns) holds(key string) bool {
-	if c.held.Load() == 0 {
+	last := c.last.Load()
+	if last == noHold {
 		return false
 	}
-	s := c.shard(key)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	until, ok := s.until[key]
-	if !ok {
+	now := monotime.Now()
+	if int64(now) >= last {
+		c.last.CompareAndSwap(last, noHold) // unless a hold moved it on
 		return false
 	}
-	if time.Now().Before(until) {
-		return true
-	}
-	delete(s.until, key)
-	c.held.Add(-1)
-	return false
+	until, ok := c.keys.Peek(key)
+	return ok && now < until
 }
 
-func (c *cooldowns) hold(key string, until time.Time) {
-	s := c.shard(key)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, ok := s.until[key]; ok {
-		s.until[key] = until
-		return
-	}
-	if len(s.until) >= c.perShard {
-		now := time.Now()
-		if now.Before(s.nextSweep) {
-			return // full of keys still held; the breaker covers the rest
-		}
-		for k, t := range s.until {
-			if !now.Before(t) {
-				delete(s.until, k)
-				c.held.Add(-1)
-			}
-		}
-		if len(s.until) >= c.perShard {
-			// Sweeping again before the earliest could expire is wasted.
-			s.nextSweep = now.Add(time.Second)
+func (c *cooldowns) hold(key string, cooldown time.Duration) {
+	until := monotime.Now() + cooldown
+	c.keys.Add(key, until)
+	for {
+		last := c.last.Load()
+		if last >= int64(until) || c.last.CompareAndSwap(last, int64(until)) {
 			return
 		}
 	}
-	s.until[key] = until
-	c.held.Add(1)
+}
+
+func (c *cooldowns) held() int {
+	now := monotime.Now()
+	if int64(now) >= c.last.Load() {
+		return 0
+	}
+	n := 0
+	for _, until := range c.keys.Values() {
+		if now < until {
+			n++
+		}
+	}
+	return n
 }
 
 // Held returns how many keys are held on the fallback now.
-func (f *Fallback) Held() int { return int(f.cooldown.held.Load()) }
+func (f *Fallback) Held() int { return f.cooldown.held() }

@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"runtime"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -503,4 +505,81 @@ func TestFallbackSharedDeadlineStartsNoGoroutinePerPublish(t *testing.T) {
 		}
 		require.ErrorIs(t, d.Err(), context.DeadlineExceeded)
 	}
+}
+
+// BenchmarkFallbackCooldown measures the cooldown set on the path of every
+// message, from lanes publishing at once: held=none with no key held (the
+// steady state), held=some with one key held (during an incident, the keys
+// that are not held), held=all with every key published held (each goes
+// to the fallback).
+func BenchmarkFallbackCooldown(b *testing.B) {
+	const keys = 1024
+	for _, held := range []string{"none", "some", "all"} {
+		b.Run("held="+held, func(b *testing.B) {
+			cfg := fallbackConfig()
+			cfg.Cooldown = time.Hour
+			f, err := middleware.NewFallback(cfg, middleware.FallbackOptions{FailureThreshold: math.MaxUint32})
+			require.NoError(b, err)
+			var failing atomic.Bool
+			failing.Store(true)
+			h := f.Middleware(func(m *message.Message) ([]*message.Message, error) {
+				if failing.Load() && m.Metadata.Get("transport") == "redis" {
+					return nil, errDown
+				}
+				return nil, nil
+			})
+			switch held {
+			case "some":
+				_, err = h(onRedis("0", "held"))
+				require.NoError(b, err)
+			case "all":
+				for i := range keys {
+					_, err = h(onRedis("0", "conv-"+strconv.Itoa(i)))
+					require.NoError(b, err)
+				}
+			}
+			failing.Store(false)
+			var worker atomic.Int64
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				w := int(worker.Add(1))
+				msgs := make([]*message.Message, 64)
+				for i := range msgs {
+					msgs[i] = onRedis("0", "conv-"+strconv.Itoa((w*len(msgs)+i)%keys))
+				}
+				for i := 0; pb.Next(); i++ {
+					m := msgs[i%len(msgs)]
+					m.Metadata.Set("transport", "redis")
+					if _, err := h(m); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
+	}
+}
+
+// Past CooldownKeys the key held longest ago is let go; the latest stay.
+func TestFallbackCooldownKeysLetTheOldestGo(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		tr := newTransports()
+		tr.set("redis", func(context.Context) error { return errDown })
+		f, err := middleware.NewFallback(fallbackConfig(), middleware.FallbackOptions{CooldownKeys: 2, FailureThreshold: 100})
+		require.NoError(t, err)
+		h := f.Middleware(tr.handler)
+		for i, key := range []string{"conv-1", "conv-2", "conv-3"} {
+			_, err = h(onRedis(strconv.Itoa(i), key))
+			require.NoError(t, err)
+		}
+		assert.Equal(t, 2, f.Held())
+
+		tr.set("redis", func(context.Context) error { return nil })
+		for i, key := range []string{"conv-1", "conv-2", "conv-3"} {
+			_, err = h(onRedis(strconv.Itoa(10+i), key))
+			require.NoError(t, err)
+		}
+		assert.Equal(t, []string{"10"}, tr.received["redis"], "conv-1 was let go")
+		assert.Equal(t, []string{"0", "1", "2", "11", "12"}, tr.received["http"], "conv-2 and conv-3 are held")
+	})
 }
