@@ -50,8 +50,8 @@ func ExampleNewMiddleware() {
 	})
 	for _, payload := range []string{"typing 1", "typing 2", "typing 3"} {
 		m := message.NewMessage(payload, []byte(payload))
-		m.Metadata.Set(coalesce.EventTypeMetadata, "typing")
-		m.Metadata.Set(coalesce.KeyMetadata, "request-7")
+		m.Metadata.Set("event_type", "typing")
+		m.Metadata.Set("event_key", "request-7")
 		if _, err := handler(m); err != nil {
 			panic(err)
 		}

@@ -13,12 +13,8 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/prometheus/client_golang/prometheus"
-)
 
-// Metadata keys the default EventType and Key read: the same the bus writes.
-const (
-	EventTypeMetadata = "event_type"
-	KeyMetadata       = "event_key"
+	"github.com/switchyard-go/switchyard/internal/metakey"
 )
 
 // MiddlewareConfig configures Middleware. Windows and MaxKeys come from a
@@ -117,7 +113,7 @@ func NewMiddleware(cfg MiddlewareConfig, opts ...Option) (*Middleware, error) {
 		retries:    retries{uuids: make(map[string]struct{}), max: cmp.Or(cfg.MaxKeys, DefaultMaxKeys)},
 	}
 	if mw.eventType == nil {
-		mw.eventType = func(m *message.Message) string { return m.Metadata.Get(EventTypeMetadata) }
+		mw.eventType = func(m *message.Message) string { return m.Metadata.Get(metakey.EventType) }
 	}
 	if mw.key == nil {
 		mw.key = defaultKey
@@ -162,7 +158,7 @@ func NewMiddleware(cfg MiddlewareConfig, opts ...Option) (*Middleware, error) {
 }
 
 func defaultKey(m *message.Message) string {
-	k := m.Metadata.Get(KeyMetadata)
+	k := m.Metadata.Get(metakey.EventKey)
 	if k == "" {
 		return ""
 	}

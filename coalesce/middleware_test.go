@@ -97,8 +97,8 @@ func (p *pipeline) stop() {
 
 func (p *pipeline) publish(typ, key, payload string) *message.Message {
 	m := message.NewMessage(payload, []byte(payload))
-	m.Metadata.Set(coalesce.EventTypeMetadata, typ)
-	m.Metadata.Set(coalesce.KeyMetadata, key)
+	m.Metadata.Set("event_type", typ)
+	m.Metadata.Set("event_key", key)
 	p.ingress <- m
 	return m
 }

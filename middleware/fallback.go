@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sony/gobreaker/v2"
 
+	"github.com/switchyard-go/switchyard/internal/metakey"
 	"github.com/switchyard-go/switchyard/internal/monotime"
 )
 
@@ -171,10 +172,10 @@ func NewFallback(cfg FallbackConfig, opts FallbackOptions) (*Fallback, error) {
 	}
 	f.breakers.Store(&map[string]*breaker{})
 	if f.transportKey == "" {
-		f.transportKey = DefaultTransportKey
+		f.transportKey = metakey.Transport
 	}
 	if f.key == nil {
-		f.key = metadataReader(DefaultEventKeyKey)
+		f.key = metadataReader(metakey.EventKey)
 	}
 	if f.logger == nil {
 		f.logger = watermill.NopLogger{}

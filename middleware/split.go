@@ -9,19 +9,12 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/switchyard-go/switchyard/internal/fnv"
+	"github.com/switchyard-go/switchyard/internal/metakey"
 )
 
 // Buckets is the number of buckets Split hashes keys into: a percentage
 // moves keys in steps of 0.01%.
 const Buckets = 10000
-
-// Metadata keys the stages read and write unless told otherwise. They are
-// the conventions of switchyard's bus.
-const (
-	DefaultTransportKey = "transport"
-	DefaultEventKeyKey  = "event_key"
-	DefaultEventTypeKey = "event_type"
-)
 
 // SplitConfig says which events Split sends to the candidate transport.
 // Every field can change at run time with Split.Update.
@@ -103,13 +96,13 @@ type splitState struct {
 func NewSplit(cfg SplitConfig, opts SplitOptions) (*Split, error) {
 	s := &Split{key: opts.Key, eventType: opts.EventType, transportKey: opts.TransportKey}
 	if s.key == nil {
-		s.key = metadataReader(DefaultEventKeyKey)
+		s.key = metadataReader(metakey.EventKey)
 	}
 	if s.eventType == nil {
-		s.eventType = metadataReader(DefaultEventTypeKey)
+		s.eventType = metadataReader(metakey.EventType)
 	}
 	if s.transportKey == "" {
-		s.transportKey = DefaultTransportKey
+		s.transportKey = metakey.Transport
 	}
 	if err := s.Update(cfg); err != nil {
 		return nil, err
