@@ -41,20 +41,17 @@ func (b *Bus) setupCoalescing() error {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &coalescing{ctx: ctx, cancel: cancel}
-	mw, err := coalesce.NewMiddleware(coalesce.MiddlewareConfig{
-		Windows:   windows,
-		MaxKeys:   co.MaxKeys,
-		EventType: func(m *message.Message) string { return m.Metadata.Get(MetaEventType) },
-		Key:       coalesceKey,
-		Republish: func(m *message.Message) error { return b.republish(c.ctx, m) },
+	mw, err := coalesce.NewMiddleware(coalesce.MiddlewareConfig{Windows: windows, MaxKeys: co.MaxKeys},
+		func(m *message.Message) error { return b.republish(c.ctx, m) },
+		coalesce.WithKey(coalesceKey),
 		// A PublishSync waiting on an event coalesced away returns nil: a
 		// later event of its key carries its state.
-		Superseded: func(m *message.Message) {
+		coalesce.WithSuperseded(func(m *message.Message) {
 			if d := deliveryFrom(m.Context()); d != nil {
 				d.settle(nil)
 			}
-		},
-	}, coalesce.WithRegisterer(b.reg))
+		}),
+		coalesce.WithRegisterer(b.reg))
 	if err != nil {
 		cancel()
 		return fmt.Errorf("bus: coalescing: %w", err)

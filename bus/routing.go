@@ -16,23 +16,14 @@ type routing struct {
 
 func (b *Bus) setupRouting() error {
 	r := b.cfg.Routing
-	split, err := middleware.NewSplit(splitConfig(r), middleware.SplitOptions{
-		Key:          func(m *message.Message) string { return m.Metadata.Get(MetaEventKey) },
-		EventType:    func(m *message.Message) string { return m.Metadata.Get(MetaEventType) },
-		TransportKey: MetaTransport,
-	})
+	// The stages' default metadata keys are the bus's.
+	split, err := middleware.NewSplit(splitConfig(r))
 	if err != nil {
 		return newConfigError("routing", err.Error())
 	}
-	fallback, err := middleware.NewFallback(fallbackConfig(r), middleware.FallbackOptions{
-		FailureThreshold: uint32(r.Fallback.FailureThreshold),
-		ProbeInterval:    r.Fallback.ProbeInterval,
-		CooldownKeys:     r.Fallback.MaxKeys,
-		Key:              func(m *message.Message) string { return m.Metadata.Get(MetaEventKey) },
-		TransportKey:     MetaTransport,
-		Registerer:       b.reg,
-		Logger:           b.logger.With(watermill.LogFields{"component": "fallback"}),
-	})
+	fallback, err := middleware.NewFallback(fallbackConfig(r),
+		middleware.WithRegisterer(b.reg),
+		middleware.WithLogger(b.logger.With(watermill.LogFields{"component": "fallback"})))
 	if err != nil {
 		return newConfigError("routing.fallback", err.Error())
 	}
@@ -61,6 +52,10 @@ func fallbackConfig(r RoutingConfig) middleware.FallbackConfig {
 		To:             to,
 		PublishTimeout: r.Fallback.PublishTimeout,
 		Cooldown:       r.Fallback.Cooldown,
+
+		FailureThreshold: uint32(r.Fallback.FailureThreshold),
+		ProbeInterval:    r.Fallback.ProbeInterval,
+		CooldownKeys:     r.Fallback.MaxKeys,
 	}
 }
 

@@ -101,7 +101,7 @@ const (
 // emit runs on the Coalescer's goroutine, one call at a time, and on the
 // goroutine that calls Close; while it runs no other window ends, so it
 // should return soon. New starts no goroutine: the first window does.
-func New[T any](cfg Config, emit func(key string, v T), opts ...Option) (*Coalescer[T], error) {
+func New[T any](cfg Config, emit func(key string, v T), opts ...Option[T]) (*Coalescer[T], error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -109,7 +109,6 @@ func New[T any](cfg Config, emit func(key string, v T), opts ...Option) (*Coales
 		return nil, errors.New("coalesce: emit must not be nil")
 	}
 	cfg.setDefaults()
-	o := buildOptions(opts)
 	c := &Coalescer[T]{
 		emit: emit,
 		tick: int64(cfg.Tick),
@@ -119,13 +118,8 @@ func New[T any](cfg Config, emit func(key string, v T), opts ...Option) (*Coales
 		stop: make(chan struct{}),
 		done: make(chan struct{}),
 	}
-	if o.merge != nil {
-		merge, ok := o.merge.(func(T, T) T)
-		if !ok {
-			var zero T
-			return nil, fmt.Errorf("coalesce: WithMerge got a %T, a Coalescer of %T values needs a func(%T, %T) %T", o.merge, zero, zero, zero, zero)
-		}
-		c.merge = merge
+	for _, opt := range opts {
+		opt(c)
 	}
 	c.epoch = time.Now()
 	c.next.Store(idle)

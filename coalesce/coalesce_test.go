@@ -40,7 +40,7 @@ type recorder struct {
 	out   []sent
 }
 
-func newRecorder(t *testing.T, cfg coalesce.Config, opts ...coalesce.Option) *recorder {
+func newRecorder(t *testing.T, cfg coalesce.Config, opts ...coalesce.Option[int]) *recorder {
 	t.Helper()
 	r := &recorder{t: t, start: time.Now()}
 	c, err := coalesce.New(cfg, func(key string, v int) {
@@ -309,13 +309,6 @@ func TestMerge(t *testing.T) {
 		synctest.Wait()
 		assert.Equal(t, []string{"k=b+c+d"}, got, "the leading a is the caller's; the rest merged")
 	})
-}
-
-func TestMergeOfTheWrongType(t *testing.T) {
-	_, err := coalesce.New(coalesce.Config{}, func(string, int) {},
-		coalesce.WithMerge(func(a, b string) string { return b }))
-	require.Error(t, err)
-	assert.Contains(t, err.Error(), "func(string, string) string")
 }
 
 func TestConfigErrors(t *testing.T) {

@@ -30,16 +30,15 @@ func ExampleNew() {
 }
 
 // In a handler, the middleware lets the first typing event of a key through
-// and acks the next ones; the last of them comes back through Republish
+// and acks the next ones; the last of them comes back through republish
 // (here, by hand) when the window ends or Close flushes it.
 func ExampleNewMiddleware() {
 	var republished []*message.Message
 	mw, err := coalesce.NewMiddleware(coalesce.MiddlewareConfig{
 		Windows: map[string]time.Duration{"typing": time.Minute},
-		Republish: func(m *message.Message) error {
-			republished = append(republished, m)
-			return nil
-		},
+	}, func(m *message.Message) error {
+		republished = append(republished, m)
+		return nil
 	})
 	if err != nil {
 		panic(err)

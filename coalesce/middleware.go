@@ -17,8 +17,7 @@ import (
 	"github.com/switchyard-go/switchyard/internal/metakey"
 )
 
-// MiddlewareConfig configures Middleware. Windows and MaxKeys come from a
-// file; the functions only from code.
+// MiddlewareConfig configures Middleware.
 type MiddlewareConfig struct {
 	// Windows maps each event type to coalesce to its window. Messages of
 	// other types pass through untouched. It must not be empty.
@@ -26,28 +25,6 @@ type MiddlewareConfig struct {
 	// MaxKeys bounds the keys tracked at once; past it messages pass
 	// through uncoalesced and are counted. Default 100,000.
 	MaxKeys int `koanf:"max_keys"`
-
-	// EventType returns a message's event type. Default: its event_type
-	// metadata value.
-	EventType func(*message.Message) string `koanf:"-"`
-	// Key returns the key a message is coalesced under, among the messages
-	// of its event type; "" lets it pass through. Default: the topic the
-	// handler subscribed to (message.SubscribeTopicFromCtx) and the
-	// event_key metadata value, or "" if that value is empty.
-	Key func(*message.Message) string `koanf:"-"`
-	// Republish sends a window's trailing message back to the head of the
-	// pipeline, where this middleware lets it through. A bus gives its
-	// ingress, so that the message is retried and dead-lettered like any
-	// other and stays in order with its key. Required.
-	//
-	// It is called on the Coalescer's goroutine (and by Close): it may wait
-	// for room, which delays the other windows' ends meanwhile. An error
-	// loses the message; Close reports how many were lost.
-	Republish func(*message.Message) error `koanf:"-"`
-	// Superseded, if set, is called with each message replaced by a later
-	// one of its key before it was sent: it will never be published. It runs
-	// with a lock held and must not block.
-	Superseded func(*message.Message) `koanf:"-"`
 }
 
 // Middleware coalesces messages in a Watermill handler: per event type and
@@ -71,6 +48,7 @@ type Middleware struct {
 	lastErr    atomic.Pointer[error]
 	closeOnce  sync.Once
 	closeErr   error
+	registerer prometheus.Registerer // NewMiddleware's
 }
 
 type eventType struct {
@@ -79,14 +57,22 @@ type eventType struct {
 	overflow  prometheus.Counter
 }
 
-// NewMiddleware returns a Middleware. Its metrics are registered with the
-// registerer given WithRegisterer, if any:
+// NewMiddleware returns a Middleware that sends each window's trailing
+// message to republish, back to the head of the pipeline, where the
+// middleware lets it through. A bus gives its ingress, so that the message
+// is retried and dead-lettered like any other and stays in order with its
+// key. republish is called on the Coalescer's goroutine (and by Close): it
+// may wait for room, which delays the other windows' ends meanwhile. An
+// error loses the message; Close reports how many were lost.
+//
+// Its metrics are registered with the registerer given WithRegisterer, if
+// any:
 // events_coalesced_total{event_type} (messages coalesced away, that is
 // publishes saved), switchyard_coalesce_overflow_total{event_type}
 // (messages passed through uncoalesced because MaxKeys keys were tracked)
 // and switchyard_coalesce_keys (keys tracked now). Close it to flush the
 // pending messages.
-func NewMiddleware(cfg MiddlewareConfig, opts ...Option) (*Middleware, error) {
+func NewMiddleware(cfg MiddlewareConfig, republish func(*message.Message) error, opts ...MiddlewareOption) (*Middleware, error) {
 	var errs []error
 	if len(cfg.Windows) == 0 {
 		errs = append(errs, errors.New("coalesce: windows: must name at least one event type"))
@@ -96,21 +82,20 @@ func NewMiddleware(cfg MiddlewareConfig, opts ...Option) (*Middleware, error) {
 			errs = append(errs, fmt.Errorf("coalesce: windows.%s: must be positive and at most %s, got %s", typ, MaxWindow, w))
 		}
 	}
-	if cfg.Republish == nil {
-		errs = append(errs, errors.New("coalesce: Republish is required"))
+	if republish == nil {
+		errs = append(errs, errors.New("coalesce: republish must not be nil"))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	o := buildOptions(opts)
 	mw := &Middleware{
-		types:      make(map[string]*eventType, len(cfg.Windows)),
-		eventType:  cfg.EventType,
-		key:        cfg.Key,
-		republish:  cfg.Republish,
-		superseded: cfg.Superseded,
-		inFlight:   inFlight{keys: make(map[string]int32)},
-		retries:    retries{uuids: make(map[string]struct{}), max: cmp.Or(cfg.MaxKeys, DefaultMaxKeys)},
+		types:     make(map[string]*eventType, len(cfg.Windows)),
+		republish: republish,
+		inFlight:  inFlight{keys: make(map[string]int32)},
+		retries:   retries{uuids: make(map[string]struct{}), max: cmp.Or(cfg.MaxKeys, DefaultMaxKeys)},
+	}
+	for _, opt := range opts {
+		opt(mw)
 	}
 	if mw.eventType == nil {
 		mw.eventType = func(m *message.Message) string { return m.Metadata.Get(metakey.EventType) }
@@ -143,13 +128,13 @@ func NewMiddleware(cfg MiddlewareConfig, opts ...Option) (*Middleware, error) {
 		t.window.Store(int64(w))
 		mw.types[typ] = t
 	}
-	if o.registerer != nil {
+	if mw.registerer != nil {
 		keys := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "switchyard_coalesce_keys",
 			Help: "Keys with a coalescing window open.",
 		}, func() float64 { return float64(c.Len()) })
 		for _, col := range []prometheus.Collector{coalesced, overflow, keys} {
-			if err := o.registerer.Register(col); err != nil {
+			if err := mw.registerer.Register(col); err != nil {
 				return nil, fmt.Errorf("coalesce: register metrics: %w", err)
 			}
 		}
@@ -241,7 +226,7 @@ func (mw *Middleware) SetWindow(eventType string, window time.Duration) error {
 func (mw *Middleware) Len() int { return mw.c.Len() }
 
 // Close republishes every pending message, then lets every message through
-// uncoalesced. It returns an error if Republish failed for any trailing
+// uncoalesced. It returns an error if republish failed for any trailing
 // message since NewMiddleware. Close is idempotent.
 func (mw *Middleware) Close() error {
 	mw.closeOnce.Do(func() {

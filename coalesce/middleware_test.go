@@ -32,7 +32,7 @@ type pipeline struct {
 	gate       map[string]chan struct{} // payload → closed when its publish may end
 }
 
-func newPipeline(t *testing.T, cfg coalesce.MiddlewareConfig, opts ...coalesce.Option) *pipeline {
+func newPipeline(t *testing.T, cfg coalesce.MiddlewareConfig, opts ...coalesce.MiddlewareOption) *pipeline {
 	t.Helper()
 	p := &pipeline{
 		ingress: make(chan *message.Message, 1000), done: make(chan struct{}),
@@ -42,16 +42,16 @@ func newPipeline(t *testing.T, cfg coalesce.MiddlewareConfig, opts ...coalesce.O
 	if cfg.Windows == nil {
 		cfg.Windows = map[string]time.Duration{"typing": window}
 	}
-	cfg.Republish = func(m *message.Message) error {
+	republish := func(m *message.Message) error {
 		p.ingress <- m
 		return nil
 	}
-	cfg.Superseded = func(m *message.Message) {
+	superseded := coalesce.WithSuperseded(func(m *message.Message) {
 		p.mu.Lock()
 		p.superseded = append(p.superseded, string(m.Payload))
 		p.mu.Unlock()
-	}
-	mw, err := coalesce.NewMiddleware(cfg, opts...)
+	})
+	mw, err := coalesce.NewMiddleware(cfg, republish, append(opts, superseded)...)
 	require.NoError(t, err)
 	p.mw = mw
 	p.handler = mw.Middleware(func(m *message.Message) ([]*message.Message, error) {
@@ -308,9 +308,8 @@ func TestMiddlewareCloseFlushes(t *testing.T) {
 func TestMiddlewareCloseReportsLostTrailingMessages(t *testing.T) {
 	errFull := errors.New("ingress full")
 	mw, err := coalesce.NewMiddleware(coalesce.MiddlewareConfig{
-		Windows:   map[string]time.Duration{"typing": 30 * time.Minute},
-		Republish: func(*message.Message) error { return errFull },
-	})
+		Windows: map[string]time.Duration{"typing": 30 * time.Minute},
+	}, func(*message.Message) error { return errFull })
 	require.NoError(t, err)
 	h := mw.Middleware(func(*message.Message) ([]*message.Message, error) { return nil, nil })
 	for i := range 3 {
@@ -366,22 +365,22 @@ func TestMiddlewareSetWindow(t *testing.T) {
 func TestNewMiddlewareErrors(t *testing.T) {
 	republish := func(*message.Message) error { return nil }
 	tests := []struct {
-		name string
-		cfg  coalesce.MiddlewareConfig
-		want []string
+		name      string
+		cfg       coalesce.MiddlewareConfig
+		republish func(*message.Message) error
+		want      []string
 	}{
-		{"no windows", coalesce.MiddlewareConfig{Republish: republish}, []string{"windows: must name at least one"}},
+		{"no windows", coalesce.MiddlewareConfig{}, republish, []string{"windows: must name at least one"}},
 		{"bad windows", coalesce.MiddlewareConfig{
-			Windows:   map[string]time.Duration{"typing": 0, "presence": -time.Second},
-			Republish: republish,
-		}, []string{"windows.typing: must be positive", "windows.presence: must be positive"}},
-		{"no republish", coalesce.MiddlewareConfig{Windows: map[string]time.Duration{"typing": window}}, []string{"Republish is required"}},
-		{"bad max_keys", coalesce.MiddlewareConfig{Windows: map[string]time.Duration{"typing": window}, Republish: republish, MaxKeys: -1},
+			Windows: map[string]time.Duration{"typing": 0, "presence": -time.Second},
+		}, republish, []string{"windows.typing: must be positive", "windows.presence: must be positive"}},
+		{"no republish", coalesce.MiddlewareConfig{Windows: map[string]time.Duration{"typing": window}}, nil, []string{"republish must not be nil"}},
+		{"bad max_keys", coalesce.MiddlewareConfig{Windows: map[string]time.Duration{"typing": window}, MaxKeys: -1}, republish,
 			[]string{"max_keys"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := coalesce.NewMiddleware(tt.cfg)
+			_, err := coalesce.NewMiddleware(tt.cfg, tt.republish)
 			require.Error(t, err)
 			for _, w := range tt.want {
 				assert.Contains(t, err.Error(), w)
@@ -392,24 +391,20 @@ func TestNewMiddlewareErrors(t *testing.T) {
 
 func TestNewMiddlewareRegistersOnce(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	cfg := coalesce.MiddlewareConfig{
-		Windows:   map[string]time.Duration{"typing": window},
-		Republish: func(*message.Message) error { return nil },
-	}
-	mw, err := coalesce.NewMiddleware(cfg, coalesce.WithRegisterer(reg))
+	cfg := coalesce.MiddlewareConfig{Windows: map[string]time.Duration{"typing": window}}
+	republish := func(*message.Message) error { return nil }
+	mw, err := coalesce.NewMiddleware(cfg, republish, coalesce.WithRegisterer(reg))
 	require.NoError(t, err)
 	defer mw.Close()
-	_, err = coalesce.NewMiddleware(cfg, coalesce.WithRegisterer(reg))
+	_, err = coalesce.NewMiddleware(cfg, republish, coalesce.WithRegisterer(reg))
 	assert.ErrorContains(t, err, "register metrics")
 }
 
 func TestIsRepublished(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var republished []*message.Message
-		mw, err := coalesce.NewMiddleware(coalesce.MiddlewareConfig{
-			Windows:   map[string]time.Duration{"typing": window},
-			Republish: func(m *message.Message) error { republished = append(republished, m); return nil },
-		})
+		mw, err := coalesce.NewMiddleware(coalesce.MiddlewareConfig{Windows: map[string]time.Duration{"typing": window}},
+			func(m *message.Message) error { republished = append(republished, m); return nil })
 		require.NoError(t, err)
 		defer mw.Close()
 		h := mw.Middleware(func(*message.Message) ([]*message.Message, error) { return nil, nil })

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -57,34 +58,46 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// Option sets what a configuration file cannot hold.
-type Option func(*options)
-
-type options struct {
-	merge      any // func(T, T) T, checked by New
-	registerer prometheus.Registerer
-}
+// Option sets what a configuration file cannot hold on a Coalescer of T
+// values.
+type Option[T any] func(*Coalescer[T])
 
 // WithMerge makes a value added to a window that already holds a pending
 // one replace it with merge(pending, next) instead of next alone (latest
 // wins). merge runs with a lock held: keep it short, and never call the
-// Coalescer from it. New fails if T is not the Coalescer's value type.
-// NewMiddleware ignores it: there the latest message wins.
-func WithMerge[T any](merge func(pending, next T) T) Option {
-	return func(o *options) { o.merge = merge }
+// Coalescer from it.
+func WithMerge[T any](merge func(pending, next T) T) Option[T] {
+	return func(c *Coalescer[T]) { c.merge = merge }
 }
 
-// WithRegisterer registers the middleware's metrics with r (New registers
-// none). Without it they are registered nowhere, never with the global
-// registry.
-func WithRegisterer(r prometheus.Registerer) Option {
-	return func(o *options) { o.registerer = r }
+// MiddlewareOption sets what a configuration file cannot hold on a
+// Middleware.
+type MiddlewareOption func(*Middleware)
+
+// WithRegisterer registers the middleware's metrics with r. Without it they
+// are registered nowhere, never with the global registry.
+func WithRegisterer(r prometheus.Registerer) MiddlewareOption {
+	return func(mw *Middleware) { mw.registerer = r }
 }
 
-func buildOptions(opts []Option) options {
-	var o options
-	for _, opt := range opts {
-		opt(&o)
-	}
-	return o
+// WithEventType makes the middleware read a message's event type with
+// eventType. Default: its event_type metadata value.
+func WithEventType(eventType func(*message.Message) string) MiddlewareOption {
+	return func(mw *Middleware) { mw.eventType = eventType }
+}
+
+// WithKey makes the middleware read the key a message is coalesced under,
+// among the messages of its event type, with key; "" lets it pass through.
+// Default: the topic the handler subscribed to
+// (message.SubscribeTopicFromCtx) and the event_key metadata value, or ""
+// if that value is empty.
+func WithKey(key func(*message.Message) string) MiddlewareOption {
+	return func(mw *Middleware) { mw.key = key }
+}
+
+// WithSuperseded makes the middleware call superseded with each message
+// replaced by a later one of its key before it was sent: it will never be
+// published. It runs with a lock held and must not block.
+func WithSuperseded(superseded func(*message.Message)) MiddlewareOption {
+	return func(mw *Middleware) { mw.superseded = superseded }
 }

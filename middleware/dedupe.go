@@ -26,8 +26,7 @@ const (
 var ErrDuplicateInFlight = errors.New("middleware: dedupe: a message with the same key is still being handled")
 
 // DedupeConfig configures a Dedupe. The zero value is usable: every zero
-// field takes its default. TTL and MaxKeys can come from a file; the
-// functions and the registerer only from code.
+// field takes its default.
 type DedupeConfig struct {
 	// TTL is how long a message that was handled successfully is
 	// remembered: a duplicate that comes later is handled again. Make it
@@ -38,18 +37,6 @@ type DedupeConfig struct {
 	// When it is reached the oldest are forgotten first, before their TTL:
 	// a duplicate of one of those is handled again. Default 100,000.
 	MaxKeys int `koanf:"max_keys"`
-
-	// Key returns what identifies a message; "" lets the message through
-	// unchecked and unremembered. Default: the message's UUID.
-	Key func(*message.Message) string `koanf:"-"`
-	// Now tells the time. Default time.Now, which inside a testing/synctest
-	// bubble is the bubble's fake clock.
-	Now func() time.Time `koanf:"-"`
-	// Registerer, if set, registers events_deduplicated_total,
-	// switchyard_dedupe_evictions_total and switchyard_dedupe_keys with it;
-	// never with the global registry. Wrap it with
-	// prometheus.WrapRegistererWith to tell several Dedupes apart.
-	Registerer prometheus.Registerer `koanf:"-"`
 }
 
 func (c *DedupeConfig) setDefaults() {
@@ -58,12 +45,6 @@ func (c *DedupeConfig) setDefaults() {
 	}
 	if c.MaxKeys == 0 {
 		c.MaxKeys = DefaultDedupeMaxKeys
-	}
-	if c.Key == nil {
-		c.Key = func(m *message.Message) string { return m.UUID }
-	}
-	if c.Now == nil {
-		c.Now = time.Now
 	}
 }
 
@@ -122,17 +103,25 @@ type Dedupe struct {
 	evictions    prometheus.Counter
 }
 
-// NewDedupe returns a Dedupe configured by cfg.
-func NewDedupe(cfg DedupeConfig) (*Dedupe, error) {
+// NewDedupe returns a Dedupe configured by cfg. It reads WithKey (default:
+// the message's UUID), WithNow and WithRegisterer.
+func NewDedupe(cfg DedupeConfig, opts ...Option) (*Dedupe, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	cfg.setDefaults()
+	o := buildOptions(opts)
+	if o.key == nil {
+		o.key = func(m *message.Message) string { return m.UUID }
+	}
+	if o.now == nil {
+		o.now = time.Now
+	}
 	n := dedupeShardCount(cfg.MaxKeys)
 	d := &Dedupe{
 		ttl:    int64(cfg.TTL),
-		key:    cfg.Key,
-		clock:  cfg.Now,
+		key:    o.key,
+		clock:  o.now,
 		seed:   maphash.MakeSeed(),
 		shift:  uint(64 - bits.TrailingZeros(uint(n))),
 		shards: make([]dedupeShard, n),
@@ -156,7 +145,7 @@ func NewDedupe(cfg DedupeConfig) (*Dedupe, error) {
 		s.seen = make(map[string]int64)
 		s.running = make(map[string]chan struct{})
 	}
-	if r := cfg.Registerer; r != nil {
+	if r := o.registerer; r != nil {
 		keys := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "switchyard_dedupe_keys",
 			Help: "Keys that dedupe remembers.",

@@ -42,11 +42,10 @@ type dedupeRig struct {
 	fail  map[string]bool // the next call for the UUID fails
 }
 
-func newDedupeRig(t *testing.T, cfg middleware.DedupeConfig) *dedupeRig {
+func newDedupeRig(t *testing.T, cfg middleware.DedupeConfig, opts ...middleware.Option) *dedupeRig {
 	t.Helper()
 	r := &dedupeRig{reg: prometheus.NewRegistry(), calls: map[string]int{}, fail: map[string]bool{}}
-	cfg.Registerer = r.reg
-	d, err := middleware.NewDedupe(cfg)
+	d, err := middleware.NewDedupe(cfg, append(opts, middleware.WithRegisterer(r.reg))...)
 	require.NoError(t, err)
 	r.d = d
 	r.h = d.Middleware(func(m *message.Message) ([]*message.Message, error) {
@@ -251,7 +250,7 @@ func TestDedupe(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				r := newDedupeRig(t, middleware.DedupeConfig{TTL: dedupeTTL, MaxKeys: tt.maxKeys, Key: tt.key})
+				r := newDedupeRig(t, middleware.DedupeConfig{TTL: dedupeTTL, MaxKeys: tt.maxKeys}, middleware.WithKey(tt.key))
 				start := time.Now()
 				wantDropped := 0
 				for i, dl := range tt.deliveries {
@@ -408,7 +407,7 @@ func TestDedupeConcurrentDuplicates(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			reg := prometheus.NewRegistry()
-			d, err := middleware.NewDedupe(middleware.DedupeConfig{Registerer: reg})
+			d, err := middleware.NewDedupe(middleware.DedupeConfig{}, middleware.WithRegisterer(reg))
 			require.NoError(t, err)
 			var (
 				calls, running [uuids]atomic.Int32
@@ -486,13 +485,11 @@ func TestDedupeInARouter(t *testing.T) {
 		}
 	}
 	reg := prometheus.NewRegistry()
-	withMiddleware, err := middleware.NewDedupe(middleware.DedupeConfig{
-		Registerer: prometheus.WrapRegistererWith(prometheus.Labels{"handler": "middleware"}, reg),
-	})
+	withMiddleware, err := middleware.NewDedupe(middleware.DedupeConfig{},
+		middleware.WithRegisterer(prometheus.WrapRegistererWith(prometheus.Labels{"handler": "middleware"}, reg)))
 	require.NoError(t, err)
-	withHandler, err := middleware.NewDedupe(middleware.DedupeConfig{
-		Registerer: prometheus.WrapRegistererWith(prometheus.Labels{"handler": "handler"}, reg),
-	})
+	withHandler, err := middleware.NewDedupe(middleware.DedupeConfig{},
+		middleware.WithRegisterer(prometheus.WrapRegistererWith(prometheus.Labels{"handler": "handler"}, reg)))
 	require.NoError(t, err)
 	router.AddConsumerHandler("middleware", "middleware", pubSub, handle("middleware")).
 		AddMiddleware(withMiddleware.Middleware)
@@ -532,8 +529,7 @@ func TestDedupeMetricsScrape(t *testing.T) {
 	r := newDedupeRig(t, middleware.DedupeConfig{
 		TTL:     dedupeTTL,
 		MaxKeys: 2,
-		Now:     func() time.Time { return time.Unix(0, now.Load()) },
-	})
+	}, middleware.WithNow(func() time.Time { return time.Unix(0, now.Load()) }))
 	for _, uuid := range []string{"a", "a", "b", "a", "c", "c"} {
 		r.deliver(uuid, false)
 	}
@@ -579,9 +575,9 @@ func TestDedupeConfigErrors(t *testing.T) {
 	assert.NoError(t, middleware.DedupeConfig{}.Validate(), "the zero value is valid")
 
 	reg := prometheus.NewRegistry()
-	_, err := middleware.NewDedupe(middleware.DedupeConfig{Registerer: reg})
+	_, err := middleware.NewDedupe(middleware.DedupeConfig{}, middleware.WithRegisterer(reg))
 	require.NoError(t, err)
-	_, err = middleware.NewDedupe(middleware.DedupeConfig{Registerer: reg})
+	_, err = middleware.NewDedupe(middleware.DedupeConfig{}, middleware.WithRegisterer(reg))
 	var already prometheus.AlreadyRegisteredError
 	assert.ErrorAs(t, err, &already, "two on one registerer need telling apart")
 }
@@ -592,8 +588,7 @@ func TestDedupeInjectedClock(t *testing.T) {
 	now.Store(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano())
 	r := newDedupeRig(t, middleware.DedupeConfig{
 		TTL: dedupeTTL,
-		Now: func() time.Time { return time.Unix(0, now.Load()) },
-	})
+	}, middleware.WithNow(func() time.Time { return time.Unix(0, now.Load()) }))
 	require.Equal(t, "handled", r.deliver("a", false))
 	now.Add(int64(dedupeTTL - 1))
 	require.Equal(t, "dropped", r.deliver("a", false))
@@ -613,8 +608,7 @@ func TestDedupeClockSteppingBackDuringAHandler(t *testing.T) {
 	d, err := middleware.NewDedupe(middleware.DedupeConfig{
 		TTL:     dedupeTTL,
 		MaxKeys: 100, // one shard: a and b share a queue
-		Now:     func() time.Time { return time.Unix(0, now.Load()) },
-	})
+	}, middleware.WithNow(func() time.Time { return time.Unix(0, now.Load()) }))
 	require.NoError(t, err)
 	var calls atomic.Int32
 	stepBack := false
@@ -644,7 +638,7 @@ func TestDedupeClockSteppingBackDuringAHandler(t *testing.T) {
 
 // Dropping a duplicate allocates nothing.
 func TestDedupeDuplicateDoesNotAllocate(t *testing.T) {
-	d, err := middleware.NewDedupe(middleware.DedupeConfig{Registerer: prometheus.NewRegistry()})
+	d, err := middleware.NewDedupe(middleware.DedupeConfig{}, middleware.WithRegisterer(prometheus.NewRegistry()))
 	require.NoError(t, err)
 	h := d.Middleware(func(*message.Message) ([]*message.Message, error) { return nil, nil })
 	m := message.NewMessage("a", nil)

@@ -20,7 +20,7 @@ import (
 	"github.com/switchyard-go/switchyard/internal/monotime"
 )
 
-// Defaults of FallbackConfig and FallbackOptions.
+// Defaults of FallbackConfig.
 const (
 	DefaultPublishTimeout   = 500 * time.Millisecond
 	DefaultCooldown         = 30 * time.Second
@@ -40,7 +40,8 @@ const (
 	ReasonCooldown    = "cooldown"     // the key fell back lately and stays: not tried
 )
 
-// FallbackConfig is what Fallback.Update can change at run time.
+// FallbackConfig configures a Fallback. Update can change every field but
+// the last three, which NewFallback fixes.
 type FallbackConfig struct {
 	// Enabled turns the stage on; off, messages go to their transport only
 	// and a failure is the handler's error.
@@ -59,6 +60,18 @@ type FallbackConfig struct {
 	// keeps to To, so that its events are not spread over two transports
 	// (and reordered) while the other one flaps. Default 30s.
 	Cooldown time.Duration
+
+	// FailureThreshold is how many publishes in a row must fail on a
+	// transport before its circuit breaker opens. Default 5.
+	FailureThreshold uint32
+	// ProbeInterval is how long an open breaker refuses its transport
+	// before it lets one publish through (half-open) to probe it: that
+	// publish succeeding closes it. Default 5s.
+	ProbeInterval time.Duration
+	// CooldownKeys bounds the keys kept on the fallback at once; past it,
+	// the key held longest ago is let go first (its transport's breaker
+	// still holds it if it stays down). Default 100,000.
+	CooldownKeys int
 }
 
 func (c *FallbackConfig) setDefaults() {
@@ -67,6 +80,15 @@ func (c *FallbackConfig) setDefaults() {
 	}
 	if c.Cooldown == 0 {
 		c.Cooldown = DefaultCooldown
+	}
+	if c.FailureThreshold == 0 {
+		c.FailureThreshold = DefaultFailureThreshold
+	}
+	if c.ProbeInterval <= 0 {
+		c.ProbeInterval = DefaultProbeInterval
+	}
+	if c.CooldownKeys <= 0 {
+		c.CooldownKeys = DefaultCooldownKeys
 	}
 }
 
@@ -90,34 +112,6 @@ func (c FallbackConfig) Validate() error {
 	return errors.Join(errs...)
 }
 
-// FallbackOptions are the settings of a Fallback fixed at construction.
-type FallbackOptions struct {
-	// FailureThreshold is how many publishes in a row must fail on a
-	// transport before its circuit breaker opens. Default 5.
-	FailureThreshold uint32
-	// ProbeInterval is how long an open breaker refuses its transport
-	// before it lets one publish through (half-open) to probe it: that
-	// publish succeeding closes it. Default 5s.
-	ProbeInterval time.Duration
-	// CooldownKeys bounds the keys kept on the fallback at once; past it,
-	// the key held longest ago is let go first (its transport's breaker
-	// still holds it if it stays down). Default 100,000.
-	CooldownKeys int
-	// Key returns the key a cooldown holds; default: the event_key
-	// metadata. Messages without a key are not held.
-	Key func(*message.Message) string
-	// TransportKey is the metadata key naming a message's transport, as
-	// Split writes it; default "transport". Fallback rewrites it to To.
-	TransportKey string
-	// OnFallback, if set, is called for each message that goes to the
-	// fallback, after the fallback publish, with its outcome.
-	OnFallback func(m *message.Message, from, to, reason string, err error)
-	// Registerer, if set, registers switchyard_fallbacks_total and
-	// switchyard_circuit_breaker_state.
-	Registerer prometheus.Registerer
-	Logger     watermill.LoggerAdapter
-}
-
 // Fallback is the stage that publishes a message on another transport when
 // its own fails. It wraps the handler that publishes (the dispatch): it
 // calls it with a deadline on the message's context, and when that fails
@@ -137,11 +131,14 @@ type FallbackOptions struct {
 // delivered twice, once by each transport. Consumers that must not see
 // duplicates dedupe by message UUID (see Dedupe).
 type Fallback struct {
-	state        atomic.Pointer[fallbackState]
-	opts         FallbackOptions
-	transportKey string
-	key          func(*message.Message) string
-	logger       watermill.LoggerAdapter
+	state            atomic.Pointer[fallbackState]
+	failureThreshold uint32
+	probeInterval    time.Duration
+	cooldownKeys     int
+	transportKey     string
+	key              func(*message.Message) string
+	logger           watermill.LoggerAdapter
+	onFallback       func(m *message.Message, from, to, reason string, err error)
 
 	mu       sync.Mutex // held to add a breaker
 	breakers atomic.Pointer[map[string]*breaker]
@@ -152,23 +149,20 @@ type Fallback struct {
 	breakerState *prometheus.Desc
 }
 
-// NewFallback returns a Fallback with cfg and opts.
-func NewFallback(cfg FallbackConfig, opts FallbackOptions) (*Fallback, error) {
-	if opts.FailureThreshold == 0 {
-		opts.FailureThreshold = DefaultFailureThreshold
-	}
-	if opts.ProbeInterval <= 0 {
-		opts.ProbeInterval = DefaultProbeInterval
-	}
-	if opts.CooldownKeys <= 0 {
-		opts.CooldownKeys = DefaultCooldownKeys
-	}
+// NewFallback returns a Fallback with cfg. It reads WithKey,
+// WithTransportKey, WithOnFallback, WithLogger and WithRegisterer.
+func NewFallback(cfg FallbackConfig, opts ...Option) (*Fallback, error) {
+	cfg.setDefaults()
+	o := buildOptions(opts)
 	f := &Fallback{
-		opts:         opts,
-		transportKey: opts.TransportKey,
-		key:          opts.Key,
-		logger:       opts.Logger,
-		cooldown:     newCooldowns(opts.CooldownKeys),
+		failureThreshold: cfg.FailureThreshold,
+		probeInterval:    cfg.ProbeInterval,
+		cooldownKeys:     cfg.CooldownKeys,
+		transportKey:     o.transportKey,
+		key:              o.key,
+		logger:           o.logger,
+		onFallback:       o.onFallback,
+		cooldown:         newCooldowns(cfg.CooldownKeys),
 	}
 	f.breakers.Store(&map[string]*breaker{})
 	if f.transportKey == "" {
@@ -187,9 +181,9 @@ func NewFallback(cfg FallbackConfig, opts FallbackOptions) (*Fallback, error) {
 	f.breakerState = prometheus.NewDesc("switchyard_circuit_breaker_state",
 		"State of each transport's circuit breaker when scraped: 0 closed, 1 half-open (the next publish probes), 2 open.",
 		[]string{"transport"}, nil)
-	if opts.Registerer != nil {
+	if o.registerer != nil {
 		for _, c := range []prometheus.Collector{f.fallbacks, breakerCollector{f}} {
-			if err := opts.Registerer.Register(c); err != nil {
+			if err := o.registerer.Register(c); err != nil {
 				return nil, fmt.Errorf("middleware: fallback: register metrics: %w", err)
 			}
 		}
@@ -208,8 +202,10 @@ type fallbackState struct {
 
 // Update replaces the configuration; messages that reach the stage after
 // it returns use the new one. An invalid cfg is refused and the old one
-// stays. Breakers and the keys held in cooldown are kept.
+// stays. Breakers and the keys held in cooldown are kept, and so are
+// FailureThreshold, ProbeInterval and CooldownKeys: Update ignores them.
 func (f *Fallback) Update(cfg FallbackConfig) error {
+	cfg.FailureThreshold, cfg.ProbeInterval, cfg.CooldownKeys = f.failureThreshold, f.probeInterval, f.cooldownKeys
 	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
 		return err
@@ -371,8 +367,8 @@ func (f *Fallback) fallBack(h message.HandlerFunc, m *message.Message, cfg *Fall
 	// that the event is out.
 	f.fallbacks.WithLabelValues(from, cfg.To, reason).Inc()
 	out, err := h(m)
-	if f.opts.OnFallback != nil {
-		f.opts.OnFallback(m, from, cfg.To, reason, err)
+	if f.onFallback != nil {
+		f.onFallback(m, from, cfg.To, reason, err)
 	}
 	if err != nil {
 		// Back to where it was routed: a retry starts from the top.
@@ -395,13 +391,13 @@ func (f *Fallback) breaker(name string) *breaker {
 	if b := breakers[name]; b != nil {
 		return b
 	}
-	threshold := f.opts.FailureThreshold
+	threshold := f.failureThreshold
 	b := &breaker{closed: true}
 	b.clean.Store(true)
 	b.cb = gobreaker.NewCircuitBreaker[struct{}](gobreaker.Settings{
 		Name:        name,
 		MaxRequests: 1,
-		Timeout:     f.opts.ProbeInterval,
+		Timeout:     f.probeInterval,
 		ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= threshold },
 		OnStateChange: func(name string, from, to gobreaker.State) {
 			b.changed(to)

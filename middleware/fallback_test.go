@@ -80,6 +80,13 @@ func onRedis(uuid, key string) *message.Message {
 
 var errDown = errors.New("connection refused")
 
+// withBreaker is cfg with a failure threshold and a bound of keys in
+// cooldown (0: the default).
+func withBreaker(cfg middleware.FallbackConfig, threshold uint32, cooldownKeys int) middleware.FallbackConfig {
+	cfg.FailureThreshold, cfg.CooldownKeys = threshold, cooldownKeys
+	return cfg
+}
+
 func fallbackConfig() middleware.FallbackConfig {
 	return middleware.FallbackConfig{Enabled: true, To: "http", PublishTimeout: 200 * time.Millisecond, Cooldown: time.Second}
 }
@@ -88,7 +95,7 @@ func TestFallbackOnErrorPublishesOnTheFallback(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	tr := newTransports()
 	tr.set("redis", func(context.Context) error { return errDown })
-	f, err := middleware.NewFallback(fallbackConfig(), middleware.FallbackOptions{Registerer: reg})
+	f, err := middleware.NewFallback(fallbackConfig(), middleware.WithRegisterer(reg))
 	require.NoError(t, err)
 	h := f.Middleware(tr.handler)
 
@@ -127,9 +134,8 @@ func TestFallbackOnTimeoutWithinTheDeadline(t *testing.T) {
 		// A blackholed transport: answers only when the context ends.
 		tr.set("redis", func(ctx context.Context) error { <-ctx.Done(); return ctx.Err() })
 		var reason string
-		f, err := middleware.NewFallback(fallbackConfig(), middleware.FallbackOptions{
-			OnFallback: func(_ *message.Message, _, _, r string, _ error) { reason = r },
-		})
+		f, err := middleware.NewFallback(fallbackConfig(),
+			middleware.WithOnFallback(func(_ *message.Message, _, _, r string, _ error) { reason = r }))
 		require.NoError(t, err)
 
 		start := time.Now()
@@ -147,7 +153,7 @@ func TestFallbackDeadlineOfACancelableContextIsExact(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		tr := newTransports()
 		tr.set("redis", func(ctx context.Context) error { <-ctx.Done(); return ctx.Err() })
-		f, err := middleware.NewFallback(fallbackConfig(), middleware.FallbackOptions{})
+		f, err := middleware.NewFallback(fallbackConfig())
 		require.NoError(t, err)
 		ctx, cancel := context.WithCancel(context.Background()) // a PublishSync caller's
 		defer cancel()
@@ -167,12 +173,8 @@ func TestFallbackBreakerOpensAndProbes(t *testing.T) {
 		tr.set("redis", func(context.Context) error { return errDown })
 		var reasons []string
 		f, err := middleware.NewFallback(
-			middleware.FallbackConfig{Enabled: true, To: "http", Cooldown: time.Millisecond},
-			middleware.FallbackOptions{
-				FailureThreshold: 3,
-				ProbeInterval:    time.Second,
-				OnFallback:       func(_ *message.Message, _, _, r string, _ error) { reasons = append(reasons, r) },
-			})
+			middleware.FallbackConfig{Enabled: true, To: "http", Cooldown: time.Millisecond, FailureThreshold: 3, ProbeInterval: time.Second},
+			middleware.WithOnFallback(func(_ *message.Message, _, _, r string, _ error) { reasons = append(reasons, r) }))
 		require.NoError(t, err)
 		h := f.Middleware(tr.handler)
 		publish := func(uuid string) {
@@ -213,8 +215,7 @@ func TestFallbackBreakerCountsFailuresInARow(t *testing.T) {
 		return nil
 	})
 	f, err := middleware.NewFallback(
-		middleware.FallbackConfig{Enabled: true, To: "http", Cooldown: time.Millisecond},
-		middleware.FallbackOptions{FailureThreshold: 3, ProbeInterval: time.Hour})
+		middleware.FallbackConfig{Enabled: true, To: "http", Cooldown: time.Millisecond, FailureThreshold: 3, ProbeInterval: time.Hour})
 	require.NoError(t, err)
 	h := f.Middleware(tr.handler)
 	n := 0
@@ -265,8 +266,7 @@ func TestFallbackStaleFailureIsNotTheProbe(t *testing.T) {
 			return nil, nil
 		}
 		f, err := middleware.NewFallback(
-			middleware.FallbackConfig{Enabled: true, To: "http", PublishTimeout: 5 * time.Second, Cooldown: time.Millisecond},
-			middleware.FallbackOptions{FailureThreshold: 2, ProbeInterval: time.Second})
+			middleware.FallbackConfig{Enabled: true, To: "http", PublishTimeout: 5 * time.Second, Cooldown: time.Millisecond, FailureThreshold: 2, ProbeInterval: time.Second})
 		require.NoError(t, err)
 		h := f.Middleware(handler)
 
@@ -299,8 +299,7 @@ func TestFallbackStaleFailureIsNotTheProbe(t *testing.T) {
 // the panic goes on up.
 func TestFallbackPanicCountsAsAFailure(t *testing.T) {
 	f, err := middleware.NewFallback(
-		middleware.FallbackConfig{Enabled: true, To: "http", Cooldown: time.Millisecond},
-		middleware.FallbackOptions{FailureThreshold: 2, ProbeInterval: time.Hour})
+		middleware.FallbackConfig{Enabled: true, To: "http", Cooldown: time.Millisecond, FailureThreshold: 2, ProbeInterval: time.Hour})
 	require.NoError(t, err)
 	h := f.Middleware(func(m *message.Message) ([]*message.Message, error) {
 		if m.Metadata.Get("transport") == "redis" {
@@ -324,7 +323,7 @@ func TestFallbackCooldownKeepsTheKeyOnTheFallback(t *testing.T) {
 			}
 			return nil
 		})
-		f, err := middleware.NewFallback(fallbackConfig(), middleware.FallbackOptions{})
+		f, err := middleware.NewFallback(fallbackConfig())
 		require.NoError(t, err)
 		h := f.Middleware(tr.handler)
 
@@ -351,7 +350,7 @@ func TestFallbackWhenEveryTransportFails(t *testing.T) {
 	tr := newTransports()
 	tr.set("redis", func(context.Context) error { return errDown })
 	tr.set("http", func(context.Context) error { return errors.New("503 Service Unavailable") })
-	f, err := middleware.NewFallback(fallbackConfig(), middleware.FallbackOptions{})
+	f, err := middleware.NewFallback(fallbackConfig())
 	require.NoError(t, err)
 	m := onRedis("1", "conv-1")
 	_, err = f.Middleware(tr.handler)(m)
@@ -379,7 +378,7 @@ func TestFallbackPassesThrough(t *testing.T) {
 			tr := newTransports()
 			tr.set("redis", func(context.Context) error { return errDown })
 			tr.set("http", func(context.Context) error { return errDown })
-			f, err := middleware.NewFallback(tc.cfg, middleware.FallbackOptions{})
+			f, err := middleware.NewFallback(tc.cfg)
 			require.NoError(t, err)
 			_, err = f.Middleware(tr.handler)(tc.m())
 			require.ErrorIs(t, err, errDown)
@@ -391,7 +390,7 @@ func TestFallbackPassesThrough(t *testing.T) {
 func TestFallbackCallerCancellationIsNotAFailure(t *testing.T) {
 	tr := newTransports()
 	tr.set("redis", func(ctx context.Context) error { return ctx.Err() })
-	f, err := middleware.NewFallback(fallbackConfig(), middleware.FallbackOptions{FailureThreshold: 1})
+	f, err := middleware.NewFallback(withBreaker(fallbackConfig(), 1, 0))
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -404,7 +403,7 @@ func TestFallbackCallerCancellationIsNotAFailure(t *testing.T) {
 }
 
 func TestFallbackUpdate(t *testing.T) {
-	f, err := middleware.NewFallback(fallbackConfig(), middleware.FallbackOptions{})
+	f, err := middleware.NewFallback(fallbackConfig())
 	require.NoError(t, err)
 	require.Error(t, f.Update(middleware.FallbackConfig{Enabled: true}), "enabled without a target")
 	assert.Equal(t, "http", f.Config().To, "the old config stays")
@@ -418,8 +417,7 @@ func TestFallbackBusyKeyComesBackAfterTheProbe(t *testing.T) {
 		tr := newTransports()
 		tr.set("redis", func(context.Context) error { return errDown })
 		f, err := middleware.NewFallback(
-			middleware.FallbackConfig{Enabled: true, To: "http", Cooldown: 300 * time.Millisecond},
-			middleware.FallbackOptions{FailureThreshold: 1, ProbeInterval: time.Second})
+			middleware.FallbackConfig{Enabled: true, To: "http", Cooldown: 300 * time.Millisecond, FailureThreshold: 1, ProbeInterval: time.Second})
 		require.NoError(t, err)
 		h := f.Middleware(tr.handler)
 
@@ -447,7 +445,7 @@ func TestFallbackBusyKeyComesBackAfterTheProbe(t *testing.T) {
 }
 
 func BenchmarkFallbackHealthy(b *testing.B) {
-	f, err := middleware.NewFallback(fallbackConfig(), middleware.FallbackOptions{})
+	f, err := middleware.NewFallback(fallbackConfig())
 	require.NoError(b, err)
 	h := f.Middleware(func(*message.Message) ([]*message.Message, error) { return nil, nil })
 	m := onRedis("1", "conv-1")
@@ -481,7 +479,7 @@ func TestFallbackSharedDeadlineStartsNoGoroutinePerPublish(t *testing.T) {
 	})
 	cfg := fallbackConfig()
 	cfg.PublishTimeout = 50 * time.Millisecond
-	f, err := middleware.NewFallback(cfg, middleware.FallbackOptions{})
+	f, err := middleware.NewFallback(cfg)
 	require.NoError(t, err)
 	h := f.Middleware(tr.handler)
 	t.Cleanup(func() {
@@ -518,7 +516,7 @@ func BenchmarkFallbackCooldown(b *testing.B) {
 		b.Run("held="+held, func(b *testing.B) {
 			cfg := fallbackConfig()
 			cfg.Cooldown = time.Hour
-			f, err := middleware.NewFallback(cfg, middleware.FallbackOptions{FailureThreshold: math.MaxUint32})
+			f, err := middleware.NewFallback(withBreaker(cfg, math.MaxUint32, 0))
 			require.NoError(b, err)
 			var failing atomic.Bool
 			failing.Store(true)
@@ -565,7 +563,7 @@ func TestFallbackCooldownKeysLetTheOldestGo(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		tr := newTransports()
 		tr.set("redis", func(context.Context) error { return errDown })
-		f, err := middleware.NewFallback(fallbackConfig(), middleware.FallbackOptions{CooldownKeys: 2, FailureThreshold: 100})
+		f, err := middleware.NewFallback(withBreaker(fallbackConfig(), 100, 2))
 		require.NoError(t, err)
 		h := f.Middleware(tr.handler)
 		for i, key := range []string{"conv-1", "conv-2", "conv-3"} {

@@ -52,21 +52,6 @@ func (c SplitConfig) Validate() error {
 	return errors.Join(errs...)
 }
 
-// SplitOptions tell Split how to read and mark a message. The zero value
-// reads the event_key and event_type metadata and writes transport.
-type SplitOptions struct {
-	// Key returns the key whose bucket decides the route; default: the
-	// event_key metadata. Events without a key all take the path of the
-	// empty key, so they keep one order.
-	Key func(*message.Message) string
-	// EventType returns the type that EventTypes is matched against;
-	// default: the event_type metadata.
-	EventType func(*message.Message) string
-	// TransportKey is the metadata key the chosen transport is written to;
-	// default "transport".
-	TransportKey string
-}
-
 // Split is the routing stage of a percentage rollout. Each event's key
 // falls in one of Buckets buckets, FNV-1a (64-bit) of Salt followed by the
 // key, modulo Buckets; keys whose bucket is below Percentage×100 go to the
@@ -92,9 +77,11 @@ type splitState struct {
 	seed      uint64              // FNV-1a state after the salt
 }
 
-// NewSplit returns a Split with cfg.
-func NewSplit(cfg SplitConfig, opts SplitOptions) (*Split, error) {
-	s := &Split{key: opts.Key, eventType: opts.EventType, transportKey: opts.TransportKey}
+// NewSplit returns a Split with cfg. It reads WithKey, WithEventType and
+// WithTransportKey.
+func NewSplit(cfg SplitConfig, opts ...Option) (*Split, error) {
+	o := buildOptions(opts)
+	s := &Split{key: o.key, eventType: o.eventType, transportKey: o.transportKey}
 	if s.key == nil {
 		s.key = metadataReader(metakey.EventKey)
 	}

@@ -25,7 +25,7 @@ func rollout(pct float64) middleware.SplitConfig {
 
 func TestSplitShareIsThePercentageAndSticky(t *testing.T) {
 	const keys = 100000
-	s, err := middleware.NewSplit(rollout(10), middleware.SplitOptions{})
+	s, err := middleware.NewSplit(rollout(10))
 	require.NoError(t, err)
 
 	at10 := make([]string, keys)
@@ -89,7 +89,7 @@ func TestSplitEdges(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			s, err := middleware.NewSplit(tc.cfg, middleware.SplitOptions{})
+			s, err := middleware.NewSplit(tc.cfg)
 			require.NoError(t, err)
 			assert.Equal(t, tc.want, count(s))
 		})
@@ -100,7 +100,7 @@ func TestSplitBucketIsWhatChooseUses(t *testing.T) {
 	for _, salt := range []string{"", "rollout-2026"} {
 		cfg := rollout(37.5)
 		cfg.Salt = salt
-		s, err := middleware.NewSplit(cfg, middleware.SplitOptions{})
+		s, err := middleware.NewSplit(cfg)
 		require.NoError(t, err)
 		for i := range 2000 {
 			key := "k" + strconv.Itoa(i)
@@ -117,7 +117,7 @@ func TestSplitBucketIsWhatChooseUses(t *testing.T) {
 }
 
 func TestSplitKeylessEventsShareOnePath(t *testing.T) {
-	s, err := middleware.NewSplit(rollout(50), middleware.SplitOptions{})
+	s, err := middleware.NewSplit(rollout(50))
 	require.NoError(t, err)
 	first := s.Choose(keyed("", "typing"))
 	for range 100 {
@@ -126,7 +126,7 @@ func TestSplitKeylessEventsShareOnePath(t *testing.T) {
 }
 
 func TestSplitMiddlewareMarksTheTransport(t *testing.T) {
-	s, err := middleware.NewSplit(rollout(100), middleware.SplitOptions{TransportKey: "via"})
+	s, err := middleware.NewSplit(rollout(100), middleware.WithTransportKey("via"))
 	require.NoError(t, err)
 	var seen []string
 	h := s.Middleware(func(m *message.Message) ([]*message.Message, error) {
@@ -141,7 +141,7 @@ func TestSplitMiddlewareMarksTheTransport(t *testing.T) {
 }
 
 func TestSplitRefusesInvalidConfigAndKeepsTheOld(t *testing.T) {
-	s, err := middleware.NewSplit(rollout(100), middleware.SplitOptions{})
+	s, err := middleware.NewSplit(rollout(100))
 	require.NoError(t, err)
 	for _, bad := range []middleware.SplitConfig{
 		rollout(150), rollout(-1), rollout(math.NaN()),
@@ -153,12 +153,12 @@ func TestSplitRefusesInvalidConfigAndKeepsTheOld(t *testing.T) {
 	assert.Equal(t, rollout(100), s.Config())
 	assert.Equal(t, "redis", s.Choose(keyed("x", "typing")))
 
-	_, err = middleware.NewSplit(rollout(101), middleware.SplitOptions{})
+	_, err = middleware.NewSplit(rollout(101))
 	require.ErrorContains(t, err, "percentage must be between 0 and 100")
 }
 
 func BenchmarkSplitChoose(b *testing.B) {
-	s, err := middleware.NewSplit(rollout(10), middleware.SplitOptions{})
+	s, err := middleware.NewSplit(rollout(10))
 	require.NoError(b, err)
 	m := keyed("conversation-12345", "chat_message")
 	b.ReportAllocs()

@@ -631,7 +631,7 @@ func TestMetricsDocListsEveryRegisteredFamily(t *testing.T) {
 	b, err := bus.New(cfg, bus.WithRegisterer(rec), bus.WithLoggerAdapter(watermill.NopLogger{}))
 	require.NoError(t, err)
 	t.Cleanup(func() { assert.NoError(t, b.Close()) })
-	_, err = middleware.NewDedupe(middleware.DedupeConfig{TTL: time.Minute, Registerer: rec})
+	_, err = middleware.NewDedupe(middleware.DedupeConfig{TTL: time.Minute}, middleware.WithRegisterer(rec))
 	require.NoError(t, err)
 
 	registered := map[string][]string{}
