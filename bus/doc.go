@@ -17,6 +17,11 @@
 //	…
 //	err = b.Close() // drains what Publish accepted, within bus.close_timeout
 //
+// The bus finds transports by type name in a registry
+// (github.com/switchyard-go/switchyard/transports), so a program links only
+// the transports it imports: transports/memory for the default
+// configuration, transports/all for every built-in one.
+//
 // Delivery is at least once. Events that share a key (NewMessage's key, the
 // event_key metadata) keep their order from Publish to the transport; events
 // without a key share one lane and keep their publish order too.

@@ -15,6 +15,7 @@ import (
 
 	"github.com/switchyard-go/switchyard/bus"
 	"github.com/switchyard-go/switchyard/tracing"
+	_ "github.com/switchyard-go/switchyard/transports/memory" // the default configuration's transport
 )
 
 // Each attempt of a message the bus retries gets a pipeline span of its
