@@ -63,7 +63,7 @@ var latencyBuckets = []float64{
 
 // pipelineMetrics are the bus's own per-event metrics. Their label values
 // are bounded: transports are the configured ones, and event types the
-// configured ones plus "other". Every series is made at New, so the hot
+// configured ones plus "other". Every series is resolved at New, so the hot
 // path only indexes slices.
 type pipelineMetrics struct {
 	eventTypes map[string]int // configured type → index; other is len
@@ -72,6 +72,25 @@ type pipelineMetrics struct {
 	publish     [][]durationMetric // with switchyard_events_published_total
 	delivery    [][]durationMetric // nil for a transport not timed
 	ingressWait durationMetric
+}
+
+// durationMetric is one series of a per-event duration histogram, with the
+// outcome counters of event_publish_duration_seconds' series.
+type durationMetric struct {
+	h        prometheus.Observer
+	ok, fail prometheus.Counter // nil: outcomes not counted
+}
+
+// observe records d; a negative d (a clock behind the publisher's) counts 0.
+func (s durationMetric) observe(d time.Duration, err error) {
+	s.h.Observe(max(d, 0).Seconds())
+	switch {
+	case s.ok == nil:
+	case err != nil:
+		s.fail.Inc()
+	default:
+		s.ok.Inc()
+	}
 }
 
 const (
@@ -102,62 +121,33 @@ func newPipelineMetrics(cfg Config, reg prometheus.Registerer, timesDelivery fun
 	for i, n := range names {
 		pm.transports[n] = i
 	}
-	// The series of a transport and an event type, and the ingress wait's:
-	// client_golang's with native histograms, the bus's own sharded ones
-	// otherwise.
-	var (
-		collectors        []prometheus.Collector
-		publish, delivery func(transport, eventType string) durationMetric
-	)
-	if cfg.Metrics.NativeHistograms {
-		histogram := func(name, help string, labels []string) *prometheus.HistogramVec {
-			return prometheus.NewHistogramVec(histogramOpts(name, help, true), labels)
-		}
-		duration := histogram("event_publish_duration_seconds", publishDurationHelp, []string{"transport", "event_type"})
-		latency := histogram("event_delivery_latency_seconds", deliveryLatencyHelp, []string{"transport", "event_type"})
-		published := prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "switchyard_events_published_total", Help: publishedHelp,
-		}, []string{"transport", "event_type", "outcome"})
-		wait := prometheus.NewHistogram(histogramOpts("switchyard_ingress_wait_seconds", ingressWaitHelp, true))
-		collectors = []prometheus.Collector{duration, latency, published, wait}
-		publish = func(tr, et string) durationMetric {
-			return &promSeries{
-				h:    duration.WithLabelValues(tr, et),
-				ok:   published.WithLabelValues(tr, et, "ok"),
-				fail: published.WithLabelValues(tr, et, "error"),
-			}
-		}
-		delivery = func(tr, et string) durationMetric { return &promSeries{h: latency.WithLabelValues(tr, et)} }
-		pm.ingressWait = &promSeries{h: wait}
-	} else {
-		labels := []string{"transport", "event_type"}
-		created := time.Now()
-		duration := &histogramCollector{
-			desc:    prometheus.NewDesc("event_publish_duration_seconds", publishDurationHelp, labels, nil),
-			outcome: prometheus.NewDesc("switchyard_events_published_total", publishedHelp, append(labels, "outcome"), nil),
-			created: created,
-		}
-		latency := &histogramCollector{desc: prometheus.NewDesc("event_delivery_latency_seconds", deliveryLatencyHelp, labels, nil), created: created}
-		wait := &histogramCollector{desc: prometheus.NewDesc("switchyard_ingress_wait_seconds", ingressWaitHelp, nil, nil), created: created}
-		collectors = []prometheus.Collector{duration, latency, wait}
-		publish = func(tr, et string) durationMetric { return duration.add(tr, et) }
-		delivery = func(tr, et string) durationMetric { return latency.add(tr, et) }
-		pm.ingressWait = wait.add()
-	}
+	native := cfg.Metrics.NativeHistograms
+	labels := []string{"transport", "event_type"}
+	duration := prometheus.NewHistogramVec(histogramOpts("event_publish_duration_seconds", publishDurationHelp, native), labels)
+	latency := prometheus.NewHistogramVec(histogramOpts("event_delivery_latency_seconds", deliveryLatencyHelp, native), labels)
+	published := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "switchyard_events_published_total", Help: publishedHelp,
+	}, append(labels, "outcome"))
+	wait := prometheus.NewHistogram(histogramOpts("switchyard_ingress_wait_seconds", ingressWaitHelp, native))
+	pm.ingressWait = durationMetric{h: wait}
 	labelTypes := append(slices.Clone(types), otherEventType)
 	for _, tr := range names {
 		timed := timesDelivery(tr)
 		var pd, lat []durationMetric
 		for _, et := range labelTypes {
-			pd = append(pd, publish(tr, et))
+			pd = append(pd, durationMetric{
+				h:    duration.WithLabelValues(tr, et),
+				ok:   published.WithLabelValues(tr, et, "ok"),
+				fail: published.WithLabelValues(tr, et, "error"),
+			})
 			if timed {
-				lat = append(lat, delivery(tr, et))
+				lat = append(lat, durationMetric{h: latency.WithLabelValues(tr, et)})
 			}
 		}
 		pm.publish = append(pm.publish, pd)
 		pm.delivery = append(pm.delivery, lat)
 	}
-	for _, c := range collectors {
+	for _, c := range []prometheus.Collector{duration, latency, published, wait} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("bus: register metrics: %w", err)
 		}
@@ -187,18 +177,21 @@ func (pm *pipelineMetrics) typeIndex(eventType string) int {
 }
 
 // delivered observes the delivery latency of an event that arrived on the
-// transport of index transport, from its published_at to now, in
+// transport of index transport, from its published_at (RFC 3339) to now, in
 // nanoseconds since the Unix epoch (wall clocks: the publisher may be
-// another process). A clock behind the publisher's counts 0.
+// another process). A time outside the years 1900 to 2199 is no
+// publication time (Go's zero time, "0001-01-01T00:00:00Z", is what a
+// producer with none writes) and is not observed, as a value that does not
+// parse.
 func (pm *pipelineMetrics) delivered(transport int, eventType, publishedAt string, now int64) {
 	if publishedAt == "" {
 		return
 	}
-	at, ok := parsePublishedAt(publishedAt)
-	if !ok {
+	at, err := time.Parse(time.RFC3339Nano, publishedAt)
+	if err != nil || at.Year() < 1900 || at.Year() > 2199 {
 		return
 	}
-	pm.delivery[transport][pm.typeIndex(eventType)].observe(time.Duration(now-at), nil)
+	pm.delivery[transport][pm.typeIndex(eventType)].observe(time.Duration(now-at.UnixNano()), nil)
 }
 
 // undoRegisterer remembers what it registers until keep, so that undo can
