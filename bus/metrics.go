@@ -8,19 +8,19 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/switchyard-go/switchyard/transports/memory"
+	"github.com/switchyard-go/switchyard/internal/queue"
 )
 
 // ingressCollector reads the ingress's counters at scrape time, so the hot
 // path pays nothing for these metrics.
 type ingressCollector struct {
-	ingress                                         *memory.Broker
+	ingress                                         *queue.Broker
 	capacity                                        int
 	depth, accepted, published, retried, deadLetter *prometheus.Desc
 	capacityDesc                                    *prometheus.Desc
 }
 
-func newIngressCollector(in *memory.Broker, capacity int) *ingressCollector {
+func newIngressCollector(in *queue.Broker, capacity int) *ingressCollector {
 	return &ingressCollector{
 		ingress:      in,
 		capacity:     capacity,
