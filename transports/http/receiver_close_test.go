@@ -183,6 +183,9 @@ func TestReceiverQueueDeadLetterTopicFull(t *testing.T) {
 		m = <-msgs
 		require.Equal(t, "b", m.UUID, "no room in dead_letter: b stays and is tried again")
 		m.Nack()
+		// The pump finds dead_letter still full and waits to try b again,
+		// before a leaves it below.
+		synctest.Wait()
 
 		dead := subscribe(t, r, httptransport.DefaultDeadLetterTopic)
 		d := <-dead
