@@ -23,7 +23,10 @@ import (
 	_ "github.com/switchyard-go/switchyard/transports/all"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+// leakOptions are what a build tag's tests add to the leak check.
+var leakOptions []goleak.Option
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m, leakOptions...) }
 
 var quiet = bus.WithLoggerAdapter(watermill.NopLogger{})
 
