@@ -10,6 +10,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/switchyard-go/switchyard/coalesce"
+	"github.com/switchyard-go/switchyard/internal/backoff"
 	"github.com/switchyard-go/switchyard/internal/queue"
 )
 
@@ -85,20 +86,20 @@ func (b *Bus) coalesceStages() []message.HandlerMiddleware {
 // PublishSync. With on_full: reject it waits for room all the same: the
 // event was accepted long ago.
 func (b *Bus) republish(ctx context.Context, m *message.Message) error {
-	wait := max(b.cfg.Bus.RetryBackoff, time.Millisecond)
-	for {
+	first := max(b.cfg.Bus.RetryBackoff, time.Millisecond)
+	for waits := 0; ; {
 		err := b.ingress.PublishContext(ctx, ingressTopic, m)
 		if err == nil {
 			return nil
 		}
 		if errors.Is(err, queue.ErrQueueFull) && ctx.Err() == nil {
-			t := time.NewTimer(wait)
+			t := time.NewTimer(backoff.Exp(first, max(b.cfg.Bus.MaxRetryBackoff, first), waits))
 			select {
 			case <-t.C:
 			case <-ctx.Done():
 				t.Stop()
 			}
-			wait = min(2*wait, max(b.cfg.Bus.MaxRetryBackoff, wait))
+			waits++
 			continue
 		}
 		err = fmt.Errorf("bus: republish a coalesced event: %w", b.admissionError(err))

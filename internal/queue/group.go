@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/switchyard-go/switchyard/internal/backoff"
 )
 
 type topic struct {
@@ -195,11 +197,7 @@ func (g *group) attempts(l int) int {
 }
 
 func (g *group) backoff(attempts int) time.Duration {
-	d := g.cfg.RetryBackoff
-	for i := 1; i < attempts && d < g.cfg.MaxRetryBackoff; i++ {
-		d *= 2
-	}
-	return min(d, g.cfg.MaxRetryBackoff)
+	return backoff.Exp(g.cfg.RetryBackoff, g.cfg.MaxRetryBackoff, attempts-1)
 }
 
 func (g *group) discard() int {

@@ -22,6 +22,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 
+	"github.com/switchyard-go/switchyard/internal/backoff"
 	"github.com/switchyard-go/switchyard/transports"
 )
 
@@ -337,10 +338,7 @@ func (p *Publisher) retryable(ctx context.Context, err error) bool {
 // backoff is the wait after attempt (0-based): RetryBackoff doubled at each
 // attempt, at most MaxRetryBackoff, with jitter in its upper half.
 func (p *Publisher) backoff(attempt int) time.Duration {
-	d := p.cfg.RetryBackoff << min(attempt, 30)
-	if d <= 0 || d > p.cfg.MaxRetryBackoff {
-		d = p.cfg.MaxRetryBackoff
-	}
+	d := backoff.Exp(p.cfg.RetryBackoff, p.cfg.MaxRetryBackoff, min(attempt, 30))
 	return d/2 + rand.N(d/2+1)
 }
 

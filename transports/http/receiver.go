@@ -18,6 +18,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 
+	"github.com/switchyard-go/switchyard/internal/backoff"
 	"github.com/switchyard-go/switchyard/transports"
 )
 
@@ -783,11 +784,7 @@ var errDeliveriesFailed = errors.New("httptransport: every delivery failed")
 
 // redeliveryBackoff is the wait after the failures-th failed delivery.
 func (r *Receiver) redeliveryBackoff(failures int) time.Duration {
-	d := r.cfg.RetryBackoff << min(failures-1, 30)
-	if d <= 0 || d > r.cfg.MaxRetryBackoff {
-		d = r.cfg.MaxRetryBackoff
-	}
-	return d
+	return backoff.Exp(r.cfg.RetryBackoff, r.cfg.MaxRetryBackoff, min(failures-1, 30))
 }
 
 // sleep waits d or until the Receiver closes.

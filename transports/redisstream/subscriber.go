@@ -14,6 +14,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/switchyard-go/switchyard/internal/backoff"
 	"github.com/switchyard-go/switchyard/internal/lane"
 )
 
@@ -318,7 +319,7 @@ func (sub *subscription) readLoop() {
 					s.logger.Error("Consumer group missing and cannot be created; retrying", cerr,
 						watermill.LogFields{"stream": sub.stream, "group": cfg.ConsumerGroup, "failures": failures})
 				}
-				if !sub.sleep(backoff(failures)) {
+				if !sub.sleep(readRetryWait(failures)) {
 					return
 				}
 				continue
@@ -330,7 +331,7 @@ func (sub *subscription) readLoop() {
 			if failures == 1 || failures%50 == 0 {
 				s.logger.Error("Cannot read stream; retrying", err, watermill.LogFields{"stream": sub.stream, "failures": failures})
 			}
-			if !sub.sleep(backoff(failures)) {
+			if !sub.sleep(readRetryWait(failures)) {
 				return
 			}
 			// A read whose reply was lost (the connection broke) still
@@ -356,9 +357,8 @@ func (sub *subscription) readLoop() {
 	}
 }
 
-func backoff(failures int) time.Duration {
-	d := 50 * time.Millisecond << min(failures-1, 5)
-	return min(d, time.Second)
+func readRetryWait(failures int) time.Duration {
+	return backoff.Exp(50*time.Millisecond, time.Second, failures-1)
 }
 
 // waitRoom blocks while the subscription holds its limit of entries.
@@ -515,8 +515,7 @@ func (sub *subscription) deliver(l int) (more, ok bool) {
 		sub.deadLetter(e.id, e.values, "nacked "+strconv.Itoa(e.attempts)+" times", "nacked")
 		return sub.next(l), true
 	}
-	d := cfg.RetryBackoff << min(e.attempts-1, 20)
-	d = min(d, cfg.MaxRetryBackoff)
+	d := backoff.Exp(cfg.RetryBackoff, cfg.MaxRetryBackoff, min(e.attempts-1, 20))
 	sub.mu.Lock()
 	ln := &sub.lanes[l]
 	if ln.timer == nil {
@@ -585,7 +584,7 @@ func (sub *subscription) ackLoop() {
 				}
 				break
 			}
-			time.Sleep(backoff(attempt))
+			time.Sleep(readRetryWait(attempt))
 		}
 	}
 }
