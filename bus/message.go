@@ -5,20 +5,22 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/switchyard-go/switchyard/internal/metakey"
 )
 
 // Metadata keys the bus reads and writes.
 const (
 	// MetaEventType is the event's type, e.g. "chat_message" or "typing".
-	MetaEventType = "event_type"
+	MetaEventType = metakey.EventType
 	// MetaEventKey is the ordering key: events that share it keep their order
 	// and take the same route. A conversation or request ID, typically.
-	MetaEventKey = "event_key"
+	MetaEventKey = metakey.EventKey
 	// MetaPublishedAt is when NewMessage made the event, RFC 3339 with
 	// nanoseconds, UTC; the consumer side measures delivery latency from it.
 	MetaPublishedAt = "published_at"
 	// MetaTransport is the configured transport name the route stage chose.
-	MetaTransport = "transport"
+	MetaTransport = metakey.Transport
 )
 
 // Metadata keys the bus writes on a dead-lettered message.

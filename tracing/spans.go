@@ -8,6 +8,8 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/switchyard-go/switchyard/internal/metakey"
 )
 
 // Attributes of switchyard's own, from the metadata the bus sets.
@@ -21,12 +23,12 @@ const (
 	AttrTransport = attribute.Key("switchyard.transport")
 )
 
-// The bus's metadata keys (constants in package bus, which this package does
-// not import so that plain Watermill users can use it).
+// The bus's metadata keys (bus.MetaEventType and so on; this package does
+// not import bus so that plain Watermill users can use it).
 const (
-	metaEventType = "event_type"
-	metaEventKey  = "event_key"
-	metaTransport = "transport"
+	metaEventType = metakey.EventType
+	metaEventKey  = metakey.EventKey
+	metaTransport = metakey.Transport
 )
 
 // The messaging.operation.name of each span.

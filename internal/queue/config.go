@@ -7,6 +7,7 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
+	"github.com/switchyard-go/switchyard/internal/metakey"
 	"github.com/switchyard-go/switchyard/transports"
 )
 
@@ -20,10 +21,6 @@ const (
 	// Reject fails at once with ErrQueueFull.
 	Reject OnFull = "reject"
 )
-
-// KeyMetadata is the metadata key whose value picks a message's lane by
-// default. It is the same key the bus writes as its event key.
-const KeyMetadata = "event_key"
 
 // Metadata keys written on dead-lettered messages.
 const (
@@ -122,4 +119,4 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-func metadataKey(m *message.Message) string { return m.Metadata.Get(KeyMetadata) }
+func metadataKey(m *message.Message) string { return m.Metadata.Get(metakey.EventKey) }

@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
+	"github.com/switchyard-go/switchyard/internal/metakey"
 	"github.com/switchyard-go/switchyard/internal/queue"
 )
 
@@ -28,7 +29,7 @@ func newBroker(t *testing.T, cfg queue.Config) *queue.Broker {
 func keyed(uuid, key string, payload string) *message.Message {
 	m := message.NewMessage(uuid, []byte(payload))
 	if key != "" {
-		m.Metadata.Set(queue.KeyMetadata, key)
+		m.Metadata.Set(metakey.EventKey, key)
 	}
 	return m
 }

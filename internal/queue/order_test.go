@@ -12,6 +12,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/stretchr/testify/require"
 
+	"github.com/switchyard-go/switchyard/internal/metakey"
 	"github.com/switchyard-go/switchyard/internal/queue"
 )
 
@@ -50,7 +51,7 @@ func TestPerKeyOrder(t *testing.T) {
 			)
 			handle := func(m *message.Message) {
 				defer m.Ack()
-				k, err := strconv.Atoi(m.Metadata.Get(queue.KeyMetadata))
+				k, err := strconv.Atoi(m.Metadata.Get(metakey.EventKey))
 				if err != nil {
 					t.Errorf("message %s: bad key: %v", m.UUID, err)
 					failures.Add(1)
@@ -104,7 +105,7 @@ func TestPerKeyOrder(t *testing.T) {
 					for seq := range perKey {
 						for k := p; k < keys; k += publishers {
 							m := message.NewMessage(strconv.Itoa(k)+"-"+strconv.Itoa(seq), []byte(strconv.Itoa(seq)))
-							m.Metadata.Set(queue.KeyMetadata, strconv.Itoa(k))
+							m.Metadata.Set(metakey.EventKey, strconv.Itoa(k))
 							if err := b.Publish(topic, m); err != nil {
 								t.Errorf("publish: %v", err)
 								return

@@ -10,15 +10,13 @@ import (
 	"unicode/utf8"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/switchyard-go/switchyard/internal/metakey"
 )
 
-// The metadata keys the bus uses (constants in package bus, which transports
-// never import).
-const (
-	metaEventType   = "event_type"
-	metaEventKey    = "event_key"
-	metaPublishedAt = "published_at"
-)
+// metaPublishedAt is the bus's published_at metadata key (a constant in
+// package bus, which transports never import).
+const metaPublishedAt = "published_at"
 
 // Metadata keys for the CloudEvents attributes that have no metadata of
 // their own. A Receiver sets them from the event it reads; a Publisher sends
@@ -104,12 +102,12 @@ func newEvent(topic string, msg *message.Message, s eventSettings, ext []attr) (
 	ext = ext[:0]
 	// exact: the attributes alone give back md (see metadataFromAttributes).
 	exact := true
-	if v, ok := md[metaEventType]; ok && v != "" {
+	if v, ok := md[metakey.EventType]; ok && v != "" {
 		ev.typ = v
 	} else {
 		exact = false // the receiver would read the default type as event_type
 	}
-	if v, ok := md[metaEventKey]; ok {
+	if v, ok := md[metakey.EventKey]; ok {
 		ev.subject = v
 		exact = exact && v != ""
 	}
@@ -156,7 +154,7 @@ func newEvent(topic string, msg *message.Message, s eventSettings, ext []attr) (
 			return event{}, nil, errInvalidUTF8
 		}
 		switch k {
-		case metaEventType, metaEventKey, metaPublishedAt, metaSource, metaDataContentType, metaDataSchema, metaTopic:
+		case metakey.EventType, metakey.EventKey, metaPublishedAt, metaSource, metaDataContentType, metaDataSchema, metaTopic:
 		default:
 			keys = append(keys, k)
 		}
@@ -322,9 +320,9 @@ func metadataFromAttributes(topic string, a receivedAttributes, ext map[string]s
 		}
 	} else {
 		md = make(message.Metadata, 6+len(ext))
-		md[metaEventType] = a.typ
+		md[metakey.EventType] = a.typ
 		if a.subject != "" {
-			md[metaEventKey] = a.subject
+			md[metakey.EventKey] = a.subject
 		}
 		if a.time != "" {
 			md[metaPublishedAt] = a.time

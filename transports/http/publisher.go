@@ -23,6 +23,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/switchyard-go/switchyard/internal/backoff"
+	"github.com/switchyard-go/switchyard/internal/metakey"
 	"github.com/switchyard-go/switchyard/transports"
 )
 
@@ -246,7 +247,7 @@ func (p *Publisher) encodeRaw(topic string, msg *message.Message) (request, erro
 			return request{}, errInvalidUTF8
 		}
 	}
-	typ := msg.Metadata[metaEventType]
+	typ := msg.Metadata[metakey.EventType]
 	if typ == "" {
 		typ = p.settings.defaultType
 	}

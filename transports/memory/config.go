@@ -5,6 +5,7 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
+	"github.com/switchyard-go/switchyard/internal/metakey"
 	"github.com/switchyard-go/switchyard/internal/queue"
 )
 
@@ -21,7 +22,7 @@ const (
 
 // KeyMetadata is the metadata key whose value picks a message's lane by
 // default. It is the same key the bus writes as its event key.
-const KeyMetadata = queue.KeyMetadata
+const KeyMetadata = metakey.EventKey
 
 // Metadata keys written on dead-lettered messages.
 const (

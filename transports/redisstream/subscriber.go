@@ -16,6 +16,7 @@ import (
 
 	"github.com/switchyard-go/switchyard/internal/backoff"
 	"github.com/switchyard-go/switchyard/internal/lane"
+	"github.com/switchyard-go/switchyard/internal/metakey"
 )
 
 // callTimeout bounds each Redis call of a subscription beyond its BLOCK, so
@@ -401,7 +402,7 @@ func (sub *subscription) take(entries []redis.XMessage) {
 		err := decodeEntry(&e.entry, x.Values)
 		l := 0
 		if err == nil {
-			l = lane.Of(e.get(keyMetadata), len(sub.lanes))
+			l = lane.Of(e.get(metakey.EventKey), len(sub.lanes))
 		}
 		sub.mu.Lock()
 		if _, dup := sub.held[x.ID]; dup {
@@ -449,8 +450,6 @@ func (sub *subscription) take(entries []redis.XMessage) {
 		}
 	}
 }
-
-const keyMetadata = "event_key"
 
 // work delivers the entries of the lanes it is handed, one lane at a time
 // until the lane is empty or waits for a redelivery.
