@@ -157,6 +157,7 @@ func TestReceiverQueueDeadLetterTopicKeepsItsOwnFailures(t *testing.T) {
 			m.Nack()
 		}
 		(<-msgs).Ack()
+		synctest.Wait() // the pump takes the acked message off before Close
 	})
 }
 
@@ -197,6 +198,7 @@ func TestReceiverQueueDeadLetterTopicFull(t *testing.T) {
 		d = <-dead
 		require.Equal(t, "b", d.UUID)
 		d.Ack()
+		synctest.Wait() // the pump takes the acked message off before Close
 	})
 }
 
