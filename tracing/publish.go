@@ -5,6 +5,8 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/switchyard-go/switchyard/internal/metakey"
 )
 
 // Publisher is a message.Publisher that traces another: each message gets a
@@ -88,7 +90,7 @@ func PublishMiddleware(opts ...Option) message.HandlerMiddleware {
 			}()
 			out, err := h(msg)
 			done = true
-			if t := msg.Metadata[metaTransport]; t != "" {
+			if t := msg.Metadata[metakey.Transport]; t != "" {
 				span.SetAttributes(AttrTransport.String(t))
 			}
 			end(span, err)

@@ -23,14 +23,6 @@ const (
 	AttrTransport = attribute.Key("switchyard.transport")
 )
 
-// The bus's metadata keys (bus.MetaEventType and so on; this package does
-// not import bus so that plain Watermill users can use it).
-const (
-	metaEventType = metakey.EventType
-	metaEventKey  = metakey.EventKey
-	metaTransport = metakey.Transport
-)
-
 // The messaging.operation.name of each span.
 const (
 	opPublish = "publish" // the application's Publish (Publisher)
@@ -55,10 +47,10 @@ func (c *config) messageAttributes(buf []attribute.KeyValue, opType attribute.Ke
 	if msg.UUID != "" {
 		attrs = append(attrs, semconv.MessagingMessageID(msg.UUID))
 	}
-	if v := msg.Metadata[metaEventType]; v != "" {
+	if v := msg.Metadata[metakey.EventType]; v != "" {
 		attrs = append(attrs, AttrEventType.String(v))
 	}
-	if v := msg.Metadata[metaEventKey]; v != "" {
+	if v := msg.Metadata[metakey.EventKey]; v != "" {
 		attrs = append(attrs, AttrEventKey.String(v))
 	}
 	return attrs
