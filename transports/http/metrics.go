@@ -1,10 +1,11 @@
 package httptransport
 
 import (
-	"errors"
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/switchyard-go/switchyard/internal/promreg"
 )
 
 // Option sets what a Receiver or a Server takes besides its configuration.
@@ -42,24 +43,10 @@ func newReceiverMetrics(reg prometheus.Registerer) *receiverMetrics {
 		}, []string{"topic"}),
 	}
 	if reg != nil {
-		m.undelivered = register(reg, m.undelivered)
-		m.deadLettered = register(reg, m.deadLettered)
+		m.undelivered = promreg.Register(reg, m.undelivered)
+		m.deadLettered = promreg.Register(reg, m.deadLettered)
 	}
 	return m
-}
-
-// register registers c, or returns the collector already registered under
-// its name, so several transports can share a registerer.
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing
-			}
-		}
-	}
-	return c
 }
 
 // topicLabel makes a topic a label value, which must be UTF-8; a topic

@@ -2,13 +2,14 @@ package redisstream
 
 import (
 	"context"
-	"errors"
 	"sync"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/switchyard-go/switchyard/internal/promreg"
 )
 
 // Metrics are a subscriber's Prometheus collectors: event_queue_depth and
@@ -55,28 +56,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"stream"}),
 	}
 	if reg != nil {
-		m.depth = register(reg, m.depth)
-		m.recreated = register(reg, m.recreated)
-		m.deadLetter = register(reg, m.deadLetter)
-		m.claimedEntries = register(reg, m.claimedEntries)
-		m.lostEntries = register(reg, m.lostEntries)
-		m.resets = register(reg, m.resets)
+		m.depth = promreg.Register(reg, m.depth)
+		m.recreated = promreg.Register(reg, m.recreated)
+		m.deadLetter = promreg.Register(reg, m.deadLetter)
+		m.claimedEntries = promreg.Register(reg, m.claimedEntries)
+		m.lostEntries = promreg.Register(reg, m.lostEntries)
+		m.resets = promreg.Register(reg, m.resets)
 	}
 	return m
-}
-
-// register registers c, or returns the collector already registered under
-// its name, so several transports can share a registerer.
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing
-			}
-		}
-	}
-	return c
 }
 
 func (m *Metrics) groupRecreated(stream string) { m.recreated.WithLabelValues(stream).Inc() }
