@@ -61,6 +61,7 @@ type Option func(*settings)
 type settings struct {
 	mutate  []func(*bus.Config)
 	options []bus.Option
+	stages  []message.HandlerMiddleware
 	timeout time.Duration
 }
 
@@ -74,6 +75,14 @@ func WithConfig(fn func(*bus.Config)) Option {
 // WithOptions passes options to bus.New.
 func WithOptions(opts ...bus.Option) Option {
 	return func(s *settings) { s.options = append(s.options, opts...) }
+}
+
+// WithMiddleware adds stages to the publish pipeline, as Bus.Use does
+// before Run, so a stage of the application's own is tested on the
+// in-memory bus: what it lets through, changes or drops shows in
+// Published.
+func WithMiddleware(stages ...message.HandlerMiddleware) Option {
+	return func(s *settings) { s.stages = append(s.stages, stages...) }
 }
 
 // WithWaitTimeout sets how long the Wait methods wait (default 5s).
@@ -109,6 +118,9 @@ func New(t testing.TB, opts ...Option) *Bus {
 	}
 	b, err := bus.New(cfg, append([]bus.Option{bus.WithLoggerAdapter(watermill.NopLogger{}), bus.WithRegistry(reg)}, s.options...)...)
 	if err != nil {
+		t.Fatalf("bustest: %v", err)
+	}
+	if err := b.Use(s.stages...); err != nil {
 		t.Fatalf("bustest: %v", err)
 	}
 	done := make(chan error, 1)
