@@ -85,7 +85,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, logOut 
 	if err != nil {
 		return err
 	}
-	if err := b.Handle("hub", Topic, hub(logger)); err != nil {
+	live := newFeed()
+	if err := b.Handle("hub", Topic, hub(logger, live)); err != nil {
+		_ = b.Close()
 		return err
 	}
 
@@ -96,6 +98,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, logOut 
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/", newServer(b, reg))
+	page := newPage(live)
+	for _, pattern := range []string{"GET /{$}", "GET /app.js", "GET /app.css", "GET /api/v1/stream", "GET /api/v1/routing"} {
+		mux.Handle(pattern, page)
+	}
 	// Operators only: bind -addr to loopback or put this behind auth.
 	mux.Handle("GET /admin/switchyard", b.AdminHandler())
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
@@ -113,9 +119,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, logOut 
 	busDone := make(chan error, 1)
 	go func() { busDone <- b.Run(ctx) }()
 	<-b.Running()
+	// The page's routing panel, fed from the bus's configuration and
+	// metrics.
+	routingDone := make(chan struct{})
+	go func() {
+		defer close(routingDone)
+		watchRouting(watchCtx, b, reg, live)
+	}()
 	srvDone := make(chan error, 1)
 	go func() { srvDone <- srv.Serve(ln) }()
-	logger.Info("chat service listening", "addr", ln.Addr().String(), "transport", cfg.Routing.Baseline)
+	logger.Info("chat service listening", "addr", ln.Addr().String(), "page", "http://"+ln.Addr().String()+"/",
+		"transport", cfg.Routing.Baseline)
 	if ready != nil {
 		ready <- ln.Addr().String()
 	}
@@ -127,11 +141,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, logOut 
 	}
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
+	// The page's streams never go idle: end them, or Shutdown waits for
+	// its timeout.
+	live.close()
 	_ = srv.Shutdown(shutdownCtx)
 	// Requests are finished: everything they published is in the ingress,
 	// and Close delivers it before returning.
 	stopWatch()
 	watchErr := <-watchDone
+	<-routingDone
 	closeErr := b.Close()
 	runErr := <-busDone
 	if errors.Is(serveErr, http.ErrServerClosed) {
