@@ -205,7 +205,8 @@ func testBrowser(t *testing.T, redisURL, candidate string) {
 	config := rolloutConfig(t, redisURL, freePort(t))
 	writeConfig(t, configPath, config)
 	addr, logs := startService(t, configPath)
-	base := "http://" + addr + "/?c=conv-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	// Each test runs a service of its own: the conversation starts empty.
+	base := "http://" + addr + "/?c=demo"
 
 	// Cleanups run last first: the tabs close before the service stops,
 	// so their streams are not left reconnecting.
