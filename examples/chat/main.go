@@ -9,6 +9,12 @@
 //	curl -XPOST localhost:8000/api/v1/messages -d '{"request_id":"r1","content":"hi"}'
 //	curl -XPOST localhost:8000/api/v1/requests/r1/typing
 //
+// GET / is a page (embedded: no build step, nothing loaded from elsewhere)
+// that chats through the API in each tab and shows what the hub receives,
+// live, over Server-Sent Events (GET /api/v1/stream): each message with
+// the transport that carried it and its latency, who is typing, and the
+// routing state with the last minute's split by transport.
+//
 // The API answers 202 once the bus accepted the event, and refuses at once
 // what a transport would refuse later: 400 for a request id that is not
 // valid UTF-8, holds a control character (NUL, a line break) or is longer
@@ -20,7 +26,8 @@
 // environment (SWITCHYARD_*, EVENT_*) overrides it. The routing knobs of the
 // file (master switch, percentage, fallback, coalescing window) apply when
 // it changes, without a restart; GET /admin/switchyard shows the effective
-// configuration and the circuit breakers.
+// configuration and the circuit breakers. rollout.yaml is the rollout from
+// HTTP to Redis Streams: make demo-redis runs it.
 package main
 
 import (
@@ -128,8 +135,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, logOut 
 	}()
 	srvDone := make(chan error, 1)
 	go func() { srvDone <- srv.Serve(ln) }()
+	r := cfg.Routing
 	logger.Info("chat service listening", "addr", ln.Addr().String(), "page", "http://"+ln.Addr().String()+"/",
-		"transport", cfg.Routing.Baseline)
+		"baseline", r.Baseline, "candidate", r.Candidate, "enabled", r.Enabled, "percentage", r.Percentage)
 	if ready != nil {
 		ready <- ln.Addr().String()
 	}
