@@ -108,7 +108,7 @@ DEMO_CONFIG     ?= examples/chat/rollout.yaml
 demo-redis: deps
 	@mkdir -p $(DEMO_REDIS_DIR)
 	@pid=$$(cat $(DEMO_REDIS_DIR)/redis.pid 2>/dev/null); \
-	if [ -n "$$pid" ] && kill -0 "$$pid" 2>/dev/null; then \
+	if [ -n "$$pid" ] && [ "$$(ps -p "$$pid" -o comm= 2>/dev/null)" = redis-server ]; then \
 	  echo "demo redis-server already running on 127.0.0.1:$(DEMO_REDIS_PORT) (pid $$pid)"; \
 	else \
 	  if redis-cli -h 127.0.0.1 -p $(DEMO_REDIS_PORT) ping >/dev/null 2>&1; then \
@@ -123,10 +123,11 @@ demo-redis: deps
 	fi
 	SWITCHYARD_TRANSPORTS__REDIS__URL=redis://127.0.0.1:$(DEMO_REDIS_PORT)/0 $(GO) run ./examples/chat -config $(DEMO_CONFIG)
 
-# Stops the redis-server of demo-redis, by its pid file only.
+# Stops the redis-server of demo-redis, by its pid file only (and only if
+# that pid is a redis-server).
 redis-stop:
 	@pid=$$(cat $(DEMO_REDIS_DIR)/redis.pid 2>/dev/null); \
-	if [ -z "$$pid" ] || ! kill -0 "$$pid" 2>/dev/null; then \
+	if [ -z "$$pid" ] || [ "$$(ps -p "$$pid" -o comm= 2>/dev/null)" != redis-server ]; then \
 	  echo "no demo redis-server running (pid file $(DEMO_REDIS_DIR)/redis.pid)"; rm -f $(DEMO_REDIS_DIR)/redis.pid; exit 0; fi; \
 	kill "$$pid"; \
 	for i in $$(seq 50); do kill -0 "$$pid" 2>/dev/null || break; sleep 0.1; done; \
