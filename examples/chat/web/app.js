@@ -102,10 +102,12 @@ const typers = new Map(); // user → {timer, transport}
 // can arrive after the message) is stale.
 const lastSent = new Map();
 
-// publishedAt reads an event's published_at (RFC 3339, nanoseconds) to
-// the millisecond.
+// publishedAt makes an event's published_at (RFC 3339 in UTC, up to
+// nanoseconds, as Go writes it) a string that sorts by time.
 function publishedAt(d) {
-  return Date.parse(String(d.published_at).replace(/(\.\d{3})\d+/, '$1')) || 0;
+  const s = String(d.published_at || '');
+  const m = /^(.*?)(?:\.(\d{1,9}))?Z$/.exec(s);
+  return m ? m[1] + '.' + (m[2] || '').padEnd(9, '0') + 'Z' : s;
 }
 
 function renderTyping() {
@@ -123,7 +125,7 @@ function renderTyping() {
 function showTyping(d) {
   const user = d.user || 'someone';
   if (user === me) return;
-  if (publishedAt(d) <= (lastSent.get(user) || 0)) return;
+  if (publishedAt(d) <= (lastSent.get(user) || '')) return;
   const prev = typers.get(user);
   if (prev) clearTimeout(prev.timer);
   typers.set(user, {
@@ -189,7 +191,8 @@ source.addEventListener('delivery', (ev) => {
     showTyping(d);
   } else if (d.type === 'chat_message') {
     const user = d.user || 'someone';
-    lastSent.set(user, Math.max(lastSent.get(user) || 0, publishedAt(d)));
+    const at = publishedAt(d);
+    if (at > (lastSent.get(user) || '')) lastSent.set(user, at);
     stopTyping(d.user);
     showMessage(d);
   }
