@@ -31,6 +31,9 @@ type routingState struct {
 type fallbackState struct {
 	Enabled bool   `json:"enabled"`
 	To      string `json:"to,omitempty"`
+	// Recent counts the events published on the fallback instead of their
+	// own transport over the split's window.
+	Recent float64 `json:"recent"`
 }
 
 type transportShare struct {
@@ -41,7 +44,11 @@ type transportShare struct {
 
 // publishedFamily counts publish attempts by transport, event type and
 // outcome; its ok rate per transport is the rollout's real share.
-const publishedFamily = "switchyard_events_published_total"
+// fallbacksFamily counts the events the fallback stage took over.
+const (
+	publishedFamily = "switchyard_events_published_total"
+	fallbacksFamily = "switchyard_fallbacks_total"
+)
 
 // splitWindow keeps, for the last window, samples of the per-transport
 // totals of publishedFamily, and tells how many events each transport
@@ -52,12 +59,12 @@ type splitWindow struct {
 }
 
 type splitSample struct {
-	at     time.Time
-	totals map[string]float64
+	at time.Time
+	counters
 }
 
-func (w *splitWindow) add(at time.Time, totals map[string]float64) {
-	w.samples = append(w.samples, splitSample{at: at, totals: totals})
+func (w *splitWindow) add(at time.Time, c counters) {
+	w.samples = append(w.samples, splitSample{at: at, counters: c})
 	// Keep the newest sample at least window old, as the base of the
 	// difference, and everything after it.
 	cut := 0
@@ -102,15 +109,35 @@ func (w *splitWindow) split(always []string) ([]transportShare, time.Duration) {
 	return shares, last.at.Sub(first.at)
 }
 
-// publishedTotals sums, per transport, the successful publishes that g
-// counts in publishedFamily.
-func publishedTotals(g prometheus.Gatherer) (map[string]float64, error) {
+// fallbacks returns the events the fallback took over in the window.
+func (w *splitWindow) fallbacks() float64 {
+	if len(w.samples) == 0 {
+		return 0
+	}
+	return max(w.samples[len(w.samples)-1].fallbacks-w.samples[0].fallbacks, 0)
+}
+
+// counters are the bus's counters the panel reads.
+type counters struct {
+	totals    map[string]float64 // successful publishes per transport
+	fallbacks float64            // events published on the fallback
+}
+
+// readCounters reads, from g, the successful publishes per transport
+// (publishedFamily) and the fallbacks (fallbacksFamily, every reason).
+func readCounters(g prometheus.Gatherer) (counters, error) {
 	families, err := g.Gather()
 	if err != nil {
-		return nil, err
+		return counters{}, err
 	}
-	totals := map[string]float64{}
+	c := counters{totals: map[string]float64{}}
 	for _, f := range families {
+		if f.GetName() == fallbacksFamily {
+			for _, m := range f.GetMetric() {
+				c.fallbacks += m.GetCounter().GetValue()
+			}
+			continue
+		}
 		if f.GetName() != publishedFamily {
 			continue
 		}
@@ -125,11 +152,11 @@ func publishedTotals(g prometheus.Gatherer) (map[string]float64, error) {
 				}
 			}
 			if outcome == "ok" {
-				totals[transport] += m.GetCounter().GetValue()
+				c.totals[transport] += m.GetCounter().GetValue()
 			}
 		}
 	}
-	return totals, nil
+	return c, nil
 }
 
 // splitWindowSize is how far back the panel's split looks.
@@ -146,8 +173,8 @@ func watchRouting(ctx context.Context, b *bus.Bus, g prometheus.Gatherer, f *fee
 	tick := time.NewTicker(routingInterval)
 	defer tick.Stop()
 	for {
-		if totals, err := publishedTotals(g); err == nil {
-			w.add(time.Now(), totals)
+		if c, err := readCounters(g); err == nil {
+			w.add(time.Now(), c)
 		}
 		f.routingState(currentRouting(b, w))
 		select {
@@ -170,7 +197,7 @@ func currentRouting(b *bus.Bus, w *splitWindow) routingState {
 		Percentage: r.Percentage,
 		Baseline:   r.Baseline,
 		Candidate:  r.Candidate,
-		Fallback:   fallbackState{Enabled: r.Fallback.Enabled, To: fallbackTo},
+		Fallback:   fallbackState{Enabled: r.Fallback.Enabled, To: fallbackTo, Recent: w.fallbacks()},
 		Breakers:   admin.Breakers,
 		Reloads:    admin.Reloads,
 	}

@@ -152,8 +152,8 @@ func TestSplitWindow(t *testing.T) {
 	assert.Empty(t, split)
 	assert.Zero(t, covered)
 
-	w.add(t0, map[string]float64{"http": 10, "redis": 0, "memory": 0})
-	w.add(t0.Add(30*time.Second), map[string]float64{"http": 10, "redis": 30, "memory": 0})
+	w.add(t0, counters{totals: map[string]float64{"http": 10, "redis": 0, "memory": 0}, fallbacks: 4})
+	w.add(t0.Add(30*time.Second), counters{totals: map[string]float64{"http": 10, "redis": 30, "memory": 0}, fallbacks: 4})
 	split, covered = w.split([]string{"http", "redis"})
 	assert.Equal(t, 30*time.Second, covered)
 	assert.Equal(t, []transportShare{
@@ -161,8 +161,9 @@ func TestSplitWindow(t *testing.T) {
 		{Transport: "redis", Events: 30, Percent: 100},
 	}, split, "memory took nothing and is not routed: not shown")
 
-	w.add(t0.Add(70*time.Second), map[string]float64{"http": 20, "redis": 60, "memory": 0})
-	w.add(t0.Add(95*time.Second), map[string]float64{"http": 30, "redis": 60, "memory": 0})
+	assert.Zero(t, w.fallbacks())
+	w.add(t0.Add(70*time.Second), counters{totals: map[string]float64{"http": 20, "redis": 60, "memory": 0}, fallbacks: 6})
+	w.add(t0.Add(95*time.Second), counters{totals: map[string]float64{"http": 30, "redis": 60, "memory": 0}, fallbacks: 9})
 	split, covered = w.split([]string{"http", "redis"})
 	assert.Equal(t, 65*time.Second, covered, "the base is the newest sample at least a minute old")
 	assert.Equal(t, []transportShare{
@@ -170,6 +171,7 @@ func TestSplitWindow(t *testing.T) {
 		{Transport: "redis", Events: 30, Percent: 60},
 	}, split)
 	assert.Len(t, w.samples, 3, "older samples are let go")
+	assert.Equal(t, 5.0, w.fallbacks(), "fallbacks since the window's base")
 }
 
 // TestTypingUser: the typing endpoint takes an optional {"user": …} and

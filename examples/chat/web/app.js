@@ -151,7 +151,8 @@ function renderRouting(r) {
     ? r.percentage + ' %' + (r.enabled ? '' : ' (inactive: switch off)')
     : 'no candidate';
   $('route').textContent = r.baseline + (r.candidate ? ' → ' + r.candidate : '');
-  $('fallback').textContent = r.fallback.enabled ? 'on, to ' + r.fallback.to : 'off';
+  const recent = r.fallback.recent > 0 ? ' · ' + r.fallback.recent + ' taken over' : '';
+  $('fallback').textContent = (r.fallback.enabled ? 'on, to ' + r.fallback.to : 'off') + recent;
   const breakers = Object.entries(r.breakers || {}).map(([t, s]) => t + ' ' + s);
   $('breakers').textContent = breakers.length ? breakers.join(', ') : '—';
   $('reloads').textContent = String(r.reloads);
