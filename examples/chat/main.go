@@ -105,10 +105,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, logOut 
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/", newServer(b, reg))
-	page := newPage(live)
-	for _, pattern := range []string{"GET /{$}", "GET /app.js", "GET /app.css", "GET /api/v1/stream", "GET /api/v1/routing"} {
-		mux.Handle(pattern, page)
-	}
+	registerPage(mux, live)
 	// Operators only: bind -addr to loopback or put this behind auth.
 	mux.Handle("GET /admin/switchyard", b.AdminHandler())
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}

@@ -18,21 +18,29 @@ var webFiles embed.FS
 // proxies and the browser keep it open.
 const keepAliveInterval = 15 * time.Second
 
-// newPage serves the page at / and its assets, the live stream of
-// deliveries and routing states at GET /api/v1/stream, and the last
+// registerPage adds to mux the page at / and its assets, the live stream
+// of deliveries and routing states at GET /api/v1/stream, and the last
 // routing state at GET /api/v1/routing.
-func newPage(f *feed) http.Handler {
+func registerPage(mux *http.ServeMux, f *feed) {
 	static, err := fs.Sub(webFiles, "web")
 	if err != nil {
 		panic(err) // the directory is embedded: it exists
 	}
 	files := http.FileServerFS(static)
-	mux := http.NewServeMux()
-	mux.Handle("GET /{$}", files)
-	mux.Handle("GET /app.js", files)
-	mux.Handle("GET /app.css", files)
-	mux.HandleFunc("GET /api/v1/stream", func(w http.ResponseWriter, r *http.Request) { stream(w, r, f) })
-	mux.HandleFunc("GET /api/v1/routing", func(w http.ResponseWriter, r *http.Request) {
+	handle := func(pattern string, h http.Handler) {
+		mux.Handle(pattern, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			// The page loads nothing from elsewhere, and says so to the
+			// browser.
+			w.Header().Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:")
+			w.Header().Set("X-Content-Type-Options", "nosniff")
+			h.ServeHTTP(w, r)
+		}))
+	}
+	handle("GET /{$}", files)
+	handle("GET /app.js", files)
+	handle("GET /app.css", files)
+	handle("GET /api/v1/stream", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { stream(w, r, f) }))
+	handle("GET /api/v1/routing", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		data := f.lastRouting()
 		if data == nil {
 			httpError(w, http.StatusServiceUnavailable, "no routing state yet")
@@ -41,13 +49,7 @@ func newPage(f *feed) http.Handler {
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Cache-Control", "no-store")
 		_, _ = w.Write(append(data, '\n'))
-	})
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		// The page loads nothing from elsewhere, and says so to the browser.
-		w.Header().Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:")
-		w.Header().Set("X-Content-Type-Options", "nosniff")
-		mux.ServeHTTP(w, r)
-	})
+	}))
 }
 
 // stream is a Server-Sent Events stream of the feed: "delivery" events

@@ -19,7 +19,7 @@ import (
 // TestPageIsServed: GET / is the page, with its assets, and the page loads
 // nothing from outside the service.
 func TestPageIsServed(t *testing.T) {
-	srv := httptest.NewServer(newPage(newFeed()))
+	srv := httptest.NewServer(pageMux(newFeed()))
 	t.Cleanup(srv.Close)
 	for _, tc := range []struct{ path, contentType, holds string }{
 		{"/", "text/html", `<script src="app.js">`},
@@ -53,6 +53,12 @@ func TestPageIsServed(t *testing.T) {
 	}))
 }
 
+func pageMux(f *feed) *http.ServeMux {
+	mux := http.NewServeMux()
+	registerPage(mux, f)
+	return mux
+}
+
 // TestStream: a page that connects gets the recent messages and the
 // routing state first, then each delivery as the hub receives it; the
 // stream ends when the feed closes.
@@ -61,7 +67,7 @@ func TestStream(t *testing.T) {
 	f.delivery(delivery{ID: "m1", Type: EventChatMessage, Conversation: "c", User: "Ada", Content: "earlier", Transport: "redis"})
 	f.delivery(delivery{ID: "t1", Type: EventTyping, Conversation: "c", User: "Ada", Transport: "redis"})
 	f.routingState(routingState{Enabled: true, Percentage: 25, Baseline: "http", Candidate: "redis"})
-	srv := httptest.NewServer(newPage(f))
+	srv := httptest.NewServer(pageMux(f))
 	t.Cleanup(srv.Close)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
