@@ -11,7 +11,7 @@ SOAK      ?= 2m
 STATICCHECK_VERSION ?= v0.8.2
 BENCHSTAT_VERSION   ?= v0.0.0-20260908200009-22c9c6c9d4da
 
-.PHONY: run test deps lint bench bench-ratios bench-redis fuzz soak chaos redis
+.PHONY: run test deps lint bench bench-ratios bench-redis fuzz soak chaos redis demo-redis redis-stop screenshot
 
 run:
 	$(GO) run ./examples/chat
@@ -93,3 +93,48 @@ chaos: deps
 # for running the demo on Redis Streams. Stop it with: redis-cli -p 6380 shutdown
 redis:
 	redis-server --port 6380 --bind 127.0.0.1 --save '' --appendonly no --daemonize yes
+
+# The chat demo as a rollout (examples/chat/rollout.yaml: HTTP the baseline,
+# Redis Streams the candidate, fallback on) against a throwaway redis-server
+# of its own: port DEMO_REDIS_PORT, pid file, log and working directory in
+# DEMO_REDIS_DIR, nothing saved to disk. It is started once and kept
+# across runs of the demo; `make redis-stop` stops it. The machine's own
+# Redis (6379, /var/run) is never touched. DEMO_CONFIG names another file
+# of the same shape; ADDR the page's and API's address.
+DEMO_REDIS_PORT ?= 6380
+DEMO_REDIS_DIR  ?= /tmp/switchyard-demo-redis-$(DEMO_REDIS_PORT)
+DEMO_CONFIG     ?= examples/chat/rollout.yaml
+
+demo-redis: deps
+	@mkdir -p $(DEMO_REDIS_DIR)
+	@pid=$$(cat $(DEMO_REDIS_DIR)/redis.pid 2>/dev/null); \
+	if [ -n "$$pid" ] && [ "$$(ps -p "$$pid" -o comm= 2>/dev/null)" = redis-server ]; then \
+	  echo "demo redis-server already running on 127.0.0.1:$(DEMO_REDIS_PORT) (pid $$pid)"; \
+	else \
+	  if redis-cli -h 127.0.0.1 -p $(DEMO_REDIS_PORT) ping >/dev/null 2>&1; then \
+	    echo "127.0.0.1:$(DEMO_REDIS_PORT) is taken by a Redis that is not the demo's: stop it, or DEMO_REDIS_PORT=<port>" >&2; exit 1; fi; \
+	  redis-server --port $(DEMO_REDIS_PORT) --bind 127.0.0.1 --save '' --appendonly no \
+	    --daemonize yes --pidfile $(DEMO_REDIS_DIR)/redis.pid --logfile $(DEMO_REDIS_DIR)/redis.log \
+	    --dir $(DEMO_REDIS_DIR) || exit 1; \
+	  for i in $$(seq 50); do redis-cli -h 127.0.0.1 -p $(DEMO_REDIS_PORT) ping >/dev/null 2>&1 && break; sleep 0.1; done; \
+	  redis-cli -h 127.0.0.1 -p $(DEMO_REDIS_PORT) ping >/dev/null 2>&1 || { \
+	    echo "demo redis-server did not start; its log:" >&2; tail -5 $(DEMO_REDIS_DIR)/redis.log >&2; exit 1; }; \
+	  echo "demo redis-server on 127.0.0.1:$(DEMO_REDIS_PORT) (pid $$(cat $(DEMO_REDIS_DIR)/redis.pid)); make redis-stop stops it"; \
+	fi
+	SWITCHYARD_TRANSPORTS__REDIS__URL=redis://127.0.0.1:$(DEMO_REDIS_PORT)/0 $(GO) run ./examples/chat -config $(DEMO_CONFIG)
+
+# Stops the redis-server of demo-redis, by its pid file only (and only if
+# that pid is a redis-server).
+redis-stop:
+	@pid=$$(cat $(DEMO_REDIS_DIR)/redis.pid 2>/dev/null); \
+	if [ -z "$$pid" ] || [ "$$(ps -p "$$pid" -o comm= 2>/dev/null)" != redis-server ]; then \
+	  echo "no demo redis-server running (pid file $(DEMO_REDIS_DIR)/redis.pid)"; rm -f $(DEMO_REDIS_DIR)/redis.pid; exit 0; fi; \
+	kill "$$pid"; \
+	for i in $$(seq 50); do kill -0 "$$pid" 2>/dev/null || break; sleep 0.1; done; \
+	if kill -0 "$$pid" 2>/dev/null; then echo "demo redis-server (pid $$pid) did not stop" >&2; exit 1; fi; \
+	rm -f $(DEMO_REDIS_DIR)/redis.pid; echo "demo redis-server on 127.0.0.1:$(DEMO_REDIS_PORT) stopped"
+
+# docs/images/chat.png, the README's picture of the page: the browser test
+# on Redis takes it as it takes its own artifact.
+screenshot: deps
+	CHAT_SCREENSHOT=$(CURDIR)/docs/images/chat.png $(GO) test -count=1 -run '^TestBrowserOnRedis$$' ./examples/chat/

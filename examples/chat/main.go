@@ -9,6 +9,12 @@
 //	curl -XPOST localhost:8000/api/v1/messages -d '{"request_id":"r1","content":"hi"}'
 //	curl -XPOST localhost:8000/api/v1/requests/r1/typing
 //
+// GET / is a page (embedded: no build step, nothing loaded from elsewhere)
+// that chats through the API in each tab and shows what the hub receives,
+// live, over Server-Sent Events (GET /api/v1/stream): each message with
+// the transport that carried it and its latency, who is typing, and the
+// routing state with the last minute's split by transport.
+//
 // The API answers 202 once the bus accepted the event, and refuses at once
 // what a transport would refuse later: 400 for a request id that is not
 // valid UTF-8, holds a control character (NUL, a line break) or is longer
@@ -20,7 +26,8 @@
 // environment (SWITCHYARD_*, EVENT_*) overrides it. The routing knobs of the
 // file (master switch, percentage, fallback, coalescing window) apply when
 // it changes, without a restart; GET /admin/switchyard shows the effective
-// configuration and the circuit breakers.
+// configuration and the circuit breakers. rollout.yaml is the rollout from
+// HTTP to Redis Streams: make demo-redis runs it.
 package main
 
 import (
@@ -85,7 +92,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, logOut 
 	if err != nil {
 		return err
 	}
-	if err := b.Handle("hub", Topic, hub(logger)); err != nil {
+	live := newFeed()
+	if err := b.Handle("hub", Topic, hub(logger, live)); err != nil {
+		_ = b.Close()
 		return err
 	}
 
@@ -96,6 +105,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, logOut 
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/", newServer(b, reg))
+	registerPage(mux, live)
 	// Operators only: bind -addr to loopback or put this behind auth.
 	mux.Handle("GET /admin/switchyard", b.AdminHandler())
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
@@ -113,9 +123,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, logOut 
 	busDone := make(chan error, 1)
 	go func() { busDone <- b.Run(ctx) }()
 	<-b.Running()
+	// The page's routing panel, fed from the bus's configuration and
+	// metrics.
+	routingDone := make(chan struct{})
+	go func() {
+		defer close(routingDone)
+		watchRouting(watchCtx, b, reg, live)
+	}()
 	srvDone := make(chan error, 1)
 	go func() { srvDone <- srv.Serve(ln) }()
-	logger.Info("chat service listening", "addr", ln.Addr().String(), "transport", cfg.Routing.Baseline)
+	r := cfg.Routing
+	logger.Info("chat service listening", "addr", ln.Addr().String(), "page", "http://"+ln.Addr().String()+"/",
+		"baseline", r.Baseline, "candidate", r.Candidate, "enabled", r.Enabled, "percentage", r.Percentage)
 	if ready != nil {
 		ready <- ln.Addr().String()
 	}
@@ -127,11 +146,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, logOut 
 	}
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
+	// The page's streams never go idle: end them, or Shutdown waits for
+	// its timeout.
+	live.close()
 	_ = srv.Shutdown(shutdownCtx)
 	// Requests are finished: everything they published is in the ingress,
 	// and Close delivers it before returning.
 	stopWatch()
 	watchErr := <-watchDone
+	<-routingDone
 	closeErr := b.Close()
 	runErr := <-busDone
 	if errors.Is(serveErr, http.ErrServerClosed) {

@@ -90,6 +90,14 @@ func TestService(t *testing.T) {
 	_ = resp.Body.Close()
 	assert.Equal(t, http.StatusOK, resp.StatusCode)
 
+	resp, err = client.Get(base + "/")
+	require.NoError(t, err)
+	page, err := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	require.NoError(t, err)
+	assert.Equal(t, http.StatusOK, resp.StatusCode, "GET / is the page")
+	assert.Contains(t, string(page), "<title>switchyard chat</title>")
+
 	resp, err = client.Get(base + "/metrics")
 	require.NoError(t, err)
 	parser := expfmt.NewTextParser(model.UTF8Validation)

@@ -33,12 +33,21 @@ const (
 type ChatMessage struct {
 	RequestID string `json:"request_id"`
 	Content   string `json:"content"`
+	// User, optional, is who wrote it: the page shows it.
+	User string `json:"user,omitempty"`
 }
 
 // Typing is the payload of a typing event.
 type Typing struct {
 	RequestID string `json:"request_id"`
 	At        string `json:"at"`
+	// User, optional, is who is typing.
+	User string `json:"user,omitempty"`
+}
+
+// TypingBody is the optional body of POST /api/v1/requests/{id}/typing.
+type TypingBody struct {
+	User string `json:"user"`
 }
 
 const maxBody = 64 << 10
@@ -60,6 +69,10 @@ func newServer(b message.Publisher, gatherer prometheus.Gatherer) http.Handler {
 			httpError(w, http.StatusBadRequest, "request_id "+err.Error())
 			return
 		}
+		if err := checkUser(body.User); err != nil {
+			httpError(w, http.StatusBadRequest, "user "+err.Error())
+			return
+		}
 		payload, _ := json.Marshal(body)
 		publish(w, r, b, bus.NewMessage(EventChatMessage, body.RequestID, payload))
 	})
@@ -69,7 +82,19 @@ func newServer(b message.Publisher, gatherer prometheus.Gatherer) http.Handler {
 			httpError(w, http.StatusBadRequest, "request id "+err.Error())
 			return
 		}
-		payload, _ := json.Marshal(Typing{RequestID: id, At: time.Now().UTC().Format(time.RFC3339Nano)})
+		// The body is optional: empty, or {"user": "…"}.
+		var body TypingBody
+		if r.ContentLength != 0 {
+			if status, err := decodeBody(w, r, &body); err != nil && !errors.Is(err, io.EOF) {
+				httpError(w, status, err.Error())
+				return
+			}
+		}
+		if err := checkUser(body.User); err != nil {
+			httpError(w, http.StatusBadRequest, "user "+err.Error())
+			return
+		}
+		payload, _ := json.Marshal(Typing{RequestID: id, At: time.Now().UTC().Format(time.RFC3339Nano), User: body.User})
 		publish(w, r, b, bus.NewMessage(EventTyping, id, payload))
 	})
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -141,6 +166,18 @@ func checkID(id string) error {
 	return nil
 }
 
+// maxUserLen bounds a user name: the page shows it.
+const maxUserLen = 64
+
+// checkUser refuses the user names checkID refuses, and those longer than
+// maxUserLen bytes; an empty name is allowed.
+func checkUser(user string) error {
+	if len(user) > maxUserLen {
+		return fmt.Errorf("is longer than %d bytes", maxUserLen)
+	}
+	return checkID(user)
+}
+
 func httpError(w http.ResponseWriter, status int, msg string) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
@@ -148,20 +185,27 @@ func httpError(w http.ResponseWriter, status int, msg string) {
 }
 
 // hub stands in for the real-time hub: it logs each delivery and how long it
-// took from NewMessage to here.
-func hub(logger *slog.Logger) message.NoPublishHandlerFunc {
+// took from NewMessage to here, and hands it to the page's feed (nil: none).
+func hub(logger *slog.Logger, f *feed) message.NoPublishHandlerFunc {
 	return func(m *message.Message) error {
 		latency := time.Duration(0)
-		if at, err := time.Parse(time.RFC3339Nano, m.Metadata.Get(bus.MetaPublishedAt)); err == nil {
-			latency = time.Since(at)
+		publishedAt := m.Metadata.Get(bus.MetaPublishedAt)
+		if at, err := time.Parse(time.RFC3339Nano, publishedAt); err == nil {
+			latency = max(time.Since(at), 0)
 		}
+		eventType := m.Metadata.Get(bus.MetaEventType)
+		key := m.Metadata.Get(bus.MetaEventKey)
+		transport := m.Metadata.Get(bus.MetaTransport)
 		logger.Info("hub delivery",
-			"event_type", m.Metadata.Get(bus.MetaEventType),
-			"key", m.Metadata.Get(bus.MetaEventKey),
-			"transport", m.Metadata.Get(bus.MetaTransport),
+			"event_type", eventType,
+			"key", key,
+			"transport", transport,
 			"uuid", m.UUID,
 			"latency", latency,
 		)
+		if f != nil {
+			f.delivery(newDelivery(m.UUID, eventType, key, transport, publishedAt, latency, m.Payload))
+		}
 		return nil
 	}
 }
