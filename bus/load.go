@@ -250,12 +250,7 @@ var configRoots = sync.OnceValue(func() []string {
 // section, most likely meant, or lists the sections.
 func suggestEnvRoot(name string) string {
 	root, rest, _ := strings.Cut(strings.TrimPrefix(name, envPrefix), "__")
-	best, bestDist := "", 3
-	for _, r := range configRoots() {
-		if d := editDistance(strings.ToLower(root), r); d < bestDist {
-			best, bestDist = r, d
-		}
-	}
+	best := closest(strings.ToLower(root), configRoots())
 	if best == "" {
 		return " (sections: " + strings.Join(configRoots(), ", ") + ")"
 	}
@@ -500,12 +495,7 @@ func checkTransportSections(values map[string]any) []error {
 // suggest names the known key that a typo most likely meant: one at most two
 // edits away, or else one with the same last segment in another section.
 func suggest(key string) string {
-	best, bestDist := "", 3
-	for _, known := range configKeys() {
-		if d := editDistance(key, known); d < bestDist {
-			best, bestDist = known, d
-		}
-	}
+	best := closest(key, configKeys())
 	if best == "" {
 		last := key[strings.LastIndexByte(key, '.')+1:]
 		for _, known := range configKeys() {
@@ -519,6 +509,18 @@ func suggest(key string) string {
 		return ""
 	}
 	return " (did you mean " + best + "?)"
+}
+
+// closest returns the first of the candidates fewest edits from word, if
+// that is at most two, or "".
+func closest(word string, candidates []string) string {
+	best, bestDist := "", 3
+	for _, c := range candidates {
+		if d := editDistance(word, c); d < bestDist {
+			best, bestDist = c, d
+		}
+	}
+	return best
 }
 
 // editDistance counts the insertions, deletions, substitutions and swaps
