@@ -445,7 +445,7 @@ func decodeConfig(k *koanf.Koanf) (Config, []error) {
 	var cfg Config
 	errs, unknown, err := decode(values, &cfg, "", true)
 	if err != nil {
-		panic("bus: decoding Config: " + err.Error()) // a *Config is always a valid target
+		return Config{}, []error{err} // not a configuration problem: cannot happen with a *Config
 	}
 	errs = append(errs, sectionErrs...)
 	// Each key under an unknown section, so that a misspelt section gets
