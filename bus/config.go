@@ -4,11 +4,15 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
 
+	"github.com/switchyard-go/switchyard/coalesce"
+	"github.com/switchyard-go/switchyard/internal/queue"
+	"github.com/switchyard-go/switchyard/middleware"
 	"github.com/switchyard-go/switchyard/transports"
 )
 
@@ -137,25 +141,15 @@ type ConsumeConfig struct {
 	From []string `koanf:"from"`
 }
 
-// Defaults of DefaultConfig, also applied by setDefaults to zero fields.
+// The defaults that are the bus's own. The others are those of the
+// packages that do the work: the ingress is an internal/queue broker (as the
+// memory transport is), fallback and coalescing are middleware's and
+// coalesce's.
 const (
-	defaultTransport       = "memory"
-	defaultLanes           = 64
-	defaultQueueSize       = 10000
-	defaultOnFull          = "block"
-	defaultMaxRetries      = 5
-	defaultRetryBackoff    = 10 * time.Millisecond
-	defaultMaxRetryBackoff = time.Second
-	defaultCloseTimeout    = 10 * time.Second
-	defaultDeadLetterTopic = "dead_letter"
-	defaultPublishTimeout  = 500 * time.Millisecond
-	defaultCooldown        = 30 * time.Second
-	defaultFailures        = 5
-	defaultProbeInterval   = 5 * time.Second
-	defaultCooldownKeys    = 100000
-	defaultWindow          = 100 * time.Millisecond
-	defaultMaxKeys         = 100000
-	maxLanes               = 1 << 16
+	defaultTransport    = "memory"
+	defaultCloseTimeout = 10 * time.Second
+	defaultWindow       = 100 * time.Millisecond
+	maxLanes            = 1 << 16
 )
 
 // DefaultConfig returns the configuration a bus runs with when nothing is
@@ -165,32 +159,32 @@ const (
 func DefaultConfig() Config {
 	return Config{
 		Bus: BusConfig{
-			Lanes:           defaultLanes,
-			QueueSize:       defaultQueueSize,
-			OnFull:          defaultOnFull,
-			MaxRetries:      defaultMaxRetries,
-			RetryBackoff:    defaultRetryBackoff,
-			MaxRetryBackoff: defaultMaxRetryBackoff,
+			Lanes:           queue.DefaultLanes,
+			QueueSize:       queue.DefaultQueueSize,
+			OnFull:          string(queue.Block),
+			MaxRetries:      queue.DefaultMaxRetries,
+			RetryBackoff:    queue.DefaultRetryBackoff,
+			MaxRetryBackoff: queue.DefaultMaxRetryBackoff,
 			CloseTimeout:    defaultCloseTimeout,
-			DeadLetter:      DeadLetterConfig{Transport: defaultTransport, Topic: defaultDeadLetterTopic},
+			DeadLetter:      DeadLetterConfig{Transport: defaultTransport, Topic: queue.DefaultDeadLetterTopic},
 		},
 		Transports: defaultTransports(),
 		Routing: RoutingConfig{
 			Baseline:   defaultTransport,
 			EventTypes: []string{},
 			Fallback: FallbackConfig{
-				PublishTimeout:   defaultPublishTimeout,
-				Cooldown:         defaultCooldown,
-				FailureThreshold: defaultFailures,
-				ProbeInterval:    defaultProbeInterval,
-				MaxKeys:          defaultCooldownKeys,
+				PublishTimeout:   middleware.DefaultPublishTimeout,
+				Cooldown:         middleware.DefaultCooldown,
+				FailureThreshold: middleware.DefaultFailureThreshold,
+				ProbeInterval:    middleware.DefaultProbeInterval,
+				MaxKeys:          middleware.DefaultCooldownKeys,
 			},
 		},
 		Coalescing: CoalescingConfig{
 			Enabled:    true,
 			Window:     defaultWindow,
 			EventTypes: []string{"typing"},
-			MaxKeys:    defaultMaxKeys,
+			MaxKeys:    coalesce.DefaultMaxKeys,
 		},
 		// Consume.From nil: every routed transport that can subscribe.
 		Metrics: MetricsConfig{EventTypes: []string{"chat_message", "typing"}},
@@ -201,39 +195,28 @@ func defaultTransports() map[string]map[string]any {
 	return map[string]map[string]any{defaultTransport: {"type": defaultTransport}}
 }
 
-// setDefaults gives zero scalar fields their defaults, so that a Config
-// literal in Go code means the same as a file that leaves those keys out.
-// Bools and lists are left alone: false and an empty list are choices.
+// setDefaults gives each zero string, number and duration of c its value
+// in DefaultConfig, so that a Config literal in Go code means the same as a
+// file that leaves those keys out. Bools and lists are left alone: false
+// and an empty list are choices. A nil Consume.From is left for New, which
+// fans in every routed transport that can subscribe.
 func (c *Config) setDefaults() {
-	b := &c.Bus
-	setZero(&b.Lanes, defaultLanes)
-	setZero(&b.QueueSize, defaultQueueSize)
-	setZero(&b.OnFull, defaultOnFull)
-	setZero(&b.MaxRetries, defaultMaxRetries)
-	setZero(&b.RetryBackoff, defaultRetryBackoff)
-	setZero(&b.MaxRetryBackoff, defaultMaxRetryBackoff)
-	setZero(&b.CloseTimeout, defaultCloseTimeout)
-	setZero(&b.DeadLetter.Transport, defaultTransport)
-	setZero(&b.DeadLetter.Topic, defaultDeadLetterTopic)
+	fillZero(reflect.ValueOf(c).Elem(), reflect.ValueOf(DefaultConfig()))
 	if c.Transports == nil {
 		c.Transports = defaultTransports()
 	}
-	setZero(&c.Routing.Baseline, defaultTransport)
-	setZero(&c.Routing.Fallback.PublishTimeout, defaultPublishTimeout)
-	setZero(&c.Routing.Fallback.Cooldown, defaultCooldown)
-	setZero(&c.Routing.Fallback.FailureThreshold, defaultFailures)
-	setZero(&c.Routing.Fallback.ProbeInterval, defaultProbeInterval)
-	setZero(&c.Routing.Fallback.MaxKeys, defaultCooldownKeys)
-	setZero(&c.Coalescing.Window, defaultWindow)
-	setZero(&c.Coalescing.MaxKeys, defaultMaxKeys)
-	// A nil Consume.From is left for New, which fans in every routed
-	// transport that can subscribe.
 }
 
-func setZero[T comparable](field *T, def T) {
-	var zero T
-	if *field == zero {
-		*field = def
+func fillZero(v, def reflect.Value) {
+	switch v.Kind() {
+	case reflect.Struct:
+		for i := range v.NumField() {
+			fillZero(v.Field(i), def.Field(i))
+		}
+	case reflect.String, reflect.Int, reflect.Int64, reflect.Float64:
+		if v.IsZero() {
+			v.Set(def)
+		}
 	}
 }
 

@@ -250,12 +250,7 @@ var configRoots = sync.OnceValue(func() []string {
 // section, most likely meant, or lists the sections.
 func suggestEnvRoot(name string) string {
 	root, rest, _ := strings.Cut(strings.TrimPrefix(name, envPrefix), "__")
-	best, bestDist := "", 3
-	for _, r := range configRoots() {
-		if d := editDistance(strings.ToLower(root), r); d < bestDist {
-			best, bestDist = r, d
-		}
-	}
+	best := closest(strings.ToLower(root), configRoots())
 	if best == "" {
 		return " (sections: " + strings.Join(configRoots(), ", ") + ")"
 	}
@@ -420,133 +415,92 @@ func koanfName(f reflect.StructField) string {
 	return name
 }
 
-// configSchema lists the keys of Config: the leaves, decoded one by one so
-// that an error names its key, and the sections above them.
-type configSchema struct {
-	leaves   []configLeaf
-	isLeaf   map[string]bool
-	sections map[string]bool
-}
-
-type configLeaf struct {
-	key   string
-	index []int
-}
-
-var schema = sync.OnceValue(func() configSchema {
-	s := configSchema{isLeaf: make(map[string]bool), sections: make(map[string]bool)}
-	var walk func(t reflect.Type, prefix string, index []int)
-	walk = func(t reflect.Type, prefix string, index []int) {
+// configKeys are the keys of Config, in the order of its fields, but
+// those under transports: each transport checks its own.
+var configKeys = sync.OnceValue(func() []string {
+	var keys []string
+	var walk func(t reflect.Type, prefix string)
+	walk = func(t reflect.Type, prefix string) {
 		for i := range t.NumField() {
 			f := t.Field(i)
-			name := koanfName(f)
-			if name == "" {
-				continue
-			}
-			key := prefix + name
-			idx := append(slices.Clone(index), i)
-			switch {
-			case f.Type.Kind() == reflect.Map:
-				// transports: free-form, each transport decodes its own.
-			case f.Type.Kind() == reflect.Struct && f.Type != durationType:
-				s.sections[key] = true
-				walk(f.Type, key+".", idx)
+			switch name := koanfName(f); {
+			case name == "" || f.Type.Kind() == reflect.Map:
+			case f.Type.Kind() == reflect.Struct:
+				walk(f.Type, prefix+name+".")
 			default:
-				s.leaves = append(s.leaves, configLeaf{key: key, index: idx})
-				s.isLeaf[key] = true
+				keys = append(keys, prefix+name)
 			}
 		}
 	}
-	walk(reflect.TypeFor[Config](), "", nil)
-	return s
+	walk(reflect.TypeFor[Config](), "")
+	return keys
 })
 
 // decodeConfig decodes the merged values into a Config. It returns what it
-// could decode along with every problem.
+// could decode along with every problem: the values that do not decode,
+// then the transport sections that are no map, then the unknown keys.
 func decodeConfig(k *koanf.Koanf) (Config, []error) {
+	values := k.Raw()
+	sectionErrs := checkTransportSections(values)
 	var cfg Config
-	var errs []error
-	root := reflect.ValueOf(&cfg).Elem()
-	for _, leaf := range schema().leaves {
-		raw := k.Get(leaf.key)
-		if raw == nil {
+	errs, unknown, err := decode(values, &cfg, "", true)
+	if err != nil {
+		return Config{}, []error{err} // not a configuration problem: cannot happen with a *Config
+	}
+	errs = append(errs, sectionErrs...)
+	// Each key under an unknown section, so that a misspelt section gets
+	// a suggestion per key, and a key set from the environment names its
+	// variable.
+	var leaves []string
+	for _, key := range unknown {
+		sub, isMap := k.Get(key).(map[string]any)
+		if !isMap || len(sub) == 0 {
+			leaves = append(leaves, key)
 			continue
 		}
-		if err := decodeLeaf(root.FieldByIndex(leaf.index), raw); err != nil {
-			errs = append(errs, newConfigError(leaf.key, err.Error()))
+		for _, rest := range k.Cut(key).Keys() {
+			leaves = append(leaves, key+"."+rest)
 		}
 	}
+	slices.Sort(leaves)
+	for _, key := range leaves {
+		errs = append(errs, newConfigError(key, "unknown key"+suggest(key)))
+	}
+	return cfg, errs
+}
 
-	switch raw := k.Get("transports").(type) {
+// checkTransportSections removes from values each transport section that
+// is not a map, and reports it. The sections stay raw maps in Config: each
+// transport's factory decodes its own (transportDecoder).
+func checkTransportSections(values map[string]any) []error {
+	switch raw := values["transports"].(type) {
 	case nil:
 	case map[string]any:
-		cfg.Transports = make(map[string]map[string]any, len(raw))
+		var errs []error
 		for _, name := range slices.Sorted(maps.Keys(raw)) {
-			section, ok := raw[name].(map[string]any)
-			if !ok {
+			if _, ok := raw[name].(map[string]any); !ok {
 				errs = append(errs, newConfigError("transports."+name,
 					"must be a map with at least a type key, got "+kindOf(raw[name])))
-				continue
+				delete(raw, name)
 			}
-			cfg.Transports[name] = section
 		}
+		return errs
 	default:
-		errs = append(errs, newConfigError("transports", "must be a map of transport names to settings, got "+kindOf(raw)))
+		delete(values, "transports")
+		return []error{newConfigError("transports", "must be a map of transport names to settings, got "+kindOf(raw))}
 	}
-
-	return cfg, append(errs, unknownKeys(k)...)
-}
-
-func unknownKeys(k *koanf.Koanf) []error {
-	s := schema()
-	var errs []error
-	for _, key := range k.Keys() {
-		switch {
-		case key == "transports" || strings.HasPrefix(key, "transports."), s.isLeaf[key]:
-		case s.sections[key]:
-			if _, ok := k.Get(key).(map[string]any); !ok {
-				errs = append(errs, newConfigError(key, "must be a map of keys, got "+kindOf(k.Get(key))))
-			}
-		case underLeaf(key, s):
-			// decodeConfig reported the leaf.
-		default:
-			errs = append(errs, newConfigError(key, "unknown key"+suggest(key, s)))
-		}
-	}
-	return errs
-}
-
-func underLeaf(key string, s configSchema) bool {
-	for i := strings.IndexByte(key, '.'); i >= 0; i = nextDot(key, i) {
-		if s.isLeaf[key[:i]] {
-			return true
-		}
-	}
-	return false
-}
-
-func nextDot(s string, i int) int {
-	j := strings.IndexByte(s[i+1:], '.')
-	if j < 0 {
-		return -1
-	}
-	return i + 1 + j
+	return nil
 }
 
 // suggest names the known key that a typo most likely meant: one at most two
 // edits away, or else one with the same last segment in another section.
-func suggest(key string, s configSchema) string {
-	best, bestDist := "", 3
-	for _, leaf := range s.leaves {
-		if d := editDistance(key, leaf.key); d < bestDist {
-			best, bestDist = leaf.key, d
-		}
-	}
+func suggest(key string) string {
+	best := closest(key, configKeys())
 	if best == "" {
 		last := key[strings.LastIndexByte(key, '.')+1:]
-		for _, leaf := range s.leaves {
-			if leaf.key[strings.LastIndexByte(leaf.key, '.')+1:] == last {
-				best = leaf.key
+		for _, known := range configKeys() {
+			if known[strings.LastIndexByte(known, '.')+1:] == last {
+				best = known
 				break
 			}
 		}
@@ -555,6 +509,18 @@ func suggest(key string, s configSchema) string {
 		return ""
 	}
 	return " (did you mean " + best + "?)"
+}
+
+// closest returns the first of the candidates fewest edits from word, if
+// that is at most two, or "".
+func closest(word string, candidates []string) string {
+	best, bestDist := "", 3
+	for _, c := range candidates {
+		if d := editDistance(word, c); d < bestDist {
+			best, bestDist = c, d
+		}
+	}
+	return best
 }
 
 // editDistance counts the insertions, deletions, substitutions and swaps
@@ -599,43 +565,133 @@ func annotate(err error, origins map[string]string) {
 	}
 }
 
-// decodeLeaf sets a scalar or list field of Config from a raw value. Input
-// is weakly typed, as environment variables are all strings, but never
-// lossy: 12.5 is not an integer, and a bare 100 is not a duration.
-func decodeLeaf(v reflect.Value, raw any) error {
-	if v.Type() == durationType {
-		d, err := toDuration(raw)
-		v.SetInt(int64(d))
-		return err
+// decode decodes in into out, a pointer to a struct whose fields have
+// koanf tags: the one decoder of the configuration, for the root Config as
+// for each transport's section. Keys match tags exactly; untagged fields
+// and fields tagged "-" are never set. Input is weakly typed (decodeHook).
+//
+// It returns a *ConfigError for each value that does not decode, keyed by
+// prefix and the value's path, and the paths of the keys no field takes.
+// quote says whether a reason may show the bad value: only where the
+// caller scrubs the configuration's secrets from it. err is a bug of the
+// caller (out is not a pointer).
+func decode(in map[string]any, out any, prefix string, quote bool) (errs []error, unknown []string, err error) {
+	if _, ok := in["-"]; ok {
+		// mapstructure would look the tag "-" up as a key.
+		in = maps.Clone(in)
+		delete(in, "-")
+		unknown = append(unknown, "-")
 	}
-	switch v.Kind() {
+	dec, err := mapstructure.NewDecoder(&mapstructure.DecoderConfig{
+		DecodeHook:           decodeHook,
+		WeaklyTypedInput:     true,
+		Squash:               true,
+		IgnoreUntaggedFields: true,
+		// Unlike Metadata.Unused, reported at every level, also where a
+		// value beside the unknown key does not decode.
+		ErrorUnused: true,
+		Result:      out,
+		TagName:     "koanf",
+		MatchName:   func(key, field string) bool { return key == field },
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	var walk func(error)
+	walk = func(err error) {
+		if multi, ok := err.(interface{ Unwrap() []error }); ok {
+			for _, e := range multi.Unwrap() {
+				walk(e)
+			}
+			return
+		}
+		de, ok := err.(*mapstructure.DecodeError)
+		if !ok {
+			if inner := errors.Unwrap(err); inner != nil {
+				walk(inner)
+			} else {
+				errs = append(errs, &ConfigError{Key: prefix, Reason: redactString(err.Error()), err: err})
+			}
+			return
+		}
+		inner := de.Unwrap()
+		if _, ok := errors.AsType[*mapstructure.DecodeError](inner); ok {
+			walk(inner)
+			return
+		}
+		if keys, ok := strings.CutPrefix(inner.Error(), unusedKeysPrefix); ok {
+			for key := range strings.SplitSeq(keys, ", ") {
+				unknown = append(unknown, joinKey(de.Name(), key))
+			}
+			return
+		}
+		reason := inner.Error()
+		if ve, ok := inner.(*valueError); ok && !quote {
+			reason = ve.reason
+		}
+		errs = append(errs, &ConfigError{Key: joinKey(prefix, de.Name()), Reason: redactString(reason), err: inner})
+	}
+	if err := dec.Decode(in); err != nil {
+		walk(err)
+	}
+	return errs, unknown, nil
+}
+
+// unusedKeysPrefix starts the text of mapstructure's ErrorUnused error,
+// which lists the keys sorted, joined by ", ", and has no type of its own.
+const unusedKeysPrefix = "has invalid keys: "
+
+func joinKey(prefix, path string) string {
+	switch {
+	case prefix == "":
+		return path
+	case path == "":
+		return prefix
+	}
+	return prefix + "." + path
+}
+
+// valueError is a value that does not fit its field: what the field
+// wants, and the value as describe shows it.
+type valueError struct{ reason, value string }
+
+func (e *valueError) Error() string { return e.reason + ", got " + e.value }
+
+// decodeHook converts a value for the field it decodes into. Input is
+// weakly typed, as environment variables are all strings, but never lossy:
+// 12.5 is not an integer, and a bare 100 is not a duration. A value of a
+// type it leaves alone goes to mapstructure's weak decoding.
+func decodeHook(_, to reflect.Type, data any) (any, error) {
+	switch to.Kind() {
+	case reflect.Int64:
+		if to == durationType {
+			return toDuration(data)
+		}
+		return toInteger(to, data)
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return toInteger(to, data)
 	case reflect.String:
-		s, err := toString(raw)
-		v.SetString(s)
-		return err
+		return toString(data)
 	case reflect.Bool:
-		b, err := toBool(raw)
-		v.SetBool(b)
-		return err
-	case reflect.Int, reflect.Int64, reflect.Int32:
-		n, err := toInt(raw)
-		if err == nil && v.OverflowInt(n) {
-			return fmt.Errorf("is out of range: %d", n)
-		}
-		v.SetInt(n)
-		return err
-	case reflect.Float64:
-		f, err := toFloat(raw)
-		v.SetFloat(f)
-		return err
+		return toBool(data)
+	case reflect.Float32, reflect.Float64:
+		return toFloat(data)
 	case reflect.Slice:
-		if v.Type().Elem().Kind() == reflect.String {
-			ss, err := toStrings(raw)
-			v.Set(reflect.ValueOf(ss))
-			return err
+		if to.Elem().Kind() == reflect.String {
+			return toStrings(data)
+		}
+		if s, ok := data.(string); ok && to.Elem().Kind() != reflect.Uint8 {
+			return splitList(s), nil
+		}
+	case reflect.Struct:
+		// kindOf, not describe: a value where a section was expected may
+		// be a secret that lost its key to bad indentation.
+		if _, ok := data.(map[string]any); !ok {
+			return nil, errors.New("must be a map of keys, got " + kindOf(data))
 		}
 	}
-	panic("bus: Config field of unsupported type " + v.Type().String())
+	return data, nil
 }
 
 func toDuration(raw any) (time.Duration, error) {
@@ -645,7 +701,7 @@ func toDuration(raw any) (time.Duration, error) {
 	case string:
 		d, err := time.ParseDuration(strings.TrimSpace(x))
 		if err != nil {
-			return 0, fmt.Errorf(`must be a duration such as "100ms" or "2s", got %q`, x)
+			return 0, &valueError{`must be a duration such as "100ms" or "2s"`, describe(raw)}
 		}
 		return d, nil
 	}
@@ -653,9 +709,9 @@ func toDuration(raw any) (time.Duration, error) {
 		if f == 0 {
 			return 0, nil
 		}
-		return 0, fmt.Errorf(`must be a duration with a unit such as "100ms", got %v`, raw)
+		return 0, &valueError{`must be a duration with a unit such as "100ms"`, describe(raw)}
 	}
-	return 0, fmt.Errorf(`must be a duration such as "100ms", got %s`, describe(raw))
+	return 0, &valueError{`must be a duration such as "100ms"`, describe(raw)}
 }
 
 func toString(raw any) (string, error) {
@@ -668,7 +724,7 @@ func toString(raw any) (string, error) {
 	if f, ok := asFloat(raw); ok {
 		return strconv.FormatFloat(f, 'f', -1, 64), nil
 	}
-	return "", fmt.Errorf("must be a string, got %s", describe(raw))
+	return "", &valueError{"must be a string", describe(raw)}
 }
 
 func toBool(raw any) (bool, error) {
@@ -684,26 +740,34 @@ func toBool(raw any) (bool, error) {
 			return f == 1, nil
 		}
 	}
-	return false, fmt.Errorf("must be a boolean (true/false, yes/no, on/off, 1/0), got %s", describe(raw))
+	return false, &valueError{"must be a boolean (true/false, yes/no, on/off, 1/0)", describe(raw)}
 }
 
-func toInt(raw any) (int64, error) {
+// toInteger converts raw for an integer field of type t.
+func toInteger(t reflect.Type, raw any) (int64, error) {
+	var n int64
 	switch x := raw.(type) {
 	case int:
-		return int64(x), nil
+		n = int64(x)
 	case int64:
-		return x, nil
+		n = x
 	case string:
-		n, err := strconv.ParseInt(strings.TrimSpace(x), 10, 64)
-		if err != nil {
-			return 0, fmt.Errorf("must be an integer, got %q", x)
+		var err error
+		if n, err = strconv.ParseInt(strings.TrimSpace(x), 10, 64); err != nil {
+			return 0, &valueError{"must be an integer", describe(raw)}
 		}
-		return n, nil
+	default:
+		f, ok := asFloat(raw)
+		if !ok || f != math.Trunc(f) || f < math.MinInt64 || f >= math.MaxInt64 {
+			return 0, &valueError{"must be an integer", describe(raw)}
+		}
+		n = int64(f)
 	}
-	if f, ok := asFloat(raw); ok && f == math.Trunc(f) && f >= math.MinInt64 && f < math.MaxInt64 {
-		return int64(f), nil
+	v := reflect.New(t).Elem()
+	if v.CanUint() && (n < 0 || v.OverflowUint(uint64(n))) || v.CanInt() && v.OverflowInt(n) {
+		return 0, &valueError{"is out of range", describe(raw)}
 	}
-	return 0, fmt.Errorf("must be an integer, got %s", describe(raw))
+	return n, nil
 }
 
 func toFloat(raw any) (float64, error) {
@@ -715,7 +779,7 @@ func toFloat(raw any) (float64, error) {
 	} else if f, ok := asFloat(raw); ok {
 		return f, nil
 	}
-	return 0, fmt.Errorf("must be a number, got %s", describe(raw))
+	return 0, &valueError{"must be a number", describe(raw)}
 }
 
 // toStrings takes a list, or a comma-separated string as an environment
@@ -729,7 +793,8 @@ func toStrings(raw any) ([]string, error) {
 		for i, e := range x {
 			s, err := toString(e)
 			if err != nil {
-				return nil, fmt.Errorf("element %d %w", i, err)
+				ve := err.(*valueError)
+				return nil, &valueError{fmt.Sprintf("element %d %s", i, ve.reason), ve.value}
 			}
 			out = append(out, s)
 		}
@@ -737,7 +802,7 @@ func toStrings(raw any) ([]string, error) {
 	case []string:
 		return slices.Clone(x), nil
 	}
-	return nil, fmt.Errorf("must be a list of strings, got %s", describe(raw))
+	return nil, &valueError{"must be a list of strings", describe(raw)}
 }
 
 func splitList(s string) []string {
@@ -798,9 +863,8 @@ func describe(raw any) string {
 
 // transportDecoder returns the Decode function of transports.Settings for
 // the transport called name: it decodes the transport's section, all but
-// its type, into a struct with koanf tags. Input is weakly typed like the
-// rest of the configuration; keys match field tags exactly; a key no field
-// takes is an error; fields tagged `koanf:"-"` or untagged are never set.
+// its type, into a struct with koanf tags, as decode does. A key no field
+// takes is an error. The errors never show a value, which may be a secret.
 func (c Config) transportDecoder(name string) func(target any) error {
 	prefix := "transports." + name
 	section, configured := c.Transports[name]
@@ -814,175 +878,14 @@ func (c Config) transportDecoder(name string) func(target any) error {
 		if !configured {
 			return newConfigError(prefix, "is not configured")
 		}
-		var unknown []string
-		if _, ok := settings["-"]; ok {
-			unknown = append(unknown, "-") // would reach a field tagged "-"
-		}
-		in := settings
-		if len(unknown) > 0 {
-			in = make(map[string]any, len(settings))
-			for k, v := range settings {
-				if k != "-" {
-					in[k] = v
-				}
-			}
-		}
-		unused, err := decodeSection(in, target)
+		errs, unknown, err := decode(settings, target, prefix, false)
 		if err != nil {
-			if _, ok := errors.AsType[*mapstructure.DecodeError](err); !ok {
-				return fmt.Errorf("bus: decoding %s: %w", prefix, err) // target is not a pointer: a bug
-			}
-			unused = unusedKeys(in, reflect.TypeOf(target).Elem())
+			return fmt.Errorf("bus: decoding %s: %w", prefix, err)
 		}
-		errs := decodeErrors(prefix, err)
-		unknown = append(unknown, unused...)
 		slices.Sort(unknown)
-		for _, key := range slices.Compact(unknown) {
+		for _, key := range unknown {
 			errs = append(errs, newConfigError(prefix+"."+key, "unknown key"))
 		}
 		return errors.Join(errs...)
 	}
-}
-
-// decodeSection decodes a transport's settings into target and returns the
-// keys that no field took.
-func decodeSection(settings map[string]any, target any) (unused []string, err error) {
-	var md mapstructure.Metadata
-	dec, err := mapstructure.NewDecoder(&mapstructure.DecoderConfig{
-		DecodeHook:           transportHook,
-		WeaklyTypedInput:     true,
-		Squash:               true,
-		IgnoreUntaggedFields: true,
-		Metadata:             &md,
-		Result:               target,
-		TagName:              "koanf",
-		MatchName:            func(key, field string) bool { return key == field && key != "-" },
-	})
-	if err != nil {
-		return nil, err
-	}
-	err = dec.Decode(settings)
-	return md.Unused, err
-}
-
-// unusedKeys finds the keys of settings that no field of a t takes, even
-// where values do not decode: mapstructure records unused keys only at the
-// levels that decoded without error. It decodes a skeleton of settings, every
-// value null but the maps, nulling each map that fails until none does.
-func unusedKeys(settings map[string]any, t reflect.Type) []string {
-	skel := skeleton(settings).(map[string]any)
-	for range 100 { // each round nulls at least one map; far more than any section has
-		unused, err := decodeSection(skel, reflect.New(t).Interface())
-		if err == nil {
-			return unused
-		}
-		progress := false
-		for _, e := range decodeErrors("", err) {
-			progress = nullKey(skel, strings.TrimPrefix(e.(*ConfigError).Key, ".")) || progress
-		}
-		if !progress {
-			return unused
-		}
-	}
-	return nil
-}
-
-// nullKey sets the value at a mapstructure field path ("a.b", "a[k].b") to
-// null, or the map holding it when the path goes through a map field.
-func nullKey(m map[string]any, path string) bool {
-	for {
-		seg, rest, more := strings.Cut(path, ".")
-		if i := strings.IndexByte(seg, '['); i >= 0 {
-			seg, more = seg[:i], false
-		}
-		v, ok := m[seg]
-		if !ok || v == nil {
-			return false
-		}
-		next, isMap := v.(map[string]any)
-		if !more || !isMap {
-			m[seg] = nil
-			return true
-		}
-		m, path = next, rest
-	}
-}
-
-// skeleton is v with every value that is not a map replaced by null.
-func skeleton(v any) any {
-	m, ok := v.(map[string]any)
-	if !ok {
-		return nil
-	}
-	out := make(map[string]any, len(m))
-	for k, e := range m {
-		out[k] = skeleton(e)
-	}
-	return out
-}
-
-// transportHook makes a transport's section as weakly typed as the rest of
-// the configuration. Its errors never repeat the value, which may be a
-// secret.
-func transportHook(from, to reflect.Type, data any) (any, error) {
-	if to == durationType {
-		if from == durationType {
-			return data, nil
-		}
-		d, err := toDuration(data)
-		if err != nil {
-			return nil, errors.New(`must be a duration such as "100ms"`)
-		}
-		return d, nil
-	}
-	s, isString := data.(string)
-	switch to.Kind() {
-	case reflect.Bool:
-		if isString {
-			if b, ok := parseBool(s); ok {
-				return b, nil
-			}
-			return nil, errors.New("must be a boolean (true/false, yes/no, on/off, 1/0)")
-		}
-	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
-		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
-		if f, ok := data.(float64); ok && f != math.Trunc(f) {
-			return nil, errors.New("must be an integer")
-		}
-	case reflect.Slice:
-		if isString && to.Elem().Kind() != reflect.Uint8 {
-			return splitList(s), nil
-		}
-	}
-	return data, nil
-}
-
-// decodeErrors turns mapstructure's error tree into ConfigErrors keyed by
-// the full path of the field.
-func decodeErrors(prefix string, err error) []error {
-	if err == nil {
-		return nil
-	}
-	if multi, ok := err.(interface{ Unwrap() []error }); ok {
-		var out []error
-		for _, e := range multi.Unwrap() {
-			out = append(out, decodeErrors(prefix, e)...)
-		}
-		return out
-	}
-	if de, ok := err.(*mapstructure.DecodeError); ok {
-		inner := de.Unwrap()
-		if _, nested := errors.AsType[*mapstructure.DecodeError](inner); nested {
-			return decodeErrors(prefix, inner)
-		}
-		key := prefix
-		if de.Name() != "" {
-			key += "." + de.Name()
-		}
-		return []error{&ConfigError{Key: key, Reason: redactString(inner.Error()), err: inner}}
-	}
-	if inner := errors.Unwrap(err); inner != nil {
-		return decodeErrors(prefix, inner)
-	}
-	return []error{&ConfigError{Key: prefix, Reason: redactString(err.Error()), err: err}}
 }
