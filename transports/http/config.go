@@ -1,6 +1,7 @@
 package httptransport
 
 import (
+	"cmp"
 	"crypto/tls"
 	"errors"
 	"mime"
@@ -29,18 +30,9 @@ const (
 	FormatRaw Format = "raw"
 )
 
-// Defaults applied to zero-valued fields of Config.
-const (
-	DefaultSource              = "switchyard"
-	DefaultEventType           = "switchyard.event"
-	DefaultContentType         = "application/json"
-	DefaultTimeout             = 2 * time.Second
-	DefaultMaxRetries          = 3
-	DefaultRetryBackoff        = 50 * time.Millisecond
-	DefaultMaxRetryBackoff     = time.Second
-	DefaultMaxIdleConnsPerHost = 64
-	DefaultIdleConnTimeout     = 90 * time.Second
-)
+// DefaultMaxIdleConnsPerHost is the default of Config.MaxIdleConnsPerHost:
+// net/http's 2 makes concurrent publishers open and close connections.
+const DefaultMaxIdleConnsPerHost = 64
 
 // Config configures a Publisher. Fields with koanf tags come from the
 // transport's section of the configuration file; the zero value of each takes
@@ -133,36 +125,16 @@ type TLSConfig struct {
 }
 
 func (c *Config) setDefaults() {
-	if c.Format == "" {
-		c.Format = FormatBinary
-	}
-	if c.Source == "" {
-		c.Source = DefaultSource
-	}
-	if c.EventType == "" {
-		c.EventType = DefaultEventType
-	}
-	if c.ContentType == "" {
-		c.ContentType = DefaultContentType
-	}
-	if c.Timeout == 0 {
-		c.Timeout = DefaultTimeout
-	}
-	if c.MaxRetries == 0 {
-		c.MaxRetries = DefaultMaxRetries
-	}
-	if c.RetryBackoff == 0 {
-		c.RetryBackoff = DefaultRetryBackoff
-	}
-	if c.MaxRetryBackoff == 0 {
-		c.MaxRetryBackoff = DefaultMaxRetryBackoff
-	}
-	if c.MaxIdleConnsPerHost == 0 {
-		c.MaxIdleConnsPerHost = DefaultMaxIdleConnsPerHost
-	}
-	if c.IdleConnTimeout == 0 {
-		c.IdleConnTimeout = DefaultIdleConnTimeout
-	}
+	c.Format = cmp.Or(c.Format, FormatBinary)
+	c.Source = cmp.Or(c.Source, "switchyard")
+	c.EventType = cmp.Or(c.EventType, "switchyard.event")
+	c.ContentType = cmp.Or(c.ContentType, "application/json")
+	c.Timeout = cmp.Or(c.Timeout, 2*time.Second)
+	c.MaxRetries = cmp.Or(c.MaxRetries, 3)
+	c.RetryBackoff = cmp.Or(c.RetryBackoff, 50*time.Millisecond)
+	c.MaxRetryBackoff = cmp.Or(c.MaxRetryBackoff, time.Second)
+	c.MaxIdleConnsPerHost = cmp.Or(c.MaxIdleConnsPerHost, DefaultMaxIdleConnsPerHost)
+	c.IdleConnTimeout = cmp.Or(c.IdleConnTimeout, 90*time.Second)
 }
 
 // Validate reports every invalid field, each error naming its key. Zero
@@ -198,21 +170,13 @@ func (c *Config) Validate() error {
 			add("content_type", "%v", err)
 		}
 	}
-	for _, d := range []struct {
-		key string
-		v   time.Duration
-	}{{"timeout", c.Timeout}, {"attempt_timeout", c.AttemptTimeout}, {"retry_backoff", c.RetryBackoff},
-		{"max_retry_backoff", c.MaxRetryBackoff}, {"idle_conn_timeout", c.IdleConnTimeout}} {
-		if d.v < 0 {
-			add(d.key, "must not be negative, got %s", d.v)
-		}
-	}
-	if c.MaxIdleConnsPerHost < 0 {
-		add("max_idle_conns_per_host", "must not be negative, got %d", c.MaxIdleConnsPerHost)
-	}
-	if c.MaxConnsPerHost < 0 {
-		add("max_conns_per_host", "must not be negative, got %d", c.MaxConnsPerHost)
-	}
+	nonNegative(&errs, "timeout", c.Timeout)
+	nonNegative(&errs, "attempt_timeout", c.AttemptTimeout)
+	nonNegative(&errs, "retry_backoff", c.RetryBackoff)
+	nonNegative(&errs, "max_retry_backoff", c.MaxRetryBackoff)
+	nonNegative(&errs, "idle_conn_timeout", c.IdleConnTimeout)
+	nonNegative(&errs, "max_idle_conns_per_host", c.MaxIdleConnsPerHost)
+	nonNegative(&errs, "max_conns_per_host", c.MaxConnsPerHost)
 	for name, value := range c.Headers {
 		if !validHeaderName(name) {
 			add("headers", "%q is not a valid header name", name)
@@ -234,6 +198,13 @@ func (c *Config) Validate() error {
 		add("tls.cert_file", "required with tls.key_file")
 	}
 	return errors.Join(errs...)
+}
+
+// nonNegative adds to errs an error naming key when v is negative.
+func nonNegative[T ~int | ~int64](errs *[]error, key string, v T) {
+	if v < 0 {
+		*errs = append(*errs, transports.FieldErrorf(key, "must not be negative, got %v", v))
+	}
 }
 
 type proxyKind int

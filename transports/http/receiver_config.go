@@ -1,27 +1,11 @@
 package httptransport
 
 import (
+	"cmp"
 	"errors"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
-
-	"github.com/switchyard-go/switchyard/transports"
-)
-
-// Defaults applied to zero-valued fields of ReceiverConfig.
-const (
-	DefaultPathValue          = "topic"
-	DefaultMaxBodyBytes       = 1 << 20
-	DefaultHandlerTimeout     = time.Second
-	DefaultRetryAfter         = time.Second
-	DefaultSignatureTolerance = 5 * time.Minute
-	// Queue mode's redeliveries.
-	DefaultQueueMaxRetries      = 5
-	DefaultQueueRetryBackoff    = 100 * time.Millisecond
-	DefaultQueueMaxRetryBackoff = 10 * time.Second
-	DefaultDeadLetterTopic      = "dead_letter"
-	DefaultDrainTimeout         = 5 * time.Second
 )
 
 // Metadata keys written on the messages moved to the dead-letter topic: the
@@ -110,65 +94,28 @@ type ReceiverConfig struct {
 }
 
 func (c *ReceiverConfig) setDefaults() {
-	if c.PathValue == "" {
-		c.PathValue = DefaultPathValue
-	}
-	if c.MaxBodyBytes == 0 {
-		c.MaxBodyBytes = DefaultMaxBodyBytes
-	}
-	if c.HandlerTimeout == 0 {
-		c.HandlerTimeout = DefaultHandlerTimeout
-	}
-	if c.RetryAfter == 0 {
-		c.RetryAfter = DefaultRetryAfter
-	}
-	if c.SignatureTolerance == 0 {
-		c.SignatureTolerance = DefaultSignatureTolerance
-	}
-	if c.MaxRetries == 0 {
-		c.MaxRetries = DefaultQueueMaxRetries
-	}
-	if c.RetryBackoff == 0 {
-		c.RetryBackoff = DefaultQueueRetryBackoff
-	}
-	if c.MaxRetryBackoff == 0 {
-		c.MaxRetryBackoff = DefaultQueueMaxRetryBackoff
-	}
-	if c.DeadLetterTopic == "" {
-		c.DeadLetterTopic = DefaultDeadLetterTopic
-	}
-	if c.DrainTimeout == 0 {
-		c.DrainTimeout = DefaultDrainTimeout
-	}
+	c.PathValue = cmp.Or(c.PathValue, "topic")
+	c.MaxBodyBytes = cmp.Or(c.MaxBodyBytes, 1<<20)
+	c.HandlerTimeout = cmp.Or(c.HandlerTimeout, time.Second)
+	c.RetryAfter = cmp.Or(c.RetryAfter, time.Second)
+	c.SignatureTolerance = cmp.Or(c.SignatureTolerance, 5*time.Minute)
+	c.MaxRetries = cmp.Or(c.MaxRetries, 5)
+	c.RetryBackoff = cmp.Or(c.RetryBackoff, 100*time.Millisecond)
+	c.MaxRetryBackoff = cmp.Or(c.MaxRetryBackoff, 10*time.Second)
+	c.DeadLetterTopic = cmp.Or(c.DeadLetterTopic, "dead_letter")
+	c.DrainTimeout = cmp.Or(c.DrainTimeout, 5*time.Second)
 }
 
 // Validate reports every invalid field, each error naming its key.
 func (c *ReceiverConfig) Validate() error {
 	var errs []error
-	add := func(key, format string, args ...any) {
-		errs = append(errs, transports.FieldErrorf(key, format, args...))
-	}
-	if c.MaxBodyBytes < 0 {
-		add("max_body_bytes", "must not be negative, got %d", c.MaxBodyBytes)
-	}
-	if c.HandlerTimeout < 0 {
-		add("handler_timeout", "must not be negative, got %s", c.HandlerTimeout)
-	}
-	if c.SignatureTolerance < 0 {
-		add("signature_tolerance", "must not be negative, got %s", c.SignatureTolerance)
-	}
-	if c.QueueSize < 0 {
-		add("queue_size", "must not be negative, got %d", c.QueueSize)
-	}
-	if c.RetryBackoff < 0 {
-		add("retry_backoff", "must not be negative, got %s", c.RetryBackoff)
-	}
-	if c.MaxRetryBackoff < 0 {
-		add("max_retry_backoff", "must not be negative, got %s", c.MaxRetryBackoff)
-	}
-	if c.DrainTimeout < 0 {
-		add("drain_timeout", "must not be negative, got %s", c.DrainTimeout)
-	}
+	nonNegative(&errs, "max_body_bytes", c.MaxBodyBytes)
+	nonNegative(&errs, "handler_timeout", c.HandlerTimeout)
+	nonNegative(&errs, "signature_tolerance", c.SignatureTolerance)
+	nonNegative(&errs, "queue_size", c.QueueSize)
+	nonNegative(&errs, "retry_backoff", c.RetryBackoff)
+	nonNegative(&errs, "max_retry_backoff", c.MaxRetryBackoff)
+	nonNegative(&errs, "drain_timeout", c.DrainTimeout)
 	return errors.Join(errs...)
 }
 

@@ -1,6 +1,7 @@
 package httptransport
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -17,19 +18,10 @@ import (
 	"github.com/switchyard-go/switchyard/transports"
 )
 
-// Defaults applied to zero-valued fields of ServerConfig.
-const (
-	// DefaultPath is the pattern a Server serves its Receiver on, with the
-	// wildcard named by ReceiverConfig.PathValue in place of {topic}.
-	DefaultPath            = "POST /api/v1/events/{topic}"
-	DefaultReadTimeout     = 10 * time.Second
-	DefaultShutdownTimeout = 5 * time.Second
-	// serverIdleTimeout outlasts the Publisher's idle_conn_timeout (90s by
-	// default), so that the sender, not the server, closes an idle
-	// connection: a server closing one as the sender reuses it costs that
-	// request a retry.
-	serverIdleTimeout = 2 * time.Minute
-)
+// serverIdleTimeout outlasts the Publisher's idle_conn_timeout (90s by
+// default), so that the sender, not the server, closes an idle connection:
+// a server closing one as the sender reuses it costs that request a retry.
+const serverIdleTimeout = 2 * time.Minute
 
 // ServerConfig configures a Server: its Receiver, and the address and
 // pattern it serves it on. It is the receiver: sub-section of an http
@@ -59,15 +51,9 @@ type ServerConfig struct {
 
 func (c *ServerConfig) setDefaults() {
 	c.ReceiverConfig.setDefaults()
-	if c.Path == "" {
-		c.Path = strings.Replace(DefaultPath, "{topic}", "{"+c.PathValue+"}", 1)
-	}
-	if c.ReadTimeout == 0 {
-		c.ReadTimeout = DefaultReadTimeout
-	}
-	if c.ShutdownTimeout == 0 {
-		c.ShutdownTimeout = DefaultShutdownTimeout
-	}
+	c.Path = cmp.Or(c.Path, "POST /api/v1/events/{"+c.PathValue+"}")
+	c.ReadTimeout = cmp.Or(c.ReadTimeout, 10*time.Second)
+	c.ShutdownTimeout = cmp.Or(c.ShutdownTimeout, 5*time.Second)
 }
 
 // Validate reports every invalid field, each error naming its key.
@@ -84,23 +70,14 @@ func (c *ServerConfig) Validate() error {
 	if c.Path != "" {
 		if err := checkPattern(c.Path); err != nil {
 			add("path", "%v", err)
-		} else if pv := c.PathValue; c.Topic == "" {
-			if pv == "" {
-				pv = DefaultPathValue
-			}
+		} else if pv := cmp.Or(c.PathValue, "topic"); c.Topic == "" {
 			if !strings.Contains(c.Path, "{"+pv+"}") && !strings.Contains(c.Path, "{"+pv+"...}") {
 				add("path", "has no {%s} wildcard to take the topic from: add one, or set topic (or path_value)", pv)
 			}
 		}
 	}
-	for _, d := range []struct {
-		key string
-		v   time.Duration
-	}{{"read_timeout", c.ReadTimeout}, {"shutdown_timeout", c.ShutdownTimeout}} {
-		if d.v < 0 {
-			add(d.key, "must not be negative, got %s", d.v)
-		}
-	}
+	nonNegative(&errs, "read_timeout", c.ReadTimeout)
+	nonNegative(&errs, "shutdown_timeout", c.ShutdownTimeout)
 	return errors.Join(errs...)
 }
 
