@@ -9,6 +9,7 @@ import (
 	"mime"
 	"net/http"
 	"net/textproto"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -217,9 +218,7 @@ func isRaw(h http.Header) bool {
 const errExtensionName = "is not a CloudEvents attribute name (only a-z and 0-9)"
 
 func decodeBinary(topic string, h http.Header, body []byte) (*message.Message, error) {
-	var a receivedAttributes
-	var id, spec string
-	var ext map[string]string
+	attrs := make(map[string]string, len(h))
 	for k, vs := range h {
 		if len(k) <= 3 || !strings.EqualFold(k[:3], "ce-") || len(vs) == 0 {
 			continue
@@ -230,58 +229,35 @@ func decodeBinary(topic string, h http.Header, body []byte) (*message.Message, e
 		}
 		// Header names are case-insensitive: lower-cased, an attribute name
 		// has only a-z and 0-9.
-		switch name := strings.ToLower(k[3:]); name {
-		case "specversion":
-			spec = v
-		case "id":
-			id = v
-		case "source":
-			a.source = v
-		case "type":
-			a.typ = v
-		case "subject":
-			a.subject = v
-		case "time":
-			a.time = v
-		case "dataschema":
-			a.dataSchema = v
-		case "datacontenttype":
-			// Content-Type is datacontenttype in binary mode.
-		default:
-			if !validExtensionName(name) {
-				return nil, badRequest("header %s: %q %s", k, name, errExtensionName)
-			}
-			if ext == nil {
-				ext = make(map[string]string, len(h))
-			}
-			ext[name] = v
+		name := strings.ToLower(k[3:])
+		if !validExtensionName(name) {
+			return nil, badRequest("header %s: %q %s", k, name, errExtensionName)
 		}
+		attrs[name] = v
 	}
-	if err := checkRequired(spec, id, a.source, a.typ, a.time); err != nil {
+	// Content-Type is datacontenttype in binary mode.
+	delete(attrs, "datacontenttype")
+	if err := checkRequired(attrs); err != nil {
 		return nil, err
 	}
-	a.dataContentType = h.Get(headerContentType)
-	// It becomes metadata, which must be UTF-8 to travel on.
-	if !utf8.ValidString(a.dataContentType) {
-		return nil, badRequest("Content-Type is not valid UTF-8")
+	if ct := h.Get(headerContentType); ct != "" {
+		// It becomes metadata, which must be UTF-8 to travel on.
+		if !utf8.ValidString(ct) {
+			return nil, badRequest("Content-Type is not valid UTF-8")
+		}
+		attrs["datacontenttype"] = ct
 	}
-	md, err := metadataFromAttributes(topic, a, ext)
-	if err != nil {
-		return nil, badRequest("%v", err)
-	}
-	msg := message.NewMessage(id, body)
-	msg.Metadata = md
-	return msg, nil
+	return receivedMessage(topic, attrs, body)
 }
 
-func checkRequired(spec, id, source, typ, t string) error {
-	if spec != "1.0" {
+func checkRequired(attrs map[string]string) error {
+	if spec := attrs["specversion"]; spec != "1.0" {
 		return badRequest("specversion must be 1.0, got %q", spec)
 	}
-	if id == "" || source == "" || typ == "" {
+	if attrs["id"] == "" || attrs["source"] == "" || attrs["type"] == "" {
 		return badRequest("id, source and type are required")
 	}
-	if t != "" && !validTime(t) {
+	if t := attrs["time"]; t != "" && !validTime(t) {
 		return badRequest("time is not an RFC 3339 timestamp")
 	}
 	return nil
@@ -292,29 +268,17 @@ func decodeStructured(topic string, body []byte) (*message.Message, error) {
 	if err := json.Unmarshal(body, &doc); err != nil {
 		return nil, badRequest("not a CloudEvents JSON document: %v", err)
 	}
-	str := func(name string) (string, error) {
-		raw, ok := doc[name]
-		if !ok || string(raw) == "null" {
-			return "", nil
+	attrs := make(map[string]string, len(doc))
+	for _, name := range contextAttributes {
+		if raw, ok := doc[name]; ok && string(raw) != "null" {
+			var s string
+			if err := json.Unmarshal(raw, &s); err != nil {
+				return nil, badRequest("%s must be a string", name)
+			}
+			attrs[name] = s
 		}
-		var s string
-		if err := json.Unmarshal(raw, &s); err != nil {
-			return "", badRequest("%s must be a string", name)
-		}
-		return s, nil
 	}
-	var fields [8]string
-	for i, name := range []string{"specversion", "id", "source", "type", "subject", "time", "datacontenttype", "dataschema"} {
-		v, err := str(name)
-		if err != nil {
-			return nil, err
-		}
-		fields[i] = v
-	}
-	spec, id, contentType := fields[0], fields[1], fields[6]
-	a := receivedAttributes{source: fields[2], typ: fields[3], subject: fields[4], time: fields[5],
-		dataContentType: contentType, dataSchema: fields[7]}
-	if err := checkRequired(spec, id, a.source, a.typ, a.time); err != nil {
+	if err := checkRequired(attrs); err != nil {
 		return nil, err
 	}
 	data, hasData := doc["data"]
@@ -337,7 +301,7 @@ func decodeStructured(topic string, body []byte) (*message.Message, error) {
 	case hasData && string(data) != "null":
 		// JSON data (or no datacontenttype, which means JSON in this format)
 		// is the JSON text itself; a string of another type is its content.
-		media := mediaType(contentType)
+		media := mediaType(attrs["datacontenttype"])
 		if media != "" && !isJSONMedia(media) && len(data) > 0 && data[0] == '"' {
 			var s string
 			if err := json.Unmarshal(data, &s); err != nil {
@@ -348,10 +312,8 @@ func decodeStructured(topic string, body []byte) (*message.Message, error) {
 			payload = bytes.Clone(data)
 		}
 	}
-	var ext map[string]string
 	for name, raw := range doc {
-		switch name {
-		case "specversion", "id", "source", "type", "subject", "time", "datacontenttype", "dataschema", "data", "data_base64":
+		if name == "data" || name == "data_base64" || slices.Contains(contextAttributes, name) {
 			continue
 		}
 		if !validExtensionName(name) {
@@ -361,19 +323,20 @@ func decodeStructured(topic string, body []byte) (*message.Message, error) {
 		if err != nil {
 			return nil, badRequest("extension %s: %v", name, err)
 		}
-		if !ok {
-			continue
+		if ok {
+			attrs[name] = v
 		}
-		if ext == nil {
-			ext = make(map[string]string, len(doc))
-		}
-		ext[name] = v
 	}
-	md, err := metadataFromAttributes(topic, a, ext)
+	return receivedMessage(topic, attrs, payload)
+}
+
+// receivedMessage makes the message of a received event.
+func receivedMessage(topic string, attrs map[string]string, payload []byte) (*message.Message, error) {
+	md, err := metadataFromAttributes(topic, attrs)
 	if err != nil {
 		return nil, badRequest("%v", err)
 	}
-	msg := message.NewMessage(id, payload)
+	msg := message.NewMessage(attrs["id"], payload)
 	msg.Metadata = md
 	return msg, nil
 }
