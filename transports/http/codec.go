@@ -100,33 +100,23 @@ func extensionHeader(name string) string {
 // content type is text and the payload UTF-8, and as data_base64 otherwise.
 func structuredBody(ev *event, ext []attr, media string) []byte {
 	b := make([]byte, 0, structuredSize(ev, ext))
-	b = append(b, `{"specversion":"1.0","id":`...)
-	b = appendJSONString(b, ev.id, false)
-	b = append(b, `,"source":`...)
-	b = appendJSONString(b, ev.source, false)
-	b = append(b, `,"type":`...)
-	b = appendJSONString(b, ev.typ, false)
-	if ev.subject != "" {
-		b = append(b, `,"subject":`...)
-		b = appendJSONString(b, ev.subject, false)
+	b = append(b, `{"specversion":"1.0"`...)
+	member := func(name, value string) {
+		b = append(b, ',')
+		b = appendJSONString(b, name, false)
+		b = append(b, ':')
+		b = appendJSONString(b, value, false)
 	}
-	if ev.time != "" {
-		b = append(b, `,"time":`...)
-		b = appendJSONString(b, ev.time, false)
-	}
-	if ev.dataContentType != "" {
-		b = append(b, `,"datacontenttype":`...)
-		b = appendJSONString(b, ev.dataContentType, false)
-	}
-	if ev.dataSchema != "" {
-		b = append(b, `,"dataschema":`...)
-		b = appendJSONString(b, ev.dataSchema, false)
+	member("id", ev.id)
+	member("source", ev.source)
+	member("type", ev.typ)
+	for _, a := range [...]attr{{"subject", ev.subject}, {"time", ev.time}, {"datacontenttype", ev.dataContentType}, {"dataschema", ev.dataSchema}} {
+		if a.value != "" {
+			member(a.name, a.value)
+		}
 	}
 	for _, a := range ext {
-		b = append(b, ',')
-		b = appendJSONString(b, a.name, false)
-		b = append(b, ':')
-		b = appendJSONString(b, a.value, false)
+		member(a.name, a.value)
 	}
 	if len(ev.data) > 0 {
 		switch {
@@ -134,8 +124,7 @@ func structuredBody(ev *event, ext []attr, media string) []byte {
 			b = append(b, `,"data":`...)
 			b = append(b, ev.data...)
 		case strings.HasPrefix(media, "text/") && utf8.Valid(ev.data):
-			b = append(b, `,"data":`...)
-			b = appendJSONString(b, string(ev.data), false)
+			member("data", string(ev.data))
 		default:
 			b = append(b, `,"data_base64":"`...)
 			b = base64.StdEncoding.AppendEncode(b, ev.data)

@@ -34,9 +34,8 @@ const (
 // net/http's 2 makes concurrent publishers open and close connections.
 const DefaultMaxIdleConnsPerHost = 64
 
-// Config configures a Publisher. Fields with koanf tags come from the
-// transport's section of the configuration file; the zero value of each takes
-// its default.
+// Config configures a Publisher; the zero value of each field takes its
+// default. docs/http.md tells each field in full.
 type Config struct {
 	// URL is the template every message is POSTed to: {topic} and
 	// {event_type} are replaced by the topic and by the message's event_type
@@ -54,20 +53,18 @@ type Config struct {
 	// Content-Type of binary and raw requests). Default application/json.
 	ContentType string `koanf:"content_type"`
 
-	// Timeout bounds the delivery of one message, every attempt and every
-	// wait between attempts included, within the message context's own
-	// deadline. Default 2s.
+	// Timeout bounds the delivery of one message, every attempt and wait
+	// included, within the message context's deadline. Default 2s.
 	Timeout time.Duration `koanf:"timeout"`
 	// AttemptTimeout bounds one attempt, so that a server that stopped
-	// answering is tried again while Timeout allows. Default: none beyond
-	// Timeout.
+	// answering is tried again while Timeout allows. Default: none.
 	AttemptTimeout time.Duration `koanf:"attempt_timeout"`
 	// MaxRetries is how many times a message is sent again after a
 	// connection error, a 429, 502, 503 or 504. Default 3; negative: never.
 	MaxRetries int `koanf:"max_retries"`
-	// RetryBackoff is the first wait between attempts; each wait doubles, up
-	// to MaxRetryBackoff, with jitter. A longer Retry-After is honoured; one
-	// that does not fit in what is left of Timeout ends the retries at once.
+	// RetryBackoff is the first wait between attempts, doubling up to
+	// MaxRetryBackoff, with jitter; a longer Retry-After is honoured.
+	// Defaults 50ms and 1s.
 	RetryBackoff    time.Duration `koanf:"retry_backoff"`
 	MaxRetryBackoff time.Duration `koanf:"max_retry_backoff"`
 
@@ -87,20 +84,15 @@ type Config struct {
 	// IdleConnTimeout closes a connection idle for this long. Default 90s.
 	IdleConnTimeout time.Duration `koanf:"idle_conn_timeout"`
 
-	// AllowedHosts, when not empty, lists the only hosts the Publisher may
-	// send to: exact names or IP addresses, or "*.example.com" for every
-	// subdomain of example.com, each optionally with ":port"
-	// ("[2001:db8::1]:443" for IPv6) to allow that port only; a pattern
-	// without a port allows every port.
+	// AllowedHosts, when not empty, lists the only hosts the URL may name:
+	// names, IP addresses or "*.example.com", each with an optional ":port"
+	// ("[2001:db8::1]:443") to allow that port only.
 	AllowedHosts []string `koanf:"allowed_hosts"`
-	// DenyPrivateAddresses refuses to connect to every address that is not
-	// global unicast: loopback, link-local, private (RFC 1918, RFC 4193),
-	// unspecified, shared (100.64.0.0/10), multicast, reserved and the other
-	// special-purpose blocks, and IPv6 addresses that reach such an IPv4
-	// address (NAT64, 6to4, IPv4-compatible). It is checked on the address
-	// each connection is made to, after DNS. Off by default, so that local
-	// development against 127.0.0.1 works; turn it on when the URL comes
-	// from a source you do not control. It cannot be combined with Proxy.
+	// DenyPrivateAddresses refuses to connect to any address that is not
+	// global unicast (loopback, private, link-local, special-purpose, and
+	// IPv6 that reaches such an IPv4 address), checked on each connection's
+	// address after DNS. Off by default, for local development; turn it on
+	// when the URL is not yours. It cannot be combined with Proxy.
 	DenyPrivateAddresses bool `koanf:"deny_private_addresses"`
 	// Proxy is how requests reach the server: "" or "none" (the default)
 	// connects directly, whatever HTTP_PROXY and HTTPS_PROXY say;

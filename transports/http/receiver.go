@@ -20,8 +20,12 @@ import (
 	"github.com/switchyard-go/switchyard/transports"
 )
 
-// The subscriptions of one topic share its messages: each request goes to
-// one of them, whichever reads first.
+// Receiver is an http.Handler that turns each request into a message and a
+// message.Subscriber that hands those messages out. Mount it in your own
+// server; Subscribe to the topics it should take. Without a subscription to
+// its topic a request is answered 503, so the sender keeps the event and
+// retries. The subscriptions of one topic share its messages: each request
+// goes to one of them, whichever reads first.
 type Receiver struct {
 	cfg        ReceiverConfig
 	logger     watermill.LoggerAdapter
@@ -313,6 +317,7 @@ func (r *Receiver) subscribe(ctx context.Context, name string, owner *Subscriber
 	return s.out, nil
 }
 
+// Subscriber returns a handle on r whose Close ends only the subscriptions
 // made through it, not r: for handing the one mounted Receiver to several
 // consumers that stop on their own.
 func (r *Receiver) Subscriber() *Subscriber {

@@ -8,8 +8,8 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 )
 
-// Metadata keys written on the messages moved to the dead-letter topic: the
-// same as the memory transport's.
+// Metadata keys added to the messages moved to the dead-letter topic, as
+// the memory transport's.
 const (
 	DeadLetterReasonKey   = "dead_letter_reason"
 	DeadLetterTopicKey    = "dead_letter_topic"
@@ -17,79 +17,58 @@ const (
 )
 
 // ReceiverConfig configures a Receiver; the zero value of each field takes
-// its default.
+// its default. docs/http.md tells each field in full.
 type ReceiverConfig struct {
-	// Topic, when set, is the topic of every request. Otherwise the topic
-	// is the path value named PathValue of the pattern the Receiver is
+	// Topic, when set, is the topic of every request; otherwise it is the
+	// path value PathValue (default "topic") of the pattern the Receiver is
 	// mounted on: mux.Handle("POST /events/{topic}", receiver).
 	Topic     string `koanf:"topic"`
 	PathValue string `koanf:"path_value"`
-	// MaxBodyBytes bounds a request body; a longer one is answered 413.
-	// Default 1 MiB.
+	// MaxBodyBytes bounds a request body (413). Default 1 MiB.
 	MaxBodyBytes int64 `koanf:"max_body_bytes"`
 	// HandlerTimeout bounds how long a request waits for a subscription to
-	// take its message and ack or nack it; then it is answered 503 and the
-	// message's context is canceled. Keep it below the senders' timeout.
-	// Default 1s.
+	// take its message and ack or nack it; then 503, and the message's
+	// context is canceled. Keep it below the senders' timeout. Default 1s.
 	HandlerTimeout time.Duration `koanf:"handler_timeout"`
-	// RetryAfter is sent, in whole seconds rounded up, with every 503.
-	// Default 1s; negative: no Retry-After header.
+	// RetryAfter goes, in whole seconds rounded up, with every 503. Default
+	// 1s; negative: none.
 	RetryAfter time.Duration `koanf:"retry_after"`
-	// BearerToken, when set, is required as "Authorization: Bearer <token>";
-	// 401 otherwise.
+	// BearerToken, when set, is required as "Authorization: Bearer <token>"
+	// (401).
 	BearerToken string `koanf:"bearer_token" redact:"secret"`
-	// HMACSecret, when set, requires a valid Switchyard-Signature (see the
-	// Publisher's hmac_secret) made within SignatureTolerance of now, for
-	// the topic the request is delivered to (its Switchyard-Topic, signed,
-	// must be that topic); 401 otherwise. A signed request can be replayed,
-	// to the same topic, within SignatureTolerance: consumers dedupe by
-	// UUID.
+	// HMACSecret, when set, requires a Switchyard-Signature (see the
+	// Publisher's hmac_secret) made within SignatureTolerance (default 5m)
+	// for the topic the request is delivered to (401).
 	HMACSecret         string        `koanf:"hmac_secret" redact:"secret"`
 	SignatureTolerance time.Duration `koanf:"signature_tolerance"`
-	// RequireID answers 400 to a raw request without Switchyard-Id. Such a
-	// request gets a new UUID at each attempt, so a sender's retries of it
-	// cannot be deduplicated; CloudEvents requests always carry their id.
-	// Default false, for senders that cannot set the header.
+	// RequireID answers 400 to a raw request without Switchyard-Id, whose
+	// retries, each given a new UUID, could not be deduplicated.
 	RequireID bool `koanf:"require_id"`
-	// QueueSize, when positive, makes the Receiver answer 202 Accepted as
-	// soon as a message is in its topic's in-memory queue of this size, and
-	// deliver it afterwards, one at a time and in order, again after each
-	// nack or handler timeout (see MaxRetries), until acked. A full queue is
-	// answered 503. Close delivers what is queued within DrainTimeout; what
-	// is left then, or if the process dies, is lost although its senders
-	// were told 202: use it only when senders cannot wait for handlers. Only
-	// topics subscribed to, or initialized with SubscribeInitialize, are
-	// queued. Default 0: every request waits for its message's ack or nack.
+	// QueueSize, when positive, makes the Receiver answer 202 as soon as a
+	// message is in its topic's in-memory queue of this size (503 when
+	// full) and deliver it afterwards, in order, until acked. What is
+	// queued is lost if the process dies, although its senders were told
+	// 202. Default 0: every request waits for its message's ack or nack.
 	QueueSize int `koanf:"queue_size"`
-	// In queue mode, a message that was nacked or whose handler timed out
-	// is delivered again after RetryBackoff, then after twice as long at
-	// each further failure, up to MaxRetryBackoff. Once MaxRetries
-	// redeliveries failed too, it leaves its topic for the dead-letter
-	// topic (or DeadLetter), so that it never holds back the messages
-	// behind it. Defaults 5, 100ms and 10s; MaxRetries negative: no
-	// redelivery before dead-lettering.
+	// In queue mode a failed delivery (nack, handler timeout) is tried
+	// again after RetryBackoff, doubling up to MaxRetryBackoff; after
+	// MaxRetries redeliveries the message goes to DeadLetterTopic (or
+	// DeadLetter). Defaults 5, 100ms and 10s; MaxRetries negative: none.
 	MaxRetries      int           `koanf:"max_retries"`
 	RetryBackoff    time.Duration `koanf:"retry_backoff"`
 	MaxRetryBackoff time.Duration `koanf:"max_retry_backoff"`
-	// DeadLetterTopic, in queue mode, is the topic of this Receiver that
-	// takes the messages that failed every delivery, with the
-	// DeadLetter*Key metadata added; subscribe to it to see them. Its queue
-	// is bounded by QueueSize too: while it is full, a failed message stays
-	// at the head of its own topic, tried again every MaxRetryBackoff. A
-	// message of the dead-letter topic itself that fails every delivery
-	// stays at its head likewise. Default "dead_letter".
+	// DeadLetterTopic is the Receiver's own topic that takes, with the
+	// DeadLetter*Key metadata, the messages that failed every delivery.
+	// While its queue is full, they stay at the head of their topic.
+	// Default "dead_letter".
 	DeadLetterTopic string `koanf:"dead_letter_topic"`
-	// DeadLetter, when set, replaces DeadLetterTopic: it takes the messages
-	// that failed every delivery, and may publish them elsewhere, store
-	// them, count them. It runs on the topic's delivery goroutine, so the
-	// topic waits for it; msg's context ends when the Receiver closes. A nil
-	// error takes the message out of the queue; an error keeps it at the
-	// head of its topic, tried again every MaxRetryBackoff.
+	// DeadLetter, when set, takes those messages instead, on the topic's
+	// delivery goroutine; an error keeps the message at the head of its
+	// topic, tried again every MaxRetryBackoff.
 	DeadLetter func(topic string, msg *message.Message) error `koanf:"-"`
-	// DrainTimeout bounds how long Close, in queue mode, goes on delivering
-	// the queued messages to the subscriptions of their topics, once it
-	// stopped taking requests. Those still queued then are counted in
-	// switchyard_http_undelivered_total and in Close's error. Default 5s.
+	// DrainTimeout bounds how long Close goes on delivering what is queued;
+	// what is left then is counted in switchyard_http_undelivered_total and
+	// in Close's error. Default 5s.
 	DrainTimeout time.Duration `koanf:"drain_timeout"`
 }
 
@@ -118,9 +97,3 @@ func (c *ReceiverConfig) Validate() error {
 	nonNegative(&errs, "drain_timeout", c.DrainTimeout)
 	return errors.Join(errs...)
 }
-
-// Receiver is an http.Handler that turns each request into a message and a
-// message.Subscriber that hands those messages out. Mount it in your own
-// server; Subscribe to the topics it should take. Without a subscription to
-// its topic a request is answered 503, so the sender keeps the event and
-// retries.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"strconv"
 	"time"
 
@@ -15,26 +16,22 @@ import (
 )
 
 // Close stops taking requests: from then on, and for requests still
-// waiting for their handler, it answers 503 with Retry-After, so that
-// their senders retry or fall back. In queue mode it then goes on
-// delivering the queued messages, which were answered 202, to the
-// subscriptions of their topics, for DrainTimeout at most; a topic with no
-// subscription left is not waited for. Then it ends every subscription
-// (their channels are closed when it returns). The messages still queued
-// are lost: they are counted in switchyard_http_undelivered_total and in
-// Close's error, which wraps ErrCloseTimeout. Idempotent: later calls
-// return the same error.
+// waiting for their handler, it answers 503 with Retry-After. In queue mode
+// it then goes on delivering what is queued to the subscriptions of its
+// topics for DrainTimeout at most, and ends every subscription. What is
+// still queued is lost: it is counted in switchyard_http_undelivered_total
+// and in Close's error, which wraps ErrCloseTimeout. Idempotent: later
+// calls return the same error.
 func (r *Receiver) Close() error {
 	r.closeOnce.Do(func() { r.closeErr = r.close() })
 	return r.closeErr
 }
 
 // Drain stops taking requests and subscriptions, as Close does, and
-// delivers the queued messages to the subscriptions of their topics until
-// no topic that has a subscription has any left, or ctx ends; then the
-// error says how many were left. Subscriptions stay open: Close ends them,
-// and reports what is still queued then. It lets an owner deliver what the
-// Receiver took before it stops its handlers (transports.Drainer).
+// delivers what is queued until no topic with a subscription has any left,
+// or ctx ends; then the error says how many were left. Subscriptions stay
+// open, so that an owner can deliver what the Receiver took before it
+// stops its handlers (transports.Drainer).
 func (r *Receiver) Drain(ctx context.Context) error {
 	r.stopTaking()
 	r.drain(ctx)
@@ -104,11 +101,7 @@ var errUndelivered = errors.New("httptransport: queued messages not delivered")
 func (r *Receiver) snapshot() []*topic {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	topics := make([]*topic, 0, len(r.topics))
-	for _, t := range r.topics {
-		topics = append(topics, t)
-	}
-	return topics
+	return slices.Collect(maps.Values(r.topics))
 }
 
 // drain returns once no topic that has a subscription has a message
@@ -219,7 +212,8 @@ const (
 // deliverQueued hands msg to one subscription of t and waits until it is
 // settled. When the handler times out its context is canceled, and msg is
 // still waited for: a redelivery while the first handler runs would
-// process it twice at once, and out of order.
+// process it twice at once, and out of order. Then an ack counts, anything
+// else is a failure.
 func (r *Receiver) deliverQueued(t *topic, msg *message.Message) deliveryOutcome {
 	ctx, cancel := context.WithCancel(r.ctx)
 	defer cancel()
@@ -230,36 +224,29 @@ func (r *Receiver) deliverQueued(t *topic, msg *message.Message) deliveryOutcome
 	}
 	timer := time.NewTimer(r.cfg.HandlerTimeout)
 	defer timer.Stop()
-	select {
-	case <-msg.Acked():
-		return deliveryAcked
-	case <-msg.Nacked():
-		return deliveryFailed
-	case <-s.done:
-		if acked(msg) {
+	timedOut := false
+	for {
+		select {
+		case <-msg.Acked():
 			return deliveryAcked
+		case <-msg.Nacked():
+			return deliveryFailed
+		case <-s.done:
+			switch {
+			case acked(msg):
+				return deliveryAcked
+			case timedOut:
+				return deliveryFailed
+			}
+			return deliveryAbandoned
+		case <-r.ctx.Done():
+			return deliveryAbandoned
+		case <-timer.C:
+			timedOut = true
+			cancel()
+			r.logger.Info("httptransport: handler timed out; waiting for it to ack or nack before delivering again",
+				watermill.LogFields{"topic": t.name, "message_uuid": msg.UUID, "handler_timeout": r.cfg.HandlerTimeout})
 		}
-		return deliveryAbandoned
-	case <-r.ctx.Done():
-		return deliveryAbandoned
-	case <-timer.C:
-	}
-	cancel()
-	r.logger.Info("httptransport: handler timed out; waiting for it to ack or nack before delivering again",
-		watermill.LogFields{"topic": t.name, "message_uuid": msg.UUID, "handler_timeout": r.cfg.HandlerTimeout})
-	// Settled now or later: an ack counts, anything else is a failure.
-	select {
-	case <-msg.Acked():
-		return deliveryAcked
-	case <-msg.Nacked():
-		return deliveryFailed
-	case <-s.done:
-		if acked(msg) {
-			return deliveryAcked
-		}
-		return deliveryFailed
-	case <-r.ctx.Done():
-		return deliveryAbandoned
 	}
 }
 
@@ -319,12 +306,8 @@ func (r *Receiver) redeliveryBackoff(failures int) time.Duration {
 
 // sleep waits d or until the Receiver closes.
 func (r *Receiver) sleep(d time.Duration) {
-	timer := time.NewTimer(d)
-	defer timer.Stop()
 	select {
-	case <-timer.C:
+	case <-time.After(d):
 	case <-r.ctx.Done():
 	}
 }
-
-// Subscriber returns a handle on r whose Close ends only the subscriptions

@@ -222,27 +222,6 @@ func isPathSeparator(r rune) bool { return r == '/' || r == '\\' }
 
 func isDot(s string) bool { return s == "." || s == ".." }
 
-// percentDecode decodes every valid %XX of s, leaving a '%' that starts
-// none as it is, and reports whether it decoded any. Each round shortens
-// s, so decoding until nothing changes ends.
-func percentDecode(s string) (string, bool) {
-	if strings.IndexByte(s, '%') < 0 {
-		return s, false
-	}
-	b := make([]byte, 0, len(s))
-	changed := false
-	for i := 0; i < len(s); i++ {
-		if s[i] == '%' && i+2 < len(s) && isHex(s[i+1]) && isHex(s[i+2]) {
-			b = append(b, unhex(s[i+1])<<4|unhex(s[i+2]))
-			i += 2
-			changed = true
-			continue
-		}
-		b = append(b, s[i])
-	}
-	return string(b), changed
-}
-
 // urlCache keeps the parsed URL of each topic (and event type, when the
 // template has {event_type}), for the first maxCachedURLs of them.
 type urlCache struct {
