@@ -44,18 +44,14 @@ const (
 // and Content-Type when they are s's, which a Publisher sets once for all.
 // The values are appended to values, whose backing array they share.
 func setBinaryHeaders(h http.Header, ev *event, ext []attr, s *eventSettings, values []string) {
-	setValue := func(name, value string) {
-		values = append(values, value)
-		h[name] = values[len(values)-1 : len(values) : len(values)]
-	}
-	set := func(name, value string) { setValue(name, percentEncode(value)) }
+	set := func(name, value string) { values = setValue(h, values, name, percentEncode(value)) }
 	set(headerID, ev.id)
 	set(headerType, ev.typ)
 	if ev.source != s.source {
 		set(headerSource, ev.source)
 	}
 	if ev.dataContentType != s.contentType {
-		setValue(headerContentType, ev.dataContentType)
+		values = setValue(h, values, headerContentType, ev.dataContentType)
 	}
 	if ev.dataSchema != "" {
 		set(headerDataSchema, ev.dataSchema)

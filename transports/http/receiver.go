@@ -2,6 +2,7 @@ package httptransport
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -95,76 +96,69 @@ func NewReceiver(cfg ReceiverConfig, logger watermill.LoggerAdapter, opts ...Opt
 // topic), 404 when the request names no topic, 405 for other methods, 413
 // when the body is too long, 415 for a CloudEvents format other than JSON.
 func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
-	if req.Method != http.MethodPost {
-		w.Header().Set("Allow", http.MethodPost)
-		r.reject(w, http.StatusMethodNotAllowed, "only POST")
-		return
-	}
-	if r.isClosed() {
-		r.reject(w, http.StatusServiceUnavailable, "receiver closed")
-		return
-	}
-	if r.cfg.BearerToken != "" && !r.bearerOK(req) {
-		w.Header().Set(headerAuthenticate, "Bearer")
-		r.reject(w, http.StatusUnauthorized, "bearer token missing or wrong")
-		return
-	}
-	name := r.cfg.Topic
-	if name == "" {
-		name = req.PathValue(r.cfg.PathValue)
-	}
-	if name == "" {
-		r.reject(w, http.StatusNotFound, "no topic in the request path")
-		return
-	}
-	body, err := r.readBody(w, req)
-	if err != nil {
-		var tooLong *http.MaxBytesError
-		if errors.As(err, &tooLong) {
-			r.reject(w, http.StatusRequestEntityTooLarge, "body longer than "+strconv.FormatInt(r.cfg.MaxBodyBytes, 10)+" bytes")
-		} else {
-			r.reject(w, http.StatusBadRequest, "reading the body failed")
-		}
-		return
-	}
-	if r.hmacKey != nil {
-		if err := verifyRequest(r.hmacKey, r.now(), r.cfg.SignatureTolerance, req.Header, body); err != nil {
-			r.reject(w, http.StatusUnauthorized, err.Error())
-			return
-		}
-		if err := verifySignedTopic(req.Header, name); err != nil {
-			r.reject(w, http.StatusUnauthorized, err.Error())
-			return
-		}
-	}
-	if r.cfg.RequireID && isRaw(req.Header) && len(req.Header[headerRawID]) == 0 {
-		r.reject(w, http.StatusBadRequest, "no "+headerRawID+" header: this receiver requires one, so that retries can be deduplicated")
-		return
-	}
-	msg, err := decodeRequest(name, req.Header, body)
-	if err != nil {
-		var re *requestError
-		if errors.As(err, &re) {
-			r.reject(w, re.status, re.reason)
-		} else {
-			r.reject(w, http.StatusBadRequest, err.Error())
-		}
-		return
-	}
-	t := r.lookup(name)
-	if t == nil {
-		r.reject(w, http.StatusServiceUnavailable, "no subscriber for the topic")
-		return
-	}
-	if r.cfg.QueueSize > 0 {
+	t, msg, refused := r.read(w, req)
+	switch {
+	case refused != nil:
+		r.reject(w, refused.status, refused.reason)
+	case r.cfg.QueueSize == 0:
+		r.deliver(w, req.Context(), t, msg)
+	default:
 		if err := r.enqueue(t, msg); err != nil {
 			r.reject(w, http.StatusServiceUnavailable, err.Error())
 			return
 		}
 		w.WriteHeader(http.StatusAccepted)
-		return
 	}
-	r.deliver(w, req.Context(), t, msg)
+}
+
+// read checks req and decodes its message, or says why it is refused.
+func (r *Receiver) read(w http.ResponseWriter, req *http.Request) (*topic, *message.Message, *requestError) {
+	refuse := func(status int, reason string) (*topic, *message.Message, *requestError) {
+		return nil, nil, &requestError{status: status, reason: reason}
+	}
+	if req.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		return refuse(http.StatusMethodNotAllowed, "only POST")
+	}
+	if r.isClosed() {
+		return refuse(http.StatusServiceUnavailable, "receiver closed")
+	}
+	if r.cfg.BearerToken != "" && !r.bearerOK(req) {
+		w.Header().Set(headerAuthenticate, "Bearer")
+		return refuse(http.StatusUnauthorized, "bearer token missing or wrong")
+	}
+	name := cmp.Or(r.cfg.Topic, req.PathValue(r.cfg.PathValue))
+	if name == "" {
+		return refuse(http.StatusNotFound, "no topic in the request path")
+	}
+	body, err := r.readBody(w, req)
+	if tooLong := (*http.MaxBytesError)(nil); errors.As(err, &tooLong) {
+		return refuse(http.StatusRequestEntityTooLarge, "body longer than "+strconv.FormatInt(r.cfg.MaxBodyBytes, 10)+" bytes")
+	} else if err != nil {
+		return refuse(http.StatusBadRequest, "reading the body failed")
+	}
+	if r.hmacKey != nil {
+		if err := verifyRequest(r.hmacKey, r.now(), r.cfg.SignatureTolerance, req.Header, body); err != nil {
+			return refuse(http.StatusUnauthorized, err.Error())
+		}
+		if err := verifySignedTopic(req.Header, name); err != nil {
+			return refuse(http.StatusUnauthorized, err.Error())
+		}
+	}
+	if r.cfg.RequireID && isRaw(req.Header) && len(req.Header[headerRawID]) == 0 {
+		return refuse(http.StatusBadRequest, "no "+headerRawID+" header: this receiver requires one, so that retries can be deduplicated")
+	}
+	msg, err := decodeRequest(name, req.Header, body)
+	if err != nil {
+		re := &requestError{status: http.StatusBadRequest, reason: err.Error()}
+		errors.As(err, &re)
+		return nil, nil, re
+	}
+	t := r.lookup(name)
+	if t == nil {
+		return refuse(http.StatusServiceUnavailable, "no subscriber for the topic")
+	}
+	return t, msg, nil
 }
 
 // deliver hands msg to a subscription and answers with what became of it.
@@ -229,8 +223,7 @@ func (r *Receiver) bearerOK(req *http.Request) bool {
 	if !ok || !strings.EqualFold(scheme, "Bearer") {
 		return false
 	}
-	// Comparing digests keeps the comparison constant-time whatever the
-	// lengths.
+	// Digests keep the comparison constant-time whatever the lengths.
 	got := sha256.Sum256([]byte(strings.TrimSpace(token)))
 	return subtle.ConstantTimeCompare(got[:], r.bearer[:]) == 1
 }
@@ -387,7 +380,6 @@ func verifySignedTopic(h http.Header, topic string) error {
 
 var (
 	_ transports.Drainer           = (*Receiver)(nil)
-	_ transports.Drainer           = (*Server)(nil)
 	_ http.Handler                 = (*Receiver)(nil)
 	_ message.Subscriber           = (*Receiver)(nil)
 	_ message.SubscribeInitializer = (*Receiver)(nil)
