@@ -7,6 +7,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -146,10 +147,10 @@ func (c *Config) Validate() error {
 	} else if len(c.AllowedHosts) > 0 && !hostAllowed(c.AllowedHosts, t.scheme, t.hostname, t.port) {
 		add("url", "its host and port are not in allowed_hosts")
 	}
-	switch proxy := proxyMode(c.Proxy); {
-	case proxy == proxyInvalid:
+	switch proxy, ok := proxyFunc(c.Proxy); {
+	case !ok:
 		add("proxy", "must be none, environment, or an http, https or socks5 URL with a host")
-	case proxy != proxyNone && c.DenyPrivateAddresses:
+	case proxy != nil && c.DenyPrivateAddresses:
 		add("deny_private_addresses", "cannot be checked through a proxy, which resolves and connects to the server itself: set proxy to none, or turn deny_private_addresses off and filter in the proxy")
 	}
 	switch c.Format {
@@ -199,61 +200,25 @@ func nonNegative[T ~int | ~int64](errs *[]error, key string, v T) {
 	}
 }
 
-type proxyKind int
-
-const (
-	proxyNone proxyKind = iota
-	proxyEnvironment
-	proxyURL
-	proxyInvalid
-)
-
-func proxyMode(v string) proxyKind {
+// proxyFunc is the http.Transport Proxy of a Proxy setting, nil for none;
+// ok is false when the setting is invalid.
+func proxyFunc(v string) (proxy func(*http.Request) (*url.URL, error), ok bool) {
 	switch strings.ToLower(strings.TrimSpace(v)) {
 	case "", "none":
-		return proxyNone
+		return nil, true
 	case "environment":
-		return proxyEnvironment
+		return http.ProxyFromEnvironment, true
 	}
 	u, err := url.Parse(v)
-	if err != nil || u.Host == "" {
-		return proxyInvalid
+	if err != nil || u.Host == "" || !slices.Contains([]string{"http", "https", "socks5", "socks5h"}, u.Scheme) {
+		return nil, false
 	}
-	switch u.Scheme {
-	case "http", "https", "socks5", "socks5h":
-		return proxyURL
-	}
-	return proxyInvalid
-}
-
-// proxyFunc is the http.Transport Proxy of a valid Proxy setting: nil for
-// none.
-func proxyFunc(v string) func(*http.Request) (*url.URL, error) {
-	switch proxyMode(v) {
-	case proxyEnvironment:
-		return http.ProxyFromEnvironment
-	case proxyURL:
-		u, _ := url.Parse(v)
-		return http.ProxyURL(u)
-	}
-	return nil
+	return http.ProxyURL(u), true
 }
 
 // validHeaderName reports whether name is an RFC 9110 token.
 func validHeaderName(name string) bool {
-	if name == "" {
-		return false
-	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' {
-			continue
-		}
-		if !strings.ContainsRune("!#$%&'*+-.^_`|~", rune(c)) {
-			return false
-		}
-	}
-	return true
+	return name != "" && strings.Trim(name, "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ") == ""
 }
 
 func (t TLSConfig) build() (*tls.Config, error) {

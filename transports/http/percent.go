@@ -2,6 +2,7 @@ package httptransport
 
 import (
 	"errors"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 )
@@ -66,21 +67,6 @@ func unquote(s string) string {
 	return string(b)
 }
 
-func isHex(c byte) bool {
-	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
-}
-
-func unhex(c byte) byte {
-	switch {
-	case c >= '0' && c <= '9':
-		return c - '0'
-	case c >= 'a' && c <= 'f':
-		return c - 'a' + 10
-	default:
-		return c - 'A' + 10
-	}
-}
-
 // percentDecode decodes every valid %XX of s, leaving a '%' that starts
 // none as it is, and reports whether it decoded any. Each round shortens
 // s, so decoding until nothing changes ends.
@@ -91,8 +77,8 @@ func percentDecode(s string) (string, bool) {
 	b := make([]byte, 0, len(s))
 	changed := false
 	for i := 0; i < len(s); i++ {
-		if s[i] == '%' && i+2 < len(s) && isHex(s[i+1]) && isHex(s[i+2]) {
-			b = append(b, unhex(s[i+1])<<4|unhex(s[i+2]))
+		if c, ok := unhex(s, i); ok {
+			b = append(b, c)
 			i += 2
 			changed = true
 			continue
@@ -100,4 +86,13 @@ func percentDecode(s string) (string, bool) {
 		b = append(b, s[i])
 	}
 	return string(b), changed
+}
+
+// unhex decodes the %XX escape at s[i], if there is one.
+func unhex(s string, i int) (byte, bool) {
+	if s[i] != '%' || i+2 >= len(s) {
+		return 0, false
+	}
+	c, err := strconv.ParseUint(s[i+1:i+3], 16, 8)
+	return byte(c), err == nil
 }

@@ -71,10 +71,11 @@ func NewPublisher(cfg Config, logger watermill.LoggerAdapter) (*Publisher, error
 	if err != nil {
 		return nil, fmt.Errorf("httptransport: config: %w", err)
 	}
+	proxy, _ := proxyFunc(cfg.Proxy)
 	transport := &http.Transport{
 		// None unless configured: a proxy would also take the address
 		// checks out of deny_private_addresses' hands.
-		Proxy:                 proxyFunc(cfg.Proxy),
+		Proxy:                 proxy,
 		DialContext:           newDialer(cfg.DenyPrivateAddresses),
 		TLSClientConfig:       tlsConfig,
 		TLSHandshakeTimeout:   10 * time.Second,
@@ -180,7 +181,7 @@ type requestMemory struct {
 }
 
 func (p *Publisher) encode(topic string, msg *message.Message) (request, error) {
-	if topic == "" && p.tmpl.usesTopic() {
+	if topic == "" && p.tmpl.hasTopic {
 		return request{}, errors.New("empty topic, and the URL has {topic}")
 	}
 	if p.cfg.Format == FormatRaw {

@@ -103,10 +103,11 @@ func checkPattern(pattern string) (err error) {
 }
 
 // Server is a Receiver served on an address of its own, what an http
-// transport with receiver.listen builds. Like a Receiver it is a
-// message.Subscriber and an http.Handler; Close also shuts its server down.
+// transport with receiver.listen builds. It has the Receiver's methods
+// (ServeHTTP serves whatever the path; after Drain the server goes on
+// answering 503 until Close); Close also shuts its server down.
 type Server struct {
-	receiver        *Receiver
+	*Receiver
 	logger          watermill.LoggerAdapter
 	srv             *http.Server
 	addr            net.Addr
@@ -151,7 +152,7 @@ func newServer(cfg ServerConfig, logger watermill.LoggerAdapter, opts ...Option)
 		return nil, err
 	}
 	s := &Server{
-		receiver:        receiver,
+		Receiver:        receiver,
 		logger:          logger.With(watermill.LogFields{"listen": ln.Addr().String()}),
 		addr:            ln.Addr(),
 		shutdownTimeout: cfg.ShutdownTimeout,
@@ -197,27 +198,6 @@ func (s *Server) track(h http.Handler) http.Handler {
 // asked for port 0.
 func (s *Server) Addr() net.Addr { return s.addr }
 
-// Receiver returns the Receiver the server serves, for Receiver.Subscriber
-// handles.
-func (s *Server) Receiver() *Receiver { return s.receiver }
-
-// ServeHTTP serves a request with the Receiver, whatever its path.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.receiver.ServeHTTP(w, r) }
-
-// Subscribe subscribes to topic on the Receiver; see Receiver.Subscribe.
-func (s *Server) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
-	return s.receiver.Subscribe(ctx, topic)
-}
-
-// SubscribeInitialize makes topic known; see Receiver.SubscribeInitialize.
-func (s *Server) SubscribeInitialize(topic string) error {
-	return s.receiver.SubscribeInitialize(topic)
-}
-
-// Drain drains the Receiver; see Receiver.Drain. The server goes on
-// accepting connections, answering 503, until Close.
-func (s *Server) Drain(ctx context.Context) error { return s.receiver.Drain(ctx) }
-
 // Close stops accepting connections, waits up to ShutdownTimeout for the
 // requests in flight, then closes the Receiver (see Receiver.Close), gives
 // its 503s a second to go out, and cuts the connections left. It returns
@@ -227,7 +207,7 @@ func (s *Server) Close() error {
 		ctx, cancel := context.WithTimeout(context.Background(), s.shutdownTimeout)
 		defer cancel()
 		err := s.srv.Shutdown(ctx)
-		s.closeErr = s.receiver.Close()
+		s.closeErr = s.Receiver.Close()
 		if err != nil {
 			s.logger.Info("httptransport: receiver server: requests still in flight after shutdown_timeout are answered 503",
 				watermill.LogFields{"shutdown_timeout": s.shutdownTimeout})
