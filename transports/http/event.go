@@ -73,19 +73,11 @@ type eventSettings struct {
 
 var errInvalidUTF8 = errors.New("metadata or UUID is not valid UTF-8: CloudEvents attributes and JSON carry only Unicode text")
 
-// newEvent returns the CloudEvent of msg: id is the UUID, type the event_type
-// (or the default), subject the event_key, time the published_at; source,
-// datacontenttype and dataschema are ce_source, ce_datacontenttype and
-// ce_dataschema when set and valid (the settings' otherwise), and the topic
-// extension is ce_topic when set; every other metadata key whose lower-cased
-// alphanumerics make a free extension name travels as that extension. When
-// those attributes do not give back exactly the metadata (see
-// metadataFromAttributes), the metadata also travels whole in
-// switchyardmetadata.
-//
-// The extensions are appended to ext[:0] and returned, so that an array the
-// caller keeps on its stack holds them. The event is returned by value:
-// escape analysis sends anything stored through a pointer to the heap.
+// newEvent returns the CloudEvent of msg, mapped as docs/http.md tells:
+// when the attributes do not give back exactly the metadata (see
+// metadataFromAttributes), it also travels whole in switchyardmetadata.
+// The extensions are appended to ext[:0], which the caller keeps on its
+// stack, and the event is returned by value, for no allocation.
 func newEvent(topic string, msg *message.Message, s eventSettings, ext []attr) (event, []attr, error) {
 	if msg.UUID == "" {
 		return event{}, nil, errors.New("message has no UUID: it is the CloudEvents id")
@@ -113,34 +105,19 @@ func newEvent(topic string, msg *message.Message, s eventSettings, ext []attr) (
 		ev.subject = v
 		exact = exact && v != ""
 	}
-	if v, ok := md[metaPublishedAt]; ok {
-		if validTime(v) {
-			ev.time = v
-		} else {
-			exact = false
+	take := func(key string, valid func(string) bool, attribute *string) {
+		if v, ok := md[key]; ok {
+			if valid(v) {
+				*attribute = v
+			} else {
+				exact = false
+			}
 		}
 	}
-	if v, ok := md[metaSource]; ok {
-		if v != "" {
-			ev.source = v
-		} else {
-			exact = false
-		}
-	}
-	if v, ok := md[metaDataContentType]; ok {
-		if validMediaType(v) {
-			ev.dataContentType = v
-		} else {
-			exact = false
-		}
-	}
-	if v, ok := md[metaDataSchema]; ok {
-		if validAbsoluteURI(v) {
-			ev.dataSchema = v
-		} else {
-			exact = false
-		}
-	}
+	take(metaPublishedAt, validTime, &ev.time)
+	take(metaSource, func(v string) bool { return v != "" }, &ev.source)
+	take(metaDataContentType, validMediaType, &ev.dataContentType)
+	take(metaDataSchema, validAbsoluteURI, &ev.dataSchema)
 	if v, ok := md[metaTopic]; ok {
 		// A relayed event's own topic extension: the Receiver reads it back
 		// as ce_topic only when it is not the topic it delivers to.
@@ -180,12 +157,7 @@ func newEvent(topic string, msg *message.Message, s eventSettings, ext []attr) (
 }
 
 func hasAttr(attrs []attr, name string) bool {
-	for _, a := range attrs {
-		if a.name == name {
-			return true
-		}
-	}
-	return false
+	return slices.ContainsFunc(attrs, func(a attr) bool { return a.name == name })
 }
 
 // extensionName maps a metadata key to a CloudEvents extension name: ASCII

@@ -51,30 +51,20 @@ func describe(v reflect.Value) string {
 func writeStruct(b *strings.Builder, v reflect.Value) {
 	b.WriteByte('{')
 	first := true
-	var walk func(v reflect.Value)
-	walk = func(v reflect.Value) {
-		t := v.Type()
-		for i := range t.NumField() {
-			f := t.Field(i)
-			name, opts, _ := strings.Cut(f.Tag.Get("koanf"), ",")
-			fv := v.Field(i)
-			switch {
-			case opts == "squash":
-				walk(fv)
-				continue
-			case name == "" || name == "-" || fv.IsZero():
-				continue
-			}
-			if !first {
-				b.WriteString(", ")
-			}
-			first = false
-			b.WriteString(name)
-			b.WriteString(": ")
-			writeValue(b, fv, f.Tag.Get("redact"))
+	// Squashed structs have no name: their fields follow them.
+	for _, f := range reflect.VisibleFields(v.Type()) {
+		name, _, _ := strings.Cut(f.Tag.Get("koanf"), ",")
+		fv := v.FieldByIndex(f.Index)
+		if name == "" || name == "-" || fv.IsZero() {
+			continue
 		}
+		if !first {
+			b.WriteString(", ")
+		}
+		first = false
+		b.WriteString(name + ": ")
+		writeValue(b, fv, f.Tag.Get("redact"))
 	}
-	walk(v)
 	b.WriteByte('}')
 }
 
