@@ -19,11 +19,9 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 )
 
-// Media types and headers of the wire formats.
+// Media types and headers (in canonical form) of the wire formats.
 const (
 	mediaStructured = "application/cloudevents+json"
-	// Header names in canonical form, so they can be set without
-	// canonicalising them again.
 	headerContentType  = "Content-Type"
 	headerSpecVersion  = "Ce-Specversion"
 	headerID           = "Ce-Id"
@@ -67,9 +65,8 @@ func setBinaryHeaders(h http.Header, ev *event, ext []attr, s *eventSettings, va
 	}
 }
 
-// extensionHeaders caches the canonical header names of the first
-// maxCachedNames extensions seen: as many as the metadata keys an
-// application uses.
+// extensionHeaders caches the header names of the first maxCachedNames
+// extensions seen: an application's metadata keys.
 var (
 	extensionHeaders     sync.Map // name → "Ce-Name"
 	extensionHeaderCount atomic.Int32
@@ -130,9 +127,8 @@ func structuredBody(ev *event, ext []attr, media string) []byte {
 	return append(b, '}')
 }
 
-// structuredSize is the length of ev's structured body when its strings
-// need no escapes, and a little more, so that one allocation holds it but
-// for heavily escaped text.
+// structuredSize is the length of ev's structured body if nothing is
+// escaped, and a little more: one allocation holds it.
 func structuredSize(ev *event, ext []attr) int {
 	// The members' names, quotes, colons, commas and braces.
 	n := len(`{"specversion":"1.0","id":"","source":"","type":"","subject":"","time":"","datacontenttype":"","dataschema":"","data_base64":""}`)
@@ -198,8 +194,6 @@ func isRaw(h http.Header) bool {
 		len(h[headerSpecVersion]) == 0
 }
 
-// errExtensionName is the reason an event is refused when one of its
-// attributes has a name CloudEvents does not allow.
 const errExtensionName = "is not a CloudEvents attribute name (only a-z and 0-9)"
 
 func decodeBinary(topic string, h http.Header, body []byte) (*message.Message, error) {

@@ -92,8 +92,7 @@ func (s *subscription) pin() bool {
 func (s *subscription) unpin() { s.senders.Done() }
 
 // end removes s from its topic and closes its channel once no send is in
-// flight. Safe to call many times and concurrently; every call returns once
-// the channel is closed.
+// flight. Every call, concurrent or not, returns once it is closed.
 func (s *subscription) end() {
 	s.once.Do(func() {
 		t := s.topic
@@ -155,8 +154,7 @@ func (t *topic) offer(ctx context.Context, msg *message.Message, wait bool) (*su
 }
 
 // selectSend sends msg on the first of subs' channels that is read, and
-// unpins them all. It returns nil when a subscription ended, subs changed or
-// ctx ended first.
+// unpins them all; nil when a subscription ended, subs changed or ctx ended.
 func selectSend(ctx context.Context, subs []*subscription, changed <-chan struct{}, msg *message.Message) *subscription {
 	defer func() {
 		for _, s := range subs {

@@ -19,10 +19,9 @@ import (
 // package bus, which transports never import).
 const metaPublishedAt = "published_at"
 
-// Metadata keys for the CloudEvents attributes that have no metadata of
-// their own. A Receiver sets them from the event it reads; a Publisher sends
-// them as those attributes, in place of its configured ones, so that an
-// event relayed Receiver → bus → Publisher keeps them.
+// Metadata keys of the attributes that have none of their own: a Receiver
+// sets them, a Publisher sends them as those attributes, so that an event
+// relayed Receiver → bus → Publisher keeps them.
 const (
 	metaSource          = "ce_source"
 	metaDataContentType = "ce_datacontenttype"
@@ -51,12 +50,9 @@ var contextAttributes = []string{"specversion", "id", "source", "type", "subject
 // attributes, the JSON format's data members, and ours.
 var reserved = append(slices.Clip(contextAttributes), "data", "data_base64", extTopic, extMetadata)
 
-// event is a CloudEvent as this package writes it: every attribute is a
-// string, as in the HTTP binding. Its extension attributes travel beside it,
-// as a []attr sorted by name, names unique: held in the event, they would
-// follow its strings to the heap wherever the event goes (escape analysis
-// does not tell fields apart), and they are meant to live on the caller's
-// stack.
+// event is a CloudEvent as this package writes it, every attribute a string.
+// Its extensions travel beside it, as a []attr sorted by name, on the
+// caller's stack: held in the event, they would follow it to the heap.
 type event struct {
 	id, source, typ, subject, time, dataContentType, dataSchema string
 	data                                                        []byte
@@ -235,13 +231,11 @@ func validTime(s string) bool {
 
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }
 
-// metadataFromAttributes is the metadata a received event carries: the exact
-// metadata of switchyardmetadata when present; otherwise event_type from
-// type, event_key from subject, published_at from time and one key per
-// extension but topic. Then, unless the metadata has them already,
-// ce_source from source, ce_datacontenttype and ce_dataschema from those
-// attributes when present, and ce_topic from a topic extension that is not
-// the topic (the one the Receiver delivers to) — a third party's.
+// metadataFromAttributes is the metadata a received event carries: that of
+// switchyardmetadata, or else the attributes mapped back as newEvent maps
+// them; plus, unless set already, ce_source, ce_datacontenttype,
+// ce_dataschema, and ce_topic from a topic extension that is not the topic
+// the Receiver delivers to (a third party's).
 func metadataFromAttributes(topic string, attrs map[string]string) (message.Metadata, error) {
 	var md message.Metadata
 	if raw, ok := attrs[extMetadata]; ok {
