@@ -21,7 +21,7 @@ import (
 
 // Media types and headers (in canonical form) of the wire formats.
 const (
-	mediaStructured = "application/cloudevents+json"
+	mediaStructured    = "application/cloudevents+json"
 	headerContentType  = "Content-Type"
 	headerSpecVersion  = "Ce-Specversion"
 	headerID           = "Ce-Id"
