@@ -182,7 +182,7 @@ func decodeRequest(topic string, h http.Header, body []byte) (*message.Message, 
 	case strings.HasPrefix(media, "application/cloudevents"):
 		return nil, &requestError{status: http.StatusUnsupportedMediaType,
 			reason: "unsupported CloudEvents format " + media + ": only " + mediaStructured + " (no batches)"}
-	case len(h[headerSpecVersion]) > 0:
+	case !isRaw(h):
 		return decodeBinary(topic, h, body)
 	}
 	return decodeRaw(h, body)

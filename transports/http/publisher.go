@@ -196,11 +196,7 @@ func (p *Publisher) encode(topic string, msg *message.Message) (request, error) 
 	if err != nil {
 		return request{}, err
 	}
-	// Sized exactly: up to 8 entries fit in one map group.
-	n := len(p.static)
-	if p.hmacKey != nil {
-		n++
-	}
+	n := 0
 	if p.cfg.Format == FormatBinary {
 		n += 2 + len(ext) // id, type
 		for _, v := range [...]string{ev.subject, ev.time, ev.dataSchema} {
@@ -209,9 +205,7 @@ func (p *Publisher) encode(topic string, msg *message.Message) (request, error) 
 			}
 		}
 	}
-	r := request{url: u, header: make(http.Header, n), mem: new(requestMemory)}
-	maps.Copy(r.header, p.static)
-	values := p.setSignedTopic(r.header, topic, r.mem.values[:0])
+	r, values := p.newRequest(u, topic, n)
 	if p.cfg.Format == FormatBinary {
 		setBinaryHeaders(r.header, &ev, ext, &p.settings, values)
 		r.body = msg.Payload
@@ -245,13 +239,8 @@ func (p *Publisher) encodeRaw(topic string, msg *message.Message) (request, erro
 	if err != nil {
 		return request{}, err
 	}
-	n := len(p.static) + 2
-	if p.hmacKey != nil {
-		n++
-	}
-	r := request{url: u, header: make(http.Header, n), body: msg.Payload, mem: new(requestMemory)}
-	maps.Copy(r.header, p.static)
-	values := p.setSignedTopic(r.header, topic, r.mem.values[:0])
+	r, values := p.newRequest(u, topic, 2)
+	r.body = msg.Payload
 	set := func(name, value string) { values = setValue(r.header, values, name, value) }
 	if v, ok := msg.Metadata[metaDataContentType]; ok && v != p.settings.contentType && validMediaType(v) {
 		set(headerContentType, v)
@@ -261,6 +250,18 @@ func (p *Publisher) encodeRaw(topic string, msg *message.Message) (request, erro
 		set(headerRawMetadata, metadataJSONString(msg.Metadata, true))
 	}
 	return r, nil
+}
+
+// newRequest starts a request to u with the static headers and the signed
+// topic, its header map sized for n headers more: exactly, as up to 8
+// entries fit in one map group.
+func (p *Publisher) newRequest(u *url.URL, topic string, n int) (request, []string) {
+	if p.hmacKey != nil {
+		n++
+	}
+	r := request{url: u, header: make(http.Header, len(p.static)+n), mem: new(requestMemory)}
+	maps.Copy(r.header, p.static)
+	return r, p.setSignedTopic(r.header, topic, r.mem.values[:0])
 }
 
 // setSignedTopic, when requests are signed, puts the topic among the signed
