@@ -35,16 +35,13 @@ func (r *Receiver) Close() error {
 func (r *Receiver) Drain(ctx context.Context) error {
 	r.stopTaking()
 	r.drain(ctx)
-	if ctx.Err() == nil {
-		return nil
-	}
 	left := 0
 	for _, t := range r.snapshot() {
 		t.mu.Lock()
 		left += len(t.queue)
 		t.mu.Unlock()
 	}
-	if left == 0 {
+	if left == 0 || ctx.Err() == nil {
 		return nil
 	}
 	return fmt.Errorf("httptransport: %d queued messages not delivered: %w", left, ctx.Err())
