@@ -9,6 +9,7 @@ import (
 	"mime"
 	"net/http"
 	"net/textproto"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -18,11 +19,9 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 )
 
-// Media types and headers of the wire formats.
+// Media types and headers (in canonical form) of the wire formats.
 const (
-	mediaStructured = "application/cloudevents+json"
-	// Header names in canonical form, so they can be set without
-	// canonicalising them again.
+	mediaStructured    = "application/cloudevents+json"
 	headerContentType  = "Content-Type"
 	headerSpecVersion  = "Ce-Specversion"
 	headerID           = "Ce-Id"
@@ -43,18 +42,14 @@ const (
 // and Content-Type when they are s's, which a Publisher sets once for all.
 // The values are appended to values, whose backing array they share.
 func setBinaryHeaders(h http.Header, ev *event, ext []attr, s *eventSettings, values []string) {
-	setValue := func(name, value string) {
-		values = append(values, value)
-		h[name] = values[len(values)-1 : len(values) : len(values)]
-	}
-	set := func(name, value string) { setValue(name, percentEncode(value)) }
+	set := func(name, value string) { values = setValue(h, values, name, percentEncode(value)) }
 	set(headerID, ev.id)
 	set(headerType, ev.typ)
 	if ev.source != s.source {
 		set(headerSource, ev.source)
 	}
 	if ev.dataContentType != s.contentType {
-		setValue(headerContentType, ev.dataContentType)
+		values = setValue(h, values, headerContentType, ev.dataContentType)
 	}
 	if ev.dataSchema != "" {
 		set(headerDataSchema, ev.dataSchema)
@@ -70,9 +65,8 @@ func setBinaryHeaders(h http.Header, ev *event, ext []attr, s *eventSettings, va
 	}
 }
 
-// extensionHeaders caches the canonical header names of the first
-// maxCachedNames extensions seen: as many as the metadata keys an
-// application uses.
+// extensionHeaders caches the header names of the first maxCachedNames
+// extensions seen: an application's metadata keys.
 var (
 	extensionHeaders     sync.Map // name → "Ce-Name"
 	extensionHeaderCount atomic.Int32
@@ -99,33 +93,23 @@ func extensionHeader(name string) string {
 // content type is text and the payload UTF-8, and as data_base64 otherwise.
 func structuredBody(ev *event, ext []attr, media string) []byte {
 	b := make([]byte, 0, structuredSize(ev, ext))
-	b = append(b, `{"specversion":"1.0","id":`...)
-	b = appendJSONString(b, ev.id, false)
-	b = append(b, `,"source":`...)
-	b = appendJSONString(b, ev.source, false)
-	b = append(b, `,"type":`...)
-	b = appendJSONString(b, ev.typ, false)
-	if ev.subject != "" {
-		b = append(b, `,"subject":`...)
-		b = appendJSONString(b, ev.subject, false)
+	b = append(b, `{"specversion":"1.0"`...)
+	member := func(name, value string) {
+		b = append(b, ',')
+		b = appendJSONString(b, name, false)
+		b = append(b, ':')
+		b = appendJSONString(b, value, false)
 	}
-	if ev.time != "" {
-		b = append(b, `,"time":`...)
-		b = appendJSONString(b, ev.time, false)
-	}
-	if ev.dataContentType != "" {
-		b = append(b, `,"datacontenttype":`...)
-		b = appendJSONString(b, ev.dataContentType, false)
-	}
-	if ev.dataSchema != "" {
-		b = append(b, `,"dataschema":`...)
-		b = appendJSONString(b, ev.dataSchema, false)
+	member("id", ev.id)
+	member("source", ev.source)
+	member("type", ev.typ)
+	for _, a := range [...]attr{{"subject", ev.subject}, {"time", ev.time}, {"datacontenttype", ev.dataContentType}, {"dataschema", ev.dataSchema}} {
+		if a.value != "" {
+			member(a.name, a.value)
+		}
 	}
 	for _, a := range ext {
-		b = append(b, ',')
-		b = appendJSONString(b, a.name, false)
-		b = append(b, ':')
-		b = appendJSONString(b, a.value, false)
+		member(a.name, a.value)
 	}
 	if len(ev.data) > 0 {
 		switch {
@@ -133,8 +117,7 @@ func structuredBody(ev *event, ext []attr, media string) []byte {
 			b = append(b, `,"data":`...)
 			b = append(b, ev.data...)
 		case strings.HasPrefix(media, "text/") && utf8.Valid(ev.data):
-			b = append(b, `,"data":`...)
-			b = appendJSONString(b, string(ev.data), false)
+			member("data", string(ev.data))
 		default:
 			b = append(b, `,"data_base64":"`...)
 			b = base64.StdEncoding.AppendEncode(b, ev.data)
@@ -144,9 +127,8 @@ func structuredBody(ev *event, ext []attr, media string) []byte {
 	return append(b, '}')
 }
 
-// structuredSize is the length of ev's structured body when its strings
-// need no escapes, and a little more, so that one allocation holds it but
-// for heavily escaped text.
+// structuredSize is the length of ev's structured body if nothing is
+// escaped, and a little more: one allocation holds it.
 func structuredSize(ev *event, ext []attr) int {
 	// The members' names, quotes, colons, commas and braces.
 	n := len(`{"specversion":"1.0","id":"","source":"","type":"","subject":"","time":"","datacontenttype":"","dataschema":"","data_base64":""}`)
@@ -200,7 +182,7 @@ func decodeRequest(topic string, h http.Header, body []byte) (*message.Message, 
 	case strings.HasPrefix(media, "application/cloudevents"):
 		return nil, &requestError{status: http.StatusUnsupportedMediaType,
 			reason: "unsupported CloudEvents format " + media + ": only " + mediaStructured + " (no batches)"}
-	case len(h[headerSpecVersion]) > 0:
+	case !isRaw(h):
 		return decodeBinary(topic, h, body)
 	}
 	return decodeRaw(h, body)
@@ -212,14 +194,10 @@ func isRaw(h http.Header) bool {
 		len(h[headerSpecVersion]) == 0
 }
 
-// errExtensionName is the reason an event is refused when one of its
-// attributes has a name CloudEvents does not allow.
 const errExtensionName = "is not a CloudEvents attribute name (only a-z and 0-9)"
 
 func decodeBinary(topic string, h http.Header, body []byte) (*message.Message, error) {
-	var a receivedAttributes
-	var id, spec string
-	var ext map[string]string
+	attrs := make(map[string]string, len(h))
 	for k, vs := range h {
 		if len(k) <= 3 || !strings.EqualFold(k[:3], "ce-") || len(vs) == 0 {
 			continue
@@ -230,58 +208,35 @@ func decodeBinary(topic string, h http.Header, body []byte) (*message.Message, e
 		}
 		// Header names are case-insensitive: lower-cased, an attribute name
 		// has only a-z and 0-9.
-		switch name := strings.ToLower(k[3:]); name {
-		case "specversion":
-			spec = v
-		case "id":
-			id = v
-		case "source":
-			a.source = v
-		case "type":
-			a.typ = v
-		case "subject":
-			a.subject = v
-		case "time":
-			a.time = v
-		case "dataschema":
-			a.dataSchema = v
-		case "datacontenttype":
-			// Content-Type is datacontenttype in binary mode.
-		default:
-			if !validExtensionName(name) {
-				return nil, badRequest("header %s: %q %s", k, name, errExtensionName)
-			}
-			if ext == nil {
-				ext = make(map[string]string, len(h))
-			}
-			ext[name] = v
+		name := strings.ToLower(k[3:])
+		if !validExtensionName(name) {
+			return nil, badRequest("header %s: %q %s", k, name, errExtensionName)
 		}
+		attrs[name] = v
 	}
-	if err := checkRequired(spec, id, a.source, a.typ, a.time); err != nil {
+	// Content-Type is datacontenttype in binary mode.
+	delete(attrs, "datacontenttype")
+	if err := checkRequired(attrs); err != nil {
 		return nil, err
 	}
-	a.dataContentType = h.Get(headerContentType)
-	// It becomes metadata, which must be UTF-8 to travel on.
-	if !utf8.ValidString(a.dataContentType) {
-		return nil, badRequest("Content-Type is not valid UTF-8")
+	if ct := h.Get(headerContentType); ct != "" {
+		// It becomes metadata, which must be UTF-8 to travel on.
+		if !utf8.ValidString(ct) {
+			return nil, badRequest("Content-Type is not valid UTF-8")
+		}
+		attrs["datacontenttype"] = ct
 	}
-	md, err := metadataFromAttributes(topic, a, ext)
-	if err != nil {
-		return nil, badRequest("%v", err)
-	}
-	msg := message.NewMessage(id, body)
-	msg.Metadata = md
-	return msg, nil
+	return receivedMessage(topic, attrs, body)
 }
 
-func checkRequired(spec, id, source, typ, t string) error {
-	if spec != "1.0" {
+func checkRequired(attrs map[string]string) error {
+	if spec := attrs["specversion"]; spec != "1.0" {
 		return badRequest("specversion must be 1.0, got %q", spec)
 	}
-	if id == "" || source == "" || typ == "" {
+	if attrs["id"] == "" || attrs["source"] == "" || attrs["type"] == "" {
 		return badRequest("id, source and type are required")
 	}
-	if t != "" && !validTime(t) {
+	if t := attrs["time"]; t != "" && !validTime(t) {
 		return badRequest("time is not an RFC 3339 timestamp")
 	}
 	return nil
@@ -292,29 +247,17 @@ func decodeStructured(topic string, body []byte) (*message.Message, error) {
 	if err := json.Unmarshal(body, &doc); err != nil {
 		return nil, badRequest("not a CloudEvents JSON document: %v", err)
 	}
-	str := func(name string) (string, error) {
-		raw, ok := doc[name]
-		if !ok || string(raw) == "null" {
-			return "", nil
+	attrs := make(map[string]string, len(doc))
+	for _, name := range contextAttributes {
+		if raw, ok := doc[name]; ok && string(raw) != "null" {
+			var s string
+			if err := json.Unmarshal(raw, &s); err != nil {
+				return nil, badRequest("%s must be a string", name)
+			}
+			attrs[name] = s
 		}
-		var s string
-		if err := json.Unmarshal(raw, &s); err != nil {
-			return "", badRequest("%s must be a string", name)
-		}
-		return s, nil
 	}
-	var fields [8]string
-	for i, name := range []string{"specversion", "id", "source", "type", "subject", "time", "datacontenttype", "dataschema"} {
-		v, err := str(name)
-		if err != nil {
-			return nil, err
-		}
-		fields[i] = v
-	}
-	spec, id, contentType := fields[0], fields[1], fields[6]
-	a := receivedAttributes{source: fields[2], typ: fields[3], subject: fields[4], time: fields[5],
-		dataContentType: contentType, dataSchema: fields[7]}
-	if err := checkRequired(spec, id, a.source, a.typ, a.time); err != nil {
+	if err := checkRequired(attrs); err != nil {
 		return nil, err
 	}
 	data, hasData := doc["data"]
@@ -337,7 +280,7 @@ func decodeStructured(topic string, body []byte) (*message.Message, error) {
 	case hasData && string(data) != "null":
 		// JSON data (or no datacontenttype, which means JSON in this format)
 		// is the JSON text itself; a string of another type is its content.
-		media := mediaType(contentType)
+		media := mediaType(attrs["datacontenttype"])
 		if media != "" && !isJSONMedia(media) && len(data) > 0 && data[0] == '"' {
 			var s string
 			if err := json.Unmarshal(data, &s); err != nil {
@@ -348,10 +291,8 @@ func decodeStructured(topic string, body []byte) (*message.Message, error) {
 			payload = bytes.Clone(data)
 		}
 	}
-	var ext map[string]string
 	for name, raw := range doc {
-		switch name {
-		case "specversion", "id", "source", "type", "subject", "time", "datacontenttype", "dataschema", "data", "data_base64":
+		if name == "data" || name == "data_base64" || slices.Contains(contextAttributes, name) {
 			continue
 		}
 		if !validExtensionName(name) {
@@ -361,19 +302,20 @@ func decodeStructured(topic string, body []byte) (*message.Message, error) {
 		if err != nil {
 			return nil, badRequest("extension %s: %v", name, err)
 		}
-		if !ok {
-			continue
+		if ok {
+			attrs[name] = v
 		}
-		if ext == nil {
-			ext = make(map[string]string, len(doc))
-		}
-		ext[name] = v
 	}
-	md, err := metadataFromAttributes(topic, a, ext)
+	return receivedMessage(topic, attrs, payload)
+}
+
+// receivedMessage makes the message of a received event.
+func receivedMessage(topic string, attrs map[string]string, payload []byte) (*message.Message, error) {
+	md, err := metadataFromAttributes(topic, attrs)
 	if err != nil {
 		return nil, badRequest("%v", err)
 	}
-	msg := message.NewMessage(id, payload)
+	msg := message.NewMessage(attrs["id"], payload)
 	msg.Metadata = md
 	return msg, nil
 }

@@ -7,6 +7,7 @@ import (
 	"mime"
 	"net/http"
 	"net/netip"
+	"regexp"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -355,4 +356,21 @@ func TestValidTime(t *testing.T) {
 	} {
 		assert.False(t, validTime(s), s)
 	}
+}
+
+// BenchmarkValidTime weighs validTime, run on every published message,
+// against the regexp that would replace it.
+func BenchmarkValidTime(b *testing.B) {
+	rfc3339 := regexp.MustCompile(`^\d{4}-\d{2}-\d{2}[Tt]([01]\d|2[0-3]):[0-5]\d:([0-5]\d|60)(\.\d+)?([Zz]|[+-]([01]\d|2[0-3]):[0-5]\d)$`)
+	const ts = "2026-01-02T03:04:05.123456789Z"
+	b.Run("validTime", func(b *testing.B) {
+		for b.Loop() {
+			validTime(ts)
+		}
+	})
+	b.Run("regexp", func(b *testing.B) {
+		for b.Loop() {
+			_ = rfc3339.MatchString(ts) && validTime(ts)
+		}
+	})
 }

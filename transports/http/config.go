@@ -1,11 +1,13 @@
 package httptransport
 
 import (
+	"cmp"
 	"crypto/tls"
 	"errors"
 	"mime"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -29,22 +31,12 @@ const (
 	FormatRaw Format = "raw"
 )
 
-// Defaults applied to zero-valued fields of Config.
-const (
-	DefaultSource              = "switchyard"
-	DefaultEventType           = "switchyard.event"
-	DefaultContentType         = "application/json"
-	DefaultTimeout             = 2 * time.Second
-	DefaultMaxRetries          = 3
-	DefaultRetryBackoff        = 50 * time.Millisecond
-	DefaultMaxRetryBackoff     = time.Second
-	DefaultMaxIdleConnsPerHost = 64
-	DefaultIdleConnTimeout     = 90 * time.Second
-)
+// DefaultMaxIdleConnsPerHost is the default of Config.MaxIdleConnsPerHost:
+// net/http's 2 makes concurrent publishers open and close connections.
+const DefaultMaxIdleConnsPerHost = 64
 
-// Config configures a Publisher. Fields with koanf tags come from the
-// transport's section of the configuration file; the zero value of each takes
-// its default.
+// Config configures a Publisher; the zero value of each field takes its
+// default. docs/http.md tells each field in full.
 type Config struct {
 	// URL is the template every message is POSTed to: {topic} and
 	// {event_type} are replaced by the topic and by the message's event_type
@@ -62,20 +54,18 @@ type Config struct {
 	// Content-Type of binary and raw requests). Default application/json.
 	ContentType string `koanf:"content_type"`
 
-	// Timeout bounds the delivery of one message, every attempt and every
-	// wait between attempts included, within the message context's own
-	// deadline. Default 2s.
+	// Timeout bounds the delivery of one message, every attempt and wait
+	// included, within the message context's deadline. Default 2s.
 	Timeout time.Duration `koanf:"timeout"`
 	// AttemptTimeout bounds one attempt, so that a server that stopped
-	// answering is tried again while Timeout allows. Default: none beyond
-	// Timeout.
+	// answering is tried again while Timeout allows. Default: none.
 	AttemptTimeout time.Duration `koanf:"attempt_timeout"`
 	// MaxRetries is how many times a message is sent again after a
 	// connection error, a 429, 502, 503 or 504. Default 3; negative: never.
 	MaxRetries int `koanf:"max_retries"`
-	// RetryBackoff is the first wait between attempts; each wait doubles, up
-	// to MaxRetryBackoff, with jitter. A longer Retry-After is honoured; one
-	// that does not fit in what is left of Timeout ends the retries at once.
+	// RetryBackoff is the first wait between attempts, doubling up to
+	// MaxRetryBackoff, with jitter; a longer Retry-After is honoured.
+	// Defaults 50ms and 1s.
 	RetryBackoff    time.Duration `koanf:"retry_backoff"`
 	MaxRetryBackoff time.Duration `koanf:"max_retry_backoff"`
 
@@ -95,20 +85,15 @@ type Config struct {
 	// IdleConnTimeout closes a connection idle for this long. Default 90s.
 	IdleConnTimeout time.Duration `koanf:"idle_conn_timeout"`
 
-	// AllowedHosts, when not empty, lists the only hosts the Publisher may
-	// send to: exact names or IP addresses, or "*.example.com" for every
-	// subdomain of example.com, each optionally with ":port"
-	// ("[2001:db8::1]:443" for IPv6) to allow that port only; a pattern
-	// without a port allows every port.
+	// AllowedHosts, when not empty, lists the only hosts the URL may name:
+	// names, IP addresses or "*.example.com", each with an optional ":port"
+	// ("[2001:db8::1]:443") to allow that port only.
 	AllowedHosts []string `koanf:"allowed_hosts"`
-	// DenyPrivateAddresses refuses to connect to every address that is not
-	// global unicast: loopback, link-local, private (RFC 1918, RFC 4193),
-	// unspecified, shared (100.64.0.0/10), multicast, reserved and the other
-	// special-purpose blocks, and IPv6 addresses that reach such an IPv4
-	// address (NAT64, 6to4, IPv4-compatible). It is checked on the address
-	// each connection is made to, after DNS. Off by default, so that local
-	// development against 127.0.0.1 works; turn it on when the URL comes
-	// from a source you do not control. It cannot be combined with Proxy.
+	// DenyPrivateAddresses refuses to connect to any address that is not
+	// global unicast (loopback, private, link-local, special-purpose, and
+	// IPv6 that reaches such an IPv4 address), checked on each connection's
+	// address after DNS. Off by default, for local development; turn it on
+	// when the URL is not yours. It cannot be combined with Proxy.
 	DenyPrivateAddresses bool `koanf:"deny_private_addresses"`
 	// Proxy is how requests reach the server: "" or "none" (the default)
 	// connects directly, whatever HTTP_PROXY and HTTPS_PROXY say;
@@ -133,36 +118,16 @@ type TLSConfig struct {
 }
 
 func (c *Config) setDefaults() {
-	if c.Format == "" {
-		c.Format = FormatBinary
-	}
-	if c.Source == "" {
-		c.Source = DefaultSource
-	}
-	if c.EventType == "" {
-		c.EventType = DefaultEventType
-	}
-	if c.ContentType == "" {
-		c.ContentType = DefaultContentType
-	}
-	if c.Timeout == 0 {
-		c.Timeout = DefaultTimeout
-	}
-	if c.MaxRetries == 0 {
-		c.MaxRetries = DefaultMaxRetries
-	}
-	if c.RetryBackoff == 0 {
-		c.RetryBackoff = DefaultRetryBackoff
-	}
-	if c.MaxRetryBackoff == 0 {
-		c.MaxRetryBackoff = DefaultMaxRetryBackoff
-	}
-	if c.MaxIdleConnsPerHost == 0 {
-		c.MaxIdleConnsPerHost = DefaultMaxIdleConnsPerHost
-	}
-	if c.IdleConnTimeout == 0 {
-		c.IdleConnTimeout = DefaultIdleConnTimeout
-	}
+	c.Format = cmp.Or(c.Format, FormatBinary)
+	c.Source = cmp.Or(c.Source, "switchyard")
+	c.EventType = cmp.Or(c.EventType, "switchyard.event")
+	c.ContentType = cmp.Or(c.ContentType, "application/json")
+	c.Timeout = cmp.Or(c.Timeout, 2*time.Second)
+	c.MaxRetries = cmp.Or(c.MaxRetries, 3)
+	c.RetryBackoff = cmp.Or(c.RetryBackoff, 50*time.Millisecond)
+	c.MaxRetryBackoff = cmp.Or(c.MaxRetryBackoff, time.Second)
+	c.MaxIdleConnsPerHost = cmp.Or(c.MaxIdleConnsPerHost, DefaultMaxIdleConnsPerHost)
+	c.IdleConnTimeout = cmp.Or(c.IdleConnTimeout, 90*time.Second)
 }
 
 // Validate reports every invalid field, each error naming its key. Zero
@@ -182,10 +147,10 @@ func (c *Config) Validate() error {
 	} else if len(c.AllowedHosts) > 0 && !hostAllowed(c.AllowedHosts, t.scheme, t.hostname, t.port) {
 		add("url", "its host and port are not in allowed_hosts")
 	}
-	switch proxy := proxyMode(c.Proxy); {
-	case proxy == proxyInvalid:
+	switch proxy, ok := proxyFunc(c.Proxy); {
+	case !ok:
 		add("proxy", "must be none, environment, or an http, https or socks5 URL with a host")
-	case proxy != proxyNone && c.DenyPrivateAddresses:
+	case proxy != nil && c.DenyPrivateAddresses:
 		add("deny_private_addresses", "cannot be checked through a proxy, which resolves and connects to the server itself: set proxy to none, or turn deny_private_addresses off and filter in the proxy")
 	}
 	switch c.Format {
@@ -198,21 +163,13 @@ func (c *Config) Validate() error {
 			add("content_type", "%v", err)
 		}
 	}
-	for _, d := range []struct {
-		key string
-		v   time.Duration
-	}{{"timeout", c.Timeout}, {"attempt_timeout", c.AttemptTimeout}, {"retry_backoff", c.RetryBackoff},
-		{"max_retry_backoff", c.MaxRetryBackoff}, {"idle_conn_timeout", c.IdleConnTimeout}} {
-		if d.v < 0 {
-			add(d.key, "must not be negative, got %s", d.v)
-		}
-	}
-	if c.MaxIdleConnsPerHost < 0 {
-		add("max_idle_conns_per_host", "must not be negative, got %d", c.MaxIdleConnsPerHost)
-	}
-	if c.MaxConnsPerHost < 0 {
-		add("max_conns_per_host", "must not be negative, got %d", c.MaxConnsPerHost)
-	}
+	nonNegative(&errs, "timeout", c.Timeout)
+	nonNegative(&errs, "attempt_timeout", c.AttemptTimeout)
+	nonNegative(&errs, "retry_backoff", c.RetryBackoff)
+	nonNegative(&errs, "max_retry_backoff", c.MaxRetryBackoff)
+	nonNegative(&errs, "idle_conn_timeout", c.IdleConnTimeout)
+	nonNegative(&errs, "max_idle_conns_per_host", c.MaxIdleConnsPerHost)
+	nonNegative(&errs, "max_conns_per_host", c.MaxConnsPerHost)
 	for name, value := range c.Headers {
 		if !validHeaderName(name) {
 			add("headers", "%q is not a valid header name", name)
@@ -236,61 +193,32 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-type proxyKind int
-
-const (
-	proxyNone proxyKind = iota
-	proxyEnvironment
-	proxyURL
-	proxyInvalid
-)
-
-func proxyMode(v string) proxyKind {
-	switch strings.ToLower(strings.TrimSpace(v)) {
-	case "", "none":
-		return proxyNone
-	case "environment":
-		return proxyEnvironment
+// nonNegative adds to errs an error naming key when v is negative.
+func nonNegative[T ~int | ~int64](errs *[]error, key string, v T) {
+	if v < 0 {
+		*errs = append(*errs, transports.FieldErrorf(key, "must not be negative, got %v", v))
 	}
-	u, err := url.Parse(v)
-	if err != nil || u.Host == "" {
-		return proxyInvalid
-	}
-	switch u.Scheme {
-	case "http", "https", "socks5", "socks5h":
-		return proxyURL
-	}
-	return proxyInvalid
 }
 
-// proxyFunc is the http.Transport Proxy of a valid Proxy setting: nil for
-// none.
-func proxyFunc(v string) func(*http.Request) (*url.URL, error) {
-	switch proxyMode(v) {
-	case proxyEnvironment:
-		return http.ProxyFromEnvironment
-	case proxyURL:
-		u, _ := url.Parse(v)
-		return http.ProxyURL(u)
+// proxyFunc is the http.Transport Proxy of a Proxy setting, nil for none;
+// ok is false when the setting is invalid.
+func proxyFunc(v string) (proxy func(*http.Request) (*url.URL, error), ok bool) {
+	switch strings.ToLower(strings.TrimSpace(v)) {
+	case "", "none":
+		return nil, true
+	case "environment":
+		return http.ProxyFromEnvironment, true
 	}
-	return nil
+	u, err := url.Parse(v)
+	if err != nil || u.Host == "" || !slices.Contains([]string{"http", "https", "socks5", "socks5h"}, u.Scheme) {
+		return nil, false
+	}
+	return http.ProxyURL(u), true
 }
 
 // validHeaderName reports whether name is an RFC 9110 token.
 func validHeaderName(name string) bool {
-	if name == "" {
-		return false
-	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' {
-			continue
-		}
-		if !strings.ContainsRune("!#$%&'*+-.^_`|~", rune(c)) {
-			return false
-		}
-	}
-	return true
+	return name != "" && strings.Trim(name, "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ") == ""
 }
 
 func (t TLSConfig) build() (*tls.Config, error) {

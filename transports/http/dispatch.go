@@ -3,7 +3,9 @@ package httptransport
 import (
 	"context"
 	"errors"
+	"maps"
 	"reflect"
+	"slices"
 	"sync"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -48,8 +50,7 @@ func (t *topic) notifyLocked() {
 }
 
 // queued is a message a queue-mode Receiver answered 202 for. Each delivery
-// makes a new Message of it, so that a handler's changes never reach a
-// redelivery.
+// makes a new Message of it, which a handler's changes never reach.
 type queued struct {
 	uuid     string
 	metadata message.Metadata
@@ -58,9 +59,7 @@ type queued struct {
 
 func (q queued) message() *message.Message {
 	m := message.NewMessage(q.uuid, q.payload)
-	for k, v := range q.metadata {
-		m.Metadata[k] = v
-	}
+	maps.Copy(m.Metadata, q.metadata)
 	return m
 }
 
@@ -93,19 +92,12 @@ func (s *subscription) pin() bool {
 func (s *subscription) unpin() { s.senders.Done() }
 
 // end removes s from its topic and closes its channel once no send is in
-// flight. Safe to call many times and concurrently; every call returns once
-// the channel is closed.
+// flight. Every call, concurrent or not, returns once it is closed.
 func (s *subscription) end() {
 	s.once.Do(func() {
 		t := s.topic
 		t.mu.Lock()
-		subs := make([]*subscription, 0, len(t.subs))
-		for _, o := range t.subs {
-			if o != s {
-				subs = append(subs, o)
-			}
-		}
-		t.subs = subs
+		t.subs = slices.DeleteFunc(slices.Clone(t.subs), func(o *subscription) bool { return o == s })
 		t.notifyLocked()
 		t.mu.Unlock()
 
@@ -141,8 +133,7 @@ func (t *topic) offer(ctx context.Context, msg *message.Message, wait bool) (*su
 				pinned = append(pinned, s)
 			}
 		}
-		switch len(pinned) {
-		case 0:
+		if len(pinned) == 0 {
 			if !wait {
 				return nil, errNoSubscriber
 			}
@@ -152,21 +143,9 @@ func (t *topic) offer(ctx context.Context, msg *message.Message, wait bool) (*su
 			case <-ctx.Done():
 				return nil, ctx.Err()
 			}
-		case 1:
-			s := pinned[0]
-			select {
-			case s.out <- msg:
-				s.unpin()
-				return s, nil
-			case <-s.done:
-			case <-changed:
-			case <-ctx.Done():
-			}
-			s.unpin()
-		default:
-			if s := selectSend(ctx, pinned, changed, msg); s != nil {
-				return s, nil
-			}
+		}
+		if s := selectSend(ctx, pinned, changed, msg); s != nil {
+			return s, nil
 		}
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -175,8 +154,7 @@ func (t *topic) offer(ctx context.Context, msg *message.Message, wait bool) (*su
 }
 
 // selectSend sends msg on the first of subs' channels that is read, and
-// unpins them all. It returns nil when a subscription ended, subs changed or
-// ctx ended first.
+// unpins them all; nil when a subscription ended, subs changed or ctx ended.
 func selectSend(ctx context.Context, subs []*subscription, changed <-chan struct{}, msg *message.Message) *subscription {
 	defer func() {
 		for _, s := range subs {

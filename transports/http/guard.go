@@ -11,12 +11,10 @@ import (
 	"time"
 )
 
-// hostAllowed reports whether a URL's host (its Hostname) and port (its
-// Port, empty for the scheme's default) match one of patterns: an exact name
-// or address, or "*.domain" for every subdomain of domain (not domain
-// itself), each optionally followed by ":port" ("[address]:port" for IPv6).
-// A pattern without a port matches every port. Names compare
-// case-insensitively, without a trailing dot.
+// hostAllowed reports whether a URL's Hostname and Port (empty for the
+// scheme's default) match one of the allowed_hosts patterns. "*.domain"
+// matches subdomains only; names compare case-insensitively, without a
+// trailing dot.
 func hostAllowed(patterns []string, scheme, host, port string) bool {
 	host = strings.TrimSuffix(strings.ToLower(host), ".")
 	if port == "" {
@@ -191,9 +189,8 @@ func embeddedIPv4(ip netip.Addr) (netip.Addr, string, bool) {
 }
 
 // newDialer returns the dial function of a Publisher's transport. With
-// denyPrivate it checks, in the dialer's Control hook, the address each
-// connection is about to be made to — after DNS resolution, so a name that
-// resolves (or is rebound) to an internal address is refused too.
+// denyPrivate it checks the address of each connection after DNS, so a name
+// that resolves (or is rebound) to an internal address is refused too.
 func newDialer(denyPrivate bool) func(ctx context.Context, network, addr string) (net.Conn, error) {
 	d := &net.Dialer{KeepAlive: 30 * time.Second}
 	if denyPrivate {

@@ -3,6 +3,8 @@ package httptransport
 import (
 	"encoding/json"
 	"slices"
+	"strings"
+	"unicode/utf16"
 	"unicode/utf8"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -12,7 +14,7 @@ const hexDigits = "0123456789ABCDEF"
 
 // appendJSONString appends s as a JSON string. With ascii, every character
 // outside printable ASCII is escaped, so the result can be an HTTP header
-// value as it is.
+// value as it is: encoding/json has no such mode.
 func appendJSONString(b []byte, s string, ascii bool) []byte {
 	b = append(b, '"')
 	start := 0
@@ -27,28 +29,17 @@ func appendJSONString(b []byte, s string, ascii bool) []byte {
 			continue
 		}
 		b = append(b, s[start:i]...)
-		switch {
-		case c == '"' || c == '\\':
-			b = append(b, '\\', c)
-			i++
-		case c == '\n':
-			b = append(b, '\\', 'n')
-			i++
-		case c == '\r':
-			b = append(b, '\\', 'r')
-			i++
-		case c == '\t':
-			b = append(b, '\\', 't')
+		switch e := strings.IndexByte("\"\\\n\r\t", c); {
+		case c < 0x80 && e >= 0:
+			b = append(b, '\\', "\"\\nrt"[e])
 			i++
 		case c < 0x80: // other control characters and DEL
-			b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			b = appendU16(b, rune(c))
 			i++
 		default: // non-ASCII, ascii mode
 			r, size := utf8.DecodeRuneInString(s[i:])
-			if r >= 0x10000 {
-				r -= 0x10000
-				b = appendU16(b, 0xd800+(r>>10))
-				b = appendU16(b, 0xdc00+(r&0x3ff))
+			if r1, r2 := utf16.EncodeRune(r); r1 != utf8.RuneError {
+				b = appendU16(appendU16(b, r1), r2)
 			} else {
 				b = appendU16(b, r)
 			}

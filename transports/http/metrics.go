@@ -15,11 +15,10 @@ type options struct {
 	registerer prometheus.Registerer
 }
 
-// WithRegisterer registers the Receiver's metrics on reg, or reuses those
-// already registered there under the same names, so that several
-// Receivers can share a registerer: switchyard_http_undelivered_total and
-// switchyard_http_dead_lettered_total, labelled by topic. Without it they
-// count without being exported. The Factory passes the bus's registerer.
+// WithRegisterer registers the Receiver's metrics on reg (reusing those
+// there already, so that Receivers can share it):
+// switchyard_http_undelivered_total and switchyard_http_dead_lettered_total,
+// labelled by topic. The Factory passes the bus's registerer.
 func WithRegisterer(reg prometheus.Registerer) Option {
 	return func(o *options) { o.registerer = reg }
 }
@@ -49,7 +48,6 @@ func newReceiverMetrics(reg prometheus.Registerer) *receiverMetrics {
 	return m
 }
 
-// topicLabel makes a topic a label value, which must be UTF-8; a topic
-// name need not be. Only topics someone subscribed to are queued, so their
-// number is the application's, not the senders'.
+// topicLabel makes a topic, which need not be UTF-8, a label value. Only
+// subscribed topics are queued: their number is the application's.
 func topicLabel(topic string) string { return strings.ToValidUTF8(topic, "\uFFFD") }

@@ -2,6 +2,7 @@ package httptransport
 
 import (
 	"errors"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 )
@@ -44,26 +45,11 @@ func headerValue(v string) (string, error) {
 	if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' {
 		v = unquote(v[1 : len(v)-1])
 	}
-	if strings.IndexByte(v, '%') < 0 {
-		if !utf8.ValidString(v) {
-			return "", errHeaderUTF8
-		}
-		return v, nil
-	}
-	b := make([]byte, 0, len(v))
-	for i := 0; i < len(v); i++ {
-		c := v[i]
-		if c == '%' && i+2 < len(v) && isHex(v[i+1]) && isHex(v[i+2]) {
-			b = append(b, unhex(v[i+1])<<4|unhex(v[i+2]))
-			i += 2
-			continue
-		}
-		b = append(b, c)
-	}
-	if !utf8.Valid(b) {
+	v, _ = percentDecode(v)
+	if !utf8.ValidString(v) {
 		return "", errHeaderUTF8
 	}
-	return string(b), nil
+	return v, nil
 }
 
 // unquote removes the backslash escapes of an RFC 9110 quoted-string body.
@@ -81,17 +67,32 @@ func unquote(s string) string {
 	return string(b)
 }
 
-func isHex(c byte) bool {
-	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
+// percentDecode decodes every valid %XX of s, leaving a '%' that starts
+// none as it is, and reports whether it decoded any. Each round shortens
+// s, so decoding until nothing changes ends.
+func percentDecode(s string) (string, bool) {
+	if strings.IndexByte(s, '%') < 0 {
+		return s, false
+	}
+	b := make([]byte, 0, len(s))
+	changed := false
+	for i := 0; i < len(s); i++ {
+		if c, ok := unhex(s, i); ok {
+			b = append(b, c)
+			i += 2
+			changed = true
+			continue
+		}
+		b = append(b, s[i])
+	}
+	return string(b), changed
 }
 
-func unhex(c byte) byte {
-	switch {
-	case c >= '0' && c <= '9':
-		return c - '0'
-	case c >= 'a' && c <= 'f':
-		return c - 'a' + 10
-	default:
-		return c - 'A' + 10
+// unhex decodes the %XX escape at s[i], if there is one.
+func unhex(s string, i int) (byte, bool) {
+	if s[i] != '%' || i+2 >= len(s) {
+		return 0, false
 	}
+	c, err := strconv.ParseUint(s[i+1:i+3], 16, 8)
+	return byte(c), err == nil
 }

@@ -32,19 +32,16 @@ import (
 const maxDrain = 64 << 10
 
 // Publisher POSTs each message to the URL its Config describes. It is safe
-// for concurrent use; its connections are kept alive and shared by every
-// call.
+// for concurrent use.
 type Publisher struct {
 	cfg       Config
 	tmpl      *urlTemplate
 	settings  eventSettings
 	transport *http.Transport
-	// rt is transport; tests put a RoundTripper of their own in its place.
-	rt     http.RoundTripper
-	logger watermill.LoggerAdapter
-	urls   urlCache
-	// static holds the headers every request carries: the configured ones,
-	// then the format's constant ones.
+	rt        http.RoundTripper // transport, or a test's
+	logger    watermill.LoggerAdapter
+	urls      urlCache
+	// static holds the headers every request carries.
 	static  http.Header
 	host    string
 	hmacKey []byte
@@ -63,8 +60,8 @@ func NewPublisher(cfg Config, logger watermill.LoggerAdapter) (*Publisher, error
 	if logger == nil {
 		logger = watermill.NopLogger{}
 	}
-	// Userinfo in the URL becomes a Basic Authorization header, as
-	// http.Client would make it, and leaves the URL, which errors show.
+	// Userinfo becomes a Basic Authorization header and leaves the URL,
+	// which errors show.
 	rawURL, basicAuth := stripUserinfo(cfg.URL)
 	tmpl, err := parseTemplate(rawURL)
 	if err != nil {
@@ -74,10 +71,11 @@ func NewPublisher(cfg Config, logger watermill.LoggerAdapter) (*Publisher, error
 	if err != nil {
 		return nil, fmt.Errorf("httptransport: config: %w", err)
 	}
+	proxy, _ := proxyFunc(cfg.Proxy)
 	transport := &http.Transport{
-		// None unless configured: the environment's proxy would also take
-		// the address checks out of deny_private_addresses' hands.
-		Proxy:                 proxyFunc(cfg.Proxy),
+		// None unless configured: a proxy would also take the address
+		// checks out of deny_private_addresses' hands.
+		Proxy:                 proxy,
 		DialContext:           newDialer(cfg.DenyPrivateAddresses),
 		TLSClientConfig:       tlsConfig,
 		TLSHandshakeTimeout:   10 * time.Second,
@@ -130,8 +128,8 @@ func NewPublisher(cfg Config, logger watermill.LoggerAdapter) (*Publisher, error
 }
 
 // Publish sends msgs to topic one after another, each once the previous one
-// was answered 2xx, and returns the first error. Each message's delivery is
-// bounded by its context and by Config.Timeout.
+// was answered 2xx, and returns the first error. Each delivery is bounded by
+// the message's context and by Config.Timeout.
 func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 	p.mu.RLock()
 	if p.closed {
@@ -173,22 +171,17 @@ type request struct {
 	mem    *requestMemory
 }
 
-// requestMemory is what a request keeps on the heap besides its header map
-// and body, in one allocation: the backing array of its header values, and
-// the body reader of its first attempt (later attempts get readers of their
-// own: RoundTrip may return before it is done reading the previous one).
+// requestMemory is, in one allocation, the backing array of a request's
+// header values (enough for a binary-mode event with the bus's metadata)
+// and the body reader of its first attempt (later attempts get their own:
+// RoundTrip may return before it is done reading the previous one).
 type requestMemory struct {
 	reader bytes.Reader
-	values [maxInlineValues]string
+	values [8]string
 }
 
-// maxInlineValues is how many header values a requestMemory holds: those of
-// a binary-mode event with the bus's metadata, and a few more. A request
-// with more takes another allocation for them.
-const maxInlineValues = 8
-
 func (p *Publisher) encode(topic string, msg *message.Message) (request, error) {
-	if topic == "" && p.tmpl.usesTopic() {
+	if topic == "" && p.tmpl.hasTopic {
 		return request{}, errors.New("empty topic, and the URL has {topic}")
 	}
 	if p.cfg.Format == FormatRaw {
@@ -203,12 +196,7 @@ func (p *Publisher) encode(topic string, msg *message.Message) (request, error) 
 	if err != nil {
 		return request{}, err
 	}
-	// Sized exactly: a map of up to 8 entries is one group, more cost a
-	// table and its directory too.
-	n := len(p.static)
-	if p.hmacKey != nil {
-		n++
-	}
+	n := 0
 	if p.cfg.Format == FormatBinary {
 		n += 2 + len(ext) // id, type
 		for _, v := range [...]string{ev.subject, ev.time, ev.dataSchema} {
@@ -217,9 +205,7 @@ func (p *Publisher) encode(topic string, msg *message.Message) (request, error) 
 			}
 		}
 	}
-	r := request{url: u, header: make(http.Header, n), mem: new(requestMemory)}
-	maps.Copy(r.header, p.static)
-	values := p.setSignedTopic(r.header, topic, r.mem.values[:0])
+	r, values := p.newRequest(u, topic, n)
 	if p.cfg.Format == FormatBinary {
 		setBinaryHeaders(r.header, &ev, ext, &p.settings, values)
 		r.body = msg.Payload
@@ -233,8 +219,6 @@ func (p *Publisher) encode(topic string, msg *message.Message) (request, error) 
 	return r, nil
 }
 
-// encodeRaw lays msg out in the raw format: the payload as the body, the
-// UUID and the metadata in headers.
 func (p *Publisher) encodeRaw(topic string, msg *message.Message) (request, error) {
 	if msg.UUID == "" {
 		return request{}, errors.New("message has no UUID: it is the Switchyard-Id")
@@ -255,17 +239,9 @@ func (p *Publisher) encodeRaw(topic string, msg *message.Message) (request, erro
 	if err != nil {
 		return request{}, err
 	}
-	n := len(p.static) + 2
-	if p.hmacKey != nil {
-		n++
-	}
-	r := request{url: u, header: make(http.Header, n), body: msg.Payload, mem: new(requestMemory)}
-	maps.Copy(r.header, p.static)
-	values := p.setSignedTopic(r.header, topic, r.mem.values[:0])
-	set := func(name, value string) {
-		values = append(values, value)
-		r.header[name] = values[len(values)-1 : len(values) : len(values)]
-	}
+	r, values := p.newRequest(u, topic, 2)
+	r.body = msg.Payload
+	set := func(name, value string) { values = setValue(r.header, values, name, value) }
 	if v, ok := msg.Metadata[metaDataContentType]; ok && v != p.settings.contentType && validMediaType(v) {
 		set(headerContentType, v)
 	}
@@ -276,14 +252,32 @@ func (p *Publisher) encodeRaw(topic string, msg *message.Message) (request, erro
 	return r, nil
 }
 
+// newRequest starts a request to u with the static headers and the signed
+// topic, its header map sized for n headers more: exactly, as up to 8
+// entries fit in one map group.
+func (p *Publisher) newRequest(u *url.URL, topic string, n int) (request, []string) {
+	if p.hmacKey != nil {
+		n++
+	}
+	r := request{url: u, header: make(http.Header, len(p.static)+n), mem: new(requestMemory)}
+	maps.Copy(r.header, p.static)
+	return r, p.setSignedTopic(r.header, topic, r.mem.values[:0])
+}
+
 // setSignedTopic, when requests are signed, puts the topic among the signed
-// headers, so that a request signed for one topic is refused on another. Its
-// value goes in values, which it returns.
+// headers, so that a request signed for one topic is refused on another.
 func (p *Publisher) setSignedTopic(h http.Header, topic string, values []string) []string {
 	if p.hmacKey != nil {
-		values = append(values, percentEncode(topic))
-		h[headerTopic] = values[len(values)-1 : len(values) : len(values)]
+		values = setValue(h, values, headerTopic, percentEncode(topic))
 	}
+	return values
+}
+
+// setValue sets h[name] to value, appended to values, whose backing array
+// the header then shares; it returns values.
+func setValue(h http.Header, values []string, name, value string) []string {
+	values = append(values, value)
+	h[name] = values[len(values)-1 : len(values) : len(values)]
 	return values
 }
 
@@ -315,11 +309,9 @@ func (p *Publisher) publish(topic string, msg *message.Message) error {
 		p.logger.Debug("httptransport: retrying", watermill.LogFields{
 			"message_uuid": msg.UUID, "topic": topic, "attempt": attempt + 1, "wait": wait, "err": err.Error(),
 		})
-		timer := time.NewTimer(wait)
 		select {
-		case <-timer.C:
+		case <-time.After(wait):
 		case <-ctx.Done():
-			timer.Stop()
 			return fail(errors.Join(err, context.Cause(ctx)))
 		}
 	}
@@ -343,23 +335,20 @@ func (p *Publisher) backoff(attempt int) time.Duration {
 	return d/2 + rand.N(d/2+1)
 }
 
-// send makes one attempt. It calls the Transport itself, not an
-// http.Client: redirects are never followed (a 3xx is an answer like any
-// other), and nothing is copied per request for them.
+// send makes one attempt. It calls the Transport, not an http.Client, so
+// that redirects are never followed and nothing is copied for them.
 func (p *Publisher) send(ctx context.Context, r request, attempt int) error {
 	if p.cfg.AttemptTimeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, p.cfg.AttemptTimeout)
 		defer cancel()
 	}
-	// The cached URL is shared by every request to its topic: RoundTrip
-	// does not modify its request (the http.RoundTripper contract).
+	// The cached URL is shared: RoundTrip does not modify its request.
 	u := r.url
 	header := r.header
 	if p.hmacKey != nil {
-		// An earlier attempt's Transport may still be writing its request
-		// (RoundTrip returns when its context ends, not when the write
-		// does): each attempt signs a header map of its own.
+		// An earlier attempt's Transport may still be writing its request:
+		// each attempt signs a header map of its own.
 		if attempt > 0 {
 			header = maps.Clone(r.header)
 		}
@@ -385,9 +374,7 @@ func (p *Publisher) send(ctx context.Context, r request, attempt int) error {
 		} else {
 			body = bytes.NewReader(r.body)
 		}
-		// io.NopCloser of a *bytes.Reader: net/http knows it is in memory
-		// and writes headers and body in one go (any other type costs a
-		// separate flush of the headers, and latency).
+		// net/http writes headers and body in one go for this type only.
 		req.Body = io.NopCloser(body)
 		req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(r.body)), nil }
 	} else {
@@ -398,8 +385,7 @@ func (p *Publisher) send(ctx context.Context, r request, attempt int) error {
 	if err != nil {
 		return transportError(u, err)
 	}
-	// Drain what is small enough, so that the connection goes back to the
-	// pool; the body is never logged nor kept.
+	// Drain what is small enough for the connection to go back to the pool.
 	if resp.Body != http.NoBody && resp.ContentLength != 0 {
 		_, _ = io.CopyN(io.Discard, resp.Body, maxDrain)
 	}
@@ -410,9 +396,8 @@ func (p *Publisher) send(ctx context.Context, r request, attempt int) error {
 	return &StatusError{Code: resp.StatusCode, RetryAfter: parseRetryAfter(resp.Header.Get(headerRetryAfter), time.Now())}
 }
 
-// transportError names the URL of a failed request without its query,
-// where secrets hide (the userinfo is gone already), and marks permanent
-// what no retry fixes.
+// transportError names the URL without its query, where secrets hide, and
+// marks permanent what no retry fixes.
 func transportError(u *url.URL, err error) error {
 	var ue *url.Error
 	if errors.As(err, &ue) {
@@ -427,8 +412,7 @@ func transportError(u *url.URL, err error) error {
 
 // tlsFailure reports whether err is a TLS failure that the same request
 // meets again: a certificate that does not verify, a TLS alert from the
-// server (it refused our certificate, or has none we accept, or no common
-// version or cipher), or a server that does not speak TLS at all.
+// server, or a server that does not speak TLS.
 func tlsFailure(err error) bool {
 	var (
 		certErr          *tls.CertificateVerificationError
@@ -449,9 +433,7 @@ func tlsFailure(err error) bool {
 		errors.As(err, &rootsErr), errors.As(err, &constraintErr), errors.As(err, &criticalErr):
 		return true
 	case errors.As(err, &opErr) && opErr.Op == "remote error":
-		// crypto/tls reports an alert from the peer as a *net.OpError
-		// "remote error" around an unexported alert type.
-		return true
+		return true // crypto/tls's alert from the peer
 	}
 	return false
 }
@@ -474,6 +456,4 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 	return min(max(d, 0), time.Hour)
 }
 
-var (
-	_ message.Publisher = (*Publisher)(nil)
-)
+var _ message.Publisher = (*Publisher)(nil)

@@ -125,7 +125,7 @@ func TestReceiverQueueDeadLetterTopic(t *testing.T) {
 		require.Equal(t, "next", m.UUID, "the topic moved on")
 		m.Ack()
 
-		dead := subscribe(t, r, httptransport.DefaultDeadLetterTopic)
+		dead := subscribe(t, r, "dead_letter")
 		d := <-dead
 		require.Equal(t, "poison", d.UUID)
 		require.Equal(t, "payload of poison", string(d.Payload))
@@ -188,7 +188,7 @@ func TestReceiverQueueDeadLetterTopicFull(t *testing.T) {
 		// before a leaves it below.
 		synctest.Wait()
 
-		dead := subscribe(t, r, httptransport.DefaultDeadLetterTopic)
+		dead := subscribe(t, r, "dead_letter")
 		d := <-dead
 		require.Equal(t, "a", d.UUID)
 		d.Ack()

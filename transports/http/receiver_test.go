@@ -144,7 +144,7 @@ func TestRoundTripIsExact(t *testing.T) {
 						want := maps.Clone(map[string]string(sent.Metadata))
 						if format != httptransport.FormatRaw {
 							if _, ok := want["ce_source"]; !ok {
-								want["ce_source"] = httptransport.DefaultSource
+								want["ce_source"] = "switchyard"
 							}
 							if _, ok := want["ce_datacontenttype"]; !ok {
 								want["ce_datacontenttype"] = contentType

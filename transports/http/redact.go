@@ -13,46 +13,28 @@ import (
 // every secret, so that its length says nothing about the secret's.
 const redacted = "xxxxx"
 
-// String shows the keys set in c, with its secrets replaced by xxxxx:
-// header values, hmac_secret, and the userinfo, query values and fragment
-// of url and proxy.
-func (c Config) String() string { return describe(reflect.ValueOf(c)) }
-
-// GoString is String, so that %#v shows no secret either.
-func (c Config) GoString() string { return c.String() }
-
-// LogValue is String, so that slog handlers (the JSON one would marshal the
-// fields) show no secret either.
+// String shows the keys set in c, each secret replaced by xxxxx: header
+// values, hmac_secret, and the userinfo, query values and fragment of url
+// and proxy. GoString (%#v) and LogValue (slog) show the same.
+func (c Config) String() string       { return describe(reflect.ValueOf(c)) }
+func (c Config) GoString() string     { return c.String() }
 func (c Config) LogValue() slog.Value { return slog.StringValue(c.String()) }
 
-// String shows the keys set in c, with bearer_token and hmac_secret
-// replaced by xxxxx.
-func (c ReceiverConfig) String() string { return describe(reflect.ValueOf(c)) }
-
-// GoString is String.
-func (c ReceiverConfig) GoString() string { return c.String() }
-
-// LogValue is String.
+// String shows the keys set in c, bearer_token and hmac_secret replaced by
+// xxxxx; so do GoString and LogValue.
+func (c ReceiverConfig) String() string       { return describe(reflect.ValueOf(c)) }
+func (c ReceiverConfig) GoString() string     { return c.String() }
 func (c ReceiverConfig) LogValue() slog.Value { return slog.StringValue(c.String()) }
 
-// String shows the keys set in c, with bearer_token and hmac_secret
-// replaced by xxxxx.
-func (c ServerConfig) String() string { return describe(reflect.ValueOf(c)) }
-
-// GoString is String.
-func (c ServerConfig) GoString() string { return c.String() }
-
-// LogValue is String.
+// String shows the keys set in c, as ReceiverConfig.String does.
+func (c ServerConfig) String() string       { return describe(reflect.ValueOf(c)) }
+func (c ServerConfig) GoString() string     { return c.String() }
 func (c ServerConfig) LogValue() slog.Value { return slog.StringValue(c.String()) }
 
-// String shows the keys set in c, with their secrets replaced by xxxxx, as
-// Config.String and ServerConfig.String do.
-func (c TransportConfig) String() string { return describe(reflect.ValueOf(c)) }
-
-// GoString is String.
-func (c TransportConfig) GoString() string { return c.String() }
-
-// LogValue is String.
+// String shows the keys set in c, as Config.String and ServerConfig.String
+// do.
+func (c TransportConfig) String() string       { return describe(reflect.ValueOf(c)) }
+func (c TransportConfig) GoString() string     { return c.String() }
 func (c TransportConfig) LogValue() slog.Value { return slog.StringValue(c.String()) }
 
 // describe writes a config struct as its type and the keys set in it,
@@ -69,30 +51,20 @@ func describe(v reflect.Value) string {
 func writeStruct(b *strings.Builder, v reflect.Value) {
 	b.WriteByte('{')
 	first := true
-	var walk func(v reflect.Value)
-	walk = func(v reflect.Value) {
-		t := v.Type()
-		for i := range t.NumField() {
-			f := t.Field(i)
-			name, opts, _ := strings.Cut(f.Tag.Get("koanf"), ",")
-			fv := v.Field(i)
-			switch {
-			case opts == "squash":
-				walk(fv)
-				continue
-			case name == "" || name == "-" || fv.IsZero():
-				continue
-			}
-			if !first {
-				b.WriteString(", ")
-			}
-			first = false
-			b.WriteString(name)
-			b.WriteString(": ")
-			writeValue(b, fv, f.Tag.Get("redact"))
+	// Squashed structs have no name: their fields follow them.
+	for _, f := range reflect.VisibleFields(v.Type()) {
+		name, _, _ := strings.Cut(f.Tag.Get("koanf"), ",")
+		fv := v.FieldByIndex(f.Index)
+		if name == "" || name == "-" || fv.IsZero() {
+			continue
 		}
+		if !first {
+			b.WriteString(", ")
+		}
+		first = false
+		b.WriteString(name + ": ")
+		writeValue(b, fv, f.Tag.Get("redact"))
 	}
-	walk(v)
 	b.WriteByte('}')
 }
 

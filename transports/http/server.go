@@ -1,6 +1,7 @@
 package httptransport
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -17,57 +18,36 @@ import (
 	"github.com/switchyard-go/switchyard/transports"
 )
 
-// Defaults applied to zero-valued fields of ServerConfig.
-const (
-	// DefaultPath is the pattern a Server serves its Receiver on, with the
-	// wildcard named by ReceiverConfig.PathValue in place of {topic}.
-	DefaultPath            = "POST /api/v1/events/{topic}"
-	DefaultReadTimeout     = 10 * time.Second
-	DefaultShutdownTimeout = 5 * time.Second
-	// serverIdleTimeout outlasts the Publisher's idle_conn_timeout (90s by
-	// default), so that the sender, not the server, closes an idle
-	// connection: a server closing one as the sender reuses it costs that
-	// request a retry.
-	serverIdleTimeout = 2 * time.Minute
-)
+// serverIdleTimeout outlasts the Publisher's idle_conn_timeout (90s by
+// default), so that the sender, not the server, closes an idle connection:
+// a server closing one as the sender reuses it costs that request a retry.
+const serverIdleTimeout = 2 * time.Minute
 
 // ServerConfig configures a Server: its Receiver, and the address and
 // pattern it serves it on. It is the receiver: sub-section of an http
-// transport, where Listen is optional (see TransportConfig).
+// transport, where Listen is optional.
 type ServerConfig struct {
 	ReceiverConfig `koanf:",squash"`
-	// Listen is the TCP address to serve on, host:port: 127.0.0.1:5001 for
-	// loopback only, :5001 for every interface. Plain HTTP: for TLS, mount
-	// the Receiver in a server of your own or put a proxy in front.
+	// Listen is the host:port to serve plain HTTP on (:5001 for every
+	// interface); for TLS, mount the Receiver in your own server.
 	Listen string `koanf:"listen"`
-	// Path is the net/http ServeMux pattern the Receiver is served on,
-	// method optional: "POST /api/v1/events/{topic}" by default, with the
-	// wildcard named by PathValue. Other paths are answered 404.
+	// Path is the ServeMux pattern the Receiver is served on; default "POST
+	// /api/v1/events/{topic}", with the wildcard named by PathValue.
 	Path string `koanf:"path"`
 	// ReadTimeout bounds reading a request's headers, and its body within
-	// ReadTimeout + HandlerTimeout of its start, so that slow senders cannot
-	// hold connections. (The body's bound leaves room for the handler:
-	// net/http cancels a request whose read deadline passes while its
-	// handler runs.) Default 10s.
+	// ReadTimeout + HandlerTimeout (net/http cancels a request whose read
+	// deadline passes while its handler runs). Default 10s.
 	ReadTimeout time.Duration `koanf:"read_timeout"`
-	// ShutdownTimeout bounds Close: it stops accepting connections and
-	// waits this long for the requests in flight to be answered (each
-	// waits for its handler's ack, at most HandlerTimeout), then answers
-	// the rest 503 and closes their connections. Default 5s.
+	// ShutdownTimeout is how long Close waits for the requests in flight
+	// before it answers the rest 503. Default 5s.
 	ShutdownTimeout time.Duration `koanf:"shutdown_timeout"`
 }
 
 func (c *ServerConfig) setDefaults() {
 	c.ReceiverConfig.setDefaults()
-	if c.Path == "" {
-		c.Path = strings.Replace(DefaultPath, "{topic}", "{"+c.PathValue+"}", 1)
-	}
-	if c.ReadTimeout == 0 {
-		c.ReadTimeout = DefaultReadTimeout
-	}
-	if c.ShutdownTimeout == 0 {
-		c.ShutdownTimeout = DefaultShutdownTimeout
-	}
+	c.Path = cmp.Or(c.Path, "POST /api/v1/events/{"+c.PathValue+"}")
+	c.ReadTimeout = cmp.Or(c.ReadTimeout, 10*time.Second)
+	c.ShutdownTimeout = cmp.Or(c.ShutdownTimeout, 5*time.Second)
 }
 
 // Validate reports every invalid field, each error naming its key.
@@ -84,28 +64,18 @@ func (c *ServerConfig) Validate() error {
 	if c.Path != "" {
 		if err := checkPattern(c.Path); err != nil {
 			add("path", "%v", err)
-		} else if pv := c.PathValue; c.Topic == "" {
-			if pv == "" {
-				pv = DefaultPathValue
-			}
+		} else if pv := cmp.Or(c.PathValue, "topic"); c.Topic == "" {
 			if !strings.Contains(c.Path, "{"+pv+"}") && !strings.Contains(c.Path, "{"+pv+"...}") {
 				add("path", "has no {%s} wildcard to take the topic from: add one, or set topic (or path_value)", pv)
 			}
 		}
 	}
-	for _, d := range []struct {
-		key string
-		v   time.Duration
-	}{{"read_timeout", c.ReadTimeout}, {"shutdown_timeout", c.ShutdownTimeout}} {
-		if d.v < 0 {
-			add(d.key, "must not be negative, got %s", d.v)
-		}
-	}
+	nonNegative(&errs, "read_timeout", c.ReadTimeout)
+	nonNegative(&errs, "shutdown_timeout", c.ShutdownTimeout)
 	return errors.Join(errs...)
 }
 
-// serverOnlyKeys names the keys set in c that only a Server uses, for
-// refusing them where there is none (no listen).
+// serverOnlyKeys names the keys set in c that only a Server uses.
 func (c *ServerConfig) serverOnlyKeys() []string {
 	var keys []string
 	if c.Path != "" {
@@ -132,19 +102,18 @@ func checkPattern(pattern string) (err error) {
 	return nil
 }
 
-// Server is a Receiver served on an address of its own: what an http
-// transport with receiver.listen builds. Like a Receiver it is a
-// message.Subscriber and an http.Handler (ServeHTTP is the Receiver's, for
-// mounting it elsewhere as well); Close also shuts its server down.
+// Server is a Receiver served on an address of its own, what an http
+// transport with receiver.listen builds. It has the Receiver's methods
+// (ServeHTTP serves whatever the path; after Drain the server goes on
+// answering 503 until Close); Close also shuts its server down.
 type Server struct {
-	receiver        *Receiver
+	*Receiver
 	logger          watermill.LoggerAdapter
 	srv             *http.Server
 	addr            net.Addr
 	shutdownTimeout time.Duration
 
-	// handlers counts the requests being served, which Close waits for;
-	// once stopped is set under mu, no more are counted.
+	// handlers counts the requests being served, until stopped.
 	mu       sync.RWMutex
 	stopped  bool
 	handlers sync.WaitGroup
@@ -183,7 +152,7 @@ func newServer(cfg ServerConfig, logger watermill.LoggerAdapter, opts ...Option)
 		return nil, err
 	}
 	s := &Server{
-		receiver:        receiver,
+		Receiver:        receiver,
 		logger:          logger.With(watermill.LogFields{"listen": ln.Addr().String()}),
 		addr:            ln.Addr(),
 		shutdownTimeout: cfg.ShutdownTimeout,
@@ -213,9 +182,7 @@ func newServer(cfg ServerConfig, logger watermill.LoggerAdapter, opts ...Option)
 func (s *Server) track(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.mu.RLock()
-		if s.stopped {
-			// A request read just as Close cut its connection: the
-			// Receiver is closed, and answers 503 at once.
+		if s.stopped { // read as Close cut its connection: answered 503 at once
 			s.mu.RUnlock()
 			h.ServeHTTP(w, r)
 			return
@@ -231,41 +198,16 @@ func (s *Server) track(h http.Handler) http.Handler {
 // asked for port 0.
 func (s *Server) Addr() net.Addr { return s.addr }
 
-// Receiver returns the Receiver the server serves, for Receiver.Subscriber
-// handles.
-func (s *Server) Receiver() *Receiver { return s.receiver }
-
-// ServeHTTP serves a request with the Receiver, whatever its path.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.receiver.ServeHTTP(w, r) }
-
-// Subscribe subscribes to topic on the Receiver; see Receiver.Subscribe.
-func (s *Server) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
-	return s.receiver.Subscribe(ctx, topic)
-}
-
-// SubscribeInitialize makes topic known; see Receiver.SubscribeInitialize.
-func (s *Server) SubscribeInitialize(topic string) error {
-	return s.receiver.SubscribeInitialize(topic)
-}
-
-// Drain drains the Receiver; see Receiver.Drain. The server goes on
-// accepting connections, answering 503, until Close.
-func (s *Server) Drain(ctx context.Context) error { return s.receiver.Drain(ctx) }
-
-// Close stops accepting connections and waits up to ShutdownTimeout for
-// the requests in flight to be answered. Then it closes the Receiver (see
-// Receiver.Close), which answers those still waiting for a handler 503
-// (their senders retry), delivers what it queued within DrainTimeout and
-// ends every subscription; it gives the 503s a second to go out, and cuts
-// the connections left. It returns once no request is being served: after
-// ShutdownTimeout, DrainTimeout and a second at most, with the Receiver's
-// error. Idempotent: later calls return the same error.
+// Close stops accepting connections, waits up to ShutdownTimeout for the
+// requests in flight, then closes the Receiver (see Receiver.Close), gives
+// its 503s a second to go out, and cuts the connections left. It returns
+// the Receiver's error once no request is being served. Idempotent.
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), s.shutdownTimeout)
 		defer cancel()
 		err := s.srv.Shutdown(ctx)
-		s.closeErr = s.receiver.Close()
+		s.closeErr = s.Receiver.Close()
 		if err != nil {
 			s.logger.Info("httptransport: receiver server: requests still in flight after shutdown_timeout are answered 503",
 				watermill.LogFields{"shutdown_timeout": s.shutdownTimeout})
@@ -284,12 +226,10 @@ func (s *Server) Close() error {
 	return s.closeErr
 }
 
-// closeGrace is how long Close gives the 503 answers of the requests still
-// waiting after ShutdownTimeout to go out.
+// closeGrace is how long Close gives the last 503s to go out.
 const closeGrace = time.Second
 
-// serverLog hands what net/http logs (failed TLS handshakes, panics,
-// accept errors) to the transport's logger.
+// serverLog hands what net/http logs to the transport's logger.
 type serverLog struct{ logger watermill.LoggerAdapter }
 
 func (l serverLog) Write(p []byte) (int, error) {
@@ -298,6 +238,7 @@ func (l serverLog) Write(p []byte) (int, error) {
 }
 
 var (
+	_ transports.Drainer           = (*Server)(nil)
 	_ http.Handler                 = (*Server)(nil)
 	_ message.Subscriber           = (*Server)(nil)
 	_ message.SubscribeInitializer = (*Server)(nil)

@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
-	"hash"
 	"net/http"
 	"slices"
 	"strconv"
@@ -80,12 +79,12 @@ func verifyRequest(secret []byte, now time.Time, tolerance time.Duration, h http
 
 func requestMAC(secret []byte, ts string, h http.Header, body []byte) []byte {
 	m := hmac.New(sha256.New, secret)
-	write := func(h hash.Hash, s ...string) {
+	write := func(s ...string) {
 		for _, p := range s {
-			h.Write([]byte(p))
+			m.Write([]byte(p))
 		}
 	}
-	write(m, ts, "\n", h.Get(headerContentType), "\n")
+	write(ts, "\n", h.Get(headerContentType), "\n")
 	names := make([]string, 0, len(h))
 	for k := range h {
 		lk := strings.ToLower(k)
@@ -95,9 +94,9 @@ func requestMAC(secret []byte, ts string, h http.Header, body []byte) []byte {
 	}
 	slices.SortFunc(names, func(a, b string) int { return strings.Compare(strings.ToLower(a), strings.ToLower(b)) })
 	for _, k := range names {
-		write(m, strings.ToLower(k), ":", strings.Join(h[k], ","), "\n")
+		write(strings.ToLower(k), ":", strings.Join(h[k], ","), "\n")
 	}
-	write(m, "\n")
+	write("\n")
 	m.Write(body)
 	return m.Sum(nil)
 }

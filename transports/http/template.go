@@ -11,10 +11,11 @@ import (
 	"sync/atomic"
 )
 
-// urlTemplate is a parsed Config.URL: literal text and the placeholders
-// {topic} and {event_type}, each escaped for the part of the URL it is in.
+// urlTemplate is a parsed Config.URL, whose placeholders {topic} and
+// {event_type} are escaped for the part of the URL they are in.
 type urlTemplate struct {
-	parts []templatePart
+	// path is the template up to its first '?' or '#', query the rest.
+	path, query string
 	// static is the URL when it has no placeholder.
 	static                 string
 	hasTopic, hasEventType bool
@@ -23,55 +24,24 @@ type urlTemplate struct {
 	hostname, port     string
 }
 
-type templatePart struct {
-	literal string
-	field   templateField // fieldNone for a literal
-	inQuery bool
-}
-
-type templateField int
-
-const (
-	fieldNone templateField = iota
-	fieldTopic
-	fieldEventType
-)
-
 func parseTemplate(s string) (*urlTemplate, error) {
-	t := &urlTemplate{}
-	rest := s
-	inQuery := false
-	for rest != "" {
-		open := strings.IndexByte(rest, '{')
-		if open < 0 {
-			t.parts = append(t.parts, templatePart{literal: rest})
-			break
+	// Errors give positions, never the text: a URL holds secrets.
+	for i := 0; i < len(s); i++ {
+		if s[i] != '{' {
+			continue
 		}
-		literal := rest[:open]
-		if strings.ContainsAny(literal, "?#") {
-			inQuery = true
+		end := strings.IndexByte(s[i:], '}')
+		if end < 0 {
+			return nil, fmt.Errorf("unclosed { at byte %d", i)
 		}
-		// Errors give positions, never the text: a URL holds secrets.
-		at := len(s) - len(rest) + open
-		closeAt := strings.IndexByte(rest[open:], '}')
-		if closeAt < 0 {
-			return nil, fmt.Errorf("unclosed { at byte %d", at)
+		if p := s[i : i+end+1]; p != "{topic}" && p != "{event_type}" {
+			return nil, fmt.Errorf("unknown placeholder at byte %d: use {topic} or {event_type}", i)
 		}
-		name := rest[open+1 : open+closeAt]
-		var f templateField
-		switch name {
-		case "topic":
-			f = fieldTopic
-		case "event_type":
-			f = fieldEventType
-		default:
-			return nil, fmt.Errorf("unknown placeholder at byte %d: use {topic} or {event_type}", at)
-		}
-		if literal != "" {
-			t.parts = append(t.parts, templatePart{literal: literal})
-		}
-		t.parts = append(t.parts, templatePart{field: f, inQuery: inQuery})
-		rest = rest[open+closeAt+1:]
+		i += end
+	}
+	t := &urlTemplate{path: s, hasTopic: strings.Contains(s, "{topic}"), hasEventType: strings.Contains(s, "{event_type}")}
+	if q := strings.IndexAny(s, "?#"); q >= 0 {
+		t.path, t.query = s[:q], s[q:]
 	}
 	// The authority is judged on the template's own text, before any
 	// escape in it is decoded: a placeholder there would let a topic pick
@@ -97,10 +67,6 @@ func parseTemplate(s string) (*urlTemplate, error) {
 	}
 	t.scheme, t.user, t.host = u.Scheme, u.User.String(), u.Host
 	t.hostname, t.port = u.Hostname(), u.Port()
-	for _, p := range t.parts {
-		t.hasTopic = t.hasTopic || p.field == fieldTopic
-		t.hasEventType = t.hasEventType || p.field == fieldEventType
-	}
 	if !t.hasTopic && !t.hasEventType {
 		t.static = s
 	}
@@ -141,39 +107,23 @@ func urlSyntaxError(s string, err error) error {
 // start a %XX escape, or -1.
 func badEscapeAt(s string) int {
 	for i := 0; i < len(s); i++ {
-		if s[i] == '%' && (i+2 >= len(s) || !isHex(s[i+1]) || !isHex(s[i+2])) {
+		if _, ok := unhex(s, i); s[i] == '%' && !ok {
 			return i
 		}
 	}
 	return -1
 }
 
-func (t *urlTemplate) usesTopic() bool { return t.hasTopic }
-
 // render returns the URL for topic and eventType.
 func (t *urlTemplate) render(topic, eventType string) string {
 	if t.static != "" {
 		return t.static
 	}
-	var b strings.Builder
-	for _, p := range t.parts {
-		switch p.field {
-		case fieldNone:
-			b.WriteString(p.literal)
-		case fieldTopic:
-			b.WriteString(escape(topic, p.inQuery))
-		case fieldEventType:
-			b.WriteString(escape(eventType, p.inQuery))
-		}
+	// Escaped, neither value holds a brace that a placeholder could match.
+	expand := func(s string, escape func(string) string) string {
+		return strings.ReplaceAll(strings.ReplaceAll(s, "{topic}", escape(topic)), "{event_type}", escape(eventType))
 	}
-	return b.String()
-}
-
-func escape(v string, inQuery bool) string {
-	if inQuery {
-		return url.QueryEscape(v)
-	}
-	return url.PathEscape(v)
+	return expand(t.path, url.PathEscape) + expand(t.query, url.QueryEscape)
 }
 
 // authorityEnd returns where the authority (userinfo, host and port) of
@@ -221,27 +171,6 @@ func hasDotSegment(p string) bool {
 func isPathSeparator(r rune) bool { return r == '/' || r == '\\' }
 
 func isDot(s string) bool { return s == "." || s == ".." }
-
-// percentDecode decodes every valid %XX of s, leaving a '%' that starts
-// none as it is, and reports whether it decoded any. Each round shortens
-// s, so decoding until nothing changes ends.
-func percentDecode(s string) (string, bool) {
-	if strings.IndexByte(s, '%') < 0 {
-		return s, false
-	}
-	b := make([]byte, 0, len(s))
-	changed := false
-	for i := 0; i < len(s); i++ {
-		if s[i] == '%' && i+2 < len(s) && isHex(s[i+1]) && isHex(s[i+2]) {
-			b = append(b, unhex(s[i+1])<<4|unhex(s[i+2]))
-			i += 2
-			changed = true
-			continue
-		}
-		b = append(b, s[i])
-	}
-	return string(b), changed
-}
 
 // urlCache keeps the parsed URL of each topic (and event type, when the
 // template has {event_type}), for the first maxCachedURLs of them.

@@ -16,25 +16,20 @@ const Name = "http"
 
 func init() { transports.Register(Name, Factory) }
 
-// TransportConfig is the configuration section of an http transport, what
-// Factory decodes: the Publisher's keys (Config) at the top level, used when
-// url is set, and a Receiver's under receiver:. Either side may be left
-// out, not both.
+// TransportConfig is the section of an http transport that Factory decodes:
+// the Publisher's keys, used when url is set, and a Receiver's under
+// receiver:. One side may be left out.
 type TransportConfig struct {
 	Config `koanf:",squash"`
-	// Receiver, when present (even empty: receiver: {}), makes the
-	// transport receive: with Listen set, on a server of its own (a
-	// *Server); otherwise as a *Receiver to mount in your own server, which
-	// then takes only the ReceiverConfig keys.
+	// Receiver, when present (receiver: {} will do), makes the transport
+	// receive: on a *Server with Listen set, otherwise as a *Receiver to
+	// mount in your own server, which takes only the ReceiverConfig keys.
 	Receiver *ServerConfig `koanf:"receiver"`
 }
 
 // Factory builds the HTTP transport from its configuration section: a
-// Publisher when url is set, and a subscriber when the section has a
-// receiver: sub-section. The subscriber is an http.Handler: a *Server
-// serving itself when receiver.listen is set, a *Receiver to mount
-// otherwise (mux.Handle(pattern, t.Subscriber.(http.Handler))). Its
-// default mode answers a request 2xx only once a handler acked its message.
+// Publisher when url is set, and a subscriber, an http.Handler, when the
+// section has a receiver: sub-section (see TransportConfig).
 func Factory(s transports.Settings) (transports.Transport, error) {
 	var cfg TransportConfig
 	if err := s.Decode(&cfg); err != nil {
