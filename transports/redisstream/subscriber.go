@@ -15,6 +15,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/switchyard-go/switchyard/internal/backoff"
+	"github.com/switchyard-go/switchyard/internal/delivery"
 	"github.com/switchyard-go/switchyard/internal/lane"
 	"github.com/switchyard-go/switchyard/internal/metakey"
 )
@@ -252,23 +253,23 @@ type sentry struct {
 	id       string
 	values   map[string]any // as read, for a dead-letter copy
 	attempts int
-	first    deliveryCtx // the first delivery's context, allocated with the entry
+	first    delivery.Context // the first delivery's context, allocated with the entry
 
 	// next is the message of the next delivery when the reader built it,
 	// and handed whether the reader handed it to the handler too, leaving
 	// the lane's worker only to wait for the ack.
 	next    *message.Message
-	nextCtx *deliveryCtx
+	nextCtx *delivery.Context
 	handed  bool
 }
 
 // delivery returns a message for e's next delivery, and its context. (Once
 // the message is handed over, its context is the handler's to replace.)
-func (sub *subscription) delivery(e *sentry) (*message.Message, *deliveryCtx) {
+func (sub *subscription) delivery(e *sentry) (*message.Message, *delivery.Context) {
 	m := e.message()
 	dc := &e.first
 	if e.attempts > 0 {
-		dc = &deliveryCtx{}
+		dc = &delivery.Context{}
 	}
 	dc.Context = sub.ctx
 	m.SetContext(dc)
@@ -495,13 +496,13 @@ func (sub *subscription) deliver(l int) (more, ok bool) {
 	e.attempts++
 	select {
 	case <-m.Acked():
-		dc.end(context.Canceled)
+		dc.End(context.Canceled)
 		sub.ack(e.id)
 		return sub.next(l), true
 	case <-m.Nacked():
-		dc.end(context.Canceled)
+		dc.End(context.Canceled)
 	case <-sub.ctx.Done():
-		dc.end(sub.ctx.Err())
+		dc.End(sub.ctx.Err())
 		select {
 		case <-m.Acked():
 			sub.ack(e.id)
