@@ -1,6 +1,7 @@
 package redisstream
 
 import (
+	"cmp"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -129,27 +130,13 @@ type TLSConfig struct {
 }
 
 func (c *Config) setDefaults() {
-	if c.Format == "" {
-		c.Format = FormatWatermill
-	}
-	if c.MaxLen == 0 {
-		c.MaxLen = DefaultMaxLen
-	}
-	if c.TrimInterval == 0 {
-		c.TrimInterval = DefaultTrimInterval
-	}
-	if c.TrimUngroupedAfter == 0 {
-		c.TrimUngroupedAfter = DefaultTrimUngrouped
-	}
-	if c.BatchSize == 0 {
-		c.BatchSize = DefaultBatchSize
-	}
-	if c.Flushers == 0 {
-		c.Flushers = DefaultFlushers
-	}
-	if c.PublishTimeout == 0 {
-		c.PublishTimeout = DefaultPublishTimeout
-	}
+	c.Format = cmp.Or(c.Format, FormatWatermill)
+	c.MaxLen = cmp.Or(c.MaxLen, DefaultMaxLen)
+	c.TrimInterval = cmp.Or(c.TrimInterval, DefaultTrimInterval)
+	c.TrimUngroupedAfter = cmp.Or(c.TrimUngroupedAfter, DefaultTrimUngrouped)
+	c.BatchSize = cmp.Or(c.BatchSize, DefaultBatchSize)
+	c.Flushers = cmp.Or(c.Flushers, DefaultFlushers)
+	c.PublishTimeout = cmp.Or(c.PublishTimeout, DefaultPublishTimeout)
 	if c.Consumer == "" {
 		host, err := os.Hostname()
 		if err != nil || host == "" {
@@ -157,39 +144,17 @@ func (c *Config) setDefaults() {
 		}
 		c.Consumer = host
 	}
-	if c.StartID == "" {
-		c.StartID = "0"
-	}
-	if c.ReadCount == 0 {
-		c.ReadCount = DefaultReadCount
-	}
-	if c.Block == 0 {
-		c.Block = DefaultBlock
-	}
-	if c.Lanes == 0 {
-		c.Lanes = DefaultLanes
-	}
-	if c.ClaimInterval == 0 {
-		c.ClaimInterval = DefaultClaimInterval
-	}
-	if c.ClaimMinIdle == 0 {
-		c.ClaimMinIdle = DefaultClaimMinIdle
-	}
-	if c.MaxRetries == 0 {
-		c.MaxRetries = DefaultMaxRetries
-	}
-	if c.RetryBackoff == 0 {
-		c.RetryBackoff = DefaultRetryBackoff
-	}
-	if c.MaxRetryBackoff == 0 {
-		c.MaxRetryBackoff = DefaultMaxRetryBackoff
-	}
-	if c.DeadLetterStream == "" {
-		c.DeadLetterStream = DefaultDeadLetter
-	}
-	if c.DepthInterval == 0 {
-		c.DepthInterval = DefaultDepthInterval
-	}
+	c.StartID = cmp.Or(c.StartID, "0")
+	c.ReadCount = cmp.Or(c.ReadCount, DefaultReadCount)
+	c.Block = cmp.Or(c.Block, DefaultBlock)
+	c.Lanes = cmp.Or(c.Lanes, DefaultLanes)
+	c.ClaimInterval = cmp.Or(c.ClaimInterval, DefaultClaimInterval)
+	c.ClaimMinIdle = cmp.Or(c.ClaimMinIdle, DefaultClaimMinIdle)
+	c.MaxRetries = cmp.Or(c.MaxRetries, DefaultMaxRetries)
+	c.RetryBackoff = cmp.Or(c.RetryBackoff, DefaultRetryBackoff)
+	c.MaxRetryBackoff = cmp.Or(c.MaxRetryBackoff, DefaultMaxRetryBackoff)
+	c.DeadLetterStream = cmp.Or(c.DeadLetterStream, DefaultDeadLetter)
+	c.DepthInterval = cmp.Or(c.DepthInterval, DefaultDepthInterval)
 }
 
 // Validate reports every invalid field as a *transports.FieldError naming
@@ -419,25 +384,20 @@ func checkURL(s string) (u *url.URL, misplaced bool, err error) {
 	return u, misplaced, nil
 }
 
-// checkUserinfo accepts what net/url accepts in user info.
+// checkUserinfo accepts what net/url accepts in user info, with errors
+// that do not quote it.
 func checkUserinfo(s string) error {
-	for i := 0; i < len(s); i++ {
-		b := s[i]
-		switch {
-		case b == '%':
-			if i+2 >= len(s) || !isHex(s[i+1]) || !isHex(s[i+2]) {
-				return errors.New("the user name or password has a '%' not followed by two hex digits: " +
-					"write a '%' as %25, or give the password in the password key")
-			}
-		case 'a' <= b && b <= 'z', 'A' <= b && b <= 'Z', '0' <= b && b <= '9',
-			strings.IndexByte("-._:~!$&'()*+,;=@", b) >= 0:
-		default:
-			return errors.New("the user name or password holds a character that must be percent-encoded " +
-				"(a space, a control or non-ASCII character, or one of \"<>[]^`{|}): " +
-				"percent-encode it, or give the password in the password key")
-		}
+	_, err := url.Parse("redis://" + s + "@host")
+	if err == nil {
+		return nil
 	}
-	return nil
+	if _, ok := errors.AsType[url.EscapeError](err); ok {
+		return errors.New("the user name or password has a '%' not followed by two hex digits: " +
+			"write a '%' as %25, or give the password in the password key")
+	}
+	return errors.New("the user name or password holds a character that must be percent-encoded " +
+		"(a space, a control or non-ASCII character, or one of \"<>[]^`{|}): " +
+		"percent-encode it, or give the password in the password key")
 }
 
 // cutLast is strings.Cut at the last sep.
@@ -463,10 +423,6 @@ func digits(s string) bool {
 		}
 	}
 	return true
-}
-
-func isHex(b byte) bool {
-	return '0' <= b && b <= '9' || 'a' <= b && b <= 'f' || 'A' <= b && b <= 'F'
 }
 
 func plainName(s string) bool {

@@ -1,6 +1,7 @@
 package redisstream
 
 import (
+	"cmp"
 	"context"
 	"math"
 	"strconv"
@@ -229,19 +230,7 @@ func nextID(id string) string {
 func compareIDs(a, b string) int {
 	am, as := splitID(a)
 	bm, bs := splitID(b)
-	switch {
-	case am != bm:
-		if am < bm {
-			return -1
-		}
-		return 1
-	case as != bs:
-		if as < bs {
-			return -1
-		}
-		return 1
-	}
-	return 0
+	return cmp.Or(cmp.Compare(am, bm), cmp.Compare(as, bs))
 }
 
 func splitID(id string) (ms, seq uint64) {
