@@ -31,6 +31,14 @@ func (sub *subscription) readLoop() {
 	cfg := &s.cfg
 	start := "0" // our own pending entries first
 	failures := 0
+	// retry logs the first failure and every 50th, then waits.
+	retry := func(msg string, err error) bool {
+		failures++
+		if failures == 1 || failures%50 == 0 {
+			s.logger.Error(msg, err, watermill.LogFields{"stream": sub.stream, "group": cfg.ConsumerGroup, "failures": failures})
+		}
+		return sub.sleep(readRetryWait(failures))
+	}
 	for sub.ctx.Err() == nil {
 		if !sub.waitRoom() {
 			return
@@ -53,14 +61,8 @@ func (sub *subscription) readLoop() {
 		case err != nil && sub.ctx.Err() != nil:
 			return
 		case err != nil && strings.HasPrefix(err.Error(), "NOGROUP"):
-			cerr := sub.groupMissing(gen, err)
-			if cerr != nil {
-				failures++
-				if failures == 1 || failures%50 == 0 {
-					s.logger.Error("Consumer group missing and cannot be created; retrying", cerr,
-						watermill.LogFields{"stream": sub.stream, "group": cfg.ConsumerGroup, "failures": failures})
-				}
-				if !sub.sleep(readRetryWait(failures)) {
+			if cerr := sub.groupMissing(gen, err); cerr != nil {
+				if !retry("Consumer group missing and cannot be created; retrying", cerr) {
 					return
 				}
 				continue
@@ -68,11 +70,7 @@ func (sub *subscription) readLoop() {
 			start = "0"
 			continue
 		case err != nil:
-			failures++
-			if failures == 1 || failures%50 == 0 {
-				s.logger.Error("Cannot read stream; retrying", err, watermill.LogFields{"stream": sub.stream, "failures": failures})
-			}
-			if !sub.sleep(readRetryWait(failures)) {
+			if !retry("Cannot read stream; retrying", err) {
 				return
 			}
 			// A read whose reply was lost (the connection broke) still

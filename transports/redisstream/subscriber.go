@@ -3,7 +3,6 @@ package redisstream
 import (
 	"context"
 	"errors"
-	"fmt"
 	"sync"
 	"time"
 
@@ -68,19 +67,9 @@ func NewSubscriber(cfg Config, client redis.UniversalClient, logger watermill.Lo
 	if logger == nil {
 		logger = watermill.NopLogger{}
 	}
-	owns := client == nil
-	if owns {
-		if err := cfg.Validate(); err != nil {
-			return nil, fmt.Errorf("redisstream: config: %w", err)
-		}
-		c, err := newClient(&cfg)
-		if err != nil {
-			return nil, err
-		}
-		client = c
-		goRedisLog.add(client, logger)
-	} else if err := cfg.validateTuning(); err != nil {
-		return nil, fmt.Errorf("redisstream: config: %w", err)
+	client, owns, err := clientFor(&cfg, client, logger)
+	if err != nil {
+		return nil, err
 	}
 	cfg.setDefaults()
 	if m == nil {
@@ -95,11 +84,7 @@ func NewSubscriber(cfg Config, client redis.UniversalClient, logger watermill.Lo
 func (s *Subscriber) SubscribeInitialize(topic string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	return s.ensureGroup(ctx, topic, s.cfg.StartID)
-}
-
-func (s *Subscriber) ensureGroup(ctx context.Context, stream, start string) error {
-	_, err := s.createGroup(ctx, stream, start)
+	_, err := s.createGroup(ctx, topic, s.cfg.StartID)
 	return err
 }
 
@@ -114,7 +99,7 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 		return nil, ErrClosed
 	}
 	ictx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	err := s.ensureGroup(ictx, topic, s.cfg.StartID)
+	_, err := s.createGroup(ictx, topic, s.cfg.StartID)
 	cancel()
 	if err != nil && ctx.Err() != nil {
 		return nil, err
@@ -186,8 +171,7 @@ func (s *Subscriber) Close() error {
 	s.subs.Wait()
 	s.depth.close()
 	if s.owns {
-		goRedisLog.remove(s.client)
-		return s.client.Close()
+		return closeClient(s.client)
 	}
 	return nil
 }
