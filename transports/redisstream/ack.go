@@ -120,17 +120,8 @@ func (sub *subscription) ackLoop() {
 	ids := make([]string, 0, 256)
 	for id := range sub.acks {
 		ids = append(ids[:0], id)
-	more:
-		for len(ids) < cap(ids) {
-			select {
-			case id, ok := <-sub.acks:
-				if !ok {
-					break more
-				}
-				ids = append(ids, id)
-			default:
-				break more
-			}
+		for len(ids) < cap(ids) && len(sub.acks) > 0 { // the only receiver: a value is there
+			ids = append(ids, <-sub.acks)
 		}
 		// Three attempts, or one once the subscription has ended: Close
 		// must not wait long for a server that does not answer.

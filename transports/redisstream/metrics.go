@@ -2,6 +2,8 @@ package redisstream
 
 import (
 	"context"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -129,10 +131,7 @@ func (d *depthWatcher) run() {
 
 func (d *depthWatcher) refresh() {
 	d.mu.Lock()
-	streams := make([]string, 0, len(d.streams))
-	for s := range d.streams {
-		streams = append(streams, s)
-	}
+	streams := slices.Collect(maps.Keys(d.streams))
 	d.mu.Unlock()
 	for _, s := range streams {
 		if d.ctx.Err() != nil {

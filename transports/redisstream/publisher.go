@@ -303,25 +303,23 @@ func (p *Publisher) gather(batch []*pubReq) (_ []*pubReq, ok bool) {
 		defer timer.Stop()
 		linger = timer.C
 	}
+gather:
 	for n < p.cfg.BatchSize {
+		var r *pubReq
 		select {
-		case r := <-p.reqs:
-			batch = append(batch, r)
-			n += len(r.entries)
-			continue
+		case r = <-p.reqs:
 		default:
+			if linger == nil {
+				break gather
+			}
+			select {
+			case r = <-p.reqs:
+			case <-linger:
+				break gather
+			}
 		}
-		if linger == nil {
-			break
-		}
-		select {
-		case r := <-p.reqs:
-			batch = append(batch, r)
-			n += len(r.entries)
-			continue
-		case <-linger:
-		}
-		break
+		batch = append(batch, r)
+		n += len(r.entries)
 	}
 	p.shared = len(batch) > 1
 	return batch, true

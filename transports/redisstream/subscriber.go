@@ -122,20 +122,18 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 		held:     map[string]struct{}{},
 		acks:     make(chan string, 4*int(s.cfg.ReadCount)),
 		room:     make(chan struct{}, 1),
+		limit:    2 * int(s.cfg.ReadCount),
 	}
-	sub.limit = 2 * int(s.cfg.ReadCount)
 	s.depth.watch(topic)
 	s.subs.Add(1)
-	var workers sync.WaitGroup
+	var loops, acker sync.WaitGroup
 	for range s.cfg.Lanes {
-		workers.Go(sub.work)
+		loops.Go(sub.work)
 	}
-	var ackerDone = make(chan struct{})
-	go func() { defer close(ackerDone); sub.ackLoop() }()
-	var bg sync.WaitGroup
-	bg.Go(sub.readLoop)
-	bg.Go(sub.claimLoop)
-	bg.Go(sub.watchGroup)
+	loops.Go(sub.readLoop)
+	loops.Go(sub.claimLoop)
+	loops.Go(sub.watchGroup)
+	acker.Go(sub.ackLoop)
 	go func() {
 		defer s.subs.Done()
 		select {
@@ -143,13 +141,12 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 		case <-s.closing:
 			stop()
 		}
-		bg.Wait()
-		workers.Wait()
+		loops.Wait()
 		// Only retries start retries now: the count cannot be zero while
 		// one is added.
 		sub.retries.Wait()
 		close(sub.acks)
-		<-ackerDone
+		acker.Wait()
 		close(sub.out)
 		stop()
 	}()

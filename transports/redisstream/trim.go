@@ -3,7 +3,9 @@ package redisstream
 import (
 	"cmp"
 	"context"
+	"maps"
 	"math"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -87,10 +89,7 @@ func (t *trimmer) run() {
 			return
 		}
 		t.mu.Lock()
-		streams := make([]string, 0, len(t.streams))
-		for s := range t.streams {
-			streams = append(streams, s)
-		}
+		streams := slices.Collect(maps.Keys(t.streams))
 		t.mu.Unlock()
 		for _, s := range streams {
 			if t.ctx.Err() != nil {
