@@ -4,24 +4,20 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/redis/go-redis/v9"
 )
 
-// createGroup creates the group, and its stream if need be; created is
-// false when the group was there already.
-func (s *Subscriber) createGroup(ctx context.Context, stream, start string) (created bool, err error) {
-	err = s.client.XGroupCreateMkStream(ctx, stream, s.cfg.ConsumerGroup, start).Err()
-	switch {
-	case err == nil:
-		return true, nil
-	case strings.HasPrefix(err.Error(), "BUSYGROUP"):
-		return false, nil
+// createGroup creates the group, and its stream if need be; a group that is
+// there already is no error.
+func (s *Subscriber) createGroup(ctx context.Context, stream, start string) error {
+	err := s.client.XGroupCreateMkStream(ctx, stream, s.cfg.ConsumerGroup, start).Err()
+	if err == nil || redis.HasErrorPrefix(err, "BUSYGROUP") {
+		return nil
 	}
-	return false, fmt.Errorf("redisstream: create group %q on %q: %w", s.cfg.ConsumerGroup, stream, err)
+	return fmt.Errorf("redisstream: create group %q on %q: %w", s.cfg.ConsumerGroup, stream, err)
 }
 
 // groupCheckInterval is how often a subscription checks its group.
@@ -49,7 +45,7 @@ func (sub *subscription) watchGroup() {
 		ctx, cancel := context.WithTimeout(sub.ctx, callTimeout)
 		groups, err := s.client.XInfoGroups(ctx, sub.stream).Result()
 		cancel()
-		if err != nil && !strings.Contains(err.Error(), "no such key") {
+		if err != nil && !redis.HasErrorPrefix(err, "no such key") {
 			continue // the reader reports what fails
 		}
 		found := false
@@ -124,7 +120,7 @@ func (sub *subscription) groupMissing(gen uint64, cause error) error {
 	defer sub.gmu.Unlock()
 	ctx, cancel := context.WithTimeout(sub.ctx, callTimeout)
 	defer cancel()
-	if _, err := s.createGroup(ctx, sub.stream, "0"); err != nil {
+	if err := s.createGroup(ctx, sub.stream, "0"); err != nil {
 		return err
 	}
 	if gen != sub.gen {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"runtime"
-	"strings"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -60,7 +59,7 @@ func (sub *subscription) readLoop() {
 			continue
 		case err != nil && sub.ctx.Err() != nil:
 			return
-		case err != nil && strings.HasPrefix(err.Error(), "NOGROUP"):
+		case redis.HasErrorPrefix(err, "NOGROUP"):
 			if cerr := sub.groupMissing(gen, err); cerr != nil {
 				if !retry("Consumer group missing and cannot be created; retrying", cerr) {
 					return

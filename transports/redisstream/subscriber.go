@@ -84,8 +84,7 @@ func NewSubscriber(cfg Config, client redis.UniversalClient, logger watermill.Lo
 func (s *Subscriber) SubscribeInitialize(topic string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	_, err := s.createGroup(ctx, topic, s.cfg.StartID)
-	return err
+	return s.createGroup(ctx, topic, s.cfg.StartID)
 }
 
 // Subscribe reads topic's stream in the consumer group. The channel is
@@ -99,7 +98,7 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 		return nil, ErrClosed
 	}
 	ictx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	_, err := s.createGroup(ictx, topic, s.cfg.StartID)
+	err := s.createGroup(ictx, topic, s.cfg.StartID)
 	cancel()
 	if err != nil && ctx.Err() != nil {
 		return nil, err
