@@ -30,14 +30,7 @@ func (c *Config) groupCheckInterval() time.Duration { return min(time.Second, c.
 // protects from being trimmed (by publishers that never saw the group).
 func (sub *subscription) watchGroup() {
 	s := sub.s
-	t := time.NewTicker(s.cfg.groupCheckInterval())
-	defer t.Stop()
-	for {
-		select {
-		case <-t.C:
-		case <-sub.ctx.Done():
-			return
-		}
+	every(sub.ctx, s.cfg.groupCheckInterval(), func() {
 		gen := sub.groupGen()
 		sub.mu.Lock()
 		read := sub.lastRead // read before the check: the group had delivered it
@@ -46,7 +39,7 @@ func (sub *subscription) watchGroup() {
 		groups, err := s.client.XInfoGroups(ctx, sub.stream).Result()
 		cancel()
 		if err != nil && !redis.HasErrorPrefix(err, "no such key") {
-			continue // the reader reports what fails
+			return // the reader reports what fails
 		}
 		found := false
 		for _, g := range groups {
@@ -60,7 +53,7 @@ func (sub *subscription) watchGroup() {
 				s.logger.Debug("Cannot create consumer group", watermill.LogFields{"stream": sub.stream, "err": err.Error()})
 			}
 		}
-	}
+	})
 }
 
 func (sub *subscription) groupGen() uint64 {

@@ -14,6 +14,20 @@ import (
 	"github.com/switchyard-go/switchyard/internal/metakey"
 )
 
+// every calls f every interval until ctx ends.
+func every(ctx context.Context, interval time.Duration, f func()) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return
+		}
+		f()
+	}
+}
+
 func (sub *subscription) sleep(d time.Duration) bool {
 	t := time.NewTimer(d)
 	defer t.Stop()
@@ -192,14 +206,7 @@ func (sub *subscription) take(entries []redis.XMessage) {
 func (sub *subscription) claimLoop() {
 	s := sub.s
 	cfg := &s.cfg
-	t := time.NewTicker(cfg.ClaimInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-t.C:
-		case <-sub.ctx.Done():
-			return
-		}
+	every(sub.ctx, cfg.ClaimInterval, func() {
 		start := "0-0"
 		for range 10 {
 			if !sub.waitRoom() {
@@ -223,5 +230,5 @@ func (sub *subscription) claimLoop() {
 			}
 			start = next
 		}
-	}
+	})
 }

@@ -80,14 +80,7 @@ func (t *trimmer) close() {
 
 func (t *trimmer) run() {
 	defer close(t.done)
-	tick := time.NewTicker(t.cfg.TrimInterval)
-	defer tick.Stop()
-	for {
-		select {
-		case <-tick.C:
-		case <-t.ctx.Done():
-			return
-		}
+	every(t.ctx, t.cfg.TrimInterval, func() {
 		t.mu.Lock()
 		streams := slices.Collect(maps.Keys(t.streams))
 		t.mu.Unlock()
@@ -101,7 +94,7 @@ func (t *trimmer) run() {
 			}
 			cancel()
 		}
-	}
+	})
 }
 
 func (t *trimmer) trimStream(ctx context.Context, stream string) error {
