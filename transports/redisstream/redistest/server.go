@@ -377,22 +377,30 @@ func (s *Server) terminate(sig syscall.Signal) error {
 	if err := s.awaitRestartScript(); err != nil {
 		return err
 	}
-	var pids []int
+	// The child's end is known from its reaping: its main thread shows as
+	// a zombie while other threads still hold its port.
+	childPID := 0
 	if s.child != nil && !isClosed(s.childDone) {
-		pids = append(pids, s.child.Process.Pid)
+		childPID = s.child.Process.Pid
 	}
-	if pid := readPIDFile(s.path(pidFile)); pid != 0 && !slices.Contains(pids, pid) && alive(pid) && runsIn(pid, s.realDir) {
-		pids = append(pids, pid)
+	var others []int
+	if pid := readPIDFile(s.path(pidFile)); pid != 0 && pid != childPID && alive(pid) && runsIn(pid, s.realDir) {
+		others = append(others, pid)
 	}
-	if len(pids) == 0 {
+	if childPID == 0 && len(others) == 0 {
 		return nil
 	}
 	send := func(sig syscall.Signal) {
-		for _, pid := range pids {
+		if childPID != 0 {
+			_ = s.child.Process.Signal(sig)
+		}
+		for _, pid := range others {
 			_ = signalPID(pid, sig)
 		}
 	}
-	running := func() bool { return slices.ContainsFunc(pids, alive) }
+	running := func() bool {
+		return childPID != 0 && !isClosed(s.childDone) || slices.ContainsFunc(others, alive)
+	}
 	send(sig)
 	deadline := time.Now().Add(stopGrace)
 	if sig == syscall.SIGKILL {
