@@ -29,20 +29,12 @@ const (
 // Subscriber reads streams in a consumer group.
 //
 // Each subscription reads its own pending entries first (those it was handed
-// before a restart and never acked), then new ones, ReadCount at a time. The
-// entries of one event_key are handed out one at a time, in stream order,
-// the next only after the previous was acked; different keys run
-// concurrently. Acks are sent in batches. Every ClaimInterval, entries that
-// other consumers left pending for ClaimMinIdle are claimed. An entry that
-// cannot be read as a message is copied to the dead-letter stream with the
-// reason, acked and counted: the subscription goes on.
-//
-// The consumer group is checked every second (or DepthInterval, if
-// shorter), whatever the handlers are doing. A group that vanished is
-// created again at "0" and counted; if the entries it had read vanished too
-// (Redis restarted or failed over without its data, or the stream was
-// deleted), the entries Redis had not delivered were lost with them: that
-// is logged as an error and counted as a stream reset.
+// before a restart and never acked), then new ones, ReadCount at a time, and
+// every ClaimInterval claims those other consumers left pending for
+// ClaimMinIdle. Acks are sent in batches. Its consumer group is checked
+// every second (or DepthInterval, if shorter), whatever the handlers are
+// doing: one that vanished is created again at "0", and what vanished with
+// it is logged and counted. The package documentation lists the guarantees.
 type Subscriber struct {
 	cfg     Config
 	client  redis.UniversalClient

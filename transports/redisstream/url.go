@@ -145,23 +145,10 @@ func validPort(hostport string) bool {
 	return !ok || digits(port)
 }
 
-func digits(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return true
-}
+func digits(s string) bool { return strings.Trim(s, "0123456789") == "" }
 
-func plainName(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if b := s[i]; !('a' <= b && b <= 'z' || b == '_') {
-			return false
-		}
-	}
-	return s != ""
-}
+// plainName: what every query option go-redis knows looks like.
+func plainName(s string) bool { return s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyz_") == "" }
 
 // redacted replaces a secret in a dump of a Config, the same for every
 // secret so that its length says nothing.
