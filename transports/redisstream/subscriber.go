@@ -68,7 +68,7 @@ func NewSubscriber(cfg Config, client redis.UniversalClient, logger watermill.Lo
 		m = NewMetrics(nil)
 	}
 	s := &Subscriber{cfg: cfg, client: client, owns: owns, logger: logger, metrics: m, closing: make(chan struct{})}
-	s.depth = newDepthWatcher(client, &s.cfg, m, logger)
+	s.depth = newDepthWatcher(client, &s.cfg, m)
 	return s, nil
 }
 
