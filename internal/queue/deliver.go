@@ -9,6 +9,8 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/switchyard-go/switchyard/internal/delivery"
 )
 
 type subscription struct {
@@ -40,9 +42,9 @@ func (s *subscription) work() {
 func (s *subscription) deliver(l int) bool {
 	g := s.group
 	m := g.next(l)
-	var dctx *deliveryContext
+	var dctx *delivery.Context
 	if !g.cfg.PreserveContext {
-		dctx = &deliveryContext{Context: s.ctx}
+		dctx = &delivery.Context{Context: s.ctx}
 		m.SetContext(dctx)
 	}
 	select {
@@ -54,12 +56,12 @@ func (s *subscription) deliver(l int) bool {
 	g.handed(l)
 	select {
 	case <-m.Acked():
-		dctx.cancel()
+		dctx.End(context.Canceled)
 		g.stats.acked.Add(1)
 		g.done(l)
 		return true
 	case <-m.Nacked():
-		dctx.cancel()
+		dctx.End(context.Canceled)
 		g.stats.nacked.Add(1)
 		s.nacked(l)
 		return true
@@ -67,7 +69,7 @@ func (s *subscription) deliver(l int) bool {
 		// An ack that raced the subscription's end still counts.
 		select {
 		case <-m.Acked():
-			dctx.cancel()
+			dctx.End(context.Canceled)
 			g.stats.acked.Add(1)
 			g.done(l)
 		default:

@@ -1,10 +1,10 @@
 package redisstream
 
 import (
+	"cmp"
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -129,27 +129,13 @@ type TLSConfig struct {
 }
 
 func (c *Config) setDefaults() {
-	if c.Format == "" {
-		c.Format = FormatWatermill
-	}
-	if c.MaxLen == 0 {
-		c.MaxLen = DefaultMaxLen
-	}
-	if c.TrimInterval == 0 {
-		c.TrimInterval = DefaultTrimInterval
-	}
-	if c.TrimUngroupedAfter == 0 {
-		c.TrimUngroupedAfter = DefaultTrimUngrouped
-	}
-	if c.BatchSize == 0 {
-		c.BatchSize = DefaultBatchSize
-	}
-	if c.Flushers == 0 {
-		c.Flushers = DefaultFlushers
-	}
-	if c.PublishTimeout == 0 {
-		c.PublishTimeout = DefaultPublishTimeout
-	}
+	c.Format = cmp.Or(c.Format, FormatWatermill)
+	c.MaxLen = cmp.Or(c.MaxLen, DefaultMaxLen)
+	c.TrimInterval = cmp.Or(c.TrimInterval, DefaultTrimInterval)
+	c.TrimUngroupedAfter = cmp.Or(c.TrimUngroupedAfter, DefaultTrimUngrouped)
+	c.BatchSize = cmp.Or(c.BatchSize, DefaultBatchSize)
+	c.Flushers = cmp.Or(c.Flushers, DefaultFlushers)
+	c.PublishTimeout = cmp.Or(c.PublishTimeout, DefaultPublishTimeout)
 	if c.Consumer == "" {
 		host, err := os.Hostname()
 		if err != nil || host == "" {
@@ -157,39 +143,17 @@ func (c *Config) setDefaults() {
 		}
 		c.Consumer = host
 	}
-	if c.StartID == "" {
-		c.StartID = "0"
-	}
-	if c.ReadCount == 0 {
-		c.ReadCount = DefaultReadCount
-	}
-	if c.Block == 0 {
-		c.Block = DefaultBlock
-	}
-	if c.Lanes == 0 {
-		c.Lanes = DefaultLanes
-	}
-	if c.ClaimInterval == 0 {
-		c.ClaimInterval = DefaultClaimInterval
-	}
-	if c.ClaimMinIdle == 0 {
-		c.ClaimMinIdle = DefaultClaimMinIdle
-	}
-	if c.MaxRetries == 0 {
-		c.MaxRetries = DefaultMaxRetries
-	}
-	if c.RetryBackoff == 0 {
-		c.RetryBackoff = DefaultRetryBackoff
-	}
-	if c.MaxRetryBackoff == 0 {
-		c.MaxRetryBackoff = DefaultMaxRetryBackoff
-	}
-	if c.DeadLetterStream == "" {
-		c.DeadLetterStream = DefaultDeadLetter
-	}
-	if c.DepthInterval == 0 {
-		c.DepthInterval = DefaultDepthInterval
-	}
+	c.StartID = cmp.Or(c.StartID, "0")
+	c.ReadCount = cmp.Or(c.ReadCount, DefaultReadCount)
+	c.Block = cmp.Or(c.Block, DefaultBlock)
+	c.Lanes = cmp.Or(c.Lanes, DefaultLanes)
+	c.ClaimInterval = cmp.Or(c.ClaimInterval, DefaultClaimInterval)
+	c.ClaimMinIdle = cmp.Or(c.ClaimMinIdle, DefaultClaimMinIdle)
+	c.MaxRetries = cmp.Or(c.MaxRetries, DefaultMaxRetries)
+	c.RetryBackoff = cmp.Or(c.RetryBackoff, DefaultRetryBackoff)
+	c.MaxRetryBackoff = cmp.Or(c.MaxRetryBackoff, DefaultMaxRetryBackoff)
+	c.DeadLetterStream = cmp.Or(c.DeadLetterStream, DefaultDeadLetter)
+	c.DepthInterval = cmp.Or(c.DepthInterval, DefaultDepthInterval)
 }
 
 // Validate reports every invalid field as a *transports.FieldError naming
@@ -316,220 +280,6 @@ func (c *Config) universalOptions() (*redis.UniversalOptions, error) {
 		o.TLSConfig = tc
 	}
 	return o, nil
-}
-
-// parseURL is redis.ParseURL with errors that say what is wrong and where
-// but never quote the URL: net/url's and go-redis's quote the part they
-// trip on, which is a piece of the password when the password holds a
-// character that user info must percent-encode ('/', '?', '#', '%', a
-// space). Such a password ends the host early, so the error would be
-// about a port, a path or a query option made of it.
-func parseURL(s string) (*redis.Options, error) {
-	u, misplaced, err := checkURL(s)
-	if err != nil {
-		return nil, err
-	}
-	o, err := redis.ParseURL(s)
-	if err == nil {
-		return o, nil
-	}
-	if misplaced {
-		return nil, errMisplacedUserinfo
-	}
-	// checkURL passed the rest, so go-redis refused a query option. Find
-	// which by trying each alone; name it only if it is a plain name, as
-	// every option go-redis knows is.
-	for name, values := range u.Query() {
-		one := url.Values{name: values}
-		if _, err := redis.ParseURL("redis://localhost/0?" + one.Encode()); err != nil {
-			if plainName(name) {
-				return nil, fmt.Errorf("query option %s: unknown, or its value is invalid", name)
-			}
-			return nil, errors.New("a query option is unknown, or its value is invalid")
-		}
-	}
-	return nil, errors.New("the query options are invalid")
-}
-
-// errMisplacedUserinfo: a '/', '?' or '#' in the user info ends the host
-// early, and the rest of the user info, '@' and all, lands in the path,
-// the query or the fragment, which then do not parse.
-var errMisplacedUserinfo = errors.New("the user name or password holds a '/', '?' or '#': " +
-	"percent-encode it (%2F, %3F, %23), or give the password in the password key")
-
-// checkURL parses s and checks what go-redis would refuse but its query
-// options, with errors that never quote s. misplaced is whether an '@'
-// follows the host, which is what a password holding a '/', '?' or '#'
-// leaves; a failure is then put down to that.
-func checkURL(s string) (u *url.URL, misplaced bool, err error) {
-	scheme, rest, ok := strings.Cut(s, "://")
-	if !ok || (scheme != "redis" && scheme != "rediss" && scheme != "unix") {
-		return nil, false, errors.New("must start with redis://, rediss:// or unix://")
-	}
-	end := strings.IndexAny(rest, "/?#")
-	if end < 0 {
-		end = len(rest)
-	}
-	authority, tail := rest[:end], rest[end:]
-	misplaced = strings.Contains(tail, "@")
-	fail := func(reason string) (*url.URL, bool, error) {
-		if misplaced {
-			return nil, true, errMisplacedUserinfo
-		}
-		return nil, false, errors.New(reason)
-	}
-	if strings.Contains(tail, "#") {
-		// go-redis ignores a fragment: the URL would parse, without the
-		// password's end, and connect somewhere else.
-		return fail("has a '#' after the host, which a redis URL does not take: " +
-			"percent-encode a '#' of a password as %23")
-	}
-	userinfo, hostport, hasUser := cutLast(authority, "@")
-	if !hasUser {
-		hostport = authority
-	} else if err := checkUserinfo(userinfo); err != nil {
-		return nil, misplaced, err
-	}
-	u, err = url.Parse(s)
-	if err != nil {
-		if _, ok := errors.AsType[url.EscapeError](err); ok {
-			return fail("has a '%' not followed by two hex digits: write a '%' as %25")
-		}
-		if _, ok := errors.AsType[url.InvalidHostError](err); ok {
-			return fail("the host holds an invalid character")
-		}
-		if !validPort(hostport) {
-			return fail("the port after the host must be a number")
-		}
-		return fail("is not a valid URL")
-	}
-	if _, err := url.ParseQuery(u.RawQuery); err != nil {
-		// go-redis drops what does not parse, with no error.
-		return fail("has a query that does not parse: percent-encode a '%' as %25 and a ';' as %3B")
-	}
-	if scheme == "unix" {
-		if strings.TrimSpace(u.Path) == "" {
-			return fail("a unix:// URL needs a socket path, as unix:///run/redis.sock")
-		}
-		return u, misplaced, nil
-	}
-	if db := strings.FieldsFunc(u.Path, func(r rune) bool { return r == '/' }); len(db) > 1 || len(db) == 1 && !digits(db[0]) {
-		return fail("the path must be a database number, as /0")
-	}
-	return u, misplaced, nil
-}
-
-// checkUserinfo accepts what net/url accepts in user info.
-func checkUserinfo(s string) error {
-	for i := 0; i < len(s); i++ {
-		b := s[i]
-		switch {
-		case b == '%':
-			if i+2 >= len(s) || !isHex(s[i+1]) || !isHex(s[i+2]) {
-				return errors.New("the user name or password has a '%' not followed by two hex digits: " +
-					"write a '%' as %25, or give the password in the password key")
-			}
-		case 'a' <= b && b <= 'z', 'A' <= b && b <= 'Z', '0' <= b && b <= '9',
-			strings.IndexByte("-._:~!$&'()*+,;=@", b) >= 0:
-		default:
-			return errors.New("the user name or password holds a character that must be percent-encoded " +
-				"(a space, a control or non-ASCII character, or one of \"<>[]^`{|}): " +
-				"percent-encode it, or give the password in the password key")
-		}
-	}
-	return nil
-}
-
-// cutLast is strings.Cut at the last sep.
-func cutLast(s, sep string) (before, after string, found bool) {
-	if i := strings.LastIndex(s, sep); i >= 0 {
-		return s[:i], s[i+len(sep):], true
-	}
-	return s, "", false
-}
-
-func validPort(hostport string) bool {
-	if strings.HasPrefix(hostport, "[") {
-		_, hostport, _ = strings.Cut(hostport, "]")
-	}
-	_, port, ok := cutLast(hostport, ":")
-	return !ok || digits(port)
-}
-
-func digits(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return true
-}
-
-func isHex(b byte) bool {
-	return '0' <= b && b <= '9' || 'a' <= b && b <= 'f' || 'A' <= b && b <= 'F'
-}
-
-func plainName(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if b := s[i]; !('a' <= b && b <= 'z' || b == '_') {
-			return false
-		}
-	}
-	return s != ""
-}
-
-// redacted replaces a secret in a dump of a Config, the same for every
-// secret so that its length says nothing.
-const redacted = "xxxxx"
-
-// String shows c with its secrets replaced: the password, and the whole
-// user info (user name and password) of URL and of each of Addrs. fmt
-// uses it for %v, %+v, %s, %q and %x, so a Config may go into a log or an
-// error as it is.
-func (c Config) String() string { return fmt.Sprintf("%+v", c.redacted()) }
-
-// GoString is String in Go syntax, for %#v.
-func (c Config) GoString() string {
-	return "redisstream.Config" + strings.TrimPrefix(fmt.Sprintf("%#v", c.redacted()), "redisstream.plainConfig")
-}
-
-// plainConfig is a Config without its methods, to format its fields.
-type plainConfig Config
-
-func (c Config) redacted() plainConfig {
-	r := plainConfig(c)
-	r.URL = redactURL(c.URL)
-	if r.Password != "" {
-		r.Password = redacted
-	}
-	if len(c.Addrs) > 0 {
-		r.Addrs = make([]string, len(c.Addrs))
-		for i, a := range c.Addrs {
-			if _, hostport, ok := cutLast(a, "@"); ok {
-				a = redacted + "@" + hostport
-			}
-			r.Addrs[i] = a
-		}
-	}
-	return r
-}
-
-// redactURL replaces the user info of s: everything between the scheme and
-// the last '@', which ends a password however it is escaped. A text that
-// is not a URL of a known scheme is replaced whole: where a secret would be
-// in it is unknown.
-func redactURL(s string) string {
-	if s == "" {
-		return s
-	}
-	scheme, rest, ok := strings.Cut(s, "://")
-	if !ok || (scheme != "redis" && scheme != "rediss" && scheme != "unix") {
-		return redacted
-	}
-	if _, after, found := cutLast(rest, "@"); found {
-		return scheme + "://" + redacted + "@" + after
-	}
-	return s
 }
 
 func (t TLSConfig) build(base *tls.Config) (*tls.Config, error) {

@@ -2,10 +2,10 @@ package redisstream
 
 import (
 	"context"
+	"maps"
+	"slices"
 	"sync"
-	"time"
 
-	"github.com/ThreeDotsLabs/watermill"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
@@ -83,56 +83,39 @@ type depthWatcher struct {
 	client  redis.UniversalClient
 	cfg     *Config
 	m       *Metrics
-	logger  watermill.LoggerAdapter
 	mu      sync.Mutex
 	streams map[string]struct{}
-	ctx     context.Context // ended by stop
-	cancel  context.CancelFunc
-	done    chan struct{}
+	ctx     context.Context    // ended by stop
+	stop    context.CancelFunc // asks the watcher to stop; close waits until it has
 	once    sync.Once
+	wg      sync.WaitGroup
 }
 
-func newDepthWatcher(client redis.UniversalClient, cfg *Config, m *Metrics, logger watermill.LoggerAdapter) *depthWatcher {
-	ctx, cancel := context.WithCancel(context.Background())
-	return &depthWatcher{client: client, cfg: cfg, m: m, logger: logger, streams: map[string]struct{}{}, ctx: ctx, cancel: cancel, done: make(chan struct{})}
+func newDepthWatcher(client redis.UniversalClient, cfg *Config, m *Metrics) *depthWatcher {
+	ctx, stop := context.WithCancel(context.Background())
+	return &depthWatcher{client: client, cfg: cfg, m: m, streams: map[string]struct{}{}, ctx: ctx, stop: stop}
 }
 
 func (d *depthWatcher) watch(stream string) {
 	d.mu.Lock()
 	d.streams[stream] = struct{}{}
 	d.mu.Unlock()
-	d.once.Do(func() { go d.run() })
+	d.once.Do(func() { d.wg.Go(d.run) })
 }
 
-// stop asks the watcher to stop; close waits until it has.
-func (d *depthWatcher) stop() { d.cancel() }
-
 func (d *depthWatcher) close() {
-	d.cancel()
-	d.once.Do(func() { close(d.done) }) // never started
-	<-d.done
+	d.stop()
+	d.wg.Wait()
 }
 
 func (d *depthWatcher) run() {
-	defer close(d.done)
-	t := time.NewTicker(d.cfg.DepthInterval)
-	defer t.Stop()
-	for {
-		d.refresh()
-		select {
-		case <-t.C:
-		case <-d.ctx.Done():
-			return
-		}
-	}
+	d.refresh()
+	every(d.ctx, d.cfg.DepthInterval, d.refresh)
 }
 
 func (d *depthWatcher) refresh() {
 	d.mu.Lock()
-	streams := make([]string, 0, len(d.streams))
-	for s := range d.streams {
-		streams = append(streams, s)
-	}
+	streams := slices.Collect(maps.Keys(d.streams))
 	d.mu.Unlock()
 	for _, s := range streams {
 		if d.ctx.Err() != nil {
@@ -153,12 +136,8 @@ func (d *depthWatcher) depth(ctx context.Context, stream string) (int64, error) 
 		return 0, err
 	}
 	for _, g := range groups {
-		if g.Name == d.cfg.ConsumerGroup {
-			if g.Lag >= 0 {
-				return g.Lag + g.Pending, nil
-			}
-			n, err := d.client.XLen(ctx, stream).Result()
-			return n, err
+		if g.Name == d.cfg.ConsumerGroup && g.Lag >= 0 {
+			return g.Lag + g.Pending, nil
 		}
 	}
 	return d.client.XLen(ctx, stream).Result()

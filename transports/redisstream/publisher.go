@@ -68,19 +68,9 @@ func NewPublisher(cfg Config, client redis.UniversalClient, logger watermill.Log
 	if logger == nil {
 		logger = watermill.NopLogger{}
 	}
-	owns := client == nil
-	if owns {
-		if err := cfg.Validate(); err != nil {
-			return nil, fmt.Errorf("redisstream: config: %w", err)
-		}
-		c, err := newClient(&cfg)
-		if err != nil {
-			return nil, err
-		}
-		client = c
-		goRedisLog.add(client, logger)
-	} else if err := cfg.validateTuning(); err != nil {
-		return nil, fmt.Errorf("redisstream: config: %w", err)
+	client, owns, err := clientFor(&cfg, client, logger)
+	if err != nil {
+		return nil, err
 	}
 	cfg.setDefaults()
 	p := &Publisher{
@@ -115,12 +105,30 @@ func honoursDeadlines(c redis.UniversalClient) bool {
 	return false
 }
 
-func newClient(cfg *Config) (redis.UniversalClient, error) {
+// clientFor checks cfg and returns client, or when it is nil one made
+// from cfg, which the caller owns and closes with closeClient.
+func clientFor(cfg *Config, client redis.UniversalClient, logger watermill.LoggerAdapter) (_ redis.UniversalClient, owns bool, err error) {
+	if client != nil {
+		if err := cfg.validateTuning(); err != nil {
+			return nil, false, fmt.Errorf("redisstream: config: %w", err)
+		}
+		return client, false, nil
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, false, fmt.Errorf("redisstream: config: %w", err)
+	}
 	o, err := cfg.universalOptions()
 	if err != nil {
-		return nil, fmt.Errorf("redisstream: config: %w", err)
+		return nil, false, fmt.Errorf("redisstream: config: %w", err)
 	}
-	return redis.NewUniversalClient(o), nil
+	client = redis.NewUniversalClient(o)
+	goRedisLog.add(client, logger)
+	return client, true, nil
+}
+
+func closeClient(c redis.UniversalClient) error {
+	goRedisLog.remove(c)
+	return c.Close()
 }
 
 // Publish appends msgs to the stream named topic.
@@ -295,25 +303,23 @@ func (p *Publisher) gather(batch []*pubReq) (_ []*pubReq, ok bool) {
 		defer timer.Stop()
 		linger = timer.C
 	}
+gather:
 	for n < p.cfg.BatchSize {
+		var r *pubReq
 		select {
-		case r := <-p.reqs:
-			batch = append(batch, r)
-			n += len(r.entries)
-			continue
+		case r = <-p.reqs:
 		default:
+			if linger == nil {
+				break gather
+			}
+			select {
+			case r = <-p.reqs:
+			case <-linger:
+				break gather
+			}
 		}
-		if linger == nil {
-			break
-		}
-		select {
-		case r := <-p.reqs:
-			batch = append(batch, r)
-			n += len(r.entries)
-			continue
-		case <-linger:
-		}
-		break
+		batch = append(batch, r)
+		n += len(r.entries)
 	}
 	p.shared = len(batch) > 1
 	return batch, true
@@ -417,8 +423,7 @@ func (p *Publisher) Close() error {
 			p.trim.close()
 		}
 		if p.owns {
-			goRedisLog.remove(p.client)
-			err = p.client.Close()
+			err = closeClient(p.client)
 		}
 	})
 	return err

@@ -3,6 +3,7 @@ package redisstream
 import (
 	"testing"
 
+	"github.com/ThreeDotsLabs/watermill"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -22,7 +23,7 @@ func TestHonoursDeadlines(t *testing.T) {
 		{"ring without", redis.NewRing(&redis.RingOptions{}), false},
 		{"sentinel master", redis.NewFailoverClient(&redis.FailoverOptions{MasterName: "m", ContextTimeoutEnabled: true}), true},
 		{"made from a Config", func() redis.UniversalClient {
-			c, err := newClient(&Config{URL: "redis://127.0.0.1:1/0"})
+			c, _, err := clientFor(&Config{URL: "redis://127.0.0.1:1/0"}, nil, watermill.NopLogger{})
 			if err != nil {
 				t.Fatal(err)
 			}

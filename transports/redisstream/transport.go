@@ -45,26 +45,22 @@ func Factory(s transports.Settings) (transports.Transport, error) {
 	}
 	client := redis.NewUniversalClient(o)
 	goRedisLog.add(client, s.Logger)
-	closeClient := func() error {
-		goRedisLog.remove(client)
-		return client.Close()
-	}
-	shared := &sharedClient{n: 1}
+	shared := &sharedClient{client: client, n: 1}
 	pub, err := NewPublisher(cfg, client, s.Logger)
 	if err != nil {
-		_ = closeClient()
+		_ = closeClient(client)
 		return transports.Transport{}, err
 	}
-	t := transports.Transport{Publisher: &closer{Publisher: pub, shared: shared, close: closeClient}}
+	t := transports.Transport{Publisher: &closer{Publisher: pub, release: shared.releaser()}}
 	if cfg.ConsumerGroup != "" {
 		sub, err := NewSubscriber(cfg, client, s.Logger, NewMetrics(s.Registerer))
 		if err != nil {
 			_ = pub.Close()
-			_ = closeClient()
+			_ = closeClient(client)
 			return transports.Transport{}, err
 		}
 		shared.n++
-		t.Subscriber = &subCloser{Subscriber: sub, shared: shared, close: closeClient}
+		t.Subscriber = &subCloser{Subscriber: sub, release: shared.releaser()}
 	}
 	return t, nil
 }
@@ -139,45 +135,39 @@ func (r *redisLogRouter) loggers() []watermill.LoggerAdapter {
 
 // sharedClient counts the users of one client: the last Close closes it.
 type sharedClient struct {
-	mu sync.Mutex
-	n  int
+	client redis.UniversalClient
+	mu     sync.Mutex
+	n      int
 }
 
-func (s *sharedClient) release(close func() error) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.n--
-	if s.n == 0 {
-		return close()
+// releaser returns the release of one user, which counts once.
+func (s *sharedClient) releaser() func() error {
+	var once sync.Once
+	return func() (err error) {
+		once.Do(func() {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			if s.n--; s.n == 0 {
+				err = closeClient(s.client)
+			}
+		})
+		return err
 	}
-	return nil
 }
 
 type closer struct {
 	*Publisher
-	shared *sharedClient
-	close  func() error
-	once   sync.Once
+	release func() error
 }
 
-func (c *closer) Close() error {
-	err := c.Publisher.Close()
-	c.once.Do(func() { err = errors.Join(err, c.shared.release(c.close)) })
-	return err
-}
+func (c *closer) Close() error { return errors.Join(c.Publisher.Close(), c.release()) }
 
 type subCloser struct {
 	*Subscriber
-	shared *sharedClient
-	close  func() error
-	once   sync.Once
+	release func() error
 }
 
-func (c *subCloser) Close() error {
-	err := c.Subscriber.Close()
-	c.once.Do(func() { err = errors.Join(err, c.shared.release(c.close)) })
-	return err
-}
+func (c *subCloser) Close() error { return errors.Join(c.Subscriber.Close(), c.release()) }
 
 var (
 	_ message.Publisher            = (*Publisher)(nil)

@@ -1,8 +1,11 @@
 package redisstream
 
 import (
+	"cmp"
 	"context"
+	"maps"
 	"math"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -77,19 +80,9 @@ func (t *trimmer) close() {
 
 func (t *trimmer) run() {
 	defer close(t.done)
-	tick := time.NewTicker(t.cfg.TrimInterval)
-	defer tick.Stop()
-	for {
-		select {
-		case <-tick.C:
-		case <-t.ctx.Done():
-			return
-		}
+	every(t.ctx, t.cfg.TrimInterval, func() {
 		t.mu.Lock()
-		streams := make([]string, 0, len(t.streams))
-		for s := range t.streams {
-			streams = append(streams, s)
-		}
+		streams := slices.Collect(maps.Keys(t.streams))
 		t.mu.Unlock()
 		for _, s := range streams {
 			if t.ctx.Err() != nil {
@@ -101,7 +94,7 @@ func (t *trimmer) run() {
 			}
 			cancel()
 		}
-	}
+	})
 }
 
 func (t *trimmer) trimStream(ctx context.Context, stream string) error {
@@ -229,19 +222,7 @@ func nextID(id string) string {
 func compareIDs(a, b string) int {
 	am, as := splitID(a)
 	bm, bs := splitID(b)
-	switch {
-	case am != bm:
-		if am < bm {
-			return -1
-		}
-		return 1
-	case as != bs:
-		if as < bs {
-			return -1
-		}
-		return 1
-	}
-	return 0
+	return cmp.Or(cmp.Compare(am, bm), cmp.Compare(as, bs))
 }
 
 func splitID(id string) (ms, seq uint64) {

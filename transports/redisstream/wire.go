@@ -38,12 +38,6 @@ const (
 // ErrMalformed wraps the reason an entry could not be read as a message.
 var ErrMalformed = errors.New("redisstream: malformed entry")
 
-// encode returns the XADD field/value list of m.
-func encode(f Format, m *message.Message) ([]any, error) {
-	var e encoder
-	return e.encode(f, m)
-}
-
 // encoder lays messages out as XADD field/value lists. The lists of the
 // messages it encodes share one backing array, and their MessagePack
 // metadata one buffer: a Publish of many messages allocates each about
@@ -125,15 +119,6 @@ func (e *entry) message() *message.Message {
 	return m
 }
 
-// decode reads an entry in either format, whatever the publisher's setting.
-func decode(values map[string]any) (*message.Message, error) {
-	var e entry
-	if err := decodeEntry(&e, values); err != nil {
-		return nil, err
-	}
-	return e.message(), nil
-}
-
 // decodeEntry reads an entry in either format into e. The metadata keys
 // and values share the strings of values.
 func decodeEntry(e *entry, values map[string]any) error {
@@ -146,19 +131,14 @@ func decodeEntry(e *entry, values map[string]any) error {
 	return fmt.Errorf("%w: neither %q nor %q field", ErrMalformed, FieldWatermillUUID, FieldID)
 }
 
-func str(v any) (string, bool) {
-	s, ok := v.(string)
-	return s, ok
-}
-
 func decodeWatermill(e *entry, uuidField any, values map[string]any) error {
-	uuid, ok := str(uuidField)
+	uuid, ok := uuidField.(string)
 	if !ok || uuid == "" {
 		return fmt.Errorf("%w: empty %s", ErrMalformed, FieldWatermillUUID)
 	}
-	payload, _ := str(values[FieldPayload])
+	payload, _ := values[FieldPayload].(string)
 	e.uuid, e.payload = uuid, []byte(payload)
-	if md, _ := str(values[FieldMetadata]); md != "" {
+	if md, _ := values[FieldMetadata].(string); md != "" {
 		var err error
 		if e.meta, err = appendMsgpackPairs(e.meta[:0], md); err != nil {
 			return fmt.Errorf("%w: %w", ErrMalformed, err)
@@ -168,15 +148,15 @@ func decodeWatermill(e *entry, uuidField any, values map[string]any) error {
 }
 
 func decodeFlat(e *entry, values map[string]any) error {
-	uuid, ok := str(values[FieldID])
+	uuid, ok := values[FieldID].(string)
 	if !ok || uuid == "" {
 		return fmt.Errorf("%w: empty %s", ErrMalformed, FieldID)
 	}
-	payload, _ := str(values[FieldPayload])
+	payload, _ := values[FieldPayload].(string)
 	e.uuid, e.payload = uuid, []byte(payload)
 	e.meta = slices.Grow(e.meta[:0], 2*len(values))
 	for k, v := range values {
-		s, _ := str(v)
+		s, _ := v.(string)
 		switch {
 		case k == FieldEventType || k == FieldEventKey || k == FieldPublishedAt:
 			e.meta = append(e.meta, k, s)

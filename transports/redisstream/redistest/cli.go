@@ -55,6 +55,13 @@ func (s *Server) cliEnv() []string {
 	return []string{"REDISCLI_AUTH=" + s.cfg.password}
 }
 
+// pingArgs are cliArgs without -e: an error reply such as NOAUTH (the
+// default user may be off) also proves that the server is up; only failing
+// to connect does not.
+func (s *Server) pingArgs() []string {
+	return slices.DeleteFunc(s.cliArgs(), func(a string) bool { return a == "-e" })
+}
+
 func runCLI(cli string, conn, env, args []string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), cliTimeout)
 	defer cancel()
@@ -111,9 +118,6 @@ func (s *Server) restartScript() string {
 		}
 		return strings.Join(quoted, " ")
 	}
-	// Without -e: an error reply such as NOAUTH (the default user may be
-	// off) also proves that the server is up; only failing to connect does not.
-	pingArgs := slices.DeleteFunc(s.cliArgs(), func(a string) bool { return a == "-e" })
 	cliEnv := ""
 	if s.cfg.password != "" {
 		cliEnv = "REDISCLI_AUTH=" + quote(s.cfg.password) + " "
@@ -127,7 +131,7 @@ func (s *Server) restartScript() string {
 		"@LOG@", quote(s.path(logFile)),
 		"@STDIO@", quote(s.path(stdioFile)),
 		"@READY@", quote(readyMarker),
-		"@CLI@", cliEnv+quote(append([]string{s.cli}, pingArgs...)...),
+		"@CLI@", cliEnv+quote(append([]string{s.cli}, s.pingArgs()...)...),
 		"@SERVER@", quote(append(append([]string{s.bin}, s.serverArgs()...), "--daemonize", "yes")...),
 	)
 	return r.Replace(restartTemplate)

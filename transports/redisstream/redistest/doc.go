@@ -1,5 +1,6 @@
-// Package redistest runs real redis-server processes for tests: a server
-// of its own for each test, on a free loopback port, with its own temporary
+// Package redistest runs real redis-server processes for tests, for this
+// module's and for applications testing their own code against Redis: a
+// server of its own for each test, on a free loopback port, with its own temporary
 // directory, stopped when the test ends. It never touches a Redis already
 // running on the machine (6379 included). Besides plain servers it starts
 // servers with a password, an ACL file, TLS (with a throwaway PKI from

@@ -1,9 +1,7 @@
 package redistest
 
 import (
-	"bufio"
 	"crypto/sha256"
-	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -13,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -131,15 +130,12 @@ func Start(t testing.TB, opts ...Option) *Server {
 
 func newServer(t testing.TB, opts []Option) *Server {
 	t.Helper()
-	bin := Require(t)
-	cli, err := redisCLIPath()
-	if err != nil {
-		t.Fatal(err)
-	}
+	bin, cli := binaries(t)
 	s := &Server{t: t, bin: bin, cli: cli, dir: t.TempDir()}
 	for _, opt := range opts {
 		opt(&s.cfg)
 	}
+	var err error
 	if s.realDir, err = filepath.EvalSymlinks(s.dir); err != nil {
 		t.Fatal(err)
 	}
@@ -173,38 +169,31 @@ func (s *Server) URL() string {
 // Stop shuts the server down gracefully (SIGTERM; SIGKILL if it takes more
 // than 10 s) and waits until it has exited. Stopping a stopped server does
 // nothing. Like Kill and Restart, it fails the test that started the server.
-func (s *Server) Stop() {
-	s.t.Helper()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err := s.terminate(syscall.SIGTERM); err != nil {
-		s.t.Fatal(err)
-	}
-}
+func (s *Server) Stop() { s.t.Helper(); s.locked(s.stop) }
 
 // Kill ends the server with SIGKILL, as a crash would, and waits until it
 // has exited.
 func (s *Server) Kill() {
 	s.t.Helper()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err := s.terminate(syscall.SIGKILL); err != nil {
-		s.t.Fatal(err)
-	}
+	s.locked(func() error { return s.terminate(syscall.SIGKILL) })
 }
 
 // Restart stops the server if it runs, starts it again on the same port
 // with the same directory and waits until it answers PING. WithAOF, the data
 // written before comes back.
-func (s *Server) Restart() {
+func (s *Server) Restart() { s.t.Helper(); s.locked(s.stop, s.launch) }
+
+func (s *Server) stop() error { return s.terminate(syscall.SIGTERM) }
+
+// locked runs steps under s.mu until one fails, which fails the test.
+func (s *Server) locked(steps ...func() error) {
 	s.t.Helper()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if err := s.terminate(syscall.SIGTERM); err != nil {
-		s.t.Fatal(err)
-	}
-	if err := s.launch(); err != nil {
-		s.t.Fatal(err)
+	for _, step := range steps {
+		if err := step(); err != nil {
+			s.t.Fatal(err)
+		}
 	}
 }
 
@@ -371,35 +360,14 @@ func (s *Server) launch() error {
 	}
 }
 
-// ping sends PING and accepts any reply but LOADING or BUSY: NOAUTH still
-// proves that the server is up.
+// ping accepts any reply to PING but LOADING or BUSY: NOAUTH still proves
+// that the server is up.
 func (s *Server) ping() error {
-	dialer := &net.Dialer{Timeout: time.Second}
-	var conn net.Conn
-	var err error
-	if s.cfg.tls != nil {
-		conn, err = tls.DialWithDialer(dialer, "tcp", s.Addr(), s.cfg.tls.ClientTLSConfig())
-	} else {
-		conn, err = dialer.Dial("tcp", s.Addr())
+	out, err := runCLI(s.cli, s.pingArgs(), s.cliEnv(), []string{"PING"})
+	if err == nil && (strings.Contains(out, "LOADING") || strings.Contains(out, "BUSY")) {
+		err = errors.New(out)
 	}
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	if err := conn.SetDeadline(time.Now().Add(time.Second)); err != nil {
-		return err
-	}
-	if _, err := io.WriteString(conn, "*1\r\n$4\r\nPING\r\n"); err != nil {
-		return err
-	}
-	reply, err := bufio.NewReader(conn).ReadString('\n')
-	if err != nil {
-		return err
-	}
-	if strings.HasPrefix(reply, "-LOADING") || strings.HasPrefix(reply, "-BUSY") {
-		return errors.New(strings.TrimSpace(reply[1:]))
-	}
-	return nil
+	return err
 }
 
 // terminate sends sig to every process of the server (the Go side's child
@@ -409,6 +377,8 @@ func (s *Server) terminate(sig syscall.Signal) error {
 	if err := s.awaitRestartScript(); err != nil {
 		return err
 	}
+	// The child's end is known from its reaping: its main thread shows as
+	// a zombie while other threads still hold its port.
 	childPID := 0
 	if s.child != nil && !isClosed(s.childDone) {
 		childPID = s.child.Process.Pid
@@ -416,6 +386,9 @@ func (s *Server) terminate(sig syscall.Signal) error {
 	var others []int
 	if pid := readPIDFile(s.path(pidFile)); pid != 0 && pid != childPID && alive(pid) && runsIn(pid, s.realDir) {
 		others = append(others, pid)
+	}
+	if childPID == 0 && len(others) == 0 {
+		return nil
 	}
 	send := func(sig syscall.Signal) {
 		if childPID != 0 {
@@ -426,18 +399,7 @@ func (s *Server) terminate(sig syscall.Signal) error {
 		}
 	}
 	running := func() bool {
-		if childPID != 0 && !isClosed(s.childDone) {
-			return true
-		}
-		for _, pid := range others {
-			if alive(pid) {
-				return true
-			}
-		}
-		return false
-	}
-	if childPID == 0 && len(others) == 0 {
-		return nil
+		return childPID != 0 && !isClosed(s.childDone) || slices.ContainsFunc(others, alive)
 	}
 	send(sig)
 	deadline := time.Now().Add(stopGrace)

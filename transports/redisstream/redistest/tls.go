@@ -69,11 +69,11 @@ func newTLSFiles(dir string) (*TLSFiles, error) {
 		ClientKey:   filepath.Join(dir, "client-key.pem"),
 		OtherCACert: filepath.Join(dir, "other-ca.pem"),
 	}
-	ca, err := newCA("redistest CA", f.CACert)
+	ca, _, err := issue(&x509.Certificate{Subject: pkix.Name{CommonName: "redistest CA"}, IsCA: true}, nil, f.CACert, "")
 	if err != nil {
 		return nil, err
 	}
-	if _, err := newCA("redistest unrelated CA", f.OtherCACert); err != nil {
+	if _, _, err := issue(&x509.Certificate{Subject: pkix.Name{CommonName: "redistest unrelated CA"}, IsCA: true}, nil, f.OtherCACert, ""); err != nil {
 		return nil, err
 	}
 	server := &x509.Certificate{
@@ -83,7 +83,7 @@ func newTLSFiles(dir string) (*TLSFiles, error) {
 		KeyUsage:    x509.KeyUsageDigitalSignature,
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 	}
-	if _, err := ca.sign(server, f.ServerCert, f.ServerKey); err != nil {
+	if _, _, err := issue(server, ca, f.ServerCert, f.ServerKey); err != nil {
 		return nil, err
 	}
 	client := &x509.Certificate{
@@ -91,7 +91,7 @@ func newTLSFiles(dir string) (*TLSFiles, error) {
 		KeyUsage:    x509.KeyUsageDigitalSignature,
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 	}
-	if f.client, err = ca.sign(client, f.ClientCert, f.ClientKey); err != nil {
+	if _, f.client, err = issue(client, ca, f.ClientCert, f.ClientKey); err != nil {
 		return nil, err
 	}
 	f.roots = x509.NewCertPool()
@@ -104,69 +104,46 @@ type authority struct {
 	key  *ecdsa.PrivateKey
 }
 
-func newCA(name, certPath string) (*authority, error) {
+// issue makes a certificate from template with a fresh ECDSA P-256 key,
+// signed by ca or, when ca is nil, by itself as a CA; it writes the
+// certificate to certPath and, unless keyPath is empty, the key.
+func issue(template *x509.Certificate, ca *authority, certPath, keyPath string) (*authority, tls.Certificate, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return nil, err
+		return nil, tls.Certificate{}, err
 	}
-	template := &x509.Certificate{
-		Subject:               pkix.Name{CommonName: name},
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
+	if template.SerialNumber, err = rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127)); err != nil {
+		return nil, tls.Certificate{}, err
 	}
-	if err := setValidity(template); err != nil {
-		return nil, err
+	template.NotBefore, template.NotAfter = time.Now().Add(-time.Hour), time.Now().Add(24*time.Hour)
+	parent, parentKey := template, key
+	if ca == nil {
+		template.BasicConstraintsValid = true
+		template.KeyUsage = x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature
+	} else {
+		parent, parentKey = ca.cert, ca.key
 	}
-	der, err := x509.CreateCertificate(rand.Reader, template, template, &key.PublicKey, key)
+	der, err := x509.CreateCertificate(rand.Reader, template, parent, &key.PublicKey, parentKey)
 	if err != nil {
-		return nil, fmt.Errorf("create %s: %w", name, err)
+		return nil, tls.Certificate{}, fmt.Errorf("issue %s: %w", template.Subject.CommonName, err)
 	}
 	cert, err := x509.ParseCertificate(der)
 	if err != nil {
-		return nil, err
+		return nil, tls.Certificate{}, err
 	}
 	if err := writePEM(certPath, "CERTIFICATE", der, 0o644); err != nil {
-		return nil, err
+		return nil, tls.Certificate{}, err
 	}
-	return &authority{cert: cert, key: key}, nil
-}
-
-// sign issues a certificate from template with a fresh key and writes both.
-func (ca *authority) sign(template *x509.Certificate, certPath, keyPath string) (tls.Certificate, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return tls.Certificate{}, err
+	if keyPath != "" {
+		keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+		if err != nil {
+			return nil, tls.Certificate{}, err
+		}
+		if err := writePEM(keyPath, "PRIVATE KEY", keyDER, 0o600); err != nil {
+			return nil, tls.Certificate{}, err
+		}
 	}
-	if err := setValidity(template); err != nil {
-		return tls.Certificate{}, err
-	}
-	der, err := x509.CreateCertificate(rand.Reader, template, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		return tls.Certificate{}, fmt.Errorf("sign %s: %w", template.Subject.CommonName, err)
-	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		return tls.Certificate{}, err
-	}
-	if err := writePEM(certPath, "CERTIFICATE", der, 0o644); err != nil {
-		return tls.Certificate{}, err
-	}
-	if err := writePEM(keyPath, "PRIVATE KEY", keyDER, 0o600); err != nil {
-		return tls.Certificate{}, err
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, nil
-}
-
-func setValidity(c *x509.Certificate) error {
-	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
-	if err != nil {
-		return err
-	}
-	c.SerialNumber = serial
-	c.NotBefore = time.Now().Add(-time.Hour)
-	c.NotAfter = time.Now().Add(24 * time.Hour)
-	return nil
+	return &authority{cert: cert, key: key}, tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, nil
 }
 
 func writePEM(path, blockType string, der []byte, perm os.FileMode) error {

@@ -1,0 +1,234 @@
+package redisstream
+
+import (
+	"context"
+	"errors"
+	"runtime"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/switchyard-go/switchyard/internal/backoff"
+	"github.com/switchyard-go/switchyard/internal/lane"
+	"github.com/switchyard-go/switchyard/internal/metakey"
+)
+
+// every calls f every interval until ctx ends.
+func every(ctx context.Context, interval time.Duration, f func()) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return
+		}
+		f()
+	}
+}
+
+func (sub *subscription) sleep(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-sub.ctx.Done():
+		return false
+	}
+}
+
+func (sub *subscription) readLoop() {
+	s := sub.s
+	cfg := &s.cfg
+	start := "0" // our own pending entries first
+	failures := 0
+	// retry logs the first failure and every 50th, then waits.
+	retry := func(msg string, err error) bool {
+		failures++
+		if failures == 1 || failures%50 == 0 {
+			s.logger.Error(msg, err, watermill.LogFields{"stream": sub.stream, "group": cfg.ConsumerGroup, "failures": failures})
+		}
+		return sub.sleep(readRetryWait(failures))
+	}
+	for sub.ctx.Err() == nil {
+		if !sub.waitRoom() {
+			return
+		}
+		args := &redis.XReadGroupArgs{
+			Group: cfg.ConsumerGroup, Consumer: cfg.Consumer,
+			Streams: []string{sub.stream, start}, Count: cfg.ReadCount, Block: cfg.Block,
+		}
+		if start != ">" {
+			args.Block = -1 // history reads never block
+		}
+		gen := sub.groupGen()
+		rctx, cancel := context.WithTimeout(sub.ctx, max(args.Block, 0)+callTimeout)
+		res, err := s.client.XReadGroup(rctx, args).Result()
+		cancel()
+		switch {
+		case errors.Is(err, redis.Nil):
+			failures = 0
+			continue
+		case err != nil && sub.ctx.Err() != nil:
+			return
+		case redis.HasErrorPrefix(err, "NOGROUP"):
+			if cerr := sub.groupMissing(gen, err); cerr != nil {
+				if !retry("Consumer group missing and cannot be created; retrying", cerr) {
+					return
+				}
+				continue
+			}
+			start = "0"
+			continue
+		case err != nil:
+			if !retry("Cannot read stream; retrying", err) {
+				return
+			}
+			// A read whose reply was lost (the connection broke) still
+			// moved its entries to our pending list: read that first, so
+			// they come before newer entries, in order. Those held
+			// already are skipped.
+			start = "0"
+			continue
+		}
+		failures = 0
+		var got []redis.XMessage
+		if len(res) > 0 {
+			got = res[0].Messages
+		}
+		if start != ">" {
+			if len(got) == 0 {
+				start = ">"
+				continue
+			}
+			start = got[len(got)-1].ID
+		}
+		sub.take(got)
+	}
+}
+
+func readRetryWait(failures int) time.Duration {
+	return backoff.Exp(50*time.Millisecond, time.Second, failures-1)
+}
+
+// waitRoom blocks while the subscription holds its limit of entries.
+func (sub *subscription) waitRoom() bool {
+	for {
+		sub.mu.Lock()
+		full := len(sub.held) >= sub.limit
+		sub.mu.Unlock()
+		if !full {
+			return true
+		}
+		select {
+		case <-sub.room:
+		case <-sub.ctx.Done():
+			return false
+		}
+	}
+}
+
+// take decodes entries and queues them in their lanes. Entries already held
+// (read again from the pending list, or claimed back) are skipped.
+func (sub *subscription) take(entries []redis.XMessage) {
+	s := sub.s
+	yielded := false
+	for _, x := range entries {
+		if x.Values == nil {
+			// A pending entry whose data was trimmed or deleted.
+			sub.mu.Lock()
+			_, dup := sub.held[x.ID]
+			sub.mu.Unlock()
+			if !dup {
+				s.metrics.lost(sub.stream)
+				sub.ack(x.ID)
+			}
+			continue
+		}
+		// Straight into the entry kept until the ack; a message is built
+		// for each delivery.
+		e := &sentry{id: x.ID, values: x.Values}
+		err := decodeEntry(&e.entry, x.Values)
+		l := 0
+		if err == nil {
+			l = lane.Of(e.get(metakey.EventKey), len(sub.lanes))
+		}
+		sub.mu.Lock()
+		if _, dup := sub.held[x.ID]; dup {
+			sub.mu.Unlock()
+			continue
+		}
+		// Held until acked; a malformed one too, so that claiming it back
+		// while its dead-letter copy is retried does not start a second.
+		sub.held[x.ID] = struct{}{}
+		if sub.lastRead == "" || compareIDs(x.ID, sub.lastRead) > 0 {
+			sub.lastRead = x.ID
+		}
+		if err != nil {
+			sub.mu.Unlock()
+			sub.deadLetter(x.ID, x.Values, err.Error(), "malformed")
+			continue
+		}
+		ln := &sub.lanes[l]
+		ln.q = append(ln.q, e)
+		wake := !ln.busy
+		ln.busy = true
+		sub.mu.Unlock()
+		if wake {
+			// The lane was idle: e is its head. If the handler is waiting,
+			// hand it the message now rather than through a worker, whose
+			// wake-up is one more goroutine switch before the handler's,
+			// and on a busy machine one more wait for a CPU. The worker
+			// then only waits for the ack.
+			e.next, e.nextCtx = sub.delivery(e)
+			select {
+			case sub.out <- e.next:
+				e.handed = true
+				if !yielded {
+					// Let the handler run now, before the worker woken
+					// below (which would take its turn on this P) and
+					// before this goroutine's next read (a syscall).
+					// Once per read: a backlog would otherwise
+					// alternate reader and handler, one entry at a time.
+					yielded = true
+					runtime.Gosched()
+				}
+			default:
+			}
+			sub.ready <- l
+		}
+	}
+}
+
+// claimLoop claims entries other consumers left pending too long.
+func (sub *subscription) claimLoop() {
+	s := sub.s
+	cfg := &s.cfg
+	every(sub.ctx, cfg.ClaimInterval, func() {
+		start := "0-0"
+		for range 10 {
+			if !sub.waitRoom() {
+				return
+			}
+			ctx, cancel := context.WithTimeout(sub.ctx, callTimeout)
+			msgs, next, err := s.client.XAutoClaim(ctx, &redis.XAutoClaimArgs{
+				Stream: sub.stream, Group: cfg.ConsumerGroup, Consumer: cfg.Consumer,
+				MinIdle: cfg.ClaimMinIdle, Start: start, Count: cfg.ReadCount,
+			}).Result()
+			cancel()
+			if err != nil {
+				break
+			}
+			if len(msgs) > 0 {
+				s.metrics.claimed(sub.stream, len(msgs))
+				sub.take(msgs)
+			}
+			if next == "0-0" || next == "" {
+				break
+			}
+			start = next
+		}
+	})
+}
