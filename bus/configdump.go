@@ -13,100 +13,88 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-// scrubValue returns v, a normalized value, with scrub applied to every
-// string in it, map keys included. It copies what it changes and never
-// modifies v.
-func (s *secretSet) scrubValue(v any) any {
-	switch x := v.(type) {
-	case string:
-		return s.scrub(x)
-	case map[string]any:
-		out := make(map[string]any, len(x))
-		for k, e := range x {
-			out[s.scrub(k)] = s.scrubValue(e)
-		}
-		return out
-	case []any:
-		out := make([]any, len(x))
-		for i, e := range x {
-			out[i] = s.scrubValue(e)
-		}
-		return out
-	case []string:
-		out := make([]string, len(x))
-		for i, e := range x {
-			out[i] = s.scrub(e)
-		}
+// rebuild returns a copy of v, a normalized value found under key, made by
+// visit: it returns a value's replacement or, with descend, has a map or a
+// list rebuilt entry by entry (a map's entries under their own keys, which
+// rekey renames; a list's under the list's key). v itself is never modified.
+func rebuild(key string, v any, visit func(key string, v any) (out any, descend bool), rekey func(string) string) any {
+	out, descend := visit(key, v)
+	if !descend {
 		return out
 	}
+	switch x := v.(type) {
+	case map[string]any:
+		m := make(map[string]any, len(x))
+		for k, e := range x {
+			m[rekey(k)] = rebuild(k, e, visit, rekey)
+		}
+		return m
+	case []any:
+		l := make([]any, len(x))
+		for i, e := range x {
+			l[i] = rebuild(key, e, visit, rekey)
+		}
+		return l
+	case []string:
+		l := make([]any, len(x))
+		for i, e := range x {
+			l[i] = rebuild(key, e, visit, rekey)
+		}
+		return l
+	}
 	return v
+}
+
+func sameKey(k string) string { return k }
+
+// scrubValue returns v, a normalized value, with scrub applied to every
+// string in it, map keys included.
+func (s *secretSet) scrubValue(v any) any {
+	return rebuild("", v, func(_ string, v any) (any, bool) {
+		if x, ok := v.(string); ok {
+			return s.scrub(x), false
+		}
+		return v, true
+	}, s.scrub)
 }
 
 // redactAll returns v with every value in it replaced, but empty strings
 // (nothing to hide) and the structure of maps and lists.
 func redactAll(v any) any {
-	switch x := v.(type) {
-	case nil:
-		return nil
-	case string:
-		if x == "" {
-			return x
+	return rebuild("", v, func(_ string, v any) (any, bool) {
+		switch x := v.(type) {
+		case nil:
+			return nil, false
+		case string:
+			if x == "" {
+				return x, false
+			}
+		case map[string]any, []any:
+			return nil, true
 		}
-		return redacted
-	case map[string]any:
-		out := make(map[string]any, len(x))
-		for k, e := range x {
-			out[k] = redactAll(e)
-		}
-		return out
-	case []any:
-		out := make([]any, len(x))
-		for i, e := range x {
-			out[i] = redactAll(e)
-		}
-		return out
-	}
-	return redacted
+		return redacted, false
+	}, sameKey)
 }
 
 // redactValue returns v, a normalized value found under key, with its
-// secrets replaced. It copies what it changes and never modifies v.
+// secrets replaced.
 func redactValue(key string, v any) any {
-	if v == nil {
-		return nil
-	}
-	if isSecretKey(key) {
-		if s, ok := v.(string); ok && s == "" {
-			return s // nothing to hide; an empty secret is worth seeing
+	return rebuild(key, v, func(key string, v any) (any, bool) {
+		s, isString := v.(string)
+		switch secret := isSecretKey(key); {
+		case v == nil:
+			return nil, false
+		case secret && isString && s == "":
+			return s, false // nothing to hide; an empty secret is worth seeing
+		case secret:
+			return redacted, false
+		case isHeadersKey(key):
+			return redactAll(v), false
+		case isString:
+			return redactText(s, true), false
 		}
-		return redacted
-	}
-	if isHeadersKey(key) {
-		return redactAll(v)
-	}
-	switch x := v.(type) {
-	case string:
-		return redactText(x, true)
-	case map[string]any:
-		out := make(map[string]any, len(x))
-		for k, e := range x {
-			out[k] = redactValue(k, e)
-		}
-		return out
-	case []any:
-		out := make([]any, len(x))
-		for i, e := range x {
-			out[i] = redactValue(key, e)
-		}
-		return out
-	case []string:
-		out := make([]string, len(x))
-		for i, e := range x {
-			out[i] = redactText(e, true)
-		}
-		return out
-	}
-	return v
+		return v, true
+	}, sameKey)
 }
 
 // String returns the effective configuration (defaults applied) as YAML,

@@ -95,14 +95,10 @@ func holdsConfigError(err error) bool {
 	return ok
 }
 
-// redactError returns err with a redacted message; errors.Is and errors.As
-// still see everything err wraps. Use it on errors that may carry what a
-// transport was configured with (URLs with credentials) before they leave
-// the package.
-func redactError(err error) error { return scrubError(err, nil) }
-
-// scrubError is redactError that also removes every piece of secrets from
-// the message.
+// scrubError returns err with a redacted message (see redactString), from
+// which every piece of secrets is removed too; errors.Is and errors.As still
+// see everything err wraps. Use it on errors that may carry what a transport
+// was configured with (URLs with credentials) before they leave the package.
 func scrubError(err error, secrets *secretSet) error {
 	switch e := err.(type) {
 	case nil:
