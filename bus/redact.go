@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"unicode"
 	"unicode/utf8"
 )
@@ -34,6 +36,26 @@ var secretTokens = []string{"pass", "pwd", "pw", "auth"}
 // by the dump that helps find the typo. A false positive costs a hidden
 // value; a false negative, a leaked one.
 func isSecretKey(name string) bool {
+	if v, ok := secretKeys.Load(name); ok {
+		return v.(bool)
+	}
+	secret := secretName(name)
+	if secretKeysCached.Add(1) <= maxSecretKeysCached {
+		secretKeys.Store(name, secret)
+	}
+	return secret
+}
+
+// secretKeys caches isSecretKey: a dump (AdminState, polled) asks about the
+// same few names again and again. Bounded, as names can come from anywhere.
+var (
+	secretKeys       sync.Map
+	secretKeysCached atomic.Int64
+)
+
+const maxSecretKeysCached = 4096
+
+func secretName(name string) bool {
 	n := strings.ReplaceAll(strings.ToLower(name), "-", "_")
 	if slices.ContainsFunc(secretWords, func(w string) bool { return strings.Contains(n, w) }) {
 		return true
