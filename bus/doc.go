@@ -1,8 +1,8 @@
 // Package bus is switchyard's embedded event bus: Publish hands events to a
 // bounded, per-key ordered in-process ingress; a Watermill Router handler
-// takes them through the pipeline middleware (the user's, then routing) and
-// publishes each on the transport its route names; Handle consumes the
-// configured inbound transports.
+// takes them through the pipeline middleware (the user's, then coalescing,
+// routing and fallback) and publishes each on the transport its route
+// names; Handle consumes the configured inbound transports.
 //
 // A *Bus is itself a Watermill Pub/Sub (message.Publisher and
 // message.Subscriber), so Watermill code such as CQRS buses and forwarders can

@@ -3,6 +3,7 @@ package bus
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/switchyard-go/switchyard/transports"
 )
@@ -92,4 +93,74 @@ func holdsConfigError(err error) bool {
 	}
 	_, ok := errors.AsType[*ConfigError](err)
 	return ok
+}
+
+// scrubError returns err with a redacted message (see redactString), from
+// which every piece of secrets is removed too; errors.Is and errors.As still
+// see everything err wraps. Use it on errors that may carry what a transport
+// was configured with (URLs with credentials) before they leave the package.
+func scrubError(err error, secrets *secretSet) error {
+	switch e := err.(type) {
+	case nil:
+		return nil
+	case *configErrorList:
+		return &configErrorList{errs: e.errs, secrets: secrets.union(e.secrets)}
+	case *ConfigError:
+		// A list, so that the key in front of the reason is scrubbed too.
+		return &configErrorList{errs: []error{e}, secrets: secrets}
+	}
+	return &redactedError{err: err, secrets: secrets}
+}
+
+type redactedError struct {
+	err     error
+	secrets *secretSet
+}
+
+func (e *redactedError) Error() string { return e.secrets.scrub(redactString(e.err.Error())) }
+func (e *redactedError) Unwrap() error { return e.err }
+
+// configErrorList joins configuration errors like errors.Join, and removes
+// from its message every piece of the configuration's secrets that a
+// reason might quote.
+type configErrorList struct {
+	errs    []error
+	secrets *secretSet
+}
+
+// joinConfigErrors returns nil without errors.
+func joinConfigErrors(errs []error, secrets *secretSet) error {
+	if len(errs) == 0 {
+		return nil
+	}
+	return &configErrorList{errs: errs, secrets: secrets}
+}
+
+func (e *configErrorList) Error() string {
+	msgs := make([]string, len(e.errs))
+	for i, err := range e.errs {
+		msgs[i] = err.Error()
+	}
+	return e.secrets.scrub(redactString(strings.Join(msgs, "\n")))
+}
+
+func (e *configErrorList) Unwrap() []error { return e.errs }
+
+// scrubReasons scrubs the reason of every *ConfigError in errs' trees, so
+// that one printed on its own is as safe as the whole.
+func scrubReasons(errs []error, secrets *secretSet) {
+	var walk func(error)
+	walk = func(err error) {
+		switch e := err.(type) {
+		case *ConfigError:
+			e.Reason = secrets.scrub(e.Reason)
+		case interface{ Unwrap() []error }:
+			for _, inner := range e.Unwrap() {
+				walk(inner)
+			}
+		}
+	}
+	for _, err := range errs {
+		walk(err)
+	}
 }

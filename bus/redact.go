@@ -1,9 +1,7 @@
 package bus
 
 import (
-	"bytes"
 	"fmt"
-	"log/slog"
 	"maps"
 	"net/url"
 	"reflect"
@@ -13,11 +11,8 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 	"unicode"
 	"unicode/utf8"
-
-	"go.yaml.in/yaml/v3"
 )
 
 // redacted replaces a secret. It is the same for every secret so that its
@@ -51,8 +46,8 @@ func isSecretKey(name string) bool {
 	return secret
 }
 
-// secretKeys caches isSecretKey: a dump asks about the same few names
-// again and again. Bounded, as names can come from anywhere.
+// secretKeys caches isSecretKey: a dump (AdminState, polled) asks about the
+// same few names again and again. Bounded, as names can come from anywhere.
 var (
 	secretKeys       sync.Map
 	secretKeysCached atomic.Int64
@@ -162,21 +157,15 @@ var (
 // of URLs, the value of every query parameter of a URL (whatever its name:
 // API keys hide under names like "code" or "sig"), and secret-named query
 // parameters elsewhere.
-func redactString(s string) string {
-	if !strings.Contains(s, "://") && !strings.Contains(s, "=") {
-		return s
-	}
-	s = redactURLs(s, false)
-	return queryParamSecret.ReplaceAllString(s, "${1}"+redacted)
-}
+func redactString(s string) string { return redactText(s, false) }
 
-// redactValue's form of redactString, for a configured value: the value is
-// one URL, so its userinfo runs to its last '@' whatever comes between.
-func redactURLValue(s string) string {
+// redactText is redactString; with whole, s is one configured URL, whose
+// userinfo runs to its last '@' whatever comes between.
+func redactText(s string, whole bool) string {
 	if !strings.Contains(s, "://") && !strings.Contains(s, "=") {
 		return s
 	}
-	s = redactURLs(s, true)
+	s = redactURLs(s, whole)
 	return queryParamSecret.ReplaceAllString(s, "${1}"+redacted)
 }
 
@@ -311,61 +300,6 @@ func redactQuery(rawURL string) string {
 	}
 	return rawURL[:q+1] + strings.Join(params, "&") + rawURL[end:]
 }
-
-// redactError returns err with a redacted message; errors.Is and errors.As
-// still see everything err wraps. Use it on errors that may carry what a
-// transport was configured with (URLs with credentials) before they leave
-// the package.
-func redactError(err error) error { return scrubError(err, nil) }
-
-// scrubError is redactError that also removes every piece of secrets from
-// the message.
-func scrubError(err error, secrets *secretSet) error {
-	switch e := err.(type) {
-	case nil:
-		return nil
-	case *configErrorList:
-		return &configErrorList{errs: e.errs, secrets: secrets.union(e.secrets)}
-	case *ConfigError:
-		// A list, so that the key in front of the reason is scrubbed too.
-		return &configErrorList{errs: []error{e}, secrets: secrets}
-	}
-	return &redactedError{err: err, secrets: secrets}
-}
-
-type redactedError struct {
-	err     error
-	secrets *secretSet
-}
-
-func (e *redactedError) Error() string { return e.secrets.scrub(redactString(e.err.Error())) }
-func (e *redactedError) Unwrap() error { return e.err }
-
-// configErrorList joins configuration errors like errors.Join, and removes
-// from its message every piece of the configuration's secrets that a
-// reason might quote.
-type configErrorList struct {
-	errs    []error
-	secrets *secretSet
-}
-
-// joinConfigErrors returns nil without errors.
-func joinConfigErrors(errs []error, secrets *secretSet) error {
-	if len(errs) == 0 {
-		return nil
-	}
-	return &configErrorList{errs: errs, secrets: secrets}
-}
-
-func (e *configErrorList) Error() string {
-	msgs := make([]string, len(e.errs))
-	for i, err := range e.errs {
-		msgs[i] = err.Error()
-	}
-	return e.secrets.scrub(redactString(strings.Join(msgs, "\n")))
-}
-
-func (e *configErrorList) Unwrap() []error { return e.errs }
 
 // minSecretPiece is the shortest piece of a secret that scrub removes from
 // a text: shorter ones are everywhere in ordinary words.
@@ -533,215 +467,4 @@ func (s *secretSet) scrub(text string) string {
 		b.WriteString(redacted)
 	}
 	return b.String()
-}
-
-// scrubValue returns v, a normalized value, with scrub applied to every
-// string in it, map keys included. It copies what it changes and never
-// modifies v.
-func (s *secretSet) scrubValue(v any) any {
-	switch x := v.(type) {
-	case string:
-		return s.scrub(x)
-	case map[string]any:
-		out := make(map[string]any, len(x))
-		for k, e := range x {
-			out[s.scrub(k)] = s.scrubValue(e)
-		}
-		return out
-	case []any:
-		out := make([]any, len(x))
-		for i, e := range x {
-			out[i] = s.scrubValue(e)
-		}
-		return out
-	case []string:
-		out := make([]string, len(x))
-		for i, e := range x {
-			out[i] = s.scrub(e)
-		}
-		return out
-	}
-	return v
-}
-
-// redactAll returns v with every value in it replaced, but empty strings
-// (nothing to hide) and the structure of maps and lists.
-func redactAll(v any) any {
-	switch x := v.(type) {
-	case nil:
-		return nil
-	case string:
-		if x == "" {
-			return x
-		}
-		return redacted
-	case map[string]any:
-		out := make(map[string]any, len(x))
-		for k, e := range x {
-			out[k] = redactAll(e)
-		}
-		return out
-	case []any:
-		out := make([]any, len(x))
-		for i, e := range x {
-			out[i] = redactAll(e)
-		}
-		return out
-	}
-	return redacted
-}
-
-// redactValue returns v, a normalized value found under key, with its
-// secrets replaced. It copies what it changes and never modifies v.
-func redactValue(key string, v any) any {
-	if v == nil {
-		return nil
-	}
-	if isSecretKey(key) {
-		if s, ok := v.(string); ok && s == "" {
-			return s // nothing to hide; an empty secret is worth seeing
-		}
-		return redacted
-	}
-	if isHeadersKey(key) {
-		return redactAll(v)
-	}
-	switch x := v.(type) {
-	case string:
-		return redactURLValue(x)
-	case map[string]any:
-		out := make(map[string]any, len(x))
-		for k, e := range x {
-			out[k] = redactValue(k, e)
-		}
-		return out
-	case []any:
-		out := make([]any, len(x))
-		for i, e := range x {
-			out[i] = redactValue(key, e)
-		}
-		return out
-	case []string:
-		out := make([]string, len(x))
-		for i, e := range x {
-			out[i] = redactURLValue(e)
-		}
-		return out
-	}
-	return v
-}
-
-// String returns the effective configuration (defaults applied) as YAML,
-// with secrets redacted, so that it can be logged. Beyond the values of
-// secret-named keys and the userinfo of URLs, any piece of one of those
-// secrets found elsewhere (a password pasted into another key) is
-// redacted too.
-func (c Config) String() string {
-	c.setDefaults()
-	node := configNode(reflect.ValueOf(c), "")
-	var buf bytes.Buffer
-	enc := yaml.NewEncoder(&buf)
-	enc.SetIndent(2)
-	if err := enc.Encode(node); err != nil {
-		return fmt.Sprintf("bus.Config(%v)", scrubError(err, configSecrets(c)))
-	}
-	_ = enc.Close()
-	return configSecrets(c).scrub(buf.String())
-}
-
-// GoString keeps %#v, which would otherwise print the transports' settings
-// as they are, from showing secrets.
-func (c Config) GoString() string { return c.String() }
-
-// LogValue keeps slog handlers (the JSON one marshals structs field by
-// field) from showing secrets.
-func (c Config) LogValue() slog.Value { return slog.StringValue(c.String()) }
-
-// configNode builds the YAML of v in struct field order, the order of the
-// documentation, rather than the sorted order of a map.
-func configNode(v reflect.Value, key string) *yaml.Node {
-	if v.Type() == durationType {
-		return scalarNode(time.Duration(v.Int()).String())
-	}
-	switch v.Kind() {
-	case reflect.Struct:
-		n := &yaml.Node{Kind: yaml.MappingNode}
-		t := v.Type()
-		for i := range t.NumField() {
-			name := koanfName(t.Field(i))
-			if name == "" {
-				continue
-			}
-			n.Content = append(n.Content, scalarNode(name), configNode(v.Field(i), name))
-		}
-		return n
-	case reflect.Map:
-		// transports: each section with its type first, as people write it.
-		sections := redactValue(key, normalize(v.Interface())).(map[string]any)
-		n := &yaml.Node{Kind: yaml.MappingNode}
-		for _, name := range slices.Sorted(maps.Keys(sections)) {
-			section, _ := sections[name].(map[string]any)
-			sn := &yaml.Node{Kind: yaml.MappingNode}
-			for _, k := range slices.SortedFunc(maps.Keys(section), typeFirst) {
-				var vn yaml.Node
-				_ = vn.Encode(section[k])
-				sn.Content = append(sn.Content, scalarNode(k), &vn)
-			}
-			n.Content = append(n.Content, scalarNode(name), sn)
-		}
-		return n
-	case reflect.Slice:
-		if v.IsNil() {
-			// Unset, which is not an empty list: consume.from.
-			return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!null", Value: "~"}
-		}
-		n := &yaml.Node{Kind: yaml.SequenceNode, Style: yaml.FlowStyle}
-		for i := range v.Len() {
-			n.Content = append(n.Content, configNode(v.Index(i), key))
-		}
-		return n
-	case reflect.String:
-		var n yaml.Node
-		_ = n.Encode(redactValue(key, v.String()))
-		return &n
-	default:
-		var n yaml.Node
-		_ = n.Encode(v.Interface())
-		return &n
-	}
-}
-
-func typeFirst(a, b string) int {
-	switch {
-	case a == b:
-		return 0
-	case a == "type":
-		return -1
-	case b == "type":
-		return 1
-	}
-	return strings.Compare(a, b)
-}
-
-func scalarNode(s string) *yaml.Node {
-	return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: s}
-}
-
-// scrubReasons scrubs the reason of every *ConfigError in errs' trees, so
-// that one printed on its own is as safe as the whole.
-func scrubReasons(errs []error, secrets *secretSet) {
-	var walk func(error)
-	walk = func(err error) {
-		switch e := err.(type) {
-		case *ConfigError:
-			e.Reason = secrets.scrub(e.Reason)
-		case interface{ Unwrap() []error }:
-			for _, inner := range e.Unwrap() {
-				walk(inner)
-			}
-		}
-	}
-	for _, err := range errs {
-		walk(err)
-	}
 }

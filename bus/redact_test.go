@@ -49,17 +49,17 @@ func TestRedactString(t *testing.T) {
 
 func TestRedactError(t *testing.T) {
 	t.Parallel()
-	assert.NoError(t, redactError(nil))
+	assert.NoError(t, scrubError(nil, nil))
 
 	cause := &url.Error{Op: "Get", URL: "https://u:hunter2@api.example/x", Err: fs.ErrNotExist}
-	err := redactError(fmt.Errorf("bus: publish: %w", cause))
+	err := scrubError(fmt.Errorf("bus: publish: %w", cause), nil)
 	assert.Equal(t, `bus: publish: Get "https://u:xxxxx@api.example/x": file does not exist`, err.Error())
 	assert.ErrorIs(t, err, fs.ErrNotExist)
 	var ue *url.Error
 	require.ErrorAs(t, err, &ue)
 	assert.Same(t, cause, ue)
 
-	joined := redactError(errors.Join(ErrClosed, errors.New("redis://:hunter2@h")))
+	joined := scrubError(errors.Join(ErrClosed, errors.New("redis://:hunter2@h")), nil)
 	assert.ErrorIs(t, joined, ErrClosed)
 	assert.NotContains(t, joined.Error(), "hunter2")
 }

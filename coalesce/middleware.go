@@ -78,8 +78,8 @@ func NewMiddleware(cfg MiddlewareConfig, republish func(*message.Message) error,
 		errs = append(errs, errors.New("coalesce: windows: must name at least one event type"))
 	}
 	for _, typ := range slices.Sorted(maps.Keys(cfg.Windows)) {
-		if w := cfg.Windows[typ]; w <= 0 || w > MaxWindow {
-			errs = append(errs, fmt.Errorf("coalesce: windows.%s: must be positive and at most %s, got %s", typ, MaxWindow, w))
+		if err := checkWindow(cfg.Windows[typ]); err != nil {
+			errs = append(errs, fmt.Errorf("coalesce: windows.%s: %w", typ, err))
 		}
 	}
 	if republish == nil {
@@ -92,7 +92,7 @@ func NewMiddleware(cfg MiddlewareConfig, republish func(*message.Message) error,
 		types:     make(map[string]*eventType, len(cfg.Windows)),
 		republish: republish,
 		inFlight:  inFlight{keys: make(map[string]int32)},
-		retries:   retries{uuids: make(map[string]struct{}), max: cmp.Or(cfg.MaxKeys, DefaultMaxKeys)},
+		retries:   retries{uuids: make(map[string]struct{}), max: cmp.Or(cfg.MaxKeys, defaultMaxKeys)},
 	}
 	for _, opt := range opts {
 		opt(mw)
@@ -215,10 +215,17 @@ func (mw *Middleware) SetWindow(eventType string, window time.Duration) error {
 	if !ok {
 		return fmt.Errorf("coalesce: event type %q is not coalesced", eventType)
 	}
-	if window <= 0 || window > MaxWindow {
-		return fmt.Errorf("coalesce: window must be positive and at most %s, got %s", MaxWindow, window)
+	if err := checkWindow(window); err != nil {
+		return fmt.Errorf("coalesce: window %w", err)
 	}
 	t.window.Store(int64(window))
+	return nil
+}
+
+func checkWindow(w time.Duration) error {
+	if w <= 0 || w > MaxWindow {
+		return fmt.Errorf("must be positive and at most %s, got %s", MaxWindow, w)
+	}
 	return nil
 }
 

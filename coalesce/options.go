@@ -1,6 +1,7 @@
 package coalesce
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"time"
@@ -11,8 +12,8 @@ import (
 
 // Defaults applied to zero fields of Config.
 const (
-	DefaultMaxKeys = 100000
-	DefaultTick    = time.Millisecond
+	defaultMaxKeys = 100000
+	defaultTick    = time.Millisecond
 )
 
 // MaxWindow is the longest window: windows are kept in microseconds, in 31
@@ -38,12 +39,8 @@ type Config struct {
 }
 
 func (c *Config) setDefaults() {
-	if c.MaxKeys == 0 {
-		c.MaxKeys = DefaultMaxKeys
-	}
-	if c.Tick == 0 {
-		c.Tick = DefaultTick
-	}
+	c.MaxKeys = cmp.Or(c.MaxKeys, defaultMaxKeys)
+	c.Tick = cmp.Or(c.Tick, defaultTick)
 }
 
 // Validate reports every invalid field, each error naming its key.

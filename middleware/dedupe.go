@@ -1,6 +1,7 @@
 package middleware
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -16,8 +17,8 @@ import (
 
 // Defaults applied to the zero fields of DedupeConfig.
 const (
-	DefaultDedupeTTL     = 10 * time.Minute
-	DefaultDedupeMaxKeys = 100000
+	defaultDedupeTTL     = 10 * time.Minute
+	defaultDedupeMaxKeys = 100000
 )
 
 // ErrDuplicateInFlight is returned for a message whose key another delivery
@@ -40,12 +41,8 @@ type DedupeConfig struct {
 }
 
 func (c *DedupeConfig) setDefaults() {
-	if c.TTL == 0 {
-		c.TTL = DefaultDedupeTTL
-	}
-	if c.MaxKeys == 0 {
-		c.MaxKeys = DefaultDedupeMaxKeys
-	}
+	c.TTL = cmp.Or(c.TTL, defaultDedupeTTL)
+	c.MaxKeys = cmp.Or(c.MaxKeys, defaultDedupeMaxKeys)
 }
 
 // Validate reports every invalid field, each error naming its key.
@@ -110,13 +107,7 @@ func NewDedupe(cfg DedupeConfig, opts ...Option) (*Dedupe, error) {
 		return nil, err
 	}
 	cfg.setDefaults()
-	o := buildOptions(opts)
-	if o.key == nil {
-		o.key = func(m *message.Message) string { return m.UUID }
-	}
-	if o.now == nil {
-		o.now = time.Now
-	}
+	o := buildOptions(opts, func(m *message.Message) string { return m.UUID })
 	n := dedupeShardCount(cfg.MaxKeys)
 	d := &Dedupe{
 		ttl:    int64(cfg.TTL),
@@ -193,19 +184,9 @@ func (d *Dedupe) Middleware(h message.HandlerFunc) message.HandlerFunc {
 // Handler is Middleware for a handler that publishes nothing, such as the
 // one bus.Handle takes.
 func (d *Dedupe) Handler(h message.NoPublishHandlerFunc) message.NoPublishHandlerFunc {
+	mw := d.Middleware(func(m *message.Message) ([]*message.Message, error) { return nil, h(m) })
 	return func(m *message.Message) error {
-		key := d.key(m)
-		if key == "" {
-			return h(m)
-		}
-		s := d.shard(key)
-		if dup, err := d.begin(s, m, key); dup || err != nil {
-			return err
-		}
-		handled := false // stays false if h panics
-		defer func() { d.end(s, key, handled) }()
-		err := h(m)
-		handled = err == nil
+		_, err := mw(m)
 		return err
 	}
 }

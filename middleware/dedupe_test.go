@@ -29,6 +29,9 @@ import (
 	"github.com/switchyard-go/switchyard/middleware"
 )
 
+// defaultMaxKeys is the default of DedupeConfig.MaxKeys.
+const defaultMaxKeys = 100000
+
 var errDedupeHandler = errors.New("handler failed")
 
 // dedupeRig runs messages through a Dedupe's Middleware into a handler
@@ -688,8 +691,8 @@ func BenchmarkDedupe(b *testing.B) {
 		for b.Loop() {
 			key := keys[i&(len(keys)-1)]
 			if _, ok := seen[key]; !ok {
-				if i >= middleware.DefaultDedupeMaxKeys {
-					delete(seen, keys[(i-middleware.DefaultDedupeMaxKeys)&(len(keys)-1)])
+				if i >= defaultMaxKeys {
+					delete(seen, keys[(i-defaultMaxKeys)&(len(keys)-1)])
 				}
 				seen[key] = int64(i)
 			}
@@ -736,7 +739,7 @@ func BenchmarkDedupe(b *testing.B) {
 // remembered, the UUID string included: go test -run '^$' -bench
 // DedupeMemory -benchtime 3x ./middleware/
 func BenchmarkDedupeMemory(b *testing.B) {
-	const keys = middleware.DefaultDedupeMaxKeys
+	const keys = defaultMaxKeys
 	for b.Loop() {
 		var before, after runtime.MemStats
 		runtime.GC()

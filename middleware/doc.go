@@ -4,5 +4,6 @@
 // bus. Each is built from a config struct, for what a file can hold, and
 // Options for what it cannot (how to read a message's key or event type, a
 // prometheus.Registerer, a logger), so any Watermill user can use them
-// alone.
+// alone. Each stage registers its own metrics; the per-event publish and
+// delivery metrics are not a stage but the bus's own.
 package middleware

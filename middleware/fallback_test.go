@@ -409,7 +409,7 @@ func TestFallbackUpdate(t *testing.T) {
 	assert.Equal(t, "http", f.Config().To, "the old config stays")
 	require.NoError(t, f.Update(middleware.FallbackConfig{Enabled: false, To: "http"}))
 	assert.False(t, f.Config().Enabled)
-	assert.Equal(t, middleware.DefaultPublishTimeout, f.Config().PublishTimeout)
+	assert.Equal(t, 500*time.Millisecond, f.Config().PublishTimeout)
 }
 
 func TestFallbackBusyKeyComesBackAfterTheProbe(t *testing.T) {

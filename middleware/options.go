@@ -1,11 +1,13 @@
 package middleware
 
 import (
+	"cmp"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/switchyard-go/switchyard/internal/metakey"
 )
 
 // Option sets what a configuration file cannot hold: how to read a message,
@@ -23,12 +25,31 @@ type options struct {
 	now          func() time.Time
 }
 
-func buildOptions(opts []Option) options {
+// buildOptions applies opts, then the defaults of what they leave unset:
+// key reads a message's key unless WithKey.
+func buildOptions(opts []Option, key func(*message.Message) string) options {
 	var o options
 	for _, opt := range opts {
 		opt(&o)
 	}
+	if o.key == nil {
+		o.key = key
+	}
+	if o.eventType == nil {
+		o.eventType = metadataReader(metakey.EventType)
+	}
+	if o.logger == nil {
+		o.logger = watermill.NopLogger{}
+	}
+	if o.now == nil {
+		o.now = time.Now
+	}
+	o.transportKey = cmp.Or(o.transportKey, metakey.Transport)
 	return o
+}
+
+func metadataReader(key string) func(*message.Message) string {
+	return func(m *message.Message) string { return m.Metadata.Get(key) }
 }
 
 // WithKey makes a stage read a message's key with key. Split routes by it

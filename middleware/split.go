@@ -80,25 +80,12 @@ type splitState struct {
 // NewSplit returns a Split with cfg. It reads WithKey, WithEventType and
 // WithTransportKey.
 func NewSplit(cfg SplitConfig, opts ...Option) (*Split, error) {
-	o := buildOptions(opts)
+	o := buildOptions(opts, metadataReader(metakey.EventKey))
 	s := &Split{key: o.key, eventType: o.eventType, transportKey: o.transportKey}
-	if s.key == nil {
-		s.key = metadataReader(metakey.EventKey)
-	}
-	if s.eventType == nil {
-		s.eventType = metadataReader(metakey.EventType)
-	}
-	if s.transportKey == "" {
-		s.transportKey = metakey.Transport
-	}
 	if err := s.Update(cfg); err != nil {
 		return nil, err
 	}
 	return s, nil
-}
-
-func metadataReader(key string) func(*message.Message) string {
-	return func(m *message.Message) string { return m.Metadata.Get(key) }
 }
 
 // Update replaces the configuration; events routed after it returns use the

@@ -2,7 +2,6 @@ package tracing_test
 
 import (
 	"context"
-	"slices"
 	"testing"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -14,18 +13,6 @@ import (
 
 	"github.com/switchyard-go/switchyard/tracing"
 )
-
-func TestMetadataCarrier(t *testing.T) {
-	md := message.Metadata{"event_type": "typing"}
-	c := tracing.MetadataCarrier(md)
-	c.Set("traceparent", "x")
-	assert.Equal(t, "x", md.Get("traceparent"), "writes through to the metadata")
-	assert.Equal(t, "typing", c.Get("event_type"))
-	assert.Empty(t, c.Get("missing"))
-	keys := c.Keys()
-	slices.Sort(keys)
-	assert.Equal(t, []string{"event_type", "traceparent"}, keys)
-}
 
 func TestInjectExtract(t *testing.T) {
 	traceID, _ := trace.TraceIDFromHex("4bf92f3577b34da6a3ce929d0e0e4736")

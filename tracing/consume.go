@@ -43,19 +43,9 @@ func ConsumeMiddleware(opts ...Option) message.HandlerMiddleware {
 //
 //	b.Handle("gateway", "events:chat", tracing.Handler(h))
 func Handler(h message.NoPublishHandlerFunc, opts ...Option) message.NoPublishHandlerFunc {
-	c := newConfig(opts)
+	mw := ConsumeMiddleware(opts...)(func(msg *message.Message) ([]*message.Message, error) { return nil, h(msg) })
 	return func(msg *message.Message) error {
-		ctx, span := c.startConsumer(msg)
-		msg.SetContext(ctx)
-		done := false
-		defer func() {
-			if !done {
-				abandon(span)
-			}
-		}()
-		err := h(msg)
-		done = true
-		end(span, err)
+		_, err := mw(msg)
 		return err
 	}
 }

@@ -91,7 +91,7 @@ func PublishMiddleware(opts ...Option) message.HandlerMiddleware {
 			out, err := h(msg)
 			done = true
 			if t := msg.Metadata[metakey.Transport]; t != "" {
-				span.SetAttributes(AttrTransport.String(t))
+				span.SetAttributes(attrTransport.String(t))
 			}
 			end(span, err)
 			return out, err

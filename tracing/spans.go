@@ -6,6 +6,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 
@@ -14,13 +15,9 @@ import (
 
 // Attributes of switchyard's own, from the metadata the bus sets.
 const (
-	// AttrEventType is the event_type metadata: "chat_message", "typing".
-	AttrEventType = attribute.Key("switchyard.event_type")
-	// AttrEventKey is the event_key metadata, the ordering key.
-	AttrEventKey = attribute.Key("switchyard.event_key")
-	// AttrTransport is the transport metadata: the configured name of the
-	// transport the route stage sent the message on.
-	AttrTransport = attribute.Key("switchyard.transport")
+	attrEventType = attribute.Key("switchyard.event_type")
+	attrEventKey  = attribute.Key("switchyard.event_key")
+	attrTransport = attribute.Key("switchyard.transport") // the route stage's choice
 )
 
 // The messaging.operation.name of each span.
@@ -48,10 +45,10 @@ func (c *config) messageAttributes(buf []attribute.KeyValue, opType attribute.Ke
 		attrs = append(attrs, semconv.MessagingMessageID(msg.UUID))
 	}
 	if v := msg.Metadata[metakey.EventType]; v != "" {
-		attrs = append(attrs, AttrEventType.String(v))
+		attrs = append(attrs, attrEventType.String(v))
 	}
 	if v := msg.Metadata[metakey.EventKey]; v != "" {
-		attrs = append(attrs, AttrEventKey.String(v))
+		attrs = append(attrs, attrEventKey.String(v))
 	}
 	return attrs
 }
@@ -70,7 +67,7 @@ func spanName(op, topic string) string {
 func (c *config) startProducer(ctx context.Context, msg *message.Message, op, topic string) (context.Context, trace.Span) {
 	parent := ctx
 	if !trace.SpanContextFromContext(ctx).IsValid() {
-		parent = c.propagator.Extract(ctx, MetadataCarrier(msg.Metadata))
+		parent = c.propagator.Extract(ctx, propagation.MapCarrier(msg.Metadata))
 	}
 	ctx, span := c.tracer.Start(parent, spanName(op, topic), c.producer...)
 	if span.IsRecording() {
@@ -88,7 +85,7 @@ func (c *config) startProducer(ctx context.Context, msg *message.Message, op, to
 func (c *config) startConsumer(msg *message.Message) (context.Context, trace.Span) {
 	ctx := msg.Context()
 	topic := message.SubscribeTopicFromCtx(ctx)
-	parent := c.propagator.Extract(ctx, MetadataCarrier(msg.Metadata))
+	parent := c.propagator.Extract(ctx, propagation.MapCarrier(msg.Metadata))
 	opts := c.consumer
 	if c.linkConsume {
 		if remote := trace.SpanContextFromContext(parent); remote.IsValid() {

@@ -3,8 +3,7 @@
 //
 //	import _ "github.com/switchyard-go/switchyard/transports/all"
 //
-// It imports memory and gochannel today and will import every transport
-// switchyard ships as each is added (redisstream, http, …). A program that
-// wants only some transports imports those packages instead, and links
-// nothing else.
+// It imports memory, gochannel, redisstream and http. A program that wants
+// only some transports imports those packages instead, and links nothing
+// else.
 package all
