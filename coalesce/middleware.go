@@ -92,7 +92,7 @@ func NewMiddleware(cfg MiddlewareConfig, republish func(*message.Message) error,
 		types:     make(map[string]*eventType, len(cfg.Windows)),
 		republish: republish,
 		inFlight:  inFlight{keys: make(map[string]int32)},
-		retries:   retries{uuids: make(map[string]struct{}), max: cmp.Or(cfg.MaxKeys, defaultMaxKeys)},
+		retries:   retries{uuids: make(map[string]struct{}), max: cmp.Or(cfg.MaxKeys, DefaultMaxKeys)},
 	}
 	for _, opt := range opts {
 		opt(mw)

@@ -10,9 +10,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Defaults applied to zero fields of Config.
+// Defaults applied to zero fields of Config; DefaultMaxKeys is also the
+// default of the bus's coalescing.max_keys.
 const (
-	defaultMaxKeys = 100000
+	DefaultMaxKeys = 100000
 	defaultTick    = time.Millisecond
 )
 
@@ -39,7 +40,7 @@ type Config struct {
 }
 
 func (c *Config) setDefaults() {
-	c.MaxKeys = cmp.Or(c.MaxKeys, defaultMaxKeys)
+	c.MaxKeys = cmp.Or(c.MaxKeys, DefaultMaxKeys)
 	c.Tick = cmp.Or(c.Tick, defaultTick)
 }
 

@@ -18,13 +18,14 @@ import (
 	"github.com/switchyard-go/switchyard/internal/metakey"
 )
 
-// Defaults of FallbackConfig.
+// Defaults of FallbackConfig, applied to its zero fields; the bus reads them
+// for its routing.fallback keys.
 const (
-	defaultPublishTimeout   = 500 * time.Millisecond
-	defaultCooldown         = 30 * time.Second
-	defaultProbeInterval    = 5 * time.Second
-	defaultFailureThreshold = 5
-	defaultCooldownKeys     = 100000
+	DefaultPublishTimeout   = 500 * time.Millisecond
+	DefaultCooldown         = 30 * time.Second
+	DefaultProbeInterval    = 5 * time.Second
+	DefaultFailureThreshold = 5
+	DefaultCooldownKeys     = 100000
 )
 
 // Reasons a message fell back, as the reason label of
@@ -73,14 +74,14 @@ type FallbackConfig struct {
 }
 
 func (c *FallbackConfig) setDefaults() {
-	c.PublishTimeout = cmp.Or(c.PublishTimeout, defaultPublishTimeout)
-	c.Cooldown = cmp.Or(c.Cooldown, defaultCooldown)
-	c.FailureThreshold = cmp.Or(c.FailureThreshold, defaultFailureThreshold)
+	c.PublishTimeout = cmp.Or(c.PublishTimeout, DefaultPublishTimeout)
+	c.Cooldown = cmp.Or(c.Cooldown, DefaultCooldown)
+	c.FailureThreshold = cmp.Or(c.FailureThreshold, DefaultFailureThreshold)
 	if c.ProbeInterval <= 0 {
-		c.ProbeInterval = defaultProbeInterval
+		c.ProbeInterval = DefaultProbeInterval
 	}
 	if c.CooldownKeys <= 0 {
-		c.CooldownKeys = defaultCooldownKeys
+		c.CooldownKeys = DefaultCooldownKeys
 	}
 }
 
