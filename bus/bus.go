@@ -304,7 +304,10 @@ func (b *Bus) checkPublishers() error {
 
 // Use appends middleware to the publish pipeline, after the built-in
 // recoverer and before routing: the first added is the outermost. Call it
-// before Run.
+// before Run. A stage drops an event by returning no messages and no error
+// without calling the next handler: the event is done (not retried, not
+// dead-lettered) and a PublishSync waiting for it returns ErrDropped. An
+// error is retried, then dead-lettered.
 func (b *Bus) Use(m ...message.HandlerMiddleware) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()

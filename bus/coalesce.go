@@ -72,12 +72,27 @@ func coalesceKey(m *message.Message) string {
 	return d.topic + "\x00" + key
 }
 
-// coalesceStages is the coalesce stage, if coalescing is on.
+// coalesceStages is the coalesce stage, if coalescing is on. It marks an
+// event the stage keeps as a window's trailing event as held, so that the
+// entry stage does not take it for one a stage dropped.
 func (b *Bus) coalesceStages() []message.HandlerMiddleware {
 	if b.coalescing == nil {
 		return nil
 	}
-	return []message.HandlerMiddleware{b.coalescing.mw.Middleware}
+	return []message.HandlerMiddleware{func(h message.HandlerFunc) message.HandlerFunc {
+		inner := b.coalescing.mw.Middleware(func(m *message.Message) ([]*message.Message, error) {
+			if d := deliveryFrom(m.Context()); d != nil {
+				d.held = false
+			}
+			return h(m)
+		})
+		return func(m *message.Message) ([]*message.Message, error) {
+			if d := deliveryFrom(m.Context()); d != nil {
+				d.held = true
+			}
+			return inner(m)
+		}
+	}}
 }
 
 // republish puts a window's trailing event back into the ingress, with its

@@ -26,6 +26,10 @@ type delivery struct {
 	// waitObserved: the ingress wait was observed, on the first pass. Read
 	// and written by one pipeline pass at a time.
 	waitObserved bool
+	// held: the coalesce stage kept the event as its window's trailing
+	// event on this pass; it settles later. Read and written by one
+	// pipeline pass at a time.
+	held bool
 
 	mu      sync.Mutex
 	lastErr error

@@ -21,6 +21,10 @@ var (
 	// ErrDeadLettered: a message could not be published after its retries and
 	// went to the dead-letter destination; the transport's error is wrapped too.
 	ErrDeadLettered = errors.New("bus: dead-lettered")
+	// ErrDropped: a pipeline stage dropped the event (it returned no
+	// messages and no error), so no transport took it. PublishSync returns
+	// it at once for each such event.
+	ErrDropped = errors.New("bus: dropped by a pipeline stage")
 	// ErrUnknownTransport: a route named a transport that is not configured.
 	ErrUnknownTransport = errors.New("bus: unknown transport")
 	// ErrRunning: Run was called twice, or Use after Run.

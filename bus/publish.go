@@ -36,7 +36,9 @@ func (b *Bus) Publish(topic string, msgs ...*message.Message) error {
 
 // PublishSync publishes messages and waits until a transport accepted every
 // one, or returns the final error of those that failed after their retries
-// (dead-lettered, wrapping the transport's error). If ctx ends first it
+// (dead-lettered, wrapping the transport's error). An event a stage drops
+// (see Use) returns ErrDropped at once; one coalesced away returns nil, as
+// a later event of its key carries its state. If ctx ends first it
 // returns ctx's error; messages already accepted may still be delivered.
 func (b *Bus) PublishSync(ctx context.Context, topic string, msgs ...*message.Message) error {
 	if b.closed.Load() {
@@ -167,8 +169,16 @@ func (b *Bus) enter(h message.HandlerFunc) message.HandlerFunc {
 			}
 		}()
 		growStack()
+		if d != nil {
+			d.held = false
+		}
 		msgs, err = h(m)
 		panicked = false
+		if err == nil && d != nil && !d.held {
+			// Published (settled already: this is a no-op) or dropped by a
+			// stage that returned nothing.
+			d.settle(ErrDropped)
+		}
 		return msgs, err
 	}
 }
