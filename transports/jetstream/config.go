@@ -42,11 +42,11 @@ type Config struct {
 	URLs []string `koanf:"urls"`
 	// User and Password, Token, NKeyFile (an NKey seed file) and CredsFile
 	// (a JWT and seed file, as nsc writes it) authenticate; at most one kind.
-	User      string `koanf:"user"`
-	Password  string `koanf:"password"`
-	Token     string `koanf:"token"`
-	NKeyFile  string `koanf:"nkey_file"`
-	CredsFile string `koanf:"creds_file"`
+	User      string    `koanf:"user"`
+	Password  string    `koanf:"password"`
+	Token     string    `koanf:"token"`
+	NKeyFile  string    `koanf:"nkey_file"`
+	CredsFile string    `koanf:"creds_file"`
 	TLS       TLSConfig `koanf:"tls"`
 	// ClientName is the connection's name as the server's monitoring shows it.
 	ClientName string `koanf:"client_name"`
