@@ -1,0 +1,8 @@
+package jetstream
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// DeadLetteredCounter is the dead-letter counter of topic and reason.
+func DeadLetteredCounter(m *Metrics, topic, reason string) prometheus.Collector {
+	return m.deadLetter.WithLabelValues(topic, reason)
+}
