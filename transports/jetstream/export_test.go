@@ -6,3 +6,6 @@ import "github.com/prometheus/client_golang/prometheus"
 func DeadLetteredCounter(m *Metrics, topic, reason string) prometheus.Collector {
 	return m.deadLetter.WithLabelValues(topic, reason)
 }
+
+// Depth is event_queue_depth of topic.
+func (m *Metrics) Depth(topic string) prometheus.Collector { return m.depth.WithLabelValues(topic) }
