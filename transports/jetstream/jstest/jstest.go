@@ -64,7 +64,9 @@ func baseOptions(t testing.TB, name string) *server.Options {
 func (s *Server) start() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	srv, err := server.NewServer(s.opts)
+	// The server reads its options while it runs: it gets a copy, and
+	// s.opts stays ours to change for a restart.
+	srv, err := server.NewServer(s.opts.Clone())
 	if err != nil {
 		return fmt.Errorf("jstest: %w", err)
 	}
