@@ -64,11 +64,30 @@ func checkHeader(k, v string) error {
 			return fmt.Errorf("%w: key %q holds a ':', white space or a non-ASCII character", ErrMetadata, k)
 		}
 	}
-	if strings.ContainsAny(v, "\r\n") || strings.TrimSpace(v) != v {
+	if !headerValueKept(v) {
 		return fmt.Errorf("%w: the value of %q has a line break or white space at an end", ErrMetadata, k)
 	}
 	return nil
 }
+
+// headerValueKept reports whether nats.go sends v unchanged: no CR or LF,
+// no ASCII white space at either end (textproto.TrimString's).
+func headerValueKept(v string) bool {
+	if v == "" {
+		return true
+	}
+	if isSpace(v[0]) || isSpace(v[len(v)-1]) {
+		return false
+	}
+	for i := 0; i < len(v); i++ {
+		if v[i] == '\r' || v[i] == '\n' {
+			return false
+		}
+	}
+	return true
+}
+
+func isSpace(b byte) bool { return b == ' ' || b == '\t' || b == '\n' || b == '\r' }
 
 // unmarshal reads a delivered message as watermill-nats does. A message
 // without UUIDHeader (a plain NATS publish) takes its Nats-Msg-Id, or else
