@@ -2,6 +2,7 @@ package jetstream_test
 
 import (
 	"context"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -90,7 +91,9 @@ func TestConfigRedacted(t *testing.T) {
 	for _, format := range []string{"%v", "%+v", "%s", "%q", "%x", "%#v"} {
 		out := fmt.Sprintf(format, c)
 		if format == "%x" {
-			out = fmt.Sprintf("%s", c)
+			raw, err := hex.DecodeString(out)
+			require.NoError(t, err)
+			out = string(raw)
 		}
 		require.NotContains(t, out, "s3cret", format)
 		require.NotContains(t, out, "alice", format)
