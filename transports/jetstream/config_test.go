@@ -156,13 +156,13 @@ func TestFactory(t *testing.T) {
 	defer cancel()
 	ch, err := tr.Subscriber.Subscribe(ctx, topic)
 	require.NoError(t, err)
-	first := <-ch
+	first := receive(t, ch)
 	// Two stored, none acked: the depth says so.
 	require.Eventually(t, func() bool {
 		return testutil.ToFloat64(jetstream.NewMetrics(reg).Depth(topic)) == 2
 	}, 10*time.Second, 5*time.Millisecond)
 	first.Ack()
-	(<-ch).Ack()
+	receive(t, ch).Ack()
 	require.Eventually(t, func() bool {
 		return testutil.ToFloat64(jetstream.NewMetrics(reg).Depth(topic)) == 0
 	}, 10*time.Second, 5*time.Millisecond)

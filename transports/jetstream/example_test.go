@@ -55,7 +55,12 @@ func Example() {
 	if err != nil {
 		panic(err)
 	}
-	got := <-ch
+	var got *message.Message
+	select {
+	case got = <-ch:
+	case <-time.After(30 * time.Second):
+		panic("no message")
+	}
 	got.Ack()
 	fmt.Println(got.UUID, got.Metadata.Get("event_type"), got.Metadata.Get("event_key"), string(got.Payload))
 	// Output:

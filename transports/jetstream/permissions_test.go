@@ -77,10 +77,10 @@ func TestLeastPrivilege(t *testing.T) {
 			defer cancel()
 			ch, err := sub.Subscribe(ctx, topic)
 			require.NoError(t, err)
-			m := <-ch
+			m := receive(t, ch)
 			require.Equal(t, "ok", m.UUID)
 			m.Ack()
-			m = <-ch
+			m = receive(t, ch)
 			require.Equal(t, "poison", m.UUID)
 			m.Nack()
 			adminConn := connectAs(t, srv.URL(), "admin", "a")

@@ -68,7 +68,7 @@ func TestStreamDeleted(t *testing.T) {
 	ch, err := sub.Subscribe(ctx, topic)
 	require.NoError(t, err)
 	require.NoError(t, pub.Publish(topic, message.NewMessage("before", nil)))
-	m := <-ch
+	m := receive(t, ch)
 	require.Equal(t, "before", m.UUID)
 	m.Ack()
 
