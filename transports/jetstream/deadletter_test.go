@@ -2,7 +2,7 @@ package jetstream_test
 
 import (
 	"context"
-		"testing"
+	"testing"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
