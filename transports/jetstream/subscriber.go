@@ -296,7 +296,7 @@ func (sub *subscription) readLoop() {
 		for {
 			m, err := it.Next(js.NextContext(sub.ctx))
 			if err != nil {
-				it.Stop()
+				stopIterator(it)
 				if sub.ctx.Err() != nil {
 					return
 				}
@@ -308,6 +308,28 @@ func (sub *subscription) readLoop() {
 			}
 			failures = 0
 			sub.take(m)
+		}
+	}
+}
+
+// stopIterator stops it and waits (a little) until its subscription is
+// gone: Stop only asks for that. A message nacked while the subscription
+// is still there (as release does next) would be delivered to it again and
+// lost, to come back only after ack_wait. nats.go's Closed channel is
+// closed by the subscription's end only if it was asked for before, so it
+// is asked again until it says so.
+func stopIterator(it js.MessagesContext) {
+	it.Stop()
+	c, ok := it.(interface{ Closed() <-chan struct{} })
+	if !ok {
+		return
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case <-c.Closed():
+			return
+		case <-time.After(5 * time.Millisecond):
 		}
 	}
 }
