@@ -296,10 +296,11 @@ func (sub *subscription) readLoop() {
 		for {
 			m, err := it.Next(js.NextContext(sub.ctx))
 			if err != nil {
-				stopIterator(it)
 				if sub.ctx.Err() != nil {
+					sub.drain(it)
 					return
 				}
+				stopIterator(it)
 				sub.dropConsumer()
 				if !fail("cannot pull messages", err) {
 					return
@@ -309,6 +310,28 @@ func (sub *subscription) readLoop() {
 			failures = 0
 			sub.take(m)
 		}
+	}
+}
+
+// drain ends the iterator of an ended subscription and takes what the
+// server had sent it, so that release returns those messages too, in
+// order; dropped, they would come back only after ack_wait, after newer
+// ones. Bounded: a server that does not answer leaves them to ack_wait.
+func (sub *subscription) drain(it js.MessagesContext) {
+	it.Drain()
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		wait := time.Until(deadline)
+		if wait <= 0 {
+			stopIterator(it)
+			return
+		}
+		m, err := it.Next(js.NextMaxWait(wait))
+		if err != nil {
+			stopIterator(it) // closed: returns at once
+			return
+		}
+		sub.take(m)
 	}
 }
 
@@ -508,7 +531,9 @@ func (sub *subscription) progressLoop() {
 }
 
 // release nacks what the ended subscription still holds, in stream order,
-// so that the next consumer gets it at once, before newer messages.
+// so that the next consumer gets it at once rather than after ack_wait.
+// The server queues acks and processes them apart from pull requests, so a
+// next subscriber that pulls at once may get newer messages first.
 func (sub *subscription) release() {
 	sub.mu.Lock()
 	held := make([]*entry, 0, len(sub.held))
