@@ -24,7 +24,7 @@ import (
 // publishes), the fastest way nats.go stores messages. Both carry the same
 // headers and payload. Each count runs both, one after the other.
 //
-//	go test -run '^$' -bench BenchmarkPublish -count 6 ./transports/jetstream/ | tee js.txt
+//	go test -run '^$' -bench BenchmarkPublish -count 8 ./transports/jetstream/ | tee js.txt
 //	benchstat -col /path js.txt
 func BenchmarkPublish(b *testing.B) {
 	srv := jstest.Start(b)

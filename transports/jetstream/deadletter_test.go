@@ -77,7 +77,8 @@ func TestDeadLetter(t *testing.T) {
 	require.NoError(t, nc.PublishMsg(bad))
 
 	attempts := 0
-	for m := range ch {
+	for {
+		m := receive(t, ch)
 		if m.UUID == "poison" {
 			attempts++
 			m.Nack()
