@@ -52,8 +52,9 @@ func TestCloseHandsOverAtOnce(t *testing.T) {
 // TestCloseHandsOverEverything: subscriptions that end while messages are
 // on their way to them return them all: the next subscribers get every
 // message at once, long before ack_wait. (The server redelivers returned
-// messages before newer ones, but not strictly: a key's order across such
-// a handover is not promised, and the inversions are logged.)
+// messages in the order they were returned, after those an earlier
+// subscriber returned and it has not redelivered yet: a key's order across
+// such handovers is not promised, and the inversions are logged.)
 func TestCloseHandsOverEverything(t *testing.T) {
 	srv := jstest.Start(t)
 	nc := connect(t, srv.URL())

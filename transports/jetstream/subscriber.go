@@ -532,8 +532,9 @@ func (sub *subscription) progressLoop() {
 
 // release nacks what the ended subscription still holds, in stream order,
 // so that the next consumer gets it at once rather than after ack_wait.
-// The server queues acks and processes them apart from pull requests, so a
-// next subscriber that pulls at once may get newer messages first.
+// The server redelivers in the order of the NAKs, after messages returned
+// earlier and not yet redelivered: a key's order across handovers is not
+// kept.
 func (sub *subscription) release() {
 	sub.mu.Lock()
 	held := make([]*entry, 0, len(sub.held))
