@@ -1,0 +1,530 @@
+package jetstream
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	js "github.com/nats-io/nats.go/jetstream"
+
+	"github.com/switchyard-go/switchyard/internal/tlsfiles"
+	"github.com/switchyard-go/switchyard/transports"
+)
+
+// Defaults applied to zero-valued fields of Config.
+const (
+	DefaultURL              = "nats://127.0.0.1:4222"
+	DefaultMaxPending       = 4096
+	DefaultPublishTimeout   = 2 * time.Second
+	DefaultAckWait          = 30 * time.Second
+	DefaultMaxAckPending    = 1024
+	DefaultMaxDeliver       = 5
+	DefaultRetryBackoff     = 10 * time.Millisecond
+	DefaultMaxRetryBackoff  = time.Second
+	DefaultLanes            = 64
+	DefaultDepthInterval    = 5 * time.Second
+	DefaultDeadLetterStream = "DEAD_LETTER"
+	DefaultDeadLetterSubj   = "dead_letter.{topic}"
+)
+
+// Config configures a jetstream transport. Fields with koanf tags come from
+// the transport's section of the configuration file; the zero value of each
+// takes its default.
+type Config struct {
+	// URL is one server, nats://[user:password@]host:port (tls:// for TLS),
+	// or several separated by commas. URLs lists them instead.
+	URL  string   `koanf:"url"`
+	URLs []string `koanf:"urls"`
+	// User and Password, Token, NKeyFile (an NKey seed file) and CredsFile
+	// (a JWT and seed file, as nsc writes it) authenticate; at most one kind.
+	User      string    `koanf:"user"`
+	Password  string    `koanf:"password"`
+	Token     string    `koanf:"token"`
+	NKeyFile  string    `koanf:"nkey_file"`
+	CredsFile string    `koanf:"creds_file"`
+	TLS       TLSConfig `koanf:"tls"`
+	// ClientName is the connection's name as the server's monitoring shows it.
+	ClientName string `koanf:"client_name"`
+
+	// Stream names one stream that holds every topic's subject; Subjects
+	// are then its subjects (required). Empty: each topic has a stream of
+	// its own named after it ('.', '*', '>', separators and white space
+	// replaced by '_'), with the topic as its only subject, as
+	// watermill-nats provisions them. A topic is always its subject.
+	Stream   string   `koanf:"stream"`
+	Subjects []string `koanf:"subjects"`
+	// Provision creates missing streams on first use, with the settings
+	// below; false: streams must exist. Default true.
+	Provision *bool `koanf:"provision"`
+	// Retention is "limits" (default), "interest" or "workqueue".
+	Retention string `koanf:"retention"`
+	// Storage is "file" (default) or "memory".
+	Storage  string        `koanf:"storage"`
+	Replicas int           `koanf:"replicas"`
+	MaxAge   time.Duration `koanf:"max_age"`
+	MaxBytes int64         `koanf:"max_bytes"`
+	MaxMsgs  int64         `koanf:"max_msgs"`
+	// DuplicateWindow is how long the stream remembers message UUIDs to
+	// drop a publish that was retried. Default: the server's (2 minutes).
+	DuplicateWindow time.Duration `koanf:"duplicate_window"`
+
+	// MaxPending bounds the publishes sent and not yet acknowledged by the
+	// server, over all topics; a publish waits for room within its deadline.
+	MaxPending int `koanf:"max_pending"`
+	// PublishTimeout bounds each Publish, within the message context's own
+	// deadline.
+	PublishTimeout time.Duration `koanf:"publish_timeout"`
+
+	// Consumer is the durable consumer's name; set it to subscribe. In a
+	// shared Stream each topic has its own consumer, named Consumer__topic.
+	Consumer string `koanf:"consumer"`
+	// AckWait is how long the server waits for an ack before it delivers a
+	// message again. A message waiting in its lane behind others of its key
+	// is kept alive meanwhile.
+	AckWait time.Duration `koanf:"ack_wait"`
+	// MaxAckPending bounds the messages delivered and not yet acked.
+	MaxAckPending int `koanf:"max_ack_pending"`
+	// MaxDeliver is how many times a message is delivered before it is
+	// dead-lettered; negative: no limit.
+	MaxDeliver int `koanf:"max_deliver"`
+	// RetryBackoff and MaxRetryBackoff space a nacked message's deliveries.
+	RetryBackoff    time.Duration `koanf:"retry_backoff"`
+	MaxRetryBackoff time.Duration `koanf:"max_retry_backoff"`
+	// Lanes: messages with the same event_key are handed out one at a time,
+	// in stream order; different lanes run concurrently.
+	Lanes int `koanf:"lanes"`
+	// DeadLetterSubject takes malformed messages and messages delivered
+	// MaxDeliver times; "{topic}" is replaced by the topic. When Provision
+	// is on, DeadLetterStream is created to hold it.
+	DeadLetterSubject string `koanf:"dead_letter_subject"`
+	DeadLetterStream  string `koanf:"dead_letter_stream"`
+	// DepthInterval is how often event_queue_depth is refreshed.
+	DepthInterval time.Duration `koanf:"depth_interval"`
+}
+
+// TLSConfig configures TLS; a tls:// URL turns it on too.
+type TLSConfig struct {
+	Enabled            bool   `koanf:"enabled"`
+	CAFile             string `koanf:"ca_file"`
+	CertFile           string `koanf:"cert_file"`
+	KeyFile            string `koanf:"key_file"`
+	ServerName         string `koanf:"server_name"`
+	InsecureSkipVerify bool   `koanf:"insecure_skip_verify"`
+}
+
+func (c *Config) setDefaults() {
+	if c.URL == "" && len(c.URLs) == 0 {
+		c.URL = DefaultURL
+	}
+	if c.Provision == nil {
+		on := true
+		c.Provision = &on
+	}
+	if c.Retention == "" {
+		c.Retention = "limits"
+	}
+	if c.Storage == "" {
+		c.Storage = "file"
+	}
+	if c.Replicas == 0 {
+		c.Replicas = 1
+	}
+	if c.MaxPending == 0 {
+		c.MaxPending = DefaultMaxPending
+	}
+	if c.PublishTimeout == 0 {
+		c.PublishTimeout = DefaultPublishTimeout
+	}
+	if c.AckWait == 0 {
+		c.AckWait = DefaultAckWait
+	}
+	if c.MaxAckPending == 0 {
+		c.MaxAckPending = DefaultMaxAckPending
+	}
+	if c.MaxDeliver == 0 {
+		c.MaxDeliver = DefaultMaxDeliver
+	}
+	if c.RetryBackoff == 0 {
+		c.RetryBackoff = DefaultRetryBackoff
+	}
+	if c.MaxRetryBackoff == 0 {
+		c.MaxRetryBackoff = DefaultMaxRetryBackoff
+	}
+	if c.Lanes == 0 {
+		c.Lanes = DefaultLanes
+	}
+	if c.DeadLetterSubject == "" {
+		c.DeadLetterSubject = DefaultDeadLetterSubj
+	}
+	if c.DeadLetterStream == "" {
+		c.DeadLetterStream = DefaultDeadLetterStream
+	}
+	if c.DepthInterval == 0 {
+		c.DepthInterval = DefaultDepthInterval
+	}
+}
+
+// Validate reports every invalid field as a *transports.FieldError naming
+// its key within the transport's section, joined with errors.Join.
+func (c *Config) Validate() error {
+	var errs []error
+	add := func(key, format string, args ...any) {
+		errs = append(errs, transports.FieldErrorf(key, format, args...))
+	}
+	if c.URL != "" && len(c.URLs) > 0 {
+		add("urls", "set url or urls, not both")
+	}
+	for i, u := range c.serverURLs() {
+		key := "url"
+		if len(c.URLs) > 0 {
+			key = fmt.Sprintf("urls[%d]", i)
+		}
+		if err := checkURL(u); err != nil {
+			add(key, "%v", err)
+		}
+	}
+	kinds := 0
+	for _, set := range []bool{c.User != "" || c.Password != "", c.Token != "", c.NKeyFile != "", c.CredsFile != ""} {
+		if set {
+			kinds++
+		}
+	}
+	if kinds > 1 {
+		add("user", "set one of user/password, token, nkey_file and creds_file")
+	}
+	if c.Password != "" && c.User == "" {
+		add("user", "required with password")
+	}
+	for _, f := range []struct{ key, path string }{{"nkey_file", c.NKeyFile}, {"creds_file", c.CredsFile}} {
+		if f.path == "" {
+			continue
+		}
+		if _, err := os.Stat(f.path); err != nil {
+			add(f.key, "cannot read the file: %v", errors.Unwrap(err))
+		}
+	}
+	if c.Stream != "" {
+		if !validName(c.Stream) {
+			add("stream", "must not hold '.', '*', '>', a path separator or white space, got %q", c.Stream)
+		}
+		if len(c.Subjects) == 0 {
+			add("subjects", "required with stream: the subjects the stream holds, as [\"events.>\"]")
+		}
+	} else if len(c.Subjects) > 0 {
+		add("subjects", "only with stream: without it each topic is a stream of its own")
+	}
+	for i, s := range c.Subjects {
+		if !validSubject(s, true) {
+			add(fmt.Sprintf("subjects[%d]", i), "is not a valid subject, got %q", s)
+		}
+	}
+	switch c.Retention {
+	case "", "limits", "interest", "workqueue":
+	default:
+		add("retention", `must be "limits", "interest" or "workqueue", got %q`, c.Retention)
+	}
+	switch c.Storage {
+	case "", "file", "memory":
+	default:
+		add("storage", `must be "file" or "memory", got %q`, c.Storage)
+	}
+	if c.Replicas < 0 || c.Replicas > 5 {
+		add("replicas", "must be between 1 and 5, got %d", c.Replicas)
+	}
+	for _, d := range []struct {
+		key string
+		v   time.Duration
+	}{{"max_age", c.MaxAge}, {"duplicate_window", c.DuplicateWindow}, {"publish_timeout", c.PublishTimeout},
+		{"ack_wait", c.AckWait}, {"retry_backoff", c.RetryBackoff}, {"max_retry_backoff", c.MaxRetryBackoff},
+		{"depth_interval", c.DepthInterval}} {
+		if d.v < 0 {
+			add(d.key, "must not be negative, got %s", d.v)
+		}
+	}
+	if c.AckWait != 0 && c.AckWait < 100*time.Millisecond {
+		add("ack_wait", "must be at least 100ms, got %s", c.AckWait)
+	}
+	if c.MaxBytes < 0 {
+		add("max_bytes", "must not be negative, got %d", c.MaxBytes)
+	}
+	if c.MaxMsgs < 0 {
+		add("max_msgs", "must not be negative, got %d", c.MaxMsgs)
+	}
+	if c.MaxPending < 0 {
+		add("max_pending", "must be positive, got %d", c.MaxPending)
+	}
+	if c.MaxAckPending < 0 {
+		add("max_ack_pending", "must be positive, got %d", c.MaxAckPending)
+	}
+	if c.Lanes < 0 || c.Lanes > 1<<16 {
+		add("lanes", "must be between 1 and 65536, got %d", c.Lanes)
+	}
+	if c.Consumer != "" && !validName(c.Consumer) {
+		add("consumer", "must not hold '.', '*', '>', a path separator or white space, got %q", c.Consumer)
+	}
+	if c.DeadLetterStream != "" && !validName(c.DeadLetterStream) {
+		add("dead_letter_stream", "must not hold '.', '*', '>', a path separator or white space, got %q", c.DeadLetterStream)
+	}
+	if s := c.DeadLetterSubject; s != "" {
+		if strings.Contains(strings.TrimSuffix(s, "{topic}"), "{topic}") {
+			add("dead_letter_subject", "{topic} may only end the subject, got %q", s)
+		} else if !validSubject(strings.ReplaceAll(s, "{topic}", "topic"), false) {
+			add("dead_letter_subject", "is not a valid subject, got %q", s)
+		}
+	}
+	switch {
+	case c.TLS.CertFile != "" && c.TLS.KeyFile == "":
+		add("tls.key_file", "required with tls.cert_file")
+	case c.TLS.KeyFile != "" && c.TLS.CertFile == "":
+		add("tls.cert_file", "required with tls.key_file")
+	case c.TLS.CertFile != "":
+		if err := tlsfiles.Load(&tls.Config{}, "", c.TLS.CertFile, c.TLS.KeyFile); err != nil {
+			add("tls.cert_file", "%s", strings.TrimPrefix(err.Error(), "tls.cert_file: "))
+		}
+	}
+	if c.TLS.CAFile != "" {
+		if err := tlsfiles.Load(&tls.Config{}, c.TLS.CAFile, "", ""); err != nil {
+			add("tls.ca_file", "%s", strings.TrimPrefix(err.Error(), "tls.ca_file: "))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// serverURLs are the configured servers, one URL each.
+func (c *Config) serverURLs() []string {
+	if len(c.URLs) > 0 {
+		return c.URLs
+	}
+	if c.URL == "" {
+		return nil
+	}
+	parts := strings.Split(c.URL, ",")
+	for i := range parts {
+		parts[i] = strings.TrimSpace(parts[i])
+	}
+	return parts
+}
+
+// checkURL checks one server URL with errors that never quote it: it may
+// hold a password.
+func checkURL(s string) error {
+	scheme, _, ok := strings.Cut(s, "://")
+	if !ok {
+		return errors.New("must start with nats:// or tls://")
+	}
+	if scheme != "nats" && scheme != "tls" {
+		return errors.New("must start with nats:// or tls://")
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return errors.New("is not a valid URL: percent-encode the special characters of a user name or password, " +
+			"or give them in the user and password keys")
+	}
+	if u.Hostname() == "" {
+		return errors.New("has no host")
+	}
+	return nil
+}
+
+// validName: stream and consumer names are single subject tokens.
+func validName(s string) bool {
+	return s != "" && !strings.ContainsAny(s, ".*> \t\r\n/\\")
+}
+
+// validSubject checks a subject's tokens; wildcards only where allowed.
+func validSubject(s string, wildcards bool) bool {
+	if s == "" || strings.ContainsAny(s, " \t\r\n") {
+		return false
+	}
+	tokens := strings.Split(s, ".")
+	for i, t := range tokens {
+		switch {
+		case t == "":
+			return false
+		case t == "*" && wildcards:
+		case t == ">" && wildcards && i == len(tokens)-1:
+		case strings.ContainsAny(t, "*>"):
+			return false
+		}
+	}
+	return true
+}
+
+// provision reports whether missing streams are created.
+func (c *Config) provision() bool { return c.Provision == nil || *c.Provision }
+
+// streamFor is the stream that holds topic.
+func (c *Config) streamFor(topic string) string {
+	if c.Stream != "" {
+		return c.Stream
+	}
+	return sanitize(topic)
+}
+
+// consumerFor is the durable consumer that reads topic.
+func (c *Config) consumerFor(topic string) string {
+	if c.Stream != "" {
+		return c.Consumer + "__" + sanitize(topic)
+	}
+	return c.Consumer
+}
+
+// sanitize makes topic a name token: '.', '*', '>', separators and white
+// space become '_'.
+func sanitize(topic string) string {
+	return strings.Map(func(r rune) rune {
+		if strings.ContainsRune(".*> \t\r\n/\\", r) {
+			return '_'
+		}
+		return r
+	}, topic)
+}
+
+// deadLetterSubject is the dead-letter subject of topic.
+func (c *Config) deadLetterSubject(topic string) string {
+	return strings.ReplaceAll(c.DeadLetterSubject, "{topic}", topic)
+}
+
+// deadLetterStreamSubjects are the subjects the dead-letter stream holds.
+func (c *Config) deadLetterStreamSubjects() []string {
+	s := c.DeadLetterSubject
+	if strings.HasSuffix(s, "{topic}") {
+		return []string{strings.TrimSuffix(s, "{topic}") + ">"}
+	}
+	return []string{s}
+}
+
+// streamConfig is the configuration a provisioned stream is created with.
+func (c *Config) streamConfig(name string, subjects []string) js.StreamConfig {
+	sc := js.StreamConfig{
+		Name:       name,
+		Subjects:   subjects,
+		Replicas:   c.Replicas,
+		MaxAge:     c.MaxAge,
+		MaxBytes:   c.MaxBytes,
+		MaxMsgs:    c.MaxMsgs,
+		Duplicates: c.DuplicateWindow,
+		Storage:    js.FileStorage,
+		Retention:  js.LimitsPolicy,
+	}
+	if c.MaxBytes == 0 {
+		sc.MaxBytes = -1
+	}
+	if c.MaxMsgs == 0 {
+		sc.MaxMsgs = -1
+	}
+	if c.Storage == "memory" {
+		sc.Storage = js.MemoryStorage
+	}
+	switch c.Retention {
+	case "interest":
+		sc.Retention = js.InterestPolicy
+	case "workqueue":
+		sc.Retention = js.WorkQueuePolicy
+	}
+	return sc
+}
+
+// options are the nats.go connection options: credentials, TLS, and a
+// client that keeps reconnecting for as long as it lives.
+func (c *Config) options(name string) ([]nats.Option, error) {
+	opts := []nats.Option{
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(250 * time.Millisecond),
+		nats.ReconnectBufSize(-1), // a publish during a reconnect fails at once; the caller falls back
+		nats.RetryOnFailedConnect(true),
+	}
+	if c.ClientName != "" {
+		opts = append(opts, nats.Name(c.ClientName))
+	} else if name != "" {
+		opts = append(opts, nats.Name("switchyard "+name))
+	}
+	switch {
+	case c.User != "":
+		opts = append(opts, nats.UserInfo(c.User, c.Password))
+	case c.Token != "":
+		opts = append(opts, nats.Token(c.Token))
+	case c.NKeyFile != "":
+		o, err := nats.NkeyOptionFromSeed(c.NKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("nkey_file: %w", err)
+		}
+		opts = append(opts, o)
+	case c.CredsFile != "":
+		opts = append(opts, nats.UserCredentials(c.CredsFile))
+	}
+	useTLS := c.TLS.Enabled || c.TLS.CAFile != "" || c.TLS.CertFile != "" || c.TLS.InsecureSkipVerify
+	for _, u := range c.serverURLs() {
+		useTLS = useTLS || strings.HasPrefix(u, "tls://")
+	}
+	if useTLS {
+		tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: c.TLS.ServerName, InsecureSkipVerify: c.TLS.InsecureSkipVerify}
+		if err := tlsfiles.Load(tc, c.TLS.CAFile, c.TLS.CertFile, c.TLS.KeyFile); err != nil {
+			return nil, err
+		}
+		opts = append(opts, nats.Secure(tc))
+	}
+	return opts, nil
+}
+
+// redacted replaces a secret in a dump of a Config, the same for every
+// secret so that its length says nothing.
+const redacted = "xxxxx"
+
+// String shows c with its secrets replaced: the password, the token, and
+// the user info of each URL. fmt uses it for %v, %+v, %s, %q and %x, so a
+// Config may go into a log or an error as it is. The NKey and creds files
+// are paths, shown as they are.
+func (c Config) String() string { return fmt.Sprintf("%+v", c.redacted()) }
+
+// GoString is String in Go syntax, for %#v.
+func (c Config) GoString() string {
+	return "jetstream.Config" + strings.TrimPrefix(fmt.Sprintf("%#v", c.redacted()), "jetstream.plainConfig")
+}
+
+// plainConfig is a Config without its methods, to format its fields.
+type plainConfig Config
+
+func (c Config) redacted() plainConfig {
+	r := plainConfig(c)
+	if r.Password != "" {
+		r.Password = redacted
+	}
+	if r.Token != "" {
+		r.Token = redacted
+	}
+	if c.URL != "" {
+		parts := strings.Split(c.URL, ",")
+		for i, p := range parts {
+			parts[i] = redactURL(p)
+		}
+		r.URL = strings.Join(parts, ",")
+	}
+	if len(c.URLs) > 0 {
+		r.URLs = make([]string, len(c.URLs))
+		for i, u := range c.URLs {
+			r.URLs[i] = redactURL(u)
+		}
+	}
+	return r
+}
+
+// redactURL replaces the user info of s: everything between the scheme and
+// the last '@'. A text that is not a URL of a known scheme is replaced
+// whole: where a secret would be in it is unknown.
+func redactURL(s string) string {
+	lead := len(s) - len(strings.TrimLeft(s, " "))
+	scheme, rest, ok := strings.Cut(strings.TrimSpace(s), "://")
+	if !ok || (scheme != "nats" && scheme != "tls") {
+		return redacted
+	}
+	if i := strings.LastIndex(rest, "@"); i >= 0 {
+		rest = redacted + "@" + rest[i+1:]
+	}
+	return s[:lead] + scheme + "://" + rest
+}
