@@ -27,13 +27,14 @@ deps:
 test: deps
 	$(GO) vet $(PKGS)
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
-	# Watermill's TestReconnect restarts our redis-server mid-stream. It races
+	# Watermill's TestReconnect restarts our redis-server (and our embedded
+	# NATS server) mid-stream. It races
 	# on its own bookkeeping (it can assert before recording the last publish:
 	# "received 10000, sent 9999"), so the -race run leaves it out and this
 	# runs it without -race, up to 8 times. transports/redisstream's own
 	# TestReconnect, synchronised, runs in the -race run above.
 	@for i in 1 2 3 4 5 6 7 8; do \
-	  $(GO) test -count=1 -timeout 10m -run 'TestPubSub/TestReconnect' ./transports/redisstream/ && exit 0; \
+	  $(GO) test -count=1 -timeout 10m -run 'TestPubSub/TestReconnect' ./transports/redisstream/ ./transports/jetstream/ && exit 0; \
 	  echo "Watermill TestReconnect failed (attempt $$i)"; done; exit 1
 
 lint:

@@ -13,7 +13,7 @@ import (
 // Name constants, would register them whatever package all imports.
 func TestRegistersBuiltins(t *testing.T) {
 	names := transports.Names()
-	for _, name := range []string{"memory", "gochannel", "redisstream", "http"} {
+	for _, name := range []string{"memory", "gochannel", "redisstream", "http", "jetstream"} {
 		require.Contains(t, names, name)
 		_, err := transports.Default().Lookup(name)
 		require.NoError(t, err)

@@ -3,7 +3,8 @@
 //
 //	import _ "github.com/switchyard-go/switchyard/transports/all"
 //
-// It imports memory, gochannel, redisstream and http. A program that wants
+// It imports memory, gochannel, redisstream, http and
+// jetstream. A program that wants
 // only some transports imports those packages instead, and links nothing
 // else.
 package all
