@@ -29,6 +29,7 @@ type Option func(*options)
 
 type options struct {
 	logger     watermill.LoggerAdapter
+	slog       *slog.Logger // for warnings, when logging through slog
 	registerer prometheus.Registerer
 	registry   *transports.Registry
 	noMetrics  bool
@@ -36,12 +37,12 @@ type options struct {
 
 // WithLogger logs through l (default: slog.Default()).
 func WithLogger(l *slog.Logger) Option {
-	return func(o *options) { o.logger = watermill.NewSlogLogger(l) }
+	return func(o *options) { o.logger, o.slog = watermill.NewSlogLogger(l), l }
 }
 
 // WithLoggerAdapter logs through a Watermill logger adapter.
 func WithLoggerAdapter(l watermill.LoggerAdapter) Option {
-	return func(o *options) { o.logger = l }
+	return func(o *options) { o.logger, o.slog = l, nil }
 }
 
 // WithRegisterer registers the bus's metrics, and its transports', with r.
@@ -69,6 +70,7 @@ func WithRegistry(r *transports.Registry) Option {
 type Bus struct {
 	cfg    Config
 	logger watermill.LoggerAdapter
+	slog   *slog.Logger // nil: warnings go to logger at Info
 	reg    prometheus.Registerer
 
 	ingress    *queue.Broker
@@ -118,7 +120,7 @@ func New(cfg Config, opts ...Option) (*Bus, error) {
 		opt(&o)
 	}
 	if o.logger == nil {
-		o.logger = watermill.NewSlogLogger(slog.Default())
+		o.logger, o.slog = watermill.NewSlogLogger(slog.Default()), slog.Default()
 	}
 	if o.registerer == nil {
 		o.registerer = prometheus.NewRegistry() // registered nowhere that is scraped
@@ -147,6 +149,7 @@ func build(cfg Config, o options) (*Bus, error) {
 	}
 	b := &Bus{
 		cfg:        cfg,
+		slog:       o.slog,
 		registry:   o.registry,
 		reg:        o.registerer,
 		transports: make(map[string]transports.Transport, len(cfg.Transports)),
@@ -341,6 +344,7 @@ func (b *Bus) Run(ctx context.Context) error {
 		b.addHandler(spec)
 	}
 	b.mu.Unlock()
+	b.logRoutes()
 
 	go func() {
 		select {

@@ -99,7 +99,7 @@ func LoadConfig(sources ...Source) (Config, error) {
 // FromFile reads a file whose extension says its format: .yaml or .yml,
 // .json, .toml.
 func FromFile(path string) Source {
-	return Source{name: "file " + path, read: func() (map[string]any, map[string]string, error) {
+	return Source{name: fileSourceName(path), read: func() (map[string]any, map[string]string, error) {
 		ext := filepath.Ext(path)
 		parser, format, ok := parserFor(ext)
 		if !ok {
@@ -121,6 +121,8 @@ func FromFile(path string) Source {
 		return values, nil, nil
 	}}
 }
+
+func fileSourceName(path string) string { return "file " + path }
 
 // FromBytes parses data in format: "yaml" (or "yml"), "json" or "toml".
 func FromBytes(data []byte, format string) Source {

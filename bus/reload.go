@@ -193,7 +193,10 @@ func changedKeys(a, b Config) []string {
 // sources in order, as LoadConfig does; without sources, FromFile(path) and
 // then FromEnv(), so an EVENT_* variable set in the environment still wins
 // over the file. A file that cannot be read or is invalid is rejected, with
-// its reason logged, and the bus keeps its configuration.
+// its reason logged, and the bus keeps its configuration. Each time it reads
+// the file, at the start too, it warns about every key of the file that a
+// later source overrides (an environment variable): a change to that key in
+// the file is ignored.
 //
 // It watches the file's directory, so that editors that write a new file
 // and rename it, and Kubernetes ConfigMap volumes that swap a symlink, are
@@ -252,6 +255,7 @@ func (b *Bus) WatchConfig(ctx context.Context, path string, sources ...Source) e
 				b.rejectReload(err, path)
 				continue
 			}
+			b.warnOverrides(path, sources)
 			_ = b.Reload(cfg) // logs its own outcome
 		}
 	}
