@@ -105,10 +105,14 @@ func run(mode, out, chart, basePath, raw, from string) error {
 		}
 		return nil
 	}
-	r := &report{env: environment(rs, mode), rs: rs, outs: outs, commands: commands}
-	if from == "" {
-		r.prof = busProfile(mode)
+	measured := time.Now()
+	if from != "" {
+		if fi, err := os.Stat(from); err == nil {
+			measured = fi.ModTime()
+		}
 	}
+	r := &report{env: environment(rs, mode, measured), rs: rs, outs: outs, commands: commands}
+	r.prof = busProfile(mode, from != "")
 	rel, err := filepath.Rel(filepath.Dir(out), chart)
 	if err != nil {
 		return err
@@ -149,8 +153,8 @@ func (w *progress) Write(p []byte) (int, error) {
 }
 
 // environment describes the machine, Go and the dependencies compared.
-func environment(rs *results, mode string) env {
-	e := env{date: time.Now().UTC().Format("2006-01-02 15:04 UTC")}
+func environment(rs *results, mode string, measured time.Time) env {
+	e := env{date: measured.UTC().Format("2006-01-02 15:04 UTC")}
 	cpu := rs.config["cpu"]
 	if cpu == "" {
 		cpu = "unknown CPU"
@@ -202,9 +206,13 @@ func memTotal() string {
 	return "unknown memory"
 }
 
-// busProfile profiles the bus on memory with 8 publishers and returns the
-// top of its CPU and allocation profiles, or nothing if it fails.
-func busProfile(mode string) profile {
+// busProfile profiles the bus on memory with 8 publishers (or, with
+// reuse, reads the profiles an earlier run left) and returns the top of its
+// CPU and allocation profiles, or nothing if that fails.
+func busProfile(mode string, reuse bool) profile {
+	if reuse {
+		return readProfile()
+	}
 	n := "100000x"
 	if mode != modeFull {
 		n = "20000x"
@@ -218,10 +226,38 @@ func busProfile(mode string) profile {
 		fmt.Fprintln(os.Stderr, "report: profile:", err)
 		return profile{}
 	}
-	return profile{
-		cpu:    pprofTop("-nodecount=10", "bench.test", "bench-cpu.prof"),
-		allocs: pprofTop("-nodecount=10", "-sample_index=alloc_objects", "bench.test", "bench-mem.prof"),
+	return readProfile()
+}
+
+func readProfile() profile {
+	p := profile{
+		cpu:    pprofTop("-nodecount=8", "bench.test", "bench-cpu.prof"),
+		allocs: pprofTop("-nodecount=8", "-sample_index=alloc_objects", "bench.test", "bench-mem.prof"),
 	}
+	p.routerAllocs = routerShare(pprofTop("-nodecount=60", "-sample_index=alloc_objects", "bench.test", "bench-mem.prof"))
+	return p
+}
+
+// routerShare sums the flat% of the allocation sites of Watermill's Router
+// handlers (their goroutine, log fields and context values) in a
+// `pprof -top` listing.
+func routerShare(top []string) float64 {
+	var sum float64
+	for _, l := range top {
+		f := strings.Fields(l)
+		if len(f) < 6 {
+			continue
+		}
+		fn := strings.Join(f[5:], " ")
+		if !strings.Contains(fn, "watermill/message.(*handler)") && !strings.HasPrefix(fn, "context.WithValue") {
+			continue
+		}
+		var pct float64
+		if _, err := fmt.Sscanf(f[1], "%f%%", &pct); err == nil {
+			sum += pct
+		}
+	}
+	return sum
 }
 
 // pprofTop is `go tool pprof -top` from its column header on.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"strings"
 )
 
 // A target is one line of the report's first table: a ratio of the bus
@@ -174,7 +175,7 @@ func fmtNum(x float64) string {
 	case a >= 100:
 		return fmt.Sprintf("%.0f", x)
 	case a >= 10:
-		return fmt.Sprintf("%.1f", x)
+		return strings.TrimSuffix(fmt.Sprintf("%.1f", x), ".0")
 	default:
 		return fmt.Sprintf("%.2f", x)
 	}
