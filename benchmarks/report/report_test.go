@@ -80,7 +80,11 @@ func TestGuardFailsWhenARatioHalves(t *testing.T) {
 	if ok || !strings.HasPrefix(lines[0], "FAIL") {
 		t.Errorf("0.5 against a reported 1.1 (limit 0.55) passed: %v", lines)
 	}
-	if _, ok := guard(outs, baseline{"memory-allocs": 14}); ok {
-		t.Errorf("30 allocs against a reported 14 (limit 28) passed")
+	if _, ok := guard(outs, baseline{"memory-allocs": 10}); !ok {
+		t.Errorf("30 allocs against a reported 10 failed, within twice the target's bound of 25")
+	}
+	p99 := outcome{target: target{id: "p99", refName: "ref", bound: 1.1, atMost: true}, ratio: ratio{value: 2.5}}
+	if _, ok := guard([]outcome{p99}, baseline{"p99": 1.2}); ok {
+		t.Errorf("a p99 ratio of 2.5 against a reported 1.2 (limit 2.4) passed")
 	}
 }
