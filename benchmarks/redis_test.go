@@ -50,11 +50,14 @@ var redisLatencyRates = []int{1000, 5000, 20000}
 //     per call and wait for its reply; goredis-pipelined 64 per pipeline;
 //     the bus's Publish returns once its ingress has the message and the
 //     bus's 64 lanes send them on.
+//   - Consume: b.N entries are XADDed with the timer stopped; the timer runs
+//     from starting the consumer until it has every message and every ack
+//     has reached Redis (XPENDING empty): the consumer alone.
 //   - EndToEnd: 8 publishers as in Publish and one consumer, from an empty
 //     stream, until the consumer has every message and every ack has
-//     reached Redis (XPENDING empty): the saturation throughput. The
-//     reference is goredis-pipelined publishers with the batched go-redis
-//     consumer.
+//     reached Redis: the saturation throughput, with the latencies (from
+//     each message's making) at saturation. The reference is
+//     goredis-pipelined publishers with the batched go-redis consumer.
 //   - Latency/rate=…: one goroutine publishes b.N messages at a fixed rate;
 //     each message's latency runs from when it was due (its published_at)
 //     to its consumer receiving it, so a publisher that falls behind counts
@@ -67,6 +70,9 @@ func BenchmarkRedis(b *testing.B) {
 				benchRedisPublish(b, env, impl, publishers)
 			})
 		}
+	}
+	for _, impl := range []string{implGoRedisPipelined, implBus, implWatermill} {
+		b.Run("Consume/impl="+impl, func(b *testing.B) { benchRedisConsume(b, env, impl) })
 	}
 	for _, impl := range []string{implGoRedisPipelined, implBus, implWatermill} {
 		b.Run("EndToEnd/"+publishersName(8)+"/impl="+impl, func(b *testing.B) {
@@ -147,21 +153,48 @@ func benchRedisPublish(b *testing.B, env *redisEnv, impl string, publishers int)
 	env.reportCPU(b, cpu)
 }
 
-func benchRedisEndToEnd(b *testing.B, env *redisEnv, impl string, publishers int) {
-	stream := env.newStream(b)
-	handled := newCountdown(b.N)
-	var send func(first, count int) error
+// consumeInto starts impl's consumer of stream, which records each
+// message's latency into lat; for the bus, the bus is returned, to publish
+// with.
+func (env *redisEnv) consumeInto(b *testing.B, impl, stream string, lat *latencies) func(first, count int) error {
 	switch impl {
 	case implBus:
-		send = env.redisPublisher(b, impl, stream, func(*message.Message) error {
-			handled.done()
+		return env.redisPublisher(b, impl, stream, func(m *message.Message) error {
+			lat.receivedMessage(m)
 			return nil
 		})
 	case implWatermill:
-		env.consumeWatermill(b, stream, func(*message.Message) { handled.done() })
-		send = env.redisPublisher(b, impl, stream, nil)
+		env.consumeWatermill(b, stream, lat.receivedMessage)
 	default:
-		env.rawConsumer(b, env.client(b), stream, func(redis.XMessage) { handled.done() }, handled.fail)
+		env.rawConsumer(b, env.client(b), stream, func(x redis.XMessage) { lat.record(rawPublishedAt(x.Values)) }, lat.handled.fail)
+	}
+	return nil
+}
+
+func benchRedisConsume(b *testing.B, env *redisEnv, impl string) {
+	stream := env.newStream(b)
+	lat := newLatencies(b.N)
+	fill := env.redisPublisher(b, implGoRedisPipelined, stream, nil)
+	if err := inBatches(b.N, 1, redisPipelineBatch, fill); err != nil {
+		b.Fatal(err)
+	}
+	startClean()
+	cpu := env.cpuMark(b)
+	b.ReportAllocs()
+	b.ResetTimer()
+	env.consumeInto(b, impl, stream, lat)
+	lat.handled.wait(b)
+	env.waitAcked(b, stream)
+	b.StopTimer()
+	reportThroughput(b)
+	env.reportCPU(b, cpu)
+}
+
+func benchRedisEndToEnd(b *testing.B, env *redisEnv, impl string, publishers int) {
+	stream := env.newStream(b)
+	lat := newLatencies(b.N)
+	send := env.consumeInto(b, impl, stream, lat)
+	if send == nil {
 		send = env.redisPublisher(b, impl, stream, nil)
 	}
 	startClean()
@@ -171,11 +204,12 @@ func benchRedisEndToEnd(b *testing.B, env *redisEnv, impl string, publishers int
 	if err := inBatches(b.N, publishers, batchOf(impl), send); err != nil {
 		b.Fatal(err)
 	}
-	handled.wait(b)
+	lat.handled.wait(b)
 	env.waitAcked(b, stream)
 	b.StopTimer()
 	reportThroughput(b)
 	env.reportCPU(b, cpu)
+	lat.report(b, 0)
 }
 
 func benchRedisLatency(b *testing.B, env *redisEnv, impl string, rate int) {

@@ -77,7 +77,7 @@ func (r *report) markdown() string {
 
 	p("## Redis Streams\n\n")
 	p("| events/s | go-redis pipelined | go-redis, one XADD at a time | bus | watermill-redisstream | bus ÷ pipelined |\n|---|---:|---:|---:|---:|---:|\n")
-	for _, row := range []string{"Publish/publishers=1", "Publish/publishers=8", "Publish/publishers=64", "EndToEnd/publishers=8"} {
+	for _, row := range []string{"Publish/publishers=1", "Publish/publishers=8", "Publish/publishers=64", "Consume", "EndToEnd/publishers=8"} {
 		base := "Redis/" + row + "/impl="
 		tp := func(impl string) string {
 			xs := r.rs.get(base+impl, "msgs/s")
@@ -86,10 +86,11 @@ func (r *report) markdown() string {
 			}
 			return fmtNum(median(xs))
 		}
-		p("| %s | %s | %s | %s | %s | %s |\n", strings.ReplaceAll(row, "/publishers=", ", publishers "), tp("goredis-pipelined"), tp("goredis"), tp("bus"), tp("watermill"),
+		label := strings.NewReplacer("/publishers=", ", publishers ", "EndToEnd", "end to end", "Consume", "consume a backlog").Replace(row)
+		p("| %s | %s | %s | %s | %s | %s |\n", label, tp("goredis-pipelined"), tp("goredis"), tp("bus"), tp("watermill"),
 			r.ratioCell(base+"bus", base+"goredis-pipelined", "msgs/s"))
 	}
-	p("\nEnd to end: 8 publishers and one consumer until every ack reached Redis, the saturation throughput; the reference consumer reads 256 entries per XREADGROUP and acks each read with one XACK.\n\n")
+	p("\nConsume: the consumer alone, on a stream filled beforehand. End to end: 8 publishers and one consumer until every ack reached Redis, the saturation throughput. The go-redis consumer reads 256 entries per XREADGROUP and acks each read with one XACK.\n\n")
 	p("```sh\n%s\n```\n\n", r.commands["redis"])
 	p("| rate | p50 / p99 / p99.9 (ms): go-redis | bus | watermill-redisstream | bus p99 ÷ go-redis |\n|---:|---:|---:|---:|---:|\n")
 	for _, rate := range []int{1000, 5000, 20000} {
@@ -97,7 +98,10 @@ func (r *report) markdown() string {
 		p("| %s/s | %s | %s | %s | %s |\n", fmtNum(float64(rate)), r.percentiles(base+"goredis"), r.percentiles(base+"bus"), r.percentiles(base+"watermill"),
 			r.ratioCell(base+"bus", base+"goredis", "p99-µs"))
 	}
-	p("\nOne publishing goroutine at a fixed rate; go-redis and watermill-redisstream wait for each XADD, the bus's `Publish` returns once its ingress has the event.\n\n")
+	sat := "Redis/EndToEnd/publishers=8/impl="
+	p("| saturation | %s | %s | %s | %s |\n", r.percentiles(sat+"goredis-pipelined"), r.percentiles(sat+"bus"), r.percentiles(sat+"watermill"),
+		r.ratioCell(sat+"bus", sat+"goredis-pipelined", "p99-µs"))
+	p("\nOne publishing goroutine at a fixed rate; go-redis and watermill-redisstream wait for each XADD, the bus's `Publish` returns once its ingress has the event. Saturation: the end-to-end runs above, from each event's making (go-redis pipelined there).\n\n")
 	p("```sh\n%s\n```\n\n", r.commands["latency"])
 
 	p("## HTTP\n\n")

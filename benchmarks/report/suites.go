@@ -24,7 +24,7 @@ var suites = []suite{
 		guard: "^BenchmarkInProcess$/^publishers=8$",
 	},
 	{
-		name: "redis", bench: "^BenchmarkRedis$/^(Publish|EndToEnd)$",
+		name: "redis", bench: "^BenchmarkRedis$/^(Publish|Consume|EndToEnd)$",
 		benchtime: "1s", count: 5, quickBenchtime: "200ms", quickCount: 3,
 		guard: "^BenchmarkRedis$/^(Publish|EndToEnd)$/^publishers=8$",
 	},
