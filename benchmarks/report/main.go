@@ -231,11 +231,31 @@ func busProfile(mode string, reuse bool) profile {
 
 func readProfile() profile {
 	p := profile{
-		cpu:    pprofTop("-nodecount=8", "bench.test", "bench-cpu.prof"),
+		cpu:    ownFunctions(pprofTop("-cum", "-nodecount=100", "bench.test", "bench-cpu.prof"), 8),
 		allocs: pprofTop("-nodecount=8", "-sample_index=alloc_objects", "bench.test", "bench-mem.prof"),
 	}
 	p.routerAllocs = routerShare(pprofTop("-nodecount=60", "-sample_index=alloc_objects", "bench.test", "bench-mem.prof"))
 	return p
+}
+
+// ownFunctions keeps the header of a `pprof -top` listing and its first n
+// lines of switchyard's and Watermill's functions (not the runtime's, nor
+// the benchmark's own).
+func ownFunctions(top []string, n int) []string {
+	if len(top) == 0 {
+		return nil
+	}
+	out := top[:1]
+	for _, l := range top[1:] {
+		if len(out) > n {
+			break
+		}
+		if (strings.Contains(l, "switchyard-go/switchyard/") || strings.Contains(l, "ThreeDotsLabs/watermill")) &&
+			!strings.Contains(l, "/benchmarks.") {
+			out = append(out, l)
+		}
+	}
+	return out
 }
 
 // routerShare sums the flat% of the allocation sites of Watermill's Router

@@ -136,7 +136,7 @@ func (r *report) markdown() string {
 	p("- A publish that waits for Redis (`PublishSync`, watermill-redisstream, one XADD at a time) is bound by round trips; the bus's async `Publish` lets its 64 lanes pipeline them.\n")
 	p("- Fixed-rate latencies include the ingress's wait for a lane; at saturation they are the queue's length over the throughput.\n")
 	if len(r.prof.cpu) > 0 && r.missed("") {
-		p("\nWhere the bus on memory spends, 8 publishers (`go tool pprof -top` of `-cpuprofile` and `-memprofile` of `InProcess/publishers=8/system=bus`): CPU, then allocated objects, by function.\n\n")
+		p("\nWhere the bus on memory spends, 8 publishers (`go tool pprof -top` of `-cpuprofile` and `-memprofile` of `InProcess/publishers=8/system=bus`): CPU by cumulative time (switchyard's and Watermill's functions), then allocated objects, by function.\n\n")
 		p("```\n%s\n```\n\n```\n%s\n```\n", strings.Join(r.prof.cpu, "\n"), strings.Join(r.prof.allocs, "\n"))
 	}
 	return w.String()
