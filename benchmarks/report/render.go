@@ -250,5 +250,11 @@ func writeChart(rs *results, path string) error {
 	}
 	p.NominalX(names...)
 	p.X.Min, p.X.Max = -0.5, float64(len(deliveryPaths))-0.5
+	// Room above the markers for the legend.
+	p.Y.Max *= 8
+	p.Y.Min /= 2
+	p.Legend.Left = true
+	p.Legend.XOffs = vg.Points(12)
+	p.Legend.YOffs = -vg.Points(24)
 	return p.Save(7*vg.Inch, 3.5*vg.Inch, path)
 }
