@@ -28,13 +28,17 @@ import (
 	"time"
 )
 
+// testBinary is where the benchmarks' test binary is built, in the
+// repository root (ignored by git, as the profiles are).
+const testBinary = "bench.test"
+
 func main() {
 	quick := flag.Bool("quick", false, "run each benchmark briefly")
 	guardMode := flag.Bool("guard", false, "run the targets' benchmarks briefly and compare with -baseline; write nothing")
 	out := flag.String("out", "docs/performance.md", "the report to write")
 	chart := flag.String("chart", "docs/images/perf-latency.png", "the chart to write")
 	base := flag.String("baseline", "benchmarks/report/baseline.json", "the figures the guard compares with")
-	raw := flag.String("raw", "bench.txt", "where the benchmarks' raw output goes")
+	raw := flag.String("raw", "", "where the benchmarks' raw output goes (default bench.txt; for -guard, a file in the temporary directory)")
 	from := flag.String("from", "", "read results from this file instead of running the benchmarks")
 	flag.Parse()
 	mode := modeFull
@@ -43,6 +47,13 @@ func main() {
 		mode = modeGuard
 	case *quick:
 		mode = modeQuick
+	}
+	if *raw == "" {
+		*raw = "bench.txt"
+		if mode == modeGuard {
+			// The guard leaves the report's raw output alone.
+			*raw = filepath.Join(os.TempDir(), "switchyard-bench-guard.txt")
+		}
 	}
 	if err := run(mode, *out, *chart, *base, *raw, *from); err != nil {
 		fmt.Fprintln(os.Stderr, "report:", err)
@@ -72,20 +83,33 @@ func run(mode, out, chart, basePath, raw, from string) error {
 			return err
 		}
 		defer rawFile.Close()
+		// One test binary for every round: rounds then cost no build.
+		build := exec.Command("go", "test", "-c", "-o", testBinary, "./benchmarks/")
+		build.Stdout, build.Stderr = os.Stderr, os.Stderr
+		if err := build.Run(); err != nil {
+			return fmt.Errorf("building the benchmarks: %w", err)
+		}
+		bin, err := filepath.Abs(testBinary)
+		if err != nil {
+			return err
+		}
 		for _, s := range suites {
 			if mode == modeGuard && s.guard == "" {
 				continue
 			}
 			fmt.Fprintf(os.Stderr, "report: %s\n", s.command(mode))
-			var buf bytes.Buffer
-			cmd := exec.Command("go", s.args(mode)...)
-			cmd.Stdout = io.MultiWriter(&buf, rawFile, &progress{})
-			cmd.Stderr = os.Stderr
-			if err := cmd.Run(); err != nil {
-				return fmt.Errorf("%s: %w", s.name, err)
-			}
-			if err := rs.read(&buf, s.name); err != nil {
-				return err
+			for range s.rounds(mode) {
+				var buf bytes.Buffer
+				cmd := exec.Command(bin, s.testArgs(mode)...)
+				cmd.Dir = "benchmarks" // where go test runs it
+				cmd.Stdout = io.MultiWriter(&buf, rawFile, &progress{})
+				cmd.Stderr = os.Stderr
+				if err := cmd.Run(); err != nil {
+					return fmt.Errorf("%s: %w", s.name, err)
+				}
+				if err := rs.read(&buf, s.name); err != nil {
+					return err
+				}
 			}
 		}
 	}
@@ -220,7 +244,7 @@ func busProfile(mode string, reuse bool) profile {
 	fmt.Fprintln(os.Stderr, "report: profiling the bus on memory")
 	cmd := exec.Command("go", "test", "-run", "^$", "-bench", "^BenchmarkInProcess$/^publishers=8$/^system=bus$",
 		"-benchtime", n, "-count", "1", "-cpuprofile", "bench-cpu.prof", "-memprofile", "bench-mem.prof",
-		"-o", "bench.test", "./benchmarks/")
+		"-o", testBinary, "./benchmarks/")
 	cmd.Stderr = os.Stderr
 	if err := cmd.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "report: profile:", err)
@@ -231,10 +255,10 @@ func busProfile(mode string, reuse bool) profile {
 
 func readProfile() profile {
 	p := profile{
-		cpu:    ownFunctions(pprofTop("-cum", "-nodecount=100", "bench.test", "bench-cpu.prof"), 8),
-		allocs: pprofTop("-nodecount=8", "-sample_index=alloc_objects", "bench.test", "bench-mem.prof"),
+		cpu:    ownFunctions(pprofTop("-cum", "-nodecount=100", testBinary, "bench-cpu.prof"), 8),
+		allocs: pprofTop("-nodecount=8", "-sample_index=alloc_objects", testBinary, "bench-mem.prof"),
 	}
-	p.routerAllocs = routerShare(pprofTop("-nodecount=60", "-sample_index=alloc_objects", "bench.test", "bench-mem.prof"))
+	p.routerAllocs = routerShare(pprofTop("-nodecount=60", "-sample_index=alloc_objects", testBinary, "bench-mem.prof"))
 	return p
 }
 

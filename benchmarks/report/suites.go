@@ -20,7 +20,7 @@ type suite struct {
 var suites = []suite{
 	{
 		name: "inprocess", bench: "^BenchmarkInProcess$",
-		benchtime: "100000x", count: 6, quickBenchtime: "20000x", quickCount: 3,
+		benchtime: "100000x", count: 6, quickBenchtime: "20000x", quickCount: 5,
 		guard: "^BenchmarkInProcess$/^publishers=8$",
 	},
 	{
@@ -35,7 +35,7 @@ var suites = []suite{
 	},
 	{
 		name: "http", bench: "^BenchmarkHTTP$",
-		benchtime: "20000x", count: 5, quickBenchtime: "3000x", quickCount: 3,
+		benchtime: "20000x", count: 5, quickBenchtime: "3000x", quickCount: 5,
 		guard: "^BenchmarkHTTP$/^publishers=(1|8)$",
 	},
 	{
@@ -44,28 +44,57 @@ var suites = []suite{
 	},
 }
 
-// args are the `go test` arguments of s in mode.
-func (s suite) args(mode string) []string {
-	bench, benchtime, count := s.bench, s.benchtime, s.count
+// rounds is how many times s runs in mode. Each round is a process of its
+// own that runs every benchmark of s once, so that a bus and its reference
+// take turns: a change in the machine's load falls on both (go test's
+// -count would run each benchmark's samples back to back instead).
+func (s suite) rounds(mode string) int {
+	if mode == modeFull {
+		return s.count
+	}
+	return s.quickCount
+}
+
+// flags are the test flags of one round of s in mode, as name, value
+// pairs (an empty value for a boolean flag).
+func (s suite) flags(mode string) [][2]string {
+	bench, benchtime := s.bench, s.benchtime
 	if mode != modeFull {
-		benchtime, count = s.quickBenchtime, s.quickCount
+		benchtime = s.quickBenchtime
 	}
 	if mode == modeGuard {
 		bench = s.guard
 	}
-	return []string{"test", "-run", "^$", "-bench", bench, "-benchmem",
-		"-benchtime", benchtime, "-count", fmt.Sprint(count), "-timeout", "30m", "./benchmarks/"}
+	return [][2]string{{"run", "^$"}, {"bench", bench}, {"benchmem", ""},
+		{"benchtime", benchtime}, {"count", "1"}, {"timeout", "30m"}}
 }
 
-// command is s's command as a user types it.
-func (s suite) command(mode string) string {
-	args := s.args(mode)
-	for i, a := range args {
-		if strings.ContainsAny(a, "^$|()*") {
-			args[i] = "'" + a + "'"
+// testArgs are the test binary's arguments of one round of s in mode.
+func (s suite) testArgs(mode string) []string {
+	var args []string
+	for _, f := range s.flags(mode) {
+		args = append(args, "-test."+f[0])
+		if f[1] != "" {
+			args = append(args, f[1])
 		}
 	}
-	return "go " + strings.Join(args, " ")
+	return args
+}
+
+// command is one round of s as a user types it, with the number of rounds.
+func (s suite) command(mode string) string {
+	args := []string{"go", "test"}
+	for _, f := range s.flags(mode) {
+		args = append(args, "-"+f[0])
+		switch {
+		case f[1] == "":
+		case strings.ContainsAny(f[1], "^$|()*"):
+			args = append(args, "'"+f[1]+"'")
+		default:
+			args = append(args, f[1])
+		}
+	}
+	return fmt.Sprintf("%s ./benchmarks/   # %d rounds", strings.Join(args, " "), s.rounds(mode))
 }
 
 const (
