@@ -42,27 +42,34 @@ lint:
 	$(GO) vet $(PKGS)
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) $(PKGS)
 
-# Side-by-side benchmarks; the reference of each ratio runs in the same
-# process. Results go to bench.txt and through benchstat. HTTP takes fewer
-# events: a loopback request costs about a hundred times an in-process event.
-bench:
-	$(GO) test -run '^$$' -bench . -skip 'Redis|Interleaved|HTTP' -benchmem -benchtime $(BENCHTIME) -count $(COUNT) ./benchmarks/ | tee bench.txt
-	$(GO) test -run '^$$' -bench 'HTTPPublish' -benchmem -benchtime $(HTTP_BENCHTIME) -count $(COUNT) ./benchmarks/ | tee -a bench.txt
-	$(GO) run golang.org/x/perf/cmd/benchstat@$(BENCHSTAT_VERSION) bench.txt
+# The performance report: runs every benchmark (each starts its own
+# redis-server and HTTP hub on loopback), reads them with benchstat's
+# library and rewrites docs/performance.md, its chart
+# docs/images/perf-latency.png and the guard's figures
+# (benchmarks/report/baseline.json); the raw output stays in bench.txt.
+# About 15 minutes on 2 cores. Add ARGS=-quick for a brief run.
+bench: deps
+	$(GO) run ./benchmarks/report $(ARGS)
 
-# What the per-event metrics and the routing stages cost, as ratios: each
-# variant takes turns with its reference in one process, and
-# BusInterleavedNull, two identical buses, shows the method's own spread
-# (docs/performance.md).
+# The in-process systems alone, through benchstat, as changes from the
+# bare channel: what each layer costs.
 bench-ratios:
-	$(GO) test -run '^$$' -bench 'Interleaved' -benchtime 600000x -count $(RATIO_COUNT) ./benchmarks/ | tee bench-ratios.txt
-	$(GO) run golang.org/x/perf/cmd/benchstat@$(BENCHSTAT_VERSION) bench-ratios.txt
+	$(GO) test -run '^$$' -bench '^BenchmarkInProcess$$' -benchmem -benchtime 100000x -count $(RATIO_COUNT) ./benchmarks/ | tee bench-ratios.txt
+	$(GO) run golang.org/x/perf/cmd/benchstat@$(BENCHSTAT_VERSION) -col /system bench-ratios.txt
 
-# Redis Streams against raw go-redis and watermill-redisstream, one
-# redis-server for all (see docs/performance.md).
-bench-redis:
-	$(GO) test -run '^$$' -bench 'Redis' -benchmem -benchtime 1s -count $(COUNT) ./benchmarks/ | tee bench-redis.txt
+# Redis Streams alone: the bus against go-redis and watermill-redisstream,
+# one redis-server for all.
+bench-redis: deps
+	$(GO) test -run '^$$' -bench '^BenchmarkRedis$$' -benchmem -benchtime 1s -count $(COUNT) ./benchmarks/ | tee bench-redis.txt
 	$(GO) run golang.org/x/perf/cmd/benchstat@$(BENCHSTAT_VERSION) -col /impl bench-redis.txt
+
+# The CI guard, under 3 minutes: the targets' benchmarks, briefly; fails
+# when a figure is worse than half (a ratio that must be high) or twice (one
+# that must be low, or twice its target if higher) what docs/performance.md
+# reports.
+.PHONY: bench-guard
+bench-guard: deps
+	$(GO) run ./benchmarks/report -guard
 
 # Every FuzzX function of every package, each for $(FUZZTIME) (go test
 # fuzzes one target at a time), found by go test -list so that a new one

@@ -19,76 +19,56 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
+	"github.com/switchyard-go/switchyard/bus"
 	httptransport "github.com/switchyard-go/switchyard/transports/http"
 )
 
-// BenchmarkHTTPPublish compares the HTTP transport's Publisher with raw
-// net/http sending the very same requests to the same loopback server, in
-// the same run: the targets are publisher throughput ≥ 95% of raw
-// and p99 latency ≤ 1.1× raw, from 1 and from 8 concurrent publishers.
+// BenchmarkHTTP compares the bus on its HTTP transport with raw net/http
+// sending the very same requests to the same loopback hub, in the same run:
+// the targets are the bus's throughput ≥ 95% of raw and its p99 latency
+// ≤ 1.1× raw, from 1, 8 and 64 concurrent publishers.
 //
-//   - client=rawrt (the strict reference) does what the Publisher does with
-//     none of its work: http.Transport.RoundTrip called directly (as the
-//     Publisher calls it), with a context.WithTimeout of 2 s per request (as
-//     the Publisher's default timeout), on a clone of http.DefaultTransport
-//     with compression off and 64 idle connections per host (as the
-//     Publisher's), then drain and close the response body. Its requests are
-//     the Publisher's own, captured from a server once per key before the
-//     timer starts: same URL, headers, body.
-//   - client=raw is what a careful hand-written client does with the same
-//     requests: one http.Client on the same kind of transport, a 2 s
-//     Client.Timeout, Client.Do (which copies each request's headers for
-//     redirects).
-//   - client=publisher is httptransport.NewPublisher with the format and
-//     otherwise its defaults (2 s timeout, retries, keep-alive): it maps
-//     each message to its request (CloudEvents attributes, percent-encoding,
-//     URL template) in the timed loop.
+//   - client=rawrt (the reference) does what the transport does with none
+//     of its work: http.Transport.RoundTrip called directly, with a
+//     context.WithTimeout of 2 s per request (the transport's default
+//     timeout), on a clone of http.DefaultTransport with compression off
+//     and 64 idle connections per host (as the transport's), then drain and
+//     close the response body. Its requests are the transport's own,
+//     captured once per key before the timer starts: same URL, headers,
+//     body.
+//   - client=publisher is the HTTP transport's Publisher alone (defaults:
+//     CloudEvents binary, 2 s timeout, retries, keep-alive), which maps each
+//     message to its request in the timed loop.
+//   - client=bus is a whole bus with the HTTP transport as its baseline:
+//     PublishSync of one event made with bus.NewMessage, which returns once
+//     the hub has answered.
 //
-// The three clients run in a random order, drawn afresh in each process, so
-// that a change in the machine's load does not always fall on the same one;
-// run the benchmark several times with -count 1 rather than once with
-// -count (which runs each client's rounds back to back), and compare the
-// medians with benchstat (docs/performance.md, "HTTP").
-//
-// So publisher ÷ rawrt is the Publisher's own cost, in each of the three
-// formats (for cloudevents-structured it includes writing the JSON body,
-// which rawrt replays); format=cloudevents-binary (the default) against
-// format=raw of the same client shows what the CloudEvents headers cost on
-// the wire. The server drains each body and answers 204. One op is one
-// message; messages carry the bus's metadata and are made once per key
-// (msg=premade of BenchmarkEndToEnd). Every op's latency is kept; p50-µs
-// and p99-µs are over all of them, msgs/s over the timed wall time.
-// cpu-µs/op is the CPU time of the whole process (client and server, user
-// and system) per message, read from /proc/self/stat (Linux; omitted
-// elsewhere): unlike wall time it barely moves when other processes load
-// the machine, and with identical requests the server's share is the same
-// for every client.
-func BenchmarkHTTPPublish(b *testing.B) {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+// The hub drains each body and answers 204. One op is one message; every
+// op's latency, from the call to its return, is kept; p50-µs, p99-µs and
+// p999-µs are over all of them, msgs/s over the timed wall time. The
+// clients run in a random order, drawn afresh in each run.
+func BenchmarkHTTP(b *testing.B) {
+	hub := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
 		w.WriteHeader(http.StatusNoContent)
 	}))
-	defer srv.Close()
-	urlTemplate := srv.URL + "/api/v1/events/{topic}"
-	url := srv.URL + "/api/v1/events/" + topic
+	defer hub.Close()
+	cfg := httptransport.Config{URL: hub.URL + "/api/v1/events/{topic}"}
+	url := hub.URL + "/api/v1/events/" + topic
 	msgs := make([]*message.Message, keyCount)
 	for i := range msgs {
-		msgs[i] = httpBusMessage(i)
-	}
-	newTransport := func() *http.Transport {
-		t := http.DefaultTransport.(*http.Transport).Clone()
-		t.MaxIdleConnsPerHost = httptransport.DefaultMaxIdleConnsPerHost
-		t.DisableCompression = true
-		return t
+		msgs[i] = newEvent(i)
 	}
 	type client struct {
 		name string
-		run  func(b *testing.B, cfg httptransport.Config, publishers int)
+		run  func(b *testing.B, publishers int)
 	}
 	clients := []client{
-		{"rawrt", func(b *testing.B, cfg httptransport.Config, publishers int) {
+		{"rawrt", func(b *testing.B, publishers int) {
 			requests := captureRequests(b, cfg, msgs)
-			transport := newTransport()
+			transport := http.DefaultTransport.(*http.Transport).Clone()
+			transport.MaxIdleConnsPerHost = httptransport.DefaultMaxIdleConnsPerHost
+			transport.DisableCompression = true
 			defer transport.CloseIdleConnections()
 			benchHTTPClient(b, publishers, func(i int) error {
 				r := requests[i%keyCount]
@@ -111,31 +91,7 @@ func BenchmarkHTTPPublish(b *testing.B) {
 				return nil
 			})
 		}},
-		{"raw", func(b *testing.B, cfg httptransport.Config, publishers int) {
-			requests := captureRequests(b, cfg, msgs)
-			transport := newTransport()
-			defer transport.CloseIdleConnections()
-			client := &http.Client{Transport: transport, Timeout: 2 * time.Second}
-			benchHTTPClient(b, publishers, func(i int) error {
-				r := requests[i%keyCount]
-				req, err := http.NewRequestWithContext(context.Background(), http.MethodPost, url, bytes.NewReader(r.body))
-				if err != nil {
-					return err
-				}
-				req.Header = r.header
-				resp, err := client.Do(req)
-				if err != nil {
-					return err
-				}
-				_, _ = io.Copy(io.Discard, resp.Body)
-				_ = resp.Body.Close()
-				if resp.StatusCode != http.StatusNoContent {
-					return fmt.Errorf("status %d", resp.StatusCode)
-				}
-				return nil
-			})
-		}},
-		{"publisher", func(b *testing.B, cfg httptransport.Config, publishers int) {
+		{"publisher", func(b *testing.B, publishers int) {
 			pub, err := httptransport.NewPublisher(cfg, nil)
 			if err != nil {
 				b.Fatal(err)
@@ -145,30 +101,32 @@ func BenchmarkHTTPPublish(b *testing.B) {
 				return pub.Publish(topic, msgs[i%keyCount])
 			})
 		}},
+		{"bus", func(b *testing.B, publishers int) {
+			bs := runningBus(b, httpBusConfig(cfg.URL), topic, nil)
+			ctx := context.Background()
+			benchHTTPClient(b, publishers, func(i int) error {
+				return bs.PublishSync(ctx, topic, newEvent(i))
+			})
+		}},
 	}
-
-	for _, publishers := range []int{1, 8} {
-		b.Run(fmt.Sprintf("publishers=%d", publishers), func(b *testing.B) {
-			for _, format := range []httptransport.Format{httptransport.FormatBinary, httptransport.FormatStructured, httptransport.FormatRaw} {
-				cfg := httptransport.Config{URL: urlTemplate, Format: format}
-				b.Run("format="+string(format), func(b *testing.B) {
-					rand.Shuffle(len(clients), func(i, j int) { clients[i], clients[j] = clients[j], clients[i] })
-					for _, c := range clients {
-						b.Run("client="+c.name, func(b *testing.B) { c.run(b, cfg, publishers) })
-					}
-				})
+	for _, publishers := range publisherCounts {
+		b.Run(publishersName(publishers), func(b *testing.B) {
+			rand.Shuffle(len(clients), func(i, j int) { clients[i], clients[j] = clients[j], clients[i] })
+			for _, c := range clients {
+				b.Run("client="+c.name, func(b *testing.B) { c.run(b, publishers) })
 			}
 		})
 	}
 }
 
-// httpBusMessage is an event as bus.NewMessage makes it.
-func httpBusMessage(key int) *message.Message {
-	m := newKeyedMessage(key)
-	m.Metadata.Set("event_type", "chat_message")
-	m.Metadata.Set("published_at", "2026-01-02T03:04:05.123456789Z")
-	m.Metadata.Set("transport", "http")
-	return m
+// httpBusConfig is the default configuration with an HTTP transport "http"
+// posting to url as the baseline, and no inbound transport.
+func httpBusConfig(url string) bus.Config {
+	cfg := bus.DefaultConfig()
+	cfg.Transports["http"] = map[string]any{"type": "http", "url": url}
+	cfg.Routing.Baseline = "http"
+	cfg.Consume.From = []string{}
+	return cfg
 }
 
 type capturedRequest struct {
@@ -267,6 +225,7 @@ func benchHTTPClient(b *testing.B, publishers int, send func(i int) error) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
 	b.ReportMetric(quantile(0.50), "p50-µs")
 	b.ReportMetric(quantile(0.99), "p99-µs")
+	b.ReportMetric(quantile(0.999), "p999-µs")
 }
 
 // httpProcessCPU is the user and system CPU time of the process so far, from

@@ -8,7 +8,6 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -21,20 +20,6 @@ import (
 	"github.com/switchyard-go/switchyard/bus"
 	"github.com/switchyard-go/switchyard/transports/redisstream"
 	"github.com/switchyard-go/switchyard/transports/redisstream/redistest"
-)
-
-// The three ways of moving a message through a Redis stream that the Redis
-// benchmarks compare. Every one writes the same entry: watermill-redisstream's
-// layout (the message UUID, a MessagePack map of event_type, event_key and
-// published_at, and the payload), with XADD without MAXLEN.
-const (
-	// implGoRedis is the reference: go-redis used directly, as fast as it
-	// goes with no transport around it.
-	implGoRedis = "goredis"
-	// implSwitchyard is transports/redisstream.
-	implSwitchyard = "switchyard"
-	// implWatermill is github.com/ThreeDotsLabs/watermill-redisstream v1.4.5.
-	implWatermill = "watermill"
 )
 
 // redisGroup is the consumer group of every benchmark subscription.
@@ -106,6 +91,25 @@ func settleGoroutines(n int) {
 	}
 }
 
+// waitLen polls until stream holds n entries.
+func (env *redisEnv) waitLen(b *testing.B, stream string, n int64) {
+	b.Helper()
+	deadline := time.Now().Add(drainTimeout)
+	for {
+		got, err := env.admin.XLen(context.Background(), stream).Result()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if got >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("XLEN %d of %d after %s", got, n, drainTimeout)
+		}
+		time.Sleep(100 * time.Microsecond)
+	}
+}
+
 // waitAcked polls until the group has no pending entry: every XACK has
 // reached Redis.
 func (env *redisEnv) waitAcked(b *testing.B, stream string) {
@@ -169,58 +173,32 @@ func (env *redisEnv) reportCPU(b *testing.B, start cpuMark) {
 	b.ReportMetric(float64(end.redis-start.redis)/float64(b.N), "redis-cpu-ns/op")
 }
 
-// switchyardConfig is the transport's configuration in every benchmark: the
-// defaults (pipelines of up to 64 XADDs, 4 in flight, no linger; XREADGROUP
-// COUNT 256 BLOCK 100ms, 64 lanes, batched XACKs; MaxLen 100000 kept by the
-// background trimmer, so XADD carries no MAXLEN), with a consumer name of
-// its own and the group started at the beginning of the (new) stream.
-func switchyardConfig(consumer string) redisstream.Config {
-	return redisstream.Config{
-		ConsumerGroup: redisGroup,
-		Consumer:      consumer,
-		StartID:       "0",
-	}
-}
-
-// openSwitchyard returns our transport's publisher and subscriber on one
-// client, as redisstream.Factory builds them; both close with b's run.
-func (env *redisEnv) openSwitchyard(b *testing.B, cfg redisstream.Config) (*redisstream.Publisher, *redisstream.Subscriber) {
-	b.Helper()
-	client := env.client(b)
-	pub, err := redisstream.NewPublisher(cfg, client, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	sub, err := redisstream.NewSubscriber(cfg, client, nil, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() {
-		if err := sub.Close(); err != nil {
-			b.Error(err)
-		}
-		if err := pub.Close(); err != nil {
-			b.Error(err)
-		}
-	})
-	return pub, sub
-}
-
-// openWatermill returns watermill-redisstream's publisher and subscriber.
-// Each closes its own client, so each gets one. Configuration: defaults
-// (XADD without MAXLEN; XREADGROUP COUNT 1 BLOCK 100ms, one XACK per
-// message), but that the first read blocks 100 ms rather than forever
-// (DisableIndefiniteInitialBlock), so that Close ends its reader.
-func (env *redisEnv) openWatermill(b *testing.B, consumer string) (*wmredis.Publisher, *wmredis.Subscriber) {
+// openWatermillPublisher returns watermill-redisstream's publisher on a
+// client of its own (it closes it), closed when b's run ends.
+func (env *redisEnv) openWatermillPublisher(b *testing.B) *wmredis.Publisher {
 	b.Helper()
 	pub, err := wmredis.NewPublisher(wmredis.PublisherConfig{Client: env.client(b)}, watermill.NopLogger{})
 	if err != nil {
 		b.Fatal(err)
 	}
+	b.Cleanup(func() {
+		if err := pub.Close(); err != nil {
+			b.Error(err)
+		}
+	})
+	return pub
+}
+
+// consumeWatermill reads stream with watermill-redisstream's Subscriber:
+// defaults (XREADGROUP COUNT 1 BLOCK 100ms, one XACK per message), but that
+// the first read blocks 100 ms rather than forever, so that Close ends its
+// reader.
+func (env *redisEnv) consumeWatermill(b *testing.B, stream string, handle func(*message.Message)) {
+	b.Helper()
 	sub, err := wmredis.NewSubscriber(wmredis.SubscriberConfig{
 		Client:                        env.client(b),
 		ConsumerGroup:                 redisGroup,
-		Consumer:                      consumer,
+		Consumer:                      "watermill",
 		OldestId:                      "0",
 		DisableIndefiniteInitialBlock: true,
 	}, watermill.NopLogger{})
@@ -228,35 +206,24 @@ func (env *redisEnv) openWatermill(b *testing.B, consumer string) (*wmredis.Publ
 		b.Fatal(err)
 	}
 	b.Cleanup(func() {
-		// Both Close their client, which env.client's clean-up then
-		// closes again: that error is expected and ignored there.
 		if err := sub.Close(); err != nil {
 			b.Error(err)
 		}
-		if err := pub.Close(); err != nil {
-			b.Error(err)
-		}
 	})
-	return pub, sub
+	consume(b, sub, stream, handle)
 }
 
-// redisMessage is the message every Watermill publisher sends:
-// bus.NewMessage sets its UUID, event_type, event_key and published_at (now).
-func redisMessage(key int) *message.Message {
-	return bus.NewMessage(eventType, keys[key], payload)
-}
-
-// rawEntry is what the reference XADDs: redisMessage's entry as both
-// transports write it, built the same way (a new UUID, published_at now).
-func rawEntry(stream string, key int) *redis.XAddArgs {
+// rawEntry is what go-redis XADDs: newEvent's entry as the transports write
+// it, built the same way (a new UUID), published at published.
+func rawEntry(stream string, key int, published time.Time) *redis.XAddArgs {
 	md := make([]byte, 0, 96)
 	md = append(md, 0x83) // a map of three strings
 	md = appendMsgpackStr(md, bus.MetaEventType)
 	md = appendMsgpackStr(md, eventType)
 	md = appendMsgpackStr(md, bus.MetaEventKey)
-	md = appendMsgpackStr(md, keys[key])
+	md = appendMsgpackStr(md, keys[key%keyCount])
 	md = appendMsgpackStr(md, bus.MetaPublishedAt)
-	md = appendMsgpackStr(md, time.Now().UTC().Format(time.RFC3339Nano))
+	md = appendMsgpackStr(md, published.UTC().Format(time.RFC3339Nano))
 	return &redis.XAddArgs{Stream: stream, Values: []any{
 		redisstream.FieldWatermillUUID, watermill.NewUUID(),
 		redisstream.FieldMetadata, md,
@@ -314,72 +281,6 @@ func readMsgpackStr(b string) (string, string, error) {
 		return "", "", errors.New("truncated MessagePack string")
 	}
 	return b[h : h+n], b[h+n:], nil
-}
-
-// publishedAt reads a delivered message's published_at.
-func publishedAt(m *message.Message) (time.Time, error) {
-	return time.Parse(time.RFC3339Nano, m.Metadata.Get(bus.MetaPublishedAt))
-}
-
-// rawPublishPipelined XADDs n entries from the calling goroutine, in
-// pipelines of redisPipelineBatch.
-func rawPublishPipelined(c *redis.Client, stream string, n int) error {
-	return rawPublishConcurrently(c, stream, n, redisShape{publishers: 1, batch: redisPipelineBatch})
-}
-
-// rawPublishConcurrently XADDs n entries from shape.publishers goroutines,
-// each sending shape.batch XADDs per pipeline and waiting for their replies
-// before it makes the next, and returns the first error.
-func rawPublishConcurrently(c *redis.Client, stream string, n int, shape redisShape) error {
-	ctx := context.Background()
-	return inBatches(n, shape, func(first, count int) error {
-		pipe := c.Pipeline()
-		for i := range count {
-			pipe.XAdd(ctx, rawEntry(stream, (first+i)%keyCount))
-		}
-		_, err := pipe.Exec(ctx)
-		return err
-	})
-}
-
-// publishConcurrently publishes n messages made by redisMessage from
-// shape.publishers goroutines, each passing shape.batch messages to one
-// pub.Publish call at a time, and returns the first error.
-func publishConcurrently(pub message.Publisher, stream string, n int, shape redisShape) error {
-	return inBatches(n, shape, func(first, count int) error {
-		msgs := make([]*message.Message, count)
-		for i := range msgs {
-			msgs[i] = redisMessage((first + i) % keyCount)
-		}
-		return pub.Publish(stream, msgs...)
-	})
-}
-
-// inBatches calls send from shape.publishers goroutines with consecutive
-// batches of at most shape.batch of the numbers 0 to n-1 (first, count)
-// until all are sent or one call fails, and returns the first error.
-func inBatches(n int, shape redisShape, send func(first, count int) error) error {
-	var next atomic.Int64
-	var first error
-	var once sync.Once
-	var wg sync.WaitGroup
-	for range shape.publishers {
-		wg.Go(func() {
-			for {
-				i := int(next.Add(int64(shape.batch))) - shape.batch
-				if i >= n {
-					return
-				}
-				if err := send(i, min(shape.batch, n-i)); err != nil {
-					once.Do(func() { first = err })
-					next.Store(int64(n)) // stop the others
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	return first
 }
 
 // rawConsumer is the reference consumer: one goroutine that reads up to 256

@@ -1,0 +1,90 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+const sample = `goos: linux
+goarch: amd64
+pkg: github.com/switchyard-go/switchyard/benchmarks
+cpu: Test CPU
+BenchmarkInProcess/publishers=8/system=memory-2   100  10 ns/op  200000 msgs/s  16 allocs/op
+BenchmarkInProcess/publishers=8/system=memory-2   100  10 ns/op  220000 msgs/s  16 allocs/op
+BenchmarkInProcess/publishers=8/system=memory-2   100  10 ns/op  240000 msgs/s  16 allocs/op
+BenchmarkInProcess/publishers=8/system=bus-2      100  10 ns/op  100000 msgs/s  30 allocs/op
+BenchmarkInProcess/publishers=8/system=bus-2      100  10 ns/op  110000 msgs/s  30 allocs/op
+BenchmarkInProcess/publishers=8/system=bus-2      100  10 ns/op  120000 msgs/s  30 allocs/op
+BenchmarkRedis/Publish/publishers=8/impl=goredis-pipelined   100  10 ns/op  1000 msgs/s
+`
+
+func readSample(t *testing.T) *results {
+	t.Helper()
+	rs := newResults()
+	if err := rs.read(strings.NewReader(sample), "sample"); err != nil {
+		t.Fatal(err)
+	}
+	return rs
+}
+
+func TestReadStripsOnlyTheGomaxprocsSuffix(t *testing.T) {
+	rs := readSample(t)
+	if got := rs.get("InProcess/publishers=8/system=bus", "msgs/s"); len(got) != 3 {
+		t.Errorf("bus msgs/s = %v, want 3 samples", got)
+	}
+	if got := rs.get("Redis/Publish/publishers=8/impl=goredis-pipelined", "msgs/s"); len(got) != 1 {
+		t.Errorf("a name without a GOMAXPROCS suffix lost its last part: %v", rs.samples)
+	}
+	if rs.config["cpu"] != "Test CPU" {
+		t.Errorf("cpu = %q", rs.config["cpu"])
+	}
+}
+
+func TestRatioIsOfMediansWithAnIntervalAroundIt(t *testing.T) {
+	rs := readSample(t)
+	r, err := ratioOf(rs.get("InProcess/publishers=8/system=bus", "msgs/s"), rs.get("InProcess/publishers=8/system=memory", "msgs/s"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.value != 0.5 {
+		t.Errorf("ratio = %v, want 110000/220000 = 0.5", r.value)
+	}
+	if r.lo > r.value || r.hi < r.value || r.lo < 100000.0/240000 || r.hi > 120000.0/200000 {
+		t.Errorf("interval [%v, %v] does not hold 0.5 within the samples' extremes", r.lo, r.hi)
+	}
+}
+
+func TestTargetsMetOrMissed(t *testing.T) {
+	outs := measure(readSample(t))
+	byID := map[string]outcome{}
+	for _, o := range outs {
+		byID[o.id] = o
+	}
+	if o := byID["memory-transport"]; o.met() {
+		t.Errorf("bus at 0.5× memory met the ≥ 0.6× target")
+	}
+	if o := byID["memory-allocs"]; o.value != 30 || o.met() {
+		t.Errorf("30 allocations: value %v, met %v; want 30, not met", o.value, o.met())
+	}
+	if o := byID["http-p99"]; o.err == nil || o.met() {
+		t.Errorf("a target without samples must be an error and not met")
+	}
+}
+
+func TestGuardFailsWhenARatioHalves(t *testing.T) {
+	outs := measure(readSample(t)) // memory-transport 0.5, memory-allocs 30
+	if _, ok := guard(outs, baseline{"memory-transport": 0.9, "memory-allocs": 20}); !ok {
+		t.Errorf("0.5 against a reported 0.9 (limit 0.45) or 30 allocs against 20 (limit 40) failed the guard")
+	}
+	lines, ok := guard(outs, baseline{"memory-transport": 1.1})
+	if ok || !strings.HasPrefix(lines[0], "FAIL") {
+		t.Errorf("0.5 against a reported 1.1 (limit 0.55) passed: %v", lines)
+	}
+	if _, ok := guard(outs, baseline{"memory-allocs": 10}); !ok {
+		t.Errorf("30 allocs against a reported 10 failed, within twice the target's bound of 25")
+	}
+	p99 := outcome{target: target{id: "p99", refName: "ref", bound: 1.1, atMost: true}, ratio: ratio{value: 2.5}}
+	if _, ok := guard([]outcome{p99}, baseline{"p99": 1.2}); ok {
+		t.Errorf("a p99 ratio of 2.5 against a reported 1.2 (limit 2.4) passed")
+	}
+}
