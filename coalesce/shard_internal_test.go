@@ -70,7 +70,7 @@ func checkTable[T any](t *testing.T, s *shard[T], hash func(string) uint64) {
 }
 
 // The memory a key costs is its slot, an entry of the table and nothing
-// else: these sizes are what docs/performance.md's bytes per key rest on.
+// else: these sizes are what docs/coalescing.md's bytes per key rest on.
 func TestSizes(t *testing.T) {
 	assert.EqualValues(t, 40, unsafe.Sizeof(slot[*int]{}), "slot with a pointer value")
 	assert.EqualValues(t, 128, unsafe.Sizeof(shard[*int]{}), "a shard fills two cache lines")
