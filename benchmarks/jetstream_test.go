@@ -1,0 +1,373 @@
+package benchmarks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/nats-io/nats.go"
+	njs "github.com/nats-io/nats.go/jetstream"
+
+	"github.com/switchyard-go/switchyard/bus"
+	"github.com/switchyard-go/switchyard/transports/jetstream"
+	"github.com/switchyard-go/switchyard/transports/jetstream/jstest"
+)
+
+// The ways of moving an event through a JetStream stream that
+// BenchmarkJetStream compares. Every one sends the same NATS message: the
+// transport's layout (the payload as the data, each metadata entry as a
+// header, the UUID in _watermill_message_uuid and in Nats-Msg-Id), to a
+// memory stream of the run's own.
+const (
+	// jsImplRaw is nats.go used directly: PublishMsgAsync from every
+	// publisher on one JetStream context that bounds the unacknowledged
+	// publishes at jetstream.DefaultMaxPending (the transport's default
+	// MaxPending), then PublishAsyncComplete; its consumer fetches up to
+	// 256 messages per pull and acks each. The reference of the targets.
+	jsImplRaw = "raw-async"
+	// jsImplTransport is the transport's Publisher, one message per
+	// Publish, which returns once the stream has it.
+	jsImplTransport = "transport"
+	// jsImplBus is a whole bus on the jetstream transport: async Publish
+	// (the bus's 64 lanes call the transport's Publish), and Handle
+	// consuming from the durable pull consumer.
+	jsImplBus = "bus"
+)
+
+// jsFetchBatch is how many messages the raw consumer pulls per Fetch.
+const jsFetchBatch = 256
+
+// jsConsumer is the durable consumer of every end-to-end run.
+const jsConsumer = "bench"
+
+// BenchmarkJetStream compares the JetStream transport and the bus on it
+// with nats.go used directly, all against one NATS server with JetStream
+// embedded in the test process on a free loopback port (jstest.Start).
+// Every run uses a memory stream of its own, deleted when it ends. One op
+// is one message; msgs/s is b.N over the timed wall time.
+//
+//   - Publish/publishers=…: b.N messages from that many goroutines, until
+//     the stream has stored them all: raw-async once PublishAsyncComplete
+//     has every acknowledgement, the transport once every Publish has
+//     returned.
+//   - EndToEnd/publishers=8: 8 publishers and one durable pull consumer
+//     (created before the timer), from an empty stream, until the consumer
+//     has every message and the server has every ack (the consumer's ack
+//     floor is the last message): the saturation throughput, with the
+//     latencies from each message's making. raw-async publishes as above
+//     and fetches and acks; the bus publishes with Publish and consumes
+//     with Handle.
+func BenchmarkJetStream(b *testing.B) {
+	env := &jsEnv{srv: jstest.Start(b)}
+	for _, publishers := range []int{1, 8} {
+		for _, impl := range []string{jsImplRaw, jsImplTransport} {
+			b.Run(fmt.Sprintf("Publish/%s/impl=%s", publishersName(publishers), impl), func(b *testing.B) {
+				benchJetStreamPublish(b, env, impl, publishers)
+			})
+		}
+	}
+	for _, impl := range []string{jsImplRaw, jsImplBus} {
+		b.Run("EndToEnd/"+publishersName(8)+"/impl="+impl, func(b *testing.B) {
+			benchJetStreamEndToEnd(b, env, impl, 8)
+		})
+	}
+}
+
+// jsEnv is the server of BenchmarkJetStream.
+type jsEnv struct {
+	srv *jstest.Server
+	seq atomic.Int64
+}
+
+// config is the transport configuration of every run: memory streams.
+func (env *jsEnv) config() jetstream.Config {
+	return jetstream.Config{URL: env.srv.URL(), Storage: "memory"}
+}
+
+// connect opens a connection closed when b's run ends.
+func (env *jsEnv) connect(b *testing.B) *nats.Conn {
+	b.Helper()
+	nc, err := jetstream.Connect(env.config(), "bench", nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(nc.Close)
+	return nc
+}
+
+// newTopic returns a topic (its subject, and its stream's name) no other
+// run uses, with its memory stream created as the transport provisions it.
+// When b's run ends the stream is deleted.
+func (env *jsEnv) newTopic(b *testing.B) string {
+	b.Helper()
+	topic := fmt.Sprintf("bench_js_%d", env.seq.Add(1))
+	j := env.admin(b)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := j.CreateStream(ctx, njs.StreamConfig{
+		Name: topic, Subjects: []string{topic}, Storage: njs.MemoryStorage,
+		Retention: njs.LimitsPolicy, MaxMsgs: -1, MaxBytes: -1,
+	}); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := j.DeleteStream(ctx, topic); err != nil {
+			b.Errorf("delete stream %s: %v", topic, err)
+		}
+	})
+	return topic
+}
+
+// admin is a JetStream context on a connection of its own, for the
+// benchmark's bookkeeping.
+func (env *jsEnv) admin(b *testing.B) njs.JetStream {
+	b.Helper()
+	j, err := njs.New(env.connect(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return j
+}
+
+// rawMsg is the NATS message the transport sends for m.
+func rawMsg(topic string, m *message.Message) *nats.Msg {
+	h := make(nats.Header, len(m.Metadata)+2)
+	for k, v := range m.Metadata {
+		h[k] = []string{v}
+	}
+	h[jetstream.UUIDHeader] = []string{m.UUID}
+	h[nats.MsgIdHdr] = []string{m.UUID}
+	return &nats.Msg{Subject: topic, Data: m.Payload, Header: h}
+}
+
+// jsPublisher returns how impl publishes messages first to first+count-1
+// on topic, and a wait for every publish to be stored.
+func (env *jsEnv) jsPublisher(b *testing.B, impl, topic string, consume message.NoPublishHandlerFunc) (send func(first, count int) error, stored func() error) {
+	b.Helper()
+	switch impl {
+	case jsImplBus:
+		bs := runningBus(b, env.busConfig(consume != nil), topic, consume)
+		return func(first, count int) error {
+			for i := range count {
+				if err := bs.Publish(topic, newEvent(first+i)); err != nil {
+					return err
+				}
+			}
+			return nil
+		}, func() error { return nil }
+	case jsImplTransport:
+		pub, err := jetstream.NewPublisher(env.config(), env.connect(b), nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { _ = pub.Close() })
+		return func(first, count int) error {
+			for i := range count {
+				if err := pub.Publish(topic, newEvent(first+i)); err != nil {
+					return err
+				}
+			}
+			return nil
+		}, func() error { return nil }
+	default:
+		var once sync.Once
+		var failed error
+		j, err := njs.New(env.connect(b),
+			njs.WithPublishAsyncMaxPending(jetstream.DefaultMaxPending),
+			njs.WithPublishAsyncErrHandler(func(_ njs.JetStream, _ *nats.Msg, err error) {
+				once.Do(func() { failed = err })
+			}))
+		if err != nil {
+			b.Fatal(err)
+		}
+		return func(first, count int) error {
+				for i := range count {
+					if _, err := j.PublishMsgAsync(rawMsg(topic, newEvent(first+i)), njs.WithStallWait(drainTimeout)); err != nil {
+						return err
+					}
+				}
+				return nil
+			}, func() error {
+				select {
+				case <-j.PublishAsyncComplete():
+				case <-time.After(drainTimeout):
+					return fmt.Errorf("%d publishes unacknowledged after %s", j.PublishAsyncPending(), drainTimeout)
+				}
+				once.Do(func() {})
+				return failed
+			}
+	}
+}
+
+// waitStored polls until topic's stream holds n messages.
+func (env *jsEnv) waitStored(b *testing.B, j njs.JetStream, topic string, n uint64) {
+	b.Helper()
+	deadline := time.Now().Add(drainTimeout)
+	for {
+		s, err := j.Stream(context.Background(), topic)
+		if err != nil {
+			b.Fatal(err)
+		}
+		info, err := s.Info(context.Background())
+		if err != nil {
+			b.Fatal(err)
+		}
+		if info.State.Msgs >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("stream %s holds %d of %d messages after %s", topic, info.State.Msgs, n, drainTimeout)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// waitAcked polls until the durable consumer of topic has every one of n
+// messages acked on the server.
+func (env *jsEnv) waitAcked(b *testing.B, j njs.JetStream, topic string, n uint64) {
+	b.Helper()
+	deadline := time.Now().Add(drainTimeout)
+	for {
+		c, err := j.Consumer(context.Background(), topic, jsConsumer)
+		if err != nil {
+			b.Fatal(err)
+		}
+		info, err := c.Info(context.Background())
+		if err != nil {
+			b.Fatal(err)
+		}
+		if info.AckFloor.Stream >= n && info.NumAckPending == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("consumer of %s: ack floor %d of %d after %s", topic, info.AckFloor.Stream, n, drainTimeout)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func benchJetStreamPublish(b *testing.B, env *jsEnv, impl string, publishers int) {
+	topic := env.newTopic(b)
+	admin := env.admin(b)
+	send, stored := env.jsPublisher(b, impl, topic, nil)
+	startClean()
+	b.ReportAllocs()
+	b.ResetTimer()
+	if err := inBatches(b.N, publishers, 1, send); err != nil {
+		b.Fatal(err)
+	}
+	if err := stored(); err != nil {
+		b.Fatal(err)
+	}
+	b.StopTimer()
+	reportThroughput(b)
+	env.waitStored(b, admin, topic, uint64(b.N))
+}
+
+// rawJSConsumer is the reference consumer: a durable pull consumer as the
+// transport creates it, read by one goroutine that fetches up to
+// jsFetchBatch messages per pull, calls handle on each and acks it (the
+// ack is sent, not waited for, as the transport's). It runs until b's run
+// ends.
+func (env *jsEnv) rawJSConsumer(b *testing.B, j njs.JetStream, topic string, handle func(njs.Msg), failed func(error)) {
+	b.Helper()
+	cons, err := j.CreateOrUpdateConsumer(context.Background(), topic, njs.ConsumerConfig{
+		Durable: jsConsumer, AckPolicy: njs.AckExplicitPolicy, AckWait: jetstream.DefaultAckWait,
+		MaxAckPending: jetstream.DefaultMaxAckPending, MaxDeliver: -1, DeliverPolicy: njs.DeliverAllPolicy,
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			batch, err := cons.Fetch(jsFetchBatch, njs.FetchMaxWait(100*time.Millisecond))
+			if err != nil {
+				failed(err)
+				return
+			}
+			for m := range batch.Messages() {
+				handle(m)
+				if err := m.Ack(); err != nil {
+					failed(err)
+					return
+				}
+			}
+			if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, njs.ErrNoMessages) {
+				failed(err)
+				return
+			}
+		}
+	}()
+	b.Cleanup(func() {
+		close(stop)
+		<-done
+	})
+}
+
+func benchJetStreamEndToEnd(b *testing.B, env *jsEnv, impl string, publishers int) {
+	topic := env.newTopic(b)
+	admin := env.admin(b)
+	lat := newLatencies(b.N)
+	var send func(first, count int) error
+	var stored func() error
+	if impl == jsImplBus {
+		send, stored = env.jsPublisher(b, impl, topic, func(m *message.Message) error {
+			lat.receivedMessage(m)
+			return nil
+		})
+	} else {
+		env.rawJSConsumer(b, env.admin(b), topic, func(m njs.Msg) {
+			lat.record(time.Parse(time.RFC3339Nano, m.Headers().Get(bus.MetaPublishedAt)))
+		}, lat.handled.fail)
+		send, stored = env.jsPublisher(b, impl, topic, nil)
+	}
+	startClean()
+	b.ReportAllocs()
+	b.ResetTimer()
+	if err := inBatches(b.N, publishers, 1, send); err != nil {
+		b.Fatal(err)
+	}
+	if err := stored(); err != nil {
+		b.Fatal(err)
+	}
+	lat.handled.wait(b)
+	env.waitAcked(b, admin, topic, uint64(b.N))
+	b.StopTimer()
+	reportThroughput(b)
+	lat.report(b, 0)
+}
+
+// busConfig is the bus of the JetStream benchmarks: the default
+// configuration with a jetstream transport "nats" on env's server (memory
+// streams) as the baseline, and consuming from it through the durable
+// consumer jsConsumer when consume is true.
+func (env *jsEnv) busConfig(consume bool) bus.Config {
+	cfg := bus.DefaultConfig()
+	cfg.Transports["nats"] = map[string]any{
+		"type":     jetstream.Name,
+		"url":      env.srv.URL(),
+		"storage":  "memory",
+		"consumer": jsConsumer,
+	}
+	cfg.Routing.Baseline = "nats"
+	cfg.Consume.From = []string{}
+	if consume {
+		cfg.Consume.From = []string{"nats"}
+	}
+	return cfg
+}
