@@ -8,8 +8,9 @@
 //	go run ./benchmarks/report -guard   # the targets' benchmarks, briefly; fails when a figure
 //	                                    # is worse than half (or twice) the report's
 //
-// The benchmarks start their own redis-server (it must be installed) and a
-// loopback HTTP hub. Each suite's raw `go test -bench` output is kept in
+// The benchmarks start their own redis-server (it must be installed), a
+// NATS server with JetStream inside the benchmark process and a loopback
+// HTTP hub. Each suite's raw `go test -bench` output is kept in
 // bench.txt; -from reads it back instead of running the benchmarks.
 package main
 
@@ -186,7 +187,8 @@ func environment(rs *results, mode string, measured time.Time) env {
 	e.machine = fmt.Sprintf("%s, %d cores (GOMAXPROCS %d), %s, %s/%s", cpu, runtime.NumCPU(), runtime.GOMAXPROCS(0), memTotal(), runtime.GOOS, runtime.GOARCH)
 	e.goVersion = strings.TrimPrefix(output("go", "env", "GOVERSION"), "go")
 	mods := output("go", "list", "-m", "-f", "{{.Path}} {{.Version}}",
-		"github.com/ThreeDotsLabs/watermill", "github.com/ThreeDotsLabs/watermill-redisstream", "github.com/redis/go-redis/v9")
+		"github.com/ThreeDotsLabs/watermill", "github.com/ThreeDotsLabs/watermill-redisstream", "github.com/redis/go-redis/v9",
+		"github.com/nats-io/nats.go", "github.com/nats-io/nats-server/v2")
 	e.deps = strings.Join(strings.Split(strings.TrimSpace(mods), "\n"), ", ")
 	e.redis = "redis-server " + versionField(output("redis-server", "--version"))
 	e.mode = "full run"

@@ -60,7 +60,7 @@ func (r *report) markdown() string {
 		}
 	}
 	p("\n%s, Go %s, %s; %s. %s, %s.\n\n", r.env.machine, r.env.goVersion, r.env.deps, r.env.redis, r.env.date, r.env.mode)
-	p("**Method.** Each table is one `go test -bench` command (below it), run in rounds, a process each that runs every benchmark of the table once, so that the bus and its reference take turns under the same load; a figure is the median of its rounds (benchstat's center) and a ratio's interval is a 95%% bootstrap interval of the ratio of the two medians. One op is one event; allocations are counted over every goroutine of the process; throughput is events over the wall time until the consumer has the last one. Latencies run from when an event was due on a fixed schedule, not from when it was sent, so a publisher that falls behind counts its delay in every late event (no coordinated omission). Redis is a redis-server the benchmark starts on a free loopback port (no persistence); the HTTP hub is a loopback server that drains each request and answers 204. The interval of the allocation row is the range of its rounds.\n\n")
+	p("**Method.** Each table is one `go test -bench` command (below it), run in rounds, a process each that runs every benchmark of the table once, so that the bus and its reference take turns under the same load; a figure is the median of its rounds (benchstat's center) and a ratio's interval is a 95%% bootstrap interval of the ratio of the two medians. One op is one event; allocations are counted over every goroutine of the process; throughput is events over the wall time until the consumer has the last one. Latencies run from when an event was due on a fixed schedule, not from when it was sent, so a publisher that falls behind counts its delay in every late event (no coordinated omission). Redis is a redis-server the benchmark starts on a free loopback port (no persistence); NATS is a JetStream server inside the benchmark process on a free loopback port (memory streams); the HTTP hub is a loopback server that drains each request and answers 204. The interval of the allocation row is the range of its rounds.\n\n")
 
 	p("## In process\n\n")
 	p("| publishers | bare channel | memory transport | Router over gochannel | bus | bus ÷ memory | bus ÷ Router | allocs/event: memory, Router, bus |\n|---:|---:|---:|---:|---:|---:|---:|---:|\n")
@@ -103,6 +103,32 @@ func (r *report) markdown() string {
 		r.ratioCell(sat+"bus", sat+"goredis-pipelined", "p99-µs"))
 	p("\nOne publishing goroutine at a fixed rate; go-redis and watermill-redisstream wait for each XADD, the bus's `Publish` returns once its ingress has the event. Saturation: the end-to-end runs above, from each event's making (go-redis pipelined there).\n\n")
 	p("```sh\n%s\n```\n\n", r.commands["latency"])
+
+	p("## NATS JetStream\n\n")
+	p("| events/s | nats.go async publish | transport's Publisher | bus | switchyard ÷ nats.go | p50 / p99 / p99.9 (ms): nats.go | bus |\n|---|---:|---:|---:|---:|---:|---:|\n")
+	for _, row := range []struct{ name, ours string }{
+		{"Publish/publishers=1", "transport"}, {"Publish/publishers=8", "transport"}, {"EndToEnd/publishers=8", "bus"},
+	} {
+		base := "JetStream/" + row.name + "/impl="
+		tp := func(impl string) string {
+			xs := r.rs.get(base+impl, "msgs/s")
+			if len(xs) == 0 {
+				return "—"
+			}
+			return fmtNum(median(xs))
+		}
+		lat := func(impl string) string {
+			if len(r.rs.get(base+impl, "p99-µs")) == 0 {
+				return "—"
+			}
+			return r.percentiles(base + impl)
+		}
+		label := strings.NewReplacer("/publishers=", ", publishers ", "EndToEnd", "end to end", "Publish", "publish").Replace(row.name)
+		p("| %s | %s | %s | %s | %s | %s | %s |\n", label, tp("raw-async"), tp("transport"), tp("bus"),
+			r.ratioCell(base+row.ours, base+"raw-async", "msgs/s"), lat("raw-async"), lat("bus"))
+	}
+	p("\nOne NATS server with JetStream, embedded in the benchmark process on a free loopback port; a memory stream per run; every side sends the same messages (the transport's headers and payload). Publish: the transport's `Publish`, one event per call, each call returning once the stream has stored it, against nats.go's `PublishMsgAsync` from as many goroutines on one JetStream context that keeps at most 4,096 publishes unacknowledged (the transport's `max_pending`), until every acknowledgement is in. End to end: 8 publishers and one durable pull consumer until every ack reached the server (the consumer's ack floor), the saturation throughput, with latencies from each event's making; nats.go fetches 256 messages per pull and acks each, the bus publishes with `Publish` and consumes with `Handle`.\n\n")
+	p("```sh\n%s\n```\n\n", r.commands["jetstream"])
 
 	p("## HTTP\n\n")
 	p("| publishers | raw net/http | transport alone | bus | bus ÷ raw | p99 (ms): raw, bus | bus p99 ÷ raw |\n|---:|---:|---:|---:|---:|---:|---:|\n")
@@ -169,6 +195,8 @@ func (r *report) missedBecause(o outcome) string {
 		return "The profile under Known costs shows where the bus's time and allocations go"
 	case "redis", "latency":
 		return "The bus's own cost per event (see In process and Known costs) comes on top of the round trips to Redis"
+	case "jetstream":
+		return "The transport's `Publish` waits for its events' acknowledgements, so each publisher has one event in flight where nats.go's async publish has thousands"
 	default:
 		return "The bus's own cost per event (see In process and Known costs) comes on top of the request"
 	}

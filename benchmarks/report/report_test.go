@@ -88,3 +88,23 @@ func TestGuardFailsWhenARatioHalves(t *testing.T) {
 		t.Errorf("a p99 ratio of 2.5 against a reported 1.2 (limit 2.4) passed")
 	}
 }
+
+func TestJetStreamPublishTarget(t *testing.T) {
+	rs := newResults()
+	const js = `BenchmarkJetStream/Publish/publishers=8/impl=raw-async-2   5000  10 ns/op  40000 msgs/s
+BenchmarkJetStream/Publish/publishers=8/impl=transport-2   5000  10 ns/op  16000 msgs/s
+`
+	if err := rs.read(strings.NewReader(js), "js"); err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range measure(rs) {
+		if o.id != "jetstream-publish" {
+			continue
+		}
+		if o.err != nil || o.value != 0.4 || o.met() {
+			t.Errorf("transport at 16k against raw at 40k: value %v, err %v, met %v; want 0.4, not met", o.value, o.err, o.met())
+		}
+		return
+	}
+	t.Fatal("no jetstream-publish target")
+}

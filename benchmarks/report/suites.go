@@ -34,6 +34,11 @@ var suites = []suite{
 		guard: "^BenchmarkRedis$/^Latency$/^rate=5000$",
 	},
 	{
+		name: "jetstream", bench: "^BenchmarkJetStream$",
+		benchtime: "20000x", count: 5, quickBenchtime: "5000x", quickCount: 3,
+		guard: "^BenchmarkJetStream$/^Publish$/^publishers=8$",
+	},
+	{
 		name: "http", bench: "^BenchmarkHTTP$",
 		benchtime: "20000x", count: 5, quickBenchtime: "3000x", quickCount: 5,
 		guard: "^BenchmarkHTTP$/^publishers=(1|8)$",
