@@ -237,6 +237,9 @@ func (r *Receiver) deliverQueued(t *topic, msg *message.Message) deliveryOutcome
 			}
 			return deliveryAbandoned
 		case <-r.ctx.Done():
+			if acked(msg) { // an ack that raced Close still counts
+				return deliveryAcked
+			}
 			return deliveryAbandoned
 		case <-timer.C:
 			timedOut = true
