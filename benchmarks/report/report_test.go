@@ -83,7 +83,7 @@ func TestGuardFailsWhenARatioHalves(t *testing.T) {
 	if _, ok := guard(outs, baseline{"memory-allocs": 10}); !ok {
 		t.Errorf("30 allocs against a reported 10 failed, within twice the target's bound of 25")
 	}
-	p99 := outcome{target: target{id: "p99", refName: "ref", bound: 1.1, atMost: true}, ratio: ratio{value: 2.5}}
+	p99 := outcome{target: target{id: "p99", refName: "ref", bound: 1.1, atMost: true, section: "latency"}, ratio: ratio{value: 2.5}}
 	if _, ok := guard([]outcome{p99}, baseline{"p99": 1.2}); ok {
 		t.Errorf("a p99 ratio of 2.5 against a reported 1.2 (limit 2.4) passed")
 	}
@@ -107,4 +107,12 @@ BenchmarkJetStream/Publish/publishers=8/impl=transport-2   5000  10 ns/op  16000
 		return
 	}
 	t.Fatal("no jetstream-publish target")
+}
+
+func TestGuardLeavesOutSuitesItDoesNotRun(t *testing.T) {
+	outs := measure(readSample(t)) // no JetStream samples
+	lines, ok := guard(outs, baseline{"jetstream-publish": 1, "memory-transport": 0.9})
+	if !ok || len(lines) != 1 || strings.Contains(lines[0], "jetstream") {
+		t.Errorf("the unguarded JetStream target was checked: ok %v, %v", ok, lines)
+	}
 }

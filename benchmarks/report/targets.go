@@ -130,14 +130,14 @@ func readBaseline(path string) (baseline, error) {
 // noisy CI machine passes and a change that halves throughput does not.
 const guardFactor = 2.0
 
-// guard compares outs with b and returns one line per target and whether
-// every one is within guardFactor of its reported figure.
+// guard compares outs with b and returns one line per target of a guarded
+// suite and whether every one is within guardFactor of its reported figure.
 func guard(outs []outcome, b baseline) ([]string, bool) {
 	var lines []string
 	ok := true
 	for _, o := range outs {
 		want, known := b[o.id]
-		if !known {
+		if !known || !guarded(o.section) {
 			continue
 		}
 		limit, pass := want/guardFactor, o.err == nil && o.value >= want/guardFactor
