@@ -254,11 +254,10 @@ func TestRolloutJetStreamQuorumLossFallsBackToHTTP(t *testing.T) {
 	require.NoError(t, cluster.Nodes[1].StartAgain())
 	require.NoError(t, cluster.Nodes[2].StartAgain())
 	restartedAt := time.Now()
+	// Back on JetStream: its breaker closed again (the hub's reads may
+	// lag; what it gets is checked at the end).
 	pump(func() bool {
-		if time.Since(restartedAt) > 20*time.Second {
-			return true
-		}
-		return app.AdminState().Breakers["jetstream"] == "closed" && hub.deliveredOn("jetstream", restartedAt)
+		return time.Since(restartedAt) > 20*time.Second || app.AdminState().Breakers["jetstream"] == "closed"
 	})
 	backAfter := time.Since(restartedAt)
 	// More traffic once JetStream is back: after a cooldown, every key is
@@ -269,7 +268,7 @@ func TestRolloutJetStreamQuorumLossFallsBackToHTTP(t *testing.T) {
 	require.NoError(t, app.Close())
 	require.NoError(t, <-appDone)
 
-	deadline := time.After(30 * time.Second)
+	deadline := time.After(60 * time.Second)
 	for n := 0; n < accepted; n++ {
 		select {
 		case <-hub.unique:
@@ -294,7 +293,7 @@ func TestRolloutJetStreamQuorumLossFallsBackToHTTP(t *testing.T) {
 			cross++
 		}
 	}
-	t.Logf("accepted %d, unique at the hub %d (%d through HTTP, %d on both paths), deliveries %d; fallbacks %v; back on JetStream %s after the restart",
+	t.Logf("accepted %d, unique at the hub %d (%d through HTTP, %d on both paths), deliveries %d; fallbacks %v; JetStream breaker closed %s after the restart",
 		accepted, len(hub.byUUID), onHTTP, cross, len(hub.deliveries), f, backAfter.Round(time.Millisecond))
 	assert.Equal(t, accepted, len(hub.byUUID), "0 lost")
 	assert.True(t, outageHTTP, "events went through HTTP during the outage")
@@ -302,9 +301,12 @@ func TestRolloutJetStreamQuorumLossFallsBackToHTTP(t *testing.T) {
 	assert.LessOrEqual(t, cross, int(f["error"]+f["timeout"]), "events on both paths are ambiguous publishes")
 	assert.Less(t, backAfter, 20*time.Second, "traffic returned to JetStream")
 	assert.Equal(t, "closed", breaker)
+	late := 0
 	for _, d := range hub.deliveries {
 		if d.publishedAt.After(resumed.Add(300 * time.Millisecond)) {
+			late++
 			assert.Equal(t, "jetstream", d.transport, "events after the recovery go on JetStream")
 		}
 	}
+	assert.Positive(t, late, "events after the recovery")
 }
