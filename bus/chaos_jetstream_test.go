@@ -88,7 +88,7 @@ func awaitDelivered(app *chaosApp, max time.Duration) {
 func logStream(t *testing.T, c *jstest.Cluster, hub *chaosHub) {
 	t.Helper()
 	hub.logs.mu.Lock()
-	t.Logf("the hub logged:\n%s", hub.logs.buf.String())
+	t.Logf("the hub saw %d distinct events and logged:\n%s", hub.rec.distinct(), hub.logs.buf.String())
 	hub.logs.mu.Unlock()
 	nc, err := nats.Connect(strings.Join(c.URLs(), ","))
 	require.NoError(t, err)
