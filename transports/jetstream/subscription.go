@@ -19,6 +19,14 @@ import (
 	"github.com/switchyard-go/switchyard/internal/metakey"
 )
 
+// How long a pull request lives, and how often the server must show a
+// sign of life on it: a request lost with its node is replaced within
+// two heartbeats.
+const (
+	pullExpiry    = 5 * time.Second
+	pullHeartbeat = time.Second
+)
+
 type subscription struct {
 	s     *Subscriber
 	topic string
@@ -101,7 +109,11 @@ func (sub *subscription) readLoop() {
 			sub.cons, cons = c, c
 			sub.cmu.Unlock()
 		}
-		it, err := cons.Messages(js.PullMaxMessages(min(s.cfg.MaxAckPending, 256)))
+		// nats.go's defaults (requests live 30 s, heartbeat 15 s) let a pull
+		// request that died with the consumer's leader go unnoticed for two
+		// missed heartbeats: ~30 s without reading after a node loss.
+		it, err := cons.Messages(js.PullMaxMessages(min(s.cfg.MaxAckPending, 256)),
+			js.PullExpiry(pullExpiry), js.PullHeartbeat(pullHeartbeat))
 		if err != nil {
 			sub.dropConsumer()
 			if !fail("cannot pull messages", err) {
