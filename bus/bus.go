@@ -92,6 +92,7 @@ type Bus struct {
 	started     bool
 	middlewares []message.HandlerMiddleware
 	handlers    []handlerSpec
+	consumers   []*consumer
 	runCtx      context.Context
 
 	closed    atomic.Bool
@@ -341,7 +342,10 @@ func (b *Bus) Run(ctx context.Context) error {
 	b.router.AddConsumerHandler(publishHandler, ingressTopic, b.ingress, b.dispatch).AddMiddleware(
 		slices.Concat([]message.HandlerMiddleware{b.enter}, b.middlewares, b.coalesceStages(), b.routeStages())...)
 	for _, spec := range b.handlers {
-		b.addHandler(spec)
+		if err := b.startHandler(spec); err != nil {
+			b.mu.Unlock()
+			return b.scrub(err)
+		}
 	}
 	b.mu.Unlock()
 	b.logRoutes()

@@ -60,6 +60,7 @@ func (b *Bus) close() error {
 		}
 		routerDone := make(chan error, 1)
 		go func() { routerDone <- b.router.Close() }()
+		errs = append(errs, b.stopHandlers(ctx))
 		select {
 		case err := <-routerDone:
 			errs = append(errs, err)

@@ -4,6 +4,8 @@ import (
 	"context"
 	"sync"
 	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
 )
 
 type deliveryKey struct{}
@@ -30,6 +32,9 @@ type delivery struct {
 	// event on this pass; it settles later. Read and written by one
 	// pipeline pass at a time.
 	held bool
+	// msgs is dispatch's argument to Publish. Used by one pipeline pass at
+	// a time.
+	msgs [1]*message.Message
 
 	mu      sync.Mutex
 	lastErr error

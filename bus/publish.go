@@ -122,13 +122,16 @@ func (b *Bus) dispatch(m *message.Message) error {
 	if !ok {
 		return fmt.Errorf("%w %q", ErrUnknownTransport, name)
 	}
+	// The delivery holds Publish's variadic argument: a slice made here
+	// would escape through the interface call, an allocation per event.
+	d.msgs[0] = m
 	var err error
 	if out.metrics != nil {
 		start := monotime.Now()
-		err = out.pub.Publish(d.topic, m)
+		err = out.pub.Publish(d.topic, d.msgs[:]...)
 		out.metrics[b.metrics.typeIndex(m.Metadata.Get(MetaEventType))].observe(monotime.Now()-start, err)
 	} else {
-		err = out.pub.Publish(d.topic, m)
+		err = out.pub.Publish(d.topic, d.msgs[:]...)
 	}
 	if err != nil {
 		// The entry stage records it, as the reason if it is dead-lettered.
