@@ -83,9 +83,13 @@ func TestGuardFailsWhenARatioHalves(t *testing.T) {
 	if _, ok := guard(outs, baseline{"memory-allocs": 10}); !ok {
 		t.Errorf("30 allocs against a reported 10 failed, within twice the target's bound of 25")
 	}
-	p99 := outcome{target: target{id: "p99", refName: "ref", bound: 1.1, atMost: true, section: "latency"}, ratio: ratio{value: 2.5}}
+	p99 := outcome{target: target{id: "p99", refName: "ref", unit: "p99-µs", bound: 1.1, atMost: true, section: "latency"}, ratio: ratio{value: 5}}
 	if _, ok := guard([]outcome{p99}, baseline{"p99": 1.2}); ok {
-		t.Errorf("a p99 ratio of 2.5 against a reported 1.2 (limit 2.4) passed")
+		t.Errorf("a p99 ratio of 5 against a reported 1.2 (limit 4.8) passed")
+	}
+	p99.value = 4
+	if _, ok := guard([]outcome{p99}, baseline{"p99": 1.2}); !ok {
+		t.Errorf("a p99 ratio of 4 against a reported 1.2 (limit 4.8) failed")
 	}
 }
 

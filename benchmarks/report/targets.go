@@ -130,6 +130,11 @@ func readBaseline(path string) (baseline, error) {
 // noisy CI machine passes and a change that halves throughput does not.
 const guardFactor = 2.0
 
+// tailGuardFactor is guardFactor for p99 ratios, which short runs on two
+// cores move most: the 1-publisher HTTP p99 ratio read 1.6 to 5.9 on one
+// machine as its load changed, with nothing else changed.
+const tailGuardFactor = 4.0
+
 // guard compares outs with b and returns one line per target of a guarded
 // suite and whether every one is within guardFactor of its reported figure.
 func guard(outs []outcome, b baseline) ([]string, bool) {
@@ -143,7 +148,11 @@ func guard(outs []outcome, b baseline) ([]string, bool) {
 		limit, pass := want/guardFactor, o.err == nil && o.value >= want/guardFactor
 		op := "≥"
 		if o.atMost {
-			limit, op = guardFactor*math.Max(want, o.bound), "≤"
+			factor := guardFactor
+			if o.unit == "p99-µs" {
+				factor = tailGuardFactor
+			}
+			limit, op = factor*math.Max(want, o.bound), "≤"
 			pass = o.err == nil && o.value <= limit
 		}
 		verdict := "ok"
