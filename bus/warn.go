@@ -56,8 +56,10 @@ func (b *Bus) logRoutes() {
 	if grouped {
 		return
 	}
-	for _, name := range slices.Compact([]string{r.Baseline, r.Candidate, fallback}) {
-		if name != "" && b.cfg.Transports[name]["type"] == redisStreamsType {
+	var warned []string
+	for _, name := range []string{r.Baseline, r.Candidate, fallback} {
+		if name != "" && !slices.Contains(warned, name) && b.cfg.Transports[name]["type"] == redisStreamsType {
+			warned = append(warned, name)
 			b.warn("Redis Streams path with no consumer group in this configuration: its events are written to the stream and nobody here reads them; set consumer_group where the hub consumes", watermill.LogFields{"transport": name})
 		}
 	}

@@ -74,8 +74,11 @@ func TestStartLogNamesRoutesAndWarnsAboutUnreadStream(t *testing.T) {
 					"memory": {"type": "memory"},
 					"redis":  {"type": "redisstream", "consumer_group": group},
 				}
-				c.Routing.Baseline = "memory"
-				c.Routing.Candidate = "redis"
+				// Redis is the baseline and, by default, the fallback
+				// target too: one warning for it, not one per role.
+				c.Routing.Baseline = "redis"
+				c.Routing.Candidate = "memory"
+				c.Routing.Fallback.Enabled = true
 				c.Routing.Enabled = true
 				c.Routing.Percentage = 10
 				c.Consume.From = []string{"memory"}
@@ -85,7 +88,7 @@ func TestStartLogNamesRoutesAndWarnsAboutUnreadStream(t *testing.T) {
 
 			routes := logs.lines(`msg="Bus routes"`)
 			require.Len(t, routes, 1)
-			for _, want := range []string{"baseline=memory", "candidate=redis", "routing_enabled=true", "percentage=10"} {
+			for _, want := range []string{"baseline=redis", "candidate=memory", "fallback_to=redis", "routing_enabled=true", "percentage=10"} {
 				assert.Contains(t, routes[0], want)
 			}
 			warned := logs.lines("level=WARN", "no consumer group", "transport=redis")
