@@ -1,6 +1,6 @@
 // Package delivery provides the context of a delivered message, shared by
 // the transports that hand messages to handlers one delivery at a time (the
-// ingress and memory's queue, redisstream's subscriber).
+// ingress and memory's queue, redisstream's and jetstream's subscribers).
 package delivery
 
 import (

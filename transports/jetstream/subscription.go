@@ -15,6 +15,7 @@ import (
 	js "github.com/nats-io/nats.go/jetstream"
 
 	"github.com/switchyard-go/switchyard/internal/backoff"
+	"github.com/switchyard-go/switchyard/internal/delivery"
 	"github.com/switchyard-go/switchyard/internal/lane"
 	"github.com/switchyard-go/switchyard/internal/metakey"
 )
@@ -268,9 +269,9 @@ func (sub *subscription) deliver(l int) (more, ok bool) {
 	for k, v := range e.md {
 		m.Metadata[k] = v
 	}
-	ctx, cancel := context.WithCancel(sub.ctx)
-	defer cancel()
-	m.SetContext(ctx)
+	dc := &delivery.Context{Context: sub.ctx}
+	defer dc.End(context.Canceled)
+	m.SetContext(dc)
 	select {
 	case sub.out <- m:
 	case <-sub.ctx.Done():
