@@ -389,6 +389,23 @@ func (a *chaosApp) publishN(t *testing.T, n int) {
 	}
 }
 
+// publishSyncN publishes n events with one PublishSync, which returns once
+// the transport has stored them all.
+func (a *chaosApp) publishSyncN(t *testing.T, n int) {
+	t.Helper()
+	msgs := make([]*message.Message, n)
+	seqs := make([]int, n)
+	for i := range msgs {
+		seqs[i] = a.next
+		msgs[i] = bus.NewMessage("chat_message", "conv-"+strconv.Itoa(a.next%chaosKeys), []byte(strconv.Itoa(a.next)))
+		a.next++
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	require.NoError(t, a.b.PublishSync(ctx, "events:chat", msgs...))
+	a.accepted = append(a.accepted, seqs...)
+}
+
 // chaosPace is the interval between two events of pump: 500 events/s.
 const chaosPace = 2 * time.Millisecond
 
