@@ -195,12 +195,12 @@ func (p *Publisher) ensure(c *call, topic string) error {
 // call is the wait of one Publish: until the earliest deadline of its
 // messages' contexts, bounded by PublishTimeout, or until the context
 // with that deadline (the first message's if none has one) is done. It
-// makes no context of its own: when PublishTimeout is the bound, a timer
-// from a pool, started once the call waits, ends the wait.
+// makes no context of its own: unless ctx's Done closes at the deadline,
+// a timer from a pool, started once the call waits, ends the wait.
 type call struct {
 	ctx      context.Context
 	deadline time.Time
-	timed    bool // the deadline is PublishTimeout's, not ctx's
+	timed    bool // the timer ends the wait, not ctx's Done
 	timer    *time.Timer
 }
 
@@ -218,12 +218,13 @@ func (p *Publisher) newCall(messages []*message.Message) call {
 	if limit := time.Now().Add(p.cfg.PublishTimeout); !ok || limit.Before(d) {
 		return call{ctx: base, deadline: limit, timed: true}
 	}
-	return call{ctx: base, deadline: d}
+	// A context with a deadline and no Done (one of the caller's own
+	// making) is bounded by the timer too.
+	return call{ctx: base, deadline: d, timed: base.Done() == nil}
 }
 
-// expired is a channel that receives at PublishTimeout's deadline, or nil
-// when the context's deadline comes first (its Done ends the wait then,
-// with its cause).
+// expired is a channel that receives at the call's deadline, or nil when
+// its context's Done closes then (and ends the wait with its cause).
 func (c *call) expired() <-chan time.Time {
 	if !c.timed {
 		return nil

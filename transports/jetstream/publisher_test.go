@@ -140,6 +140,15 @@ func TestPublishWaitEnds(t *testing.T) {
 		nextHeld(t, held)
 	})
 
+	t.Run("deadline without Done", func(t *testing.T) {
+		m := message.NewMessage("no-done", nil)
+		m.SetContext(deadlineOnly{Context: context.Background(), deadline: time.Now().Add(100 * time.Millisecond)})
+		start := time.Now()
+		require.ErrorIs(t, pub.Publish("held", m), context.DeadlineExceeded)
+		require.Less(t, time.Since(start), 400*time.Millisecond, "waited for PublishTimeout, not the deadline")
+		nextHeld(t, held)
+	})
+
 	t.Run("earliest deadline of a batch", func(t *testing.T) {
 		cause := errors.New("the second message's deadline")
 		ctx, cancel := context.WithTimeoutCause(context.Background(), 100*time.Millisecond, cause)
@@ -151,3 +160,12 @@ func TestPublishWaitEnds(t *testing.T) {
 		nextHeld(t, held)
 	})
 }
+
+// deadlineOnly is a context with a deadline and no Done, as a caller may
+// make one.
+type deadlineOnly struct {
+	context.Context
+	deadline time.Time
+}
+
+func (c deadlineOnly) Deadline() (time.Time, bool) { return c.deadline, true }
