@@ -241,12 +241,17 @@ func (c *call) expired() <-chan time.Time {
 	return c.timer.C
 }
 
-// end returns the call's timer to the pool. Since Go 1.23 a stopped
-// timer's channel holds nothing, so its next call cannot read this one's
-// expiry.
+// end returns the call's timer to the pool, stopped and drained, so its
+// next call cannot read this one's expiry. (Since Go 1.23 a stopped
+// timer's channel holds nothing anyway, unless GODEBUG asynctimerchan=1.)
 func (c *call) end() {
 	if c.timer != nil {
-		c.timer.Stop()
+		if !c.timer.Stop() {
+			select {
+			case <-c.timer.C:
+			default:
+			}
+		}
 		timers.Put(c.timer)
 	}
 }
