@@ -146,7 +146,11 @@ func run(mode, out, chart, basePath, raw, from string) error {
 	if err := os.MkdirAll(filepath.Dir(chart), 0o755); err != nil {
 		return err
 	}
-	if err := writeChart(rs, chart); err != nil {
+	switch err := writeChart(rs, chart); {
+	case errors.Is(err, errNoSamples):
+		// -from a run without the delivery suite: the rest still reports.
+		fmt.Fprintf(os.Stderr, "report: no delivery latencies: %s left as it was\n", chart)
+	case err != nil:
 		return fmt.Errorf("chart: %w", err)
 	}
 	if err := os.WriteFile(out, []byte(r.markdown()), 0o644); err != nil {

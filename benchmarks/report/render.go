@@ -105,29 +105,21 @@ func (r *report) markdown() string {
 	p("```sh\n%s\n```\n\n", r.commands["latency"])
 
 	p("## NATS JetStream\n\n")
-	p("| events/s | nats.go async publish | transport's Publisher | bus | switchyard ÷ nats.go | p50 / p99 / p99.9 (ms): nats.go | bus |\n|---|---:|---:|---:|---:|---:|---:|\n")
-	for _, row := range []struct{ name, ours string }{
-		{"Publish/publishers=1", "transport"}, {"Publish/publishers=8", "transport"}, {"EndToEnd/publishers=8", "bus"},
-	} {
-		base := "JetStream/" + row.name + "/impl="
-		tp := func(impl string) string {
-			xs := r.rs.get(base+impl, "msgs/s")
-			if len(xs) == 0 {
-				return "—"
-			}
-			return fmtNum(median(xs))
-		}
-		lat := func(impl string) string {
-			if len(r.rs.get(base+impl, "p99-µs")) == 0 {
-				return "—"
-			}
-			return r.percentiles(base + impl)
-		}
-		label := strings.NewReplacer("/publishers=", ", publishers ", "EndToEnd", "end to end", "Publish", "publish").Replace(row.name)
-		p("| %s | %s | %s | %s | %s | %s | %s |\n", label, tp("raw-async"), tp("transport"), tp("bus"),
-			r.ratioCell(base+row.ours, base+"raw-async", "msgs/s"), lat("raw-async"), lat("bus"))
+	p("| publish, events/s | nats.go async | bus | bus ÷ nats.go async | nats.go sync | transport's `Publish` | transport ÷ nats.go sync | transport ÷ nats.go async | CPU µs/event: nats.go async, bus, nats.go sync, transport |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, n := range []int{1, 8} {
+		base := fmt.Sprintf("JetStream/Publish/publishers=%d/impl=", n)
+		p("| %d publisher%s | %s | %s | %s | %s | %s | %s | %s | %s, %s, %s, %s |\n", n, plural(n),
+			r.figure(base+"raw-async", "msgs/s"), r.figure(base+"bus", "msgs/s"), r.ratioCell(base+"bus", base+"raw-async", "msgs/s"),
+			r.figure(base+"raw-sync", "msgs/s"), r.figure(base+"transport", "msgs/s"),
+			r.ratioCell(base+"transport", base+"raw-sync", "msgs/s"), r.ratioCell(base+"transport", base+"raw-async", "msgs/s"),
+			r.us(base+"raw-async"), r.us(base+"bus"), r.us(base+"raw-sync"), r.us(base+"transport"))
 	}
-	p("\nOne NATS server with JetStream, embedded in the benchmark process on a free loopback port; a memory stream per run; every side sends the same messages (the transport's headers and payload). Publish: the transport's `Publish`, one event per call, each call returning once the stream has stored it, against nats.go's `PublishMsgAsync` from as many goroutines on one JetStream context that keeps at most 4,096 publishes unacknowledged (the transport's `max_pending`), until every acknowledgement is in. End to end: 8 publishers and one durable pull consumer until every ack reached the server (the consumer's ack floor), the saturation throughput, with latencies from each event's making; nats.go fetches 256 messages per pull and acks each, the bus publishes with `Publish` and consumes with `Handle`. The publish ratios move with the machine's load (nats.go's async publish is bound by CPU, the transport's by round trips, one event in flight per caller): on an idle machine nats.go goes further ahead; `make bench-guard` leaves them out.\n\n")
+	p("\nAsynchronous: nats.go's `PublishMsgAsync` from as many goroutines on one JetStream context that keeps at most 4,096 publishes unacknowledged (the transport's `max_pending`), until every acknowledgement is in, against the bus's `Publish`, which returns once its ingress has the event (its 64 lanes then call the transport's `Publish`), until the stream holds every event: the two calls an application makes and forgets, timed until the stream has stored everything; the target compares them. Synchronous: nats.go's `PublishMsg` and the transport's `Publish`, one event per call, each call returning once the stream has stored it, so each publisher has one event in flight: bound by round trips more than by CPU, and compared with each other; the transport ÷ async column is the old target's figure. CPU is this process's per event (publishers, bus, nats.go and the NATS server, which runs inside it). Every side sends the same messages (the transport's headers and payload); the bus's carry one header more, the `transport` metadata its route stage sets.\n\n")
+	e2e := "JetStream/EndToEnd/publishers=8/impl="
+	p("| end to end, 8 publishers | nats.go | bus | bus ÷ nats.go | p50 / p99 / p99.9 (ms): nats.go | bus | CPU µs/event: nats.go, bus |\n|---|---:|---:|---:|---:|---:|---:|\n")
+	p("| events/s | %s | %s | %s | %s | %s | %s, %s |\n", r.figure(e2e+"raw-async", "msgs/s"), r.figure(e2e+"bus", "msgs/s"),
+		r.ratioCell(e2e+"bus", e2e+"raw-async", "msgs/s"), r.latencies(e2e+"raw-async"), r.latencies(e2e+"bus"), r.us(e2e+"raw-async"), r.us(e2e+"bus"))
+	p("\nOne NATS server with JetStream, embedded in the benchmark process on a free loopback port; a memory stream per run. End to end: 8 publishers and one durable pull consumer until every ack reached the server (the consumer's ack floor), the saturation throughput, with latencies from each event's making; nats.go publishes asynchronously as above, fetches 256 messages per pull and acks each; the bus publishes with `Publish` and consumes with `Handle`. The ratios move with the machine's load: nats.go's async publish keeps up to 4,096 events in flight, every other side a bounded few (one per synchronous caller, one per bus lane, 64 by default), so they wait for round trips, which a busy machine lengthens; `make bench-guard` leaves them out.\n\n")
 	p("```sh\n%s\n```\n\n", r.commands["jetstream"])
 
 	p("## HTTP\n\n")
@@ -196,7 +188,7 @@ func (r *report) missedBecause(o outcome) string {
 	case "redis", "latency":
 		return "The bus's own cost per event (see In process and Known costs) comes on top of the round trips to Redis"
 	case "jetstream":
-		return "The transport's `Publish` waits for its events' acknowledgements, so each publisher has one event in flight where nats.go's async publish has thousands"
+		return "Each event costs this process more CPU through the bus than through nats.go's async publish (NATS JetStream, CPU column): the bus's own stages (see In process), and a transport whose `Publish` waits for each acknowledgement, one event in flight per lane, where nats.go sends thousands before it reads one"
 	default:
 		return "The bus's own cost per event (see In process and Known costs) comes on top of the request"
 	}
@@ -217,6 +209,39 @@ func (r *report) ratioCell(variant, ref, unit string) string {
 		return "—"
 	}
 	return fmt.Sprintf("%s×", fmtNum(x.value))
+}
+
+// figure is the median of name's samples in unit, or a dash for none.
+func (r *report) figure(name, unit string) string {
+	xs := r.rs.get(name, unit)
+	if len(xs) == 0 {
+		return "—"
+	}
+	return fmtNum(median(xs))
+}
+
+// us is the median CPU time per event of name in microseconds, or a dash.
+func (r *report) us(name string) string {
+	xs := r.rs.get(name, "cpu-ns/op")
+	if len(xs) == 0 {
+		return "—"
+	}
+	return fmtNum(median(xs) / 1000)
+}
+
+// latencies is percentiles, or a dash for a benchmark without them.
+func (r *report) latencies(name string) string {
+	if len(r.rs.get(name, "p99-µs")) == 0 {
+		return "—"
+	}
+	return r.percentiles(name)
+}
+
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
 }
 
 func (r *report) ms(name, unit string) string {
@@ -253,6 +278,7 @@ func writeChart(rs *results, path string) error {
 		{"p999-µs", "p99.9", color.RGBA{R: 0xc4, G: 0x4e, B: 0x52, A: 0xff}},
 	}
 	names := make([]string, len(deliveryPaths))
+	drawn := false
 	for qi, q := range quantiles {
 		pts := make(plotter.XYs, 0, len(deliveryPaths))
 		for i, dp := range deliveryPaths {
@@ -275,6 +301,11 @@ func writeChart(rs *results, path string) error {
 		points.Radius = vg.Points(4)
 		p.Add(points)
 		p.Legend.Add(q.label, points)
+		drawn = true
+	}
+	if !drawn {
+		// A log scale with nothing on it panics in gonum.
+		return errNoSamples
 	}
 	p.NominalX(names...)
 	p.X.Min, p.X.Max = -0.5, float64(len(deliveryPaths))-0.5

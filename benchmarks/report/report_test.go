@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"strings"
 	"testing"
 )
@@ -93,24 +94,46 @@ func TestGuardFailsWhenARatioHalves(t *testing.T) {
 	}
 }
 
+// jsSample is one round of the JetStream suite's publish rows.
+const jsSample = `BenchmarkJetStream/Publish/publishers=8/impl=raw-async-2   5000  10 ns/op  15000 cpu-ns/op  40000 msgs/s
+BenchmarkJetStream/Publish/publishers=8/impl=raw-sync-2    5000  10 ns/op  28000 cpu-ns/op  20000 msgs/s
+BenchmarkJetStream/Publish/publishers=8/impl=transport-2   5000  10 ns/op  31000 cpu-ns/op  16000 msgs/s
+BenchmarkJetStream/Publish/publishers=8/impl=bus-2         5000  10 ns/op  30000 cpu-ns/op  24000 msgs/s
+`
+
+// TestJetStreamPublishTarget: the target is the bus's async Publish
+// against nats.go's async publish, not the transport's synchronous one.
 func TestJetStreamPublishTarget(t *testing.T) {
 	rs := newResults()
-	const js = `BenchmarkJetStream/Publish/publishers=8/impl=raw-async-2   5000  10 ns/op  40000 msgs/s
-BenchmarkJetStream/Publish/publishers=8/impl=transport-2   5000  10 ns/op  16000 msgs/s
-`
-	if err := rs.read(strings.NewReader(js), "js"); err != nil {
+	if err := rs.read(strings.NewReader(jsSample), "js"); err != nil {
 		t.Fatal(err)
 	}
 	for _, o := range measure(rs) {
 		if o.id != "jetstream-publish" {
 			continue
 		}
-		if o.err != nil || o.value != 0.4 || o.met() {
-			t.Errorf("transport at 16k against raw at 40k: value %v, err %v, met %v; want 0.4, not met", o.value, o.err, o.met())
+		if o.err != nil || o.value != 0.6 || !o.met() {
+			t.Errorf("bus at 24k against raw async at 40k: value %v, err %v, met %v; want 0.6, met", o.value, o.err, o.met())
 		}
 		return
 	}
 	t.Fatal("no jetstream-publish target")
+}
+
+// TestJetStreamTableKeepsTheTransport: the JetStream table shows the
+// transport's synchronous Publish against nats.go's synchronous and async
+// publishes, and the CPU per event of each.
+func TestJetStreamTableKeepsTheTransport(t *testing.T) {
+	rs := newResults()
+	if err := rs.read(strings.NewReader(jsSample), "js"); err != nil {
+		t.Fatal(err)
+	}
+	r := &report{rs: rs, outs: measure(rs), commands: map[string]string{}}
+	md := r.markdown()
+	row := "| 8 publishers | 40.0k | 24.0k | 0.60× | 20.0k | 16.0k | 0.80× | 0.40× | 15, 30, 28, 31 |"
+	if !strings.Contains(md, row) {
+		t.Errorf("no row %q in the JetStream table:\n%s", row, md[strings.Index(md, "## NATS JetStream"):])
+	}
 }
 
 func TestGuardLeavesOutSuitesItDoesNotRun(t *testing.T) {
@@ -118,5 +141,14 @@ func TestGuardLeavesOutSuitesItDoesNotRun(t *testing.T) {
 	lines, ok := guard(outs, baseline{"jetstream-publish": 1, "memory-transport": 0.9})
 	if !ok || len(lines) != 1 || strings.Contains(lines[0], "jetstream") {
 		t.Errorf("the unguarded JetStream target was checked: ok %v, %v", ok, lines)
+	}
+}
+
+// TestChartWithoutDeliveryResults: results without the delivery suite
+// (a -from file of other suites) draw no chart, and do not panic.
+func TestChartWithoutDeliveryResults(t *testing.T) {
+	path := t.TempDir() + "/chart.png"
+	if err := writeChart(readSample(t), path); !errors.Is(err, errNoSamples) {
+		t.Errorf("writeChart = %v, want errNoSamples", err)
 	}
 }

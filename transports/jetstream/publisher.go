@@ -32,6 +32,10 @@ type Publisher struct {
 	js     js.JetStream
 	logger watermill.LoggerAdapter
 	prov   *provisioner
+	// ready holds the topics whose stream prov made or found, cleared
+	// when a stream went missing.
+	ready sync.Map
+	stall []js.PublishOpt // WithStallWait(stallStep)
 
 	mu     sync.RWMutex
 	closed bool
@@ -70,6 +74,7 @@ func NewPublisher(cfg Config, nc *nats.Conn, logger watermill.LoggerAdapter) (*P
 	}
 	p := &Publisher{cfg: cfg, nc: nc, owns: owns, js: j, logger: logger}
 	p.prov = newProvisioner(&p.cfg, j)
+	p.stall = []js.PublishOpt{js.WithStallWait(stallStep)}
 	return p, nil
 }
 
@@ -87,35 +92,41 @@ func (p *Publisher) Publish(topic string, messages ...*message.Message) error {
 	if len(messages) == 0 {
 		return nil
 	}
-	ctx, cancel := p.publishContext(messages)
-	defer cancel()
-	err := p.publish(ctx, topic, messages)
+	c := p.newCall(messages)
+	defer c.end()
+	err := p.publish(&c, topic, messages)
 	if errors.Is(err, js.ErrNoStreamResponse) && p.cfg.provision() {
 		// The stream went away (deleted, or a server that lost its
 		// store): make it again and send the lot once more; what was
 		// stored already is dropped as a duplicate.
+		p.ready.Clear()
 		p.prov.forget(topic)
-		err = p.publish(ctx, topic, messages)
+		err = p.publish(&c, topic, messages)
 	}
 	return err
 }
 
-func (p *Publisher) publish(ctx context.Context, topic string, messages []*message.Message) error {
-	if err := p.prov.ensure(ctx, topic); err != nil {
+func (p *Publisher) publish(c *call, topic string, messages []*message.Message) error {
+	if err := p.ensure(c, topic); err != nil {
 		return err
 	}
-	futures := make([]js.PubAckFuture, 0, len(messages))
+	// One message per call is the common case (the bus's lanes): its
+	// future stays on the stack.
+	var one [1]js.PubAckFuture
+	futures := one[:0]
+	if len(messages) > 1 {
+		futures = make([]js.PubAckFuture, 0, len(messages))
+	}
 	for _, m := range messages {
 		nm, err := marshal(topic, m)
 		if err != nil {
 			return fmt.Errorf("jetstream: publish %s to %q: %w", m.UUID, topic, err)
 		}
-		wait := time.Until(deadline(ctx))
-		if wait <= 0 {
-			return fmt.Errorf("jetstream: publish to %q: %w", topic, context.DeadlineExceeded)
-		}
-		f, err := p.js.PublishMsgAsync(nm, js.WithStallWait(wait))
+		f, err := p.send(c, nm)
 		if err != nil {
+			if errors.Is(err, context.DeadlineExceeded) {
+				return fmt.Errorf("jetstream: publish to %q: %w", topic, err)
+			}
 			return fmt.Errorf("jetstream: publish %s to %q: %w", m.UUID, topic, err)
 		}
 		futures = append(futures, f)
@@ -125,16 +136,78 @@ func (p *Publisher) publish(ctx context.Context, topic string, messages []*messa
 		case <-f.Ok():
 		case err := <-f.Err():
 			return fmt.Errorf("jetstream: publish %s to %q: %w", messages[i].UUID, topic, err)
-		case <-ctx.Done():
-			return fmt.Errorf("jetstream: publish %s to %q: no acknowledgement: %w", messages[i].UUID, topic, context.Cause(ctx))
+		case <-c.ctx.Done():
+			return fmt.Errorf("jetstream: publish %s to %q: no acknowledgement: %w", messages[i].UUID, topic, context.Cause(c.ctx))
+		case <-c.expired():
+			return fmt.Errorf("jetstream: publish %s to %q: no acknowledgement: %w", messages[i].UUID, topic, context.DeadlineExceeded)
 		}
 	}
 	return nil
 }
 
-// publishContext is the context of the message with the earliest deadline
-// (the first message's if none has one), bounded by PublishTimeout.
-func (p *Publisher) publishContext(messages []*message.Message) (context.Context, context.CancelFunc) {
+// stallStep is how long one attempt to send waits for room under
+// MaxPending, at most: while the call's deadline is further away, every
+// attempt shares one option instead of making its own.
+const stallStep = 100 * time.Millisecond
+
+// send sends nm once there is room for it under MaxPending, waiting no
+// longer than the call's deadline.
+func (p *Publisher) send(c *call, nm *nats.Msg) (js.PubAckFuture, error) {
+	var stalled error
+	for {
+		wait := time.Until(c.deadline)
+		if wait <= 0 {
+			if stalled != nil {
+				return nil, stalled
+			}
+			return nil, context.DeadlineExceeded
+		}
+		opts := p.stall
+		if wait < stallStep {
+			opts = []js.PublishOpt{js.WithStallWait(wait)}
+		}
+		f, err := p.js.PublishMsgAsync(nm, opts...)
+		if !errors.Is(err, js.ErrTooManyStalledMsgs) {
+			return f, err
+		}
+		stalled = err
+	}
+}
+
+// ensure has the provisioner make topic's stream, unless this publisher
+// saw it made: a publish then takes neither its lock nor its allocations.
+func (p *Publisher) ensure(c *call, topic string) error {
+	if !p.cfg.provision() {
+		return nil
+	}
+	if _, ok := p.ready.Load(topic); ok {
+		return nil
+	}
+	ctx, cancel := context.WithDeadline(c.ctx, c.deadline)
+	defer cancel()
+	if err := p.prov.ensure(ctx, topic); err != nil {
+		return err
+	}
+	p.ready.Store(topic, struct{}{})
+	return nil
+}
+
+// call is the wait of one Publish: until the earliest deadline of its
+// messages' contexts, bounded by PublishTimeout, or until the context
+// with that deadline (the first message's if none has one) is done. It
+// makes no context of its own: unless ctx's Done closes at the deadline,
+// a timer from a pool, started once the call waits, ends the wait.
+type call struct {
+	ctx      context.Context
+	deadline time.Time
+	timed    bool // the timer ends the wait, not ctx's Done
+	timer    *time.Timer
+}
+
+// timers are the stopped timers of ended calls.
+var timers sync.Pool
+
+func (p *Publisher) newCall(messages []*message.Message) call {
 	base := messages[0].Context()
 	d, ok := base.Deadline()
 	for _, m := range messages[1:] {
@@ -142,12 +215,45 @@ func (p *Publisher) publishContext(messages []*message.Message) (context.Context
 			base, d, ok = m.Context(), md, true
 		}
 	}
-	return context.WithTimeout(base, p.cfg.PublishTimeout)
+	if limit := time.Now().Add(p.cfg.PublishTimeout); !ok || limit.Before(d) {
+		return call{ctx: base, deadline: limit, timed: true}
+	}
+	// A context with a deadline and no Done (one of the caller's own
+	// making) is bounded by the timer too.
+	return call{ctx: base, deadline: d, timed: base.Done() == nil}
 }
 
-func deadline(ctx context.Context) time.Time {
-	d, _ := ctx.Deadline() // always set: publishContext bounds it
-	return d
+// expired is a channel that receives at the call's deadline, or nil when
+// its context's Done closes then (and ends the wait with its cause).
+func (c *call) expired() <-chan time.Time {
+	if !c.timed {
+		return nil
+	}
+	if c.timer == nil {
+		wait := time.Until(c.deadline)
+		if t, ok := timers.Get().(*time.Timer); ok {
+			t.Reset(wait)
+			c.timer = t
+		} else {
+			c.timer = time.NewTimer(wait)
+		}
+	}
+	return c.timer.C
+}
+
+// end returns the call's timer to the pool, stopped and drained, so its
+// next call cannot read this one's expiry. (Since Go 1.23 a stopped
+// timer's channel holds nothing anyway, unless GODEBUG asynctimerchan=1.)
+func (c *call) end() {
+	if c.timer != nil {
+		if !c.timer.Stop() {
+			select {
+			case <-c.timer.C:
+			default:
+			}
+		}
+		timers.Put(c.timer)
+	}
 }
 
 // Close waits for the publishes under way, and closes the connection if the

@@ -34,16 +34,27 @@ var ErrMetadata = errors.New("jetstream: metadata cannot be carried in a NATS he
 // a retried publish within its duplicate window), each metadata entry as a
 // header of its own, as watermill-nats writes them.
 func marshal(subject string, msg *message.Message) (*nats.Msg, error) {
-	h := make(nats.Header, len(msg.Metadata)+2)
+	n := len(msg.Metadata) + 2
+	h := make(nats.Header, n)
+	// Every header holds one value: one array holds them all, each
+	// header a slice of it whose capacity ends at its value, so an
+	// append by nats.go copies instead of writing over the next one.
+	vals := make([]string, 0, n)
+	set := func(k, v string) {
+		vals = append(vals, v)
+		h[k] = vals[len(vals)-1 : len(vals) : len(vals)]
+	}
 	for k, v := range msg.Metadata {
 		if err := checkHeader(k, v); err != nil {
 			return nil, err
 		}
-		h[k] = []string{v}
+		set(k, v)
 	}
-	h[UUIDHeader] = []string{msg.UUID}
-	if msg.UUID != "" && checkHeader(nats.MsgIdHdr, msg.UUID) == nil {
-		h[nats.MsgIdHdr] = []string{msg.UUID}
+	set(UUIDHeader, msg.UUID)
+	// checkHeader would refuse the key, which is NATS's own: only the
+	// value needs checking.
+	if msg.UUID != "" && headerValueKept(msg.UUID) {
+		set(nats.MsgIdHdr, msg.UUID)
 	}
 	return &nats.Msg{Subject: subject, Data: msg.Payload, Header: h}, nil
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/nats-io/nats.go"
 	njs "github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 
@@ -86,4 +87,29 @@ func TestStreamDeleted(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("the subscription did not resume")
 	}
+}
+
+// TestRetryIsDropped: a message published again (a retry after a timeout)
+// is dropped by the stream as a duplicate, as its UUID travels in
+// Nats-Msg-Id.
+func TestRetryIsDropped(t *testing.T) {
+	srv := jstest.Start(t)
+	nc := connect(t, srv.URL())
+	pub, err := jetstream.NewPublisher(testConfig(""), nc, nil)
+	require.NoError(t, err)
+	defer pub.Close()
+	m := message.NewMessage("once", []byte("payload"))
+	require.NoError(t, pub.Publish("events_retry", m))
+	require.NoError(t, pub.Publish("events_retry", m))
+	require.NoError(t, pub.Publish("events_retry", message.NewMessage("other", nil)))
+	j, err := njs.New(nc)
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	s, err := j.Stream(ctx, "events_retry")
+	require.NoError(t, err)
+	require.Equal(t, uint64(2), s.CachedInfo().State.Msgs)
+	stored, err := s.GetMsg(ctx, 1)
+	require.NoError(t, err)
+	require.Equal(t, "once", stored.Header.Get(nats.MsgIdHdr))
 }
