@@ -9,9 +9,12 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+	"go.uber.org/goleak"
 
 	"github.com/switchyard-go/switchyard/internal/delivery"
 )
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 type item struct {
 	key, id string
