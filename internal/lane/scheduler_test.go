@@ -63,7 +63,7 @@ func (s *source) got() (acked, nacked []string, attempts []int) {
 func start(t *testing.T, src *source, cfg Config) (*Scheduler[*item], <-chan *message.Message) {
 	ctx, cancel := context.WithCancel(t.Context())
 	out := make(chan *message.Message)
-	s := NewScheduler(ctx, out, Source[*item](src), cfg)
+	s := NewScheduler[*item](ctx, out, src, cfg)
 	var wg sync.WaitGroup
 	s.Start(&wg)
 	t.Cleanup(func() {
@@ -187,7 +187,7 @@ func TestEnd(t *testing.T) {
 		src := &source{}
 		ctx, cancel := context.WithCancel(t.Context())
 		out := make(chan *message.Message)
-		s := NewScheduler(ctx, out, Source[*item](src), Config{Lanes: 64})
+		s := NewScheduler[*item](ctx, out, src, Config{Lanes: 64})
 		var wg sync.WaitGroup
 		s.Start(&wg)
 		s.Push("a", &item{"a", "a1"})

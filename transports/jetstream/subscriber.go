@@ -150,7 +150,7 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 		out:   make(chan *message.Message),
 		held:  map[uint64]*entry{},
 	}
-	sub.sched = lane.NewScheduler(sctx, sub.out, lane.Source[*entry](sub), lane.Config{
+	sub.sched = lane.NewScheduler[*entry](sctx, sub.out, sub, lane.Config{
 		Lanes: s.cfg.Lanes, RetryBackoff: s.cfg.RetryBackoff, MaxRetryBackoff: s.cfg.MaxRetryBackoff,
 	})
 	s.subs.Add(1)

@@ -240,7 +240,7 @@ func (sub *subscription) Acked(e *entry) { sub.ack(e) }
 // the deliveries the server made before it was read.
 func (sub *subscription) Nacked(e *entry, attempts int) bool {
 	n := int(e.delivered) - 1 + attempts
-	if max := sub.s.cfg.MaxDeliver; max < 0 || n < max {
+	if limit := sub.s.cfg.MaxDeliver; limit < 0 || n < limit {
 		return false
 	}
 	sub.mu.Lock()

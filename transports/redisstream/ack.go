@@ -29,7 +29,7 @@ func (sub *subscription) Acked(e *sentry) { sub.ack(e.id) }
 
 // Nacked dead-letters e once it was nacked more than MaxRetries times.
 func (sub *subscription) Nacked(e *sentry, attempts int) bool {
-	if max := sub.s.cfg.MaxRetries; max < 0 || attempts <= max {
+	if limit := sub.s.cfg.MaxRetries; limit < 0 || attempts <= limit {
 		return false
 	}
 	sub.deadLetter(e.id, e.values, "nacked "+strconv.Itoa(attempts)+" times", "nacked")

@@ -114,7 +114,7 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 		room:     make(chan struct{}, 1),
 		limit:    2 * int(s.cfg.ReadCount),
 	}
-	sub.sched = lane.NewScheduler(sctx, sub.out, lane.Source[*sentry](sub), lane.Config{
+	sub.sched = lane.NewScheduler[*sentry](sctx, sub.out, sub, lane.Config{
 		Lanes: s.cfg.Lanes, RetryBackoff: s.cfg.RetryBackoff, MaxRetryBackoff: s.cfg.MaxRetryBackoff, HandOff: true,
 	})
 	s.depth.watch(topic)
