@@ -1,6 +1,9 @@
 // Package lane maps ordering keys to lanes, alike for every transport that
 // delivers per key in order (the ingress and memory's queue, redisstream's
-// subscriber), so that messages which share a key always meet in one lane.
+// and jetstream's subscribers), so that messages which share a key always
+// meet in one lane; and its Scheduler delivers the lanes of redisstream's
+// and jetstream's subscribers: one head per lane at a time, redelivered
+// after a backoff when nacked.
 package lane
 
 import "github.com/switchyard-go/switchyard/internal/fnv"

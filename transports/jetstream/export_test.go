@@ -4,8 +4,10 @@ import "github.com/prometheus/client_golang/prometheus"
 
 // DeadLetteredCounter is the dead-letter counter of topic and reason.
 func DeadLetteredCounter(m *Metrics, topic, reason string) prometheus.Collector {
-	return m.deadLetter.WithLabelValues(topic, reason)
+	return m.lanes.DeadLettered.WithLabelValues(topic, reason)
 }
 
 // Depth is event_queue_depth of topic.
-func (m *Metrics) Depth(topic string) prometheus.Collector { return m.depth.WithLabelValues(topic) }
+func (m *Metrics) Depth(topic string) prometheus.Collector {
+	return m.lanes.Depth.WithLabelValues(topic)
+}

@@ -11,6 +11,8 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/nats-io/nats.go"
 	js "github.com/nats-io/nats.go/jetstream"
+
+	"github.com/switchyard-go/switchyard/internal/lane"
 )
 
 // Headers written on dead-lettered messages, beside the original's.
@@ -146,15 +148,14 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 		ctx:   sctx,
 		cons:  cons,
 		out:   make(chan *message.Message),
-		lanes: make([]slane, s.cfg.Lanes),
-		ready: make(chan int, s.cfg.Lanes),
 		held:  map[uint64]*entry{},
 	}
+	sub.sched = lane.NewScheduler[*entry](sctx, sub.out, sub, lane.Config{
+		Lanes: s.cfg.Lanes, RetryBackoff: s.cfg.RetryBackoff, MaxRetryBackoff: s.cfg.MaxRetryBackoff,
+	})
 	s.subs.Add(1)
 	var workers, bg sync.WaitGroup
-	for range s.cfg.Lanes {
-		workers.Go(sub.work)
-	}
+	sub.sched.Start(&workers)
 	bg.Go(sub.readLoop)
 	bg.Go(sub.progressLoop)
 	bg.Go(sub.depthLoop)

@@ -37,19 +37,13 @@ type subscription struct {
 	cmu  sync.Mutex
 	cons js.Consumer // nil until made
 
-	mu    sync.Mutex
-	lanes []slane
-	held  map[uint64]*entry // by stream sequence: delivered by the server, not yet acked
-	ready chan int
+	sched *lane.Scheduler[*entry]
+
+	mu   sync.Mutex
+	held map[uint64]*entry // by stream sequence: delivered by the server, not yet acked
 
 	// retries are dead-letter publishes tried again later.
 	retries sync.WaitGroup
-}
-
-type slane struct {
-	q     []*entry
-	busy  bool
-	timer *time.Timer
 }
 
 // entry is a message the server delivered; each handler's delivery is built
@@ -58,7 +52,6 @@ type entry struct {
 	seq       uint64
 	msg       js.Msg // the server's latest delivery of it; under mu
 	delivered uint64 // deliveries the server counted when it was read
-	tries     int    // deliveries to a handler here
 	uuid      string
 	payload   message.Payload
 	md        message.Metadata
@@ -222,106 +215,39 @@ func (sub *subscription) take(m js.Msg) {
 		return
 	}
 	e := &entry{seq: seq, msg: m, delivered: meta.NumDelivered, uuid: wm.UUID, payload: wm.Payload, md: wm.Metadata}
-	l := lane.Of(wm.Metadata.Get(metakey.EventKey), len(sub.lanes))
 	sub.mu.Lock()
 	sub.held[seq] = e
-	ln := &sub.lanes[l]
-	ln.q = append(ln.q, e)
-	wake := !ln.busy
-	ln.busy = true
 	sub.mu.Unlock()
-	if wake {
-		sub.ready <- l
-	}
+	sub.sched.Push(wm.Metadata.Get(metakey.EventKey), e)
 }
 
-// work delivers the entries of the lanes it is handed, one lane at a time
-// until the lane is empty or waits for a redelivery.
-func (sub *subscription) work() {
-	for {
-		var l int
-		select {
-		case l = <-sub.ready:
-		case <-sub.ctx.Done():
-			return
-		}
-		for {
-			more, ok := sub.deliver(l)
-			if !ok {
-				return
-			}
-			if !more {
-				break
-			}
-		}
-	}
-}
+// Message, Acked and Nacked make the subscription its scheduler's
+// lane.Source.
 
-// deliver hands lane l's head to the handler and waits for its ack or
-// nack. more is whether the lane has a next entry for this worker to
-// deliver at once; ok is false when the subscription has ended.
-func (sub *subscription) deliver(l int) (more, ok bool) {
-	sub.mu.Lock()
-	e := sub.lanes[l].q[0]
-	sub.mu.Unlock()
+// Message returns a message for e's next delivery, and its context.
+func (sub *subscription) Message(e *entry, _ int) (*message.Message, *delivery.Context) {
 	m := message.NewMessage(e.uuid, e.payload)
 	m.Metadata = make(message.Metadata, len(e.md))
 	for k, v := range e.md {
 		m.Metadata[k] = v
 	}
-	dc := &delivery.Context{Context: sub.ctx}
-	defer dc.End(context.Canceled)
-	m.SetContext(dc)
-	select {
-	case sub.out <- m:
-	case <-sub.ctx.Done():
-		return false, false
-	}
-	e.tries++
-	select {
-	case <-m.Acked():
-		sub.ack(e)
-		return sub.next(l), true
-	case <-m.Nacked():
-	case <-sub.ctx.Done():
-		select {
-		case <-m.Acked():
-			sub.ack(e)
-		default: // nacked by release
-		}
-		return false, false
-	}
-	cfg := &sub.s.cfg
-	if n := int(e.delivered) - 1 + e.tries; cfg.MaxDeliver >= 0 && n >= cfg.MaxDeliver {
-		sub.mu.Lock()
-		msg := e.msg
-		sub.mu.Unlock()
-		sub.deadLetter(msg, e.seq, "nacked "+strconv.Itoa(n)+" times", "nacked")
-		return sub.next(l), true
-	}
-	d := backoff.Exp(cfg.RetryBackoff, cfg.MaxRetryBackoff, min(e.tries-1, 20))
-	sub.mu.Lock()
-	ln := &sub.lanes[l]
-	if ln.timer == nil {
-		ln.timer = time.AfterFunc(d, func() { sub.ready <- l })
-	} else {
-		ln.timer.Reset(d)
-	}
-	sub.mu.Unlock()
-	return false, true
+	return m, &delivery.Context{}
 }
 
-// next drops lane l's head and reports whether the lane has more; the
-// lane stays busy then, for the caller to deliver.
-func (sub *subscription) next(l int) bool {
+func (sub *subscription) Acked(e *entry) { sub.ack(e) }
+
+// Nacked dead-letters e once it was delivered MaxDeliver times, counting
+// the deliveries the server made before it was read.
+func (sub *subscription) Nacked(e *entry, attempts int) bool {
+	n := int(e.delivered) - 1 + attempts
+	if limit := sub.s.cfg.MaxDeliver; limit < 0 || n < limit {
+		return false
+	}
 	sub.mu.Lock()
-	ln := &sub.lanes[l]
-	ln.q[0] = nil
-	ln.q = ln.q[1:]
-	more := len(ln.q) > 0
-	ln.busy = more
+	msg := e.msg
 	sub.mu.Unlock()
-	return more
+	sub.deadLetter(msg, e.seq, "nacked "+strconv.Itoa(n)+" times", "nacked")
+	return true
 }
 
 // ack acks e with the server; a lost ack means a redelivery, never a loss.
@@ -371,12 +297,8 @@ func (sub *subscription) release() {
 		held = append(held, e)
 	}
 	sub.held = map[uint64]*entry{}
-	for i := range sub.lanes {
-		if t := sub.lanes[i].timer; t != nil {
-			t.Stop()
-		}
-	}
 	sub.mu.Unlock()
+	sub.sched.Stop()
 	slices.SortFunc(held, func(a, b *entry) int { return cmp.Compare(a.seq, b.seq) })
 	for _, e := range held {
 		_ = e.msg.Nak()
@@ -455,7 +377,7 @@ func (sub *subscription) depthLoop() {
 			info, err := cons.Info(ctx)
 			cancel()
 			if err == nil {
-				sub.s.metrics.depth.WithLabelValues(sub.topic).Set(float64(info.NumPending) + float64(info.NumAckPending))
+				sub.s.metrics.lanes.Depth.WithLabelValues(sub.topic).Set(float64(info.NumPending) + float64(info.NumAckPending))
 			}
 		}
 		select {

@@ -7,97 +7,33 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/switchyard-go/switchyard/internal/backoff"
+	"github.com/switchyard-go/switchyard/internal/delivery"
 )
 
-// work delivers the entries of the lanes it is handed, one lane at a time
-// until the lane is empty or waits for a redelivery.
-func (sub *subscription) work() {
-	for {
-		var l int
-		select {
-		case l = <-sub.ready:
-		case <-sub.ctx.Done():
-			return
-		}
-		for {
-			more, ok := sub.deliver(l)
-			if !ok {
-				return
-			}
-			if !more {
-				break
-			}
-		}
+// Message, Acked and Nacked make the subscription its scheduler's
+// lane.Source.
+
+// Message returns a message for e's next delivery, and its context: the
+// first delivery's is allocated with the entry.
+func (sub *subscription) Message(e *sentry, attempts int) (*message.Message, *delivery.Context) {
+	if attempts == 0 {
+		return e.message(), &e.first
 	}
+	return e.message(), &delivery.Context{}
 }
 
-// deliver hands lane l's head to the handler and waits for its ack or
-// nack. more is whether the lane has a next entry for this worker to
-// deliver at once; ok is false when the subscription has ended.
-func (sub *subscription) deliver(l int) (more, ok bool) {
-	sub.mu.Lock()
-	e := sub.lanes[l].q[0]
-	sub.mu.Unlock()
-	m, dc, handed := e.next, e.nextCtx, e.handed
-	e.next, e.nextCtx, e.handed = nil, nil, false
-	if m == nil {
-		m, dc = sub.delivery(e)
-	}
-	if !handed {
-		select {
-		case sub.out <- m:
-		case <-sub.ctx.Done():
-			return false, false
-		}
-	}
-	e.attempts++
-	select {
-	case <-m.Acked():
-		dc.End(context.Canceled)
-		sub.ack(e.id)
-		return sub.next(l), true
-	case <-m.Nacked():
-		dc.End(context.Canceled)
-	case <-sub.ctx.Done():
-		dc.End(sub.ctx.Err())
-		select {
-		case <-m.Acked():
-			sub.ack(e.id)
-		default: // stays pending in Redis: read again or claimed
-		}
-		return false, false
-	}
-	cfg := &sub.s.cfg
-	if cfg.MaxRetries >= 0 && e.attempts > cfg.MaxRetries {
-		sub.deadLetter(e.id, e.values, "nacked "+strconv.Itoa(e.attempts)+" times", "nacked")
-		return sub.next(l), true
-	}
-	d := backoff.Exp(cfg.RetryBackoff, cfg.MaxRetryBackoff, min(e.attempts-1, 20))
-	sub.mu.Lock()
-	ln := &sub.lanes[l]
-	if ln.timer == nil {
-		ln.timer = time.AfterFunc(d, func() { sub.ready <- l })
-	} else {
-		ln.timer.Reset(d)
-	}
-	sub.mu.Unlock()
-	return false, true
-}
+func (sub *subscription) Acked(e *sentry) { sub.ack(e.id) }
 
-// next drops lane l's head and reports whether the lane has more; the
-// lane stays busy then, for the caller to deliver.
-func (sub *subscription) next(l int) bool {
-	sub.mu.Lock()
-	ln := &sub.lanes[l]
-	ln.q[0] = nil
-	ln.q = ln.q[1:]
-	more := len(ln.q) > 0
-	ln.busy = more
-	sub.mu.Unlock()
-	return more
+// Nacked dead-letters e once it was nacked more than MaxRetries times.
+func (sub *subscription) Nacked(e *sentry, attempts int) bool {
+	if limit := sub.s.cfg.MaxRetries; limit < 0 || attempts <= limit {
+		return false
+	}
+	sub.deadLetter(e.id, e.values, "nacked "+strconv.Itoa(attempts)+" times", "nacked")
+	return true
 }
 
 // ack queues id for XACK; the entry is no longer held.

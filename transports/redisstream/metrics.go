@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/switchyard-go/switchyard/internal/lane"
 	"github.com/switchyard-go/switchyard/internal/promreg"
 )
 
@@ -17,9 +18,8 @@ import (
 // NewMetrics and pass them to NewSubscriber; the Factory does so with the
 // bus's registerer. Several subscribers may share one Metrics.
 type Metrics struct {
-	depth          *prometheus.GaugeVec
+	lanes          lane.Metrics
 	recreated      *prometheus.CounterVec
-	deadLetter     *prometheus.CounterVec
 	claimedEntries *prometheus.CounterVec
 	lostEntries    *prometheus.CounterVec
 	resets         *prometheus.CounterVec
@@ -30,18 +30,14 @@ type Metrics struct {
 // being exported.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
-		depth: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "event_queue_depth",
-			Help: "Entries of a stream the consumer group has not acked yet: its lag (not yet delivered) plus its pending entries (delivered, not acked).",
-		}, []string{"stream"}),
+		lanes: lane.NewMetrics(reg, prometheus.CounterOpts{
+			Name: "switchyard_redis_dead_lettered_total",
+			Help: "Stream entries copied to the dead-letter stream, by reason: malformed (not a message) or nacked (too many times).",
+		}),
 		recreated: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "switchyard_redis_group_recreated_total",
 			Help: "Consumer groups created again after they vanished (Redis restarted empty, or the stream was deleted): entries may have been lost.",
 		}, []string{"stream"}),
-		deadLetter: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "switchyard_redis_dead_lettered_total",
-			Help: "Stream entries copied to the dead-letter stream, by reason: malformed (not a message) or nacked (too many times).",
-		}, []string{"stream", "reason"}),
 		claimedEntries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "switchyard_redis_claimed_total",
 			Help: "Pending entries claimed from consumers idle for claim_min_idle.",
@@ -56,9 +52,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"stream"}),
 	}
 	if reg != nil {
-		m.depth = promreg.Register(reg, m.depth)
 		m.recreated = promreg.Register(reg, m.recreated)
-		m.deadLetter = promreg.Register(reg, m.deadLetter)
 		m.claimedEntries = promreg.Register(reg, m.claimedEntries)
 		m.lostEntries = promreg.Register(reg, m.lostEntries)
 		m.resets = promreg.Register(reg, m.resets)
@@ -68,7 +62,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 
 func (m *Metrics) groupRecreated(stream string) { m.recreated.WithLabelValues(stream).Inc() }
 func (m *Metrics) deadLettered(stream, reason string) {
-	m.deadLetter.WithLabelValues(stream, reason).Inc()
+	m.lanes.DeadLettered.WithLabelValues(stream, reason).Inc()
 }
 func (m *Metrics) claimed(stream string, n int) {
 	m.claimedEntries.WithLabelValues(stream).Add(float64(n))
@@ -125,7 +119,7 @@ func (d *depthWatcher) refresh() {
 		depth, err := d.depth(ctx, s)
 		cancel()
 		if err == nil {
-			d.m.depth.WithLabelValues(s).Set(float64(depth))
+			d.m.lanes.Depth.WithLabelValues(s).Set(float64(depth))
 		}
 	}
 }

@@ -10,7 +10,6 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/switchyard-go/switchyard/internal/backoff"
-	"github.com/switchyard-go/switchyard/internal/lane"
 	"github.com/switchyard-go/switchyard/internal/metakey"
 )
 
@@ -151,10 +150,6 @@ func (sub *subscription) take(entries []redis.XMessage) {
 		// for each delivery.
 		e := &sentry{id: x.ID, values: x.Values}
 		err := decodeEntry(&e.entry, x.Values)
-		l := 0
-		if err == nil {
-			l = lane.Of(e.get(metakey.EventKey), len(sub.lanes))
-		}
 		sub.mu.Lock()
 		if _, dup := sub.held[x.ID]; dup {
 			sub.mu.Unlock()
@@ -166,38 +161,21 @@ func (sub *subscription) take(entries []redis.XMessage) {
 		if sub.lastRead == "" || compareIDs(x.ID, sub.lastRead) > 0 {
 			sub.lastRead = x.ID
 		}
+		sub.mu.Unlock()
 		if err != nil {
-			sub.mu.Unlock()
 			sub.deadLetter(x.ID, x.Values, err.Error(), "malformed")
 			continue
 		}
-		ln := &sub.lanes[l]
-		ln.q = append(ln.q, e)
-		wake := !ln.busy
-		ln.busy = true
-		sub.mu.Unlock()
-		if wake {
-			// The lane was idle: e is its head. If the handler is waiting,
-			// hand it the message now rather than through a worker, whose
-			// wake-up is one more goroutine switch before the handler's,
-			// and on a busy machine one more wait for a CPU. The worker
-			// then only waits for the ack.
-			e.next, e.nextCtx = sub.delivery(e)
-			select {
-			case sub.out <- e.next:
-				e.handed = true
-				if !yielded {
-					// Let the handler run now, before the worker woken
-					// below (which would take its turn on this P) and
-					// before this goroutine's next read (a syscall).
-					// Once per read: a backlog would otherwise
-					// alternate reader and handler, one entry at a time.
-					yielded = true
-					runtime.Gosched()
-				}
-			default:
-			}
-			sub.ready <- l
+		// When the lane was idle and the handler waits, the scheduler hands
+		// it the message now, from this goroutine.
+		if sub.sched.Push(e.get(metakey.EventKey), e) && !yielded {
+			// Let the handler run now, before the worker woken by Push
+			// (which would take its turn on this P) and before this
+			// goroutine's next read (a syscall). Once per read: a backlog
+			// would otherwise alternate reader and handler, one entry at
+			// a time.
+			yielded = true
+			runtime.Gosched()
 		}
 	}
 }

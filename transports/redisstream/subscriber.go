@@ -11,6 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/switchyard-go/switchyard/internal/delivery"
+	"github.com/switchyard-go/switchyard/internal/lane"
 )
 
 // callTimeout bounds each Redis call of a subscription beyond its BLOCK, so
@@ -108,19 +109,18 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 		added:    -1,
 		ctx:      sctx,
 		out:      make(chan *message.Message),
-		lanes:    make([]slane, s.cfg.Lanes),
-		ready:    make(chan int, s.cfg.Lanes),
 		held:     map[string]struct{}{},
 		acks:     make(chan string, 4*int(s.cfg.ReadCount)),
 		room:     make(chan struct{}, 1),
 		limit:    2 * int(s.cfg.ReadCount),
 	}
+	sub.sched = lane.NewScheduler[*sentry](sctx, sub.out, sub, lane.Config{
+		Lanes: s.cfg.Lanes, RetryBackoff: s.cfg.RetryBackoff, MaxRetryBackoff: s.cfg.MaxRetryBackoff, HandOff: true,
+	})
 	s.depth.watch(topic)
 	s.subs.Add(1)
 	var loops, acker sync.WaitGroup
-	for range s.cfg.Lanes {
-		loops.Go(sub.work)
-	}
+	sub.sched.Start(&loops)
 	loops.Go(sub.readLoop)
 	loops.Go(sub.claimLoop)
 	loops.Go(sub.watchGroup)
@@ -133,6 +133,7 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 			stop()
 		}
 		loops.Wait()
+		sub.sched.Stop()
 		// Only retries start retries now: the count cannot be zero while
 		// one is added.
 		sub.retries.Wait()
@@ -169,15 +170,14 @@ type subscription struct {
 	stream string
 	ctx    context.Context
 	out    chan *message.Message
+	sched  *lane.Scheduler[*sentry]
 
 	mu    sync.Mutex
-	lanes []slane
 	held  map[string]struct{} // entry IDs read and not yet acked or dead-lettered
 	limit int
 	room  chan struct{} // signalled when held falls below limit
 
-	ready chan int
-	acks  chan string
+	acks chan string
 	// retries are the dead-letter copies waiting to be tried again; they
 	// may ack, so acks stays open until they end.
 	retries sync.WaitGroup
@@ -194,37 +194,10 @@ type subscription struct {
 	added    int64  // the stream's entries-added then; -1: unknown
 }
 
-type slane struct {
-	q     []*sentry
-	busy  bool
-	timer *time.Timer
-}
-
 // sentry is an entry read from the stream; each delivery is built from it.
 type sentry struct {
 	entry
-	id       string
-	values   map[string]any // as read, for a dead-letter copy
-	attempts int
-	first    delivery.Context // the first delivery's context, allocated with the entry
-
-	// next is the message of the next delivery when the reader built it,
-	// and handed whether the reader handed it to the handler too, leaving
-	// the lane's worker only to wait for the ack.
-	next    *message.Message
-	nextCtx *delivery.Context
-	handed  bool
-}
-
-// delivery returns a message for e's next delivery, and its context. (Once
-// the message is handed over, its context is the handler's to replace.)
-func (sub *subscription) delivery(e *sentry) (*message.Message, *delivery.Context) {
-	m := e.message()
-	dc := &e.first
-	if e.attempts > 0 {
-		dc = &delivery.Context{}
-	}
-	dc.Context = sub.ctx
-	m.SetContext(dc)
-	return m, dc
+	id     string
+	values map[string]any   // as read, for a dead-letter copy
+	first  delivery.Context // the first delivery's context, allocated with the entry
 }

@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -20,24 +21,24 @@ func Require(t testing.TB) string {
 
 func binaries(t testing.TB) (server, cli string) {
 	t.Helper()
-	var paths [2]string
-	for i, name := range []string{"redis-server", "redis-cli"} {
-		path, err := exec.LookPath(name)
-		if err != nil && inCI() {
-			t.Fatalf("%s not found; CI must install it (%v)", name, err)
-		}
-		if err != nil {
-			t.Skipf("%s not found; skipping (%v)", name, err)
-		}
-		paths[i] = path
-	}
-	return paths[0], paths[1]
+	return lookPath(t, "redis-server"), lookPath(t, "redis-cli")
 }
 
-// inCI reports whether the environment says it is a CI run: CI=true, as
-// GitHub Actions, GitLab and most others set it, or any other true value that
-// strconv.ParseBool accepts (1, TRUE…).
-func inCI() bool {
-	ci, err := strconv.ParseBool(os.Getenv("CI"))
-	return err == nil && ci
+func lookPath(t testing.TB, name string) string {
+	t.Helper()
+	path, err := exec.LookPath(name)
+	if ci, _ := strconv.ParseBool(os.Getenv("CI")); err != nil && ci {
+		t.Fatalf("%s not found; CI must install it (%v)", name, err)
+	} else if err != nil {
+		t.Skipf("%s not found; skipping (%v)", name, err)
+	}
+	return path
+}
+
+// debugOption reports whether redis-server at bin has enable-debug-command,
+// without which Redis 7 and later refuse DEBUG RESTART; 6.2 knows no such
+// option.
+func debugOption(bin string) bool {
+	out, err := exec.Command(bin, "--version").Output() // "Redis server v=7.0.15 sha=…"
+	return err == nil && !strings.Contains(string(out), " v=6.")
 }

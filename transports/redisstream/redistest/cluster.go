@@ -3,6 +3,7 @@ package redistest
 import (
 	"context"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -43,8 +44,9 @@ func StartCluster(t testing.TB, n int) *Cluster {
 	for _, node := range c.nodes {
 		for {
 			info, err := node.Exec("CLUSTER", "INFO")
-			fields := infoFields(info)
-			if err == nil && fields["cluster_state"] == "ok" && fields["cluster_known_nodes"] == strconv.Itoa(n) {
+			fields := strings.Fields(info)
+			if err == nil && slices.Contains(fields, "cluster_state:ok") &&
+				slices.Contains(fields, "cluster_known_nodes:"+strconv.Itoa(n)) {
 				break
 			}
 			if time.Now().After(deadline) {
@@ -72,21 +74,9 @@ func (c *Cluster) Nodes() []*Server { return c.nodes }
 // redirections, starting from the first node; an error reply fails t.
 func (c *Cluster) Do(t testing.TB, args ...string) string {
 	t.Helper()
-	node := c.nodes[0]
-	out, err := runCLI(node.cli, append(node.cliArgs(), "-c"), node.cliEnv(), args)
+	out, err := c.nodes[0].runCLI([]string{"-e", "-c"}, args...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return out
-}
-
-// infoFields parses the "key:value" lines of INFO or CLUSTER INFO.
-func infoFields(info string) map[string]string {
-	fields := make(map[string]string)
-	for _, line := range strings.Split(info, "\n") {
-		if key, value, ok := strings.Cut(strings.TrimSpace(line), ":"); ok {
-			fields[key] = value
-		}
-	}
-	return fields
 }

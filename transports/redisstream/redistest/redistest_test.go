@@ -87,16 +87,16 @@ func TestRestartCommand(t *testing.T) {
 	t.Run("restarts", func(t *testing.T) {
 		srv := redistest.Start(t, redistest.WithAOF())
 		srv.Do(t, "SET", "k", "v")
-		pid := processID(t, srv)
+		pid, run := processID(t, srv), infoField(t, srv, "run_id")
 
-		// The first run replaces the Go side's child, the second one a
-		// server that the script itself started.
+		// The server restarts in place: the same process, started anew.
 		for range 2 {
 			runRestart(t, srv)
-			next := processID(t, srv)
-			assert.NotEqual(t, pid, next)
+			assert.Equal(t, pid, processID(t, srv))
+			next := infoField(t, srv, "run_id")
+			assert.NotEqual(t, run, next)
 			assert.Equal(t, "v", srv.Do(t, "GET", "k"))
-			pid = next
+			run = next
 		}
 
 		// The Go side still controls the server the script started.
@@ -350,15 +350,20 @@ func runRestart(t *testing.T, srv *redistest.Server) {
 
 func processID(t *testing.T, srv *redistest.Server) int {
 	t.Helper()
+	pid, err := strconv.Atoi(infoField(t, srv, "process_id"))
+	require.NoError(t, err)
+	return pid
+}
+
+func infoField(t *testing.T, srv *redistest.Server, name string) string {
+	t.Helper()
 	for _, line := range strings.Split(srv.Do(t, "INFO", "server"), "\n") {
-		if value, ok := strings.CutPrefix(strings.TrimSpace(line), "process_id:"); ok {
-			pid, err := strconv.Atoi(value)
-			require.NoError(t, err)
-			return pid
+		if value, ok := strings.CutPrefix(strings.TrimSpace(line), name+":"); ok {
+			return value
 		}
 	}
-	t.Fatal("no process_id in INFO server")
-	return 0
+	t.Fatalf("no %s in INFO server", name)
+	return ""
 }
 
 // running reports whether pid is a live process; a zombie is not.

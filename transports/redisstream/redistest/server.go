@@ -1,11 +1,12 @@
 package redistest
 
 import (
+	"bytes"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/url"
 	"os"
@@ -24,20 +25,13 @@ const (
 	startTimeout = 10 * time.Second // from exec to the first PONG
 	stopGrace    = 10 * time.Second // from SIGTERM to SIGKILL
 	killTimeout  = 5 * time.Second  // from SIGKILL to giving up
-	portAttempts = 5
 
 	// readyMarker is what redis-server logs once it listens and has loaded
 	// its data. Waiting for it as well as for PING makes sure the PONG comes
 	// from our process, not from one that took the port before it could.
 	readyMarker = "Ready to accept connections"
 
-	logFile   = "redis.log"
-	stdioFile = "stdio.log" // what redis-server prints before it opens its log
-	pidFile   = "redis.pid"
-	aclFile   = "users.acl"
-	script    = "restart.sh"
-
-	restartingFile = "restarting.pid" // the pid of a running restart script
+	logFile = "redis.log"
 )
 
 var errAddrInUse = errors.New("redistest: address already in use")
@@ -49,13 +43,13 @@ type Server struct {
 	bin     string
 	cli     string
 	dir     string
-	realDir string // dir with symlinks resolved, as /proc/<pid>/cwd shows it
 	port    int
-	busPort int // cluster bus port, 0 outside a cluster
+	busPort int    // cluster bus port, 0 outside a cluster
+	admin   string // the password of RestartCommand's ACL user, with WithACL
 
-	mu        sync.Mutex
-	child     *exec.Cmd     // the process the Go side started last, if any
-	childDone chan struct{} // closed once child has been reaped
+	mu   sync.Mutex
+	cmd  *exec.Cmd     // the running process, if any
+	done chan struct{} // closed once cmd has been reaped
 }
 
 // Option configures a server started by [Start].
@@ -99,7 +93,7 @@ func WithTLS(files *TLSFiles) Option { return func(c *config) { c.tls = files } 
 // redis-server resets the default user to "on nopass" when it loads an ACL
 // file that does not mention it, which would drop a WithPassword password;
 // so unless a line defines the default user, one that keeps the password is
-// added.
+// added. So is a user of the package's own, for RestartCommand.
 func WithACL(lines ...string) Option {
 	return func(c *config) { c.acl = append(c.acl, lines...) }
 }
@@ -115,7 +109,7 @@ func Start(t testing.TB, opts ...Option) *Server {
 	s := newServer(t, opts)
 	t.Cleanup(s.cleanup) // before the start, to stop a server half-started
 	var err error
-	for range portAttempts {
+	for range 5 {
 		s.pickPorts()
 		if err = s.launch(); !errors.Is(err, errAddrInUse) {
 			break
@@ -135,12 +129,9 @@ func newServer(t testing.TB, opts []Option) *Server {
 	for _, opt := range opts {
 		opt(&s.cfg)
 	}
-	var err error
-	if s.realDir, err = filepath.EvalSymlinks(s.dir); err != nil {
-		t.Fatal(err)
-	}
 	if len(s.cfg.acl) > 0 {
-		if err := os.WriteFile(s.path(aclFile), []byte(s.aclText()), 0o600); err != nil {
+		s.admin = rand.Text()
+		if err := os.WriteFile(s.path("users.acl"), []byte(s.aclText()), 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -173,10 +164,7 @@ func (s *Server) Stop() { s.t.Helper(); s.locked(s.stop) }
 
 // Kill ends the server with SIGKILL, as a crash would, and waits until it
 // has exited.
-func (s *Server) Kill() {
-	s.t.Helper()
-	s.locked(func() error { return s.terminate(syscall.SIGKILL) })
-}
+func (s *Server) Kill() { s.t.Helper(); s.locked(s.kill) }
 
 // Restart stops the server if it runs, starts it again on the same port
 // with the same directory and waits until it answers PING. WithAOF, the data
@@ -184,6 +172,7 @@ func (s *Server) Kill() {
 func (s *Server) Restart() { s.t.Helper(); s.locked(s.stop, s.launch) }
 
 func (s *Server) stop() error { return s.terminate(syscall.SIGTERM) }
+func (s *Server) kill() error { return s.terminate(syscall.SIGKILL) }
 
 // locked runs steps under s.mu until one fails, which fails the test.
 func (s *Server) locked(steps ...func() error) {
@@ -200,108 +189,76 @@ func (s *Server) locked(steps ...func() error) {
 func (s *Server) cleanup() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if err := s.terminate(syscall.SIGTERM); err != nil {
+	if err := s.stop(); err != nil {
 		s.t.Error(err)
 	}
 	if s.t.Failed() {
-		s.t.Logf("redistest: last lines of %s:\n%s", s.path(logFile), lastLines(s.path(logFile), 30))
+		s.t.Logf("redistest: last lines of %s:\n%s", s.path(logFile), lastLines(s.log(), 30))
 	}
 }
 
 func (s *Server) path(name string) string { return filepath.Join(s.dir, name) }
 
+// pickPorts takes ports that were free on 127.0.0.1 a moment ago. Another
+// process may take one before redis-server binds it; Start then tries again.
 func (s *Server) pickPorts() {
-	n := 1
+	ports := []*int{&s.port}
 	if s.cfg.cluster {
-		n = 2
+		ports = append(ports, &s.busPort)
 	}
-	ports, err := freePorts(n)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	s.port = ports[0]
-	if s.cfg.cluster {
-		s.busPort = ports[1]
-	}
-}
-
-// freePorts returns n distinct ports that were free on 127.0.0.1 a moment
-// ago. Another process may take one before redis-server binds it; Start then
-// tries again.
-func freePorts(n int) ([]int, error) {
-	var ports []int
-	for range n {
+	for _, p := range ports {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
-			return nil, fmt.Errorf("redistest: find a free port: %w", err)
+			s.t.Fatalf("redistest: find a free port: %v", err)
 		}
 		defer l.Close()
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+		*p = l.Addr().(*net.TCPAddr).Port
 	}
-	return ports, nil
 }
 
-// serverArgs is the redis-server command line, but for --daemonize.
+// serverArgs is the redis-server command line.
 func (s *Server) serverArgs() []string {
-	args := []string{
-		"--bind", "127.0.0.1",
-		"--dir", s.dir,
-		"--save", "",
-		"--logfile", s.path(logFile),
-		"--pidfile", s.path(pidFile),
+	args := []string{"--bind", "127.0.0.1", "--dir", s.dir, "--save", "", "--logfile", s.path(logFile),
+		"--daemonize", "no", "--appendonly", "no"}
+	if debugOption(s.bin) {
+		args = append(args, "--enable-debug-command", "local") // for RestartCommand
 	}
-	if s.cfg.tls != nil {
-		auth := "optional"
-		if s.cfg.tls.RequireClientCert {
-			auth = "yes"
-		}
-		args = append(args,
-			"--port", "0",
-			"--tls-port", strconv.Itoa(s.port),
-			"--tls-cert-file", s.cfg.tls.ServerCert,
-			"--tls-key-file", s.cfg.tls.ServerKey,
-			"--tls-ca-cert-file", s.cfg.tls.CACert,
-			"--tls-auth-clients", auth)
+	if f := s.cfg.tls; f != nil {
+		auth := map[bool]string{false: "optional", true: "yes"}[f.RequireClientCert]
+		args = append(args, "--port", "0", "--tls-port", strconv.Itoa(s.port), "--tls-cert-file", f.ServerCert,
+			"--tls-key-file", f.ServerKey, "--tls-ca-cert-file", f.CACert, "--tls-auth-clients", auth)
 	} else {
 		args = append(args, "--port", strconv.Itoa(s.port))
 	}
 	if s.cfg.aof {
 		args = append(args, "--appendonly", "yes", "--appendfsync", "always")
-	} else {
-		args = append(args, "--appendonly", "no")
-	}
-	if s.cfg.password != "" && len(s.cfg.acl) == 0 {
-		args = append(args, "--requirepass", s.cfg.password)
 	}
 	if len(s.cfg.acl) > 0 {
-		args = append(args, "--aclfile", s.path(aclFile))
+		args = append(args, "--aclfile", s.path("users.acl"))
+	} else if s.cfg.password != "" {
+		args = append(args, "--requirepass", s.cfg.password)
 	}
 	if s.cfg.cluster {
-		args = append(args,
-			"--cluster-enabled", "yes",
-			"--cluster-config-file", "nodes.conf",
-			"--cluster-node-timeout", "2000",
-			"--cluster-port", strconv.Itoa(s.busPort))
+		args = append(args, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+			"--cluster-node-timeout", "2000", "--cluster-port", strconv.Itoa(s.busPort))
 	}
 	return append(args, s.cfg.args...)
 }
 
 func (s *Server) aclText() string {
 	var b strings.Builder
-	definesDefault := false
-	for _, line := range s.cfg.acl {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == "user" && f[1] == "default" {
-			definesDefault = true
-		}
-	}
+	definesDefault := slices.ContainsFunc(s.cfg.acl, func(line string) bool {
+		f := strings.Fields(line)
+		return len(f) >= 2 && f[0] == "user" && f[1] == "default"
+	})
 	if !definesDefault && s.cfg.password != "" {
 		// A hash, because the ACL file cannot quote a password with spaces.
 		sum := sha256.Sum256([]byte(s.cfg.password))
 		fmt.Fprintf(&b, "user default on #%s ~* &* +@all\n", hex.EncodeToString(sum[:]))
 	}
+	fmt.Fprintf(&b, "user %s on >%s +ping +debug\n", adminUser, s.admin)
 	for _, line := range s.cfg.acl {
-		b.WriteString(strings.TrimSpace(line))
-		b.WriteByte('\n')
+		b.WriteString(strings.TrimSpace(line) + "\n")
 	}
 	return b.String()
 }
@@ -309,43 +266,41 @@ func (s *Server) aclText() string {
 // launch starts redis-server as a child of the test and waits until it
 // answers PING. The caller holds s.mu, or owns s alone.
 func (s *Server) launch() error {
-	logOffset, stdioOffset := fileSize(s.path(logFile)), fileSize(s.path(stdioFile))
-	stdio, err := os.OpenFile(s.path(stdioFile), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		return err
-	}
-	cmd := exec.Command(s.bin, append(s.serverArgs(), "--daemonize", "no")...)
+	logOffset := len(s.log())
+	var stdio bytes.Buffer // what redis-server prints before it opens its log; read once it has exited
+	cmd := exec.Command(s.bin, s.serverArgs()...)
 	cmd.Dir = s.dir
-	cmd.Stdout, cmd.Stderr = stdio, stdio
-	err = cmd.Start()
-	stdio.Close()
-	if err != nil {
+	cmd.Stdout, cmd.Stderr = &stdio, &stdio
+	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("redistest: start redis-server: %w", err)
 	}
 	done := make(chan struct{})
 	go func() {
-		_ = cmd.Wait() // reap at once: a zombie would look alive to the restart script
+		_ = cmd.Wait()
 		close(done)
 	}()
-	s.child, s.childDone = cmd, done
+	s.cmd, s.done = cmd, done
 
 	deadline := time.Now().Add(startTimeout)
-	delay := 5 * time.Millisecond
 	var pingErr error
-	for {
+	for delay := 5 * time.Millisecond; ; delay = min(2*delay, 100*time.Millisecond) {
 		select {
 		case <-done:
-			out := sinceOffset(s.path(stdioFile), stdioOffset) + sinceOffset(s.path(logFile), logOffset)
-			err := fmt.Errorf("redistest: redis-server on port %d exited while starting (%v):\n%s",
-				s.port, cmd.ProcessState, out)
+			out := stdio.String() + s.log()[logOffset:]
+			err := fmt.Errorf("redistest: redis-server on port %d exited while starting (%v):\n%s", s.port, cmd.ProcessState, out)
 			if strings.Contains(out, "Address already in use") {
 				err = fmt.Errorf("%w: %w", errAddrInUse, err)
 			}
 			return err
 		default:
 		}
-		if strings.Contains(sinceOffset(s.path(logFile), logOffset), readyMarker) {
-			if pingErr = s.ping(); pingErr == nil {
+		if strings.Contains(s.log()[logOffset:], readyMarker) {
+			// Any reply but LOADING or BUSY: NOAUTH too proves the server is up.
+			out, err := s.runCLI(nil, "PING")
+			if pingErr = err; err == nil && (strings.Contains(out, "LOADING") || strings.Contains(out, "BUSY")) {
+				pingErr = errors.New(out)
+			}
+			if pingErr == nil {
 				return nil
 			}
 		}
@@ -353,126 +308,44 @@ func (s *Server) launch() error {
 			_ = cmd.Process.Kill()
 			<-done
 			return fmt.Errorf("redistest: redis-server on port %d did not answer PING within %v (last error: %v):\n%s",
-				s.port, startTimeout, pingErr, lastLines(s.path(logFile), 20))
+				s.port, startTimeout, pingErr, lastLines(s.log(), 20))
 		}
 		time.Sleep(delay)
-		delay = min(2*delay, 100*time.Millisecond)
 	}
 }
 
-// ping accepts any reply to PING but LOADING or BUSY: NOAUTH still proves
-// that the server is up.
-func (s *Server) ping() error {
-	out, err := runCLI(s.cli, s.pingArgs(), s.cliEnv(), []string{"PING"})
-	if err == nil && (strings.Contains(out, "LOADING") || strings.Contains(out, "BUSY")) {
-		err = errors.New(out)
-	}
-	return err
-}
-
-// terminate sends sig to every process of the server (the Go side's child
-// and whatever the pid file names), escalates to SIGKILL after stopGrace and
-// waits until they have exited. The caller holds s.mu.
+// terminate sends sig to the server, escalates to SIGKILL after stopGrace
+// and waits until it has exited (been reaped: its main thread shows as a
+// zombie while other threads still hold its port). The caller holds s.mu.
 func (s *Server) terminate(sig syscall.Signal) error {
-	if err := s.awaitRestartScript(); err != nil {
-		return err
-	}
-	// The child's end is known from its reaping: its main thread shows as
-	// a zombie while other threads still hold its port.
-	childPID := 0
-	if s.child != nil && !isClosed(s.childDone) {
-		childPID = s.child.Process.Pid
-	}
-	var others []int
-	if pid := readPIDFile(s.path(pidFile)); pid != 0 && pid != childPID && alive(pid) && runsIn(pid, s.realDir) {
-		others = append(others, pid)
-	}
-	if childPID == 0 && len(others) == 0 {
+	if s.cmd == nil {
 		return nil
 	}
-	send := func(sig syscall.Signal) {
-		if childPID != 0 {
-			_ = s.child.Process.Signal(sig)
-		}
-		for _, pid := range others {
-			_ = signalPID(pid, sig)
-		}
-	}
-	running := func() bool {
-		return childPID != 0 && !isClosed(s.childDone) || slices.ContainsFunc(others, alive)
-	}
-	send(sig)
-	deadline := time.Now().Add(stopGrace)
-	if sig == syscall.SIGKILL {
-		deadline = time.Now().Add(killTimeout)
-	}
-	for running() {
-		if time.Now().After(deadline) {
-			if sig == syscall.SIGKILL {
-				return fmt.Errorf("redistest: redis-server on port %d still runs %v after SIGKILL", s.port, killTimeout)
-			}
-			s.t.Logf("redistest: redis-server on port %d ignored SIGTERM for %v; sending SIGKILL", s.port, stopGrace)
-			sig = syscall.SIGKILL
-			send(sig)
-			deadline = time.Now().Add(killTimeout)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	// A graceful shutdown removes the pid file, a kill leaves it behind.
-	if err := os.Remove(s.path(pidFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return err
-	}
-	return nil
-}
-
-// awaitRestartScript waits until no RestartCommand script is running, as
-// one could otherwise start a server after terminate has stopped the last.
-func (s *Server) awaitRestartScript() error {
-	deadline := time.Now().Add(stopGrace + startTimeout + killTimeout)
-	for {
-		pid := readPIDFile(s.path(restartingFile))
-		if pid == 0 || !alive(pid) {
+	_ = s.cmd.Process.Signal(sig)
+	if sig != syscall.SIGKILL {
+		select {
+		case <-s.done:
 			return nil
+		case <-time.After(stopGrace):
+			s.t.Logf("redistest: redis-server on port %d ignored SIGTERM for %v; sending SIGKILL", s.port, stopGrace)
+			_ = s.cmd.Process.Kill()
 		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("redistest: the restart script (pid %d) of the redis-server on port %d still runs", pid, s.port)
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
-}
-
-func isClosed(c chan struct{}) bool {
 	select {
-	case <-c:
-		return true
-	default:
-		return false
+	case <-s.done:
+		return nil
+	case <-time.After(killTimeout):
+		return fmt.Errorf("redistest: redis-server on port %d still runs %v after SIGKILL", s.port, killTimeout)
 	}
 }
 
-func fileSize(path string) int64 {
-	info, err := os.Stat(path)
-	if err != nil {
-		return 0
-	}
-	return info.Size()
-}
-
-func sinceOffset(path string, offset int64) string {
-	f, err := os.Open(path)
-	if err != nil {
-		return ""
-	}
-	defer f.Close()
-	data, _ := io.ReadAll(io.NewSectionReader(f, offset, 1<<30))
+// log returns the server's log file, or "" while there is none.
+func (s *Server) log() string {
+	data, _ := os.ReadFile(s.path(logFile))
 	return string(data)
 }
 
-func lastLines(path string, n int) string {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return fmt.Sprintf("(%v)", err)
-	}
-	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
+func lastLines(text string, n int) string {
+	lines := strings.Split(strings.TrimRight(text, "\n"), "\n")
 	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }

@@ -8,7 +8,6 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
-	"fmt"
 	"math/big"
 	"net"
 	"os"
@@ -42,111 +41,70 @@ type TLSFiles struct {
 // for a day) into a temporary directory of t.
 func NewTLSFiles(t testing.TB) *TLSFiles {
 	t.Helper()
-	files, err := newTLSFiles(t.TempDir())
-	if err != nil {
-		t.Fatalf("redistest: generate TLS files: %v", err)
-	}
-	return files
-}
-
-// ClientTLSConfig returns a new client configuration that trusts the CA,
-// presents the client certificate and verifies the server as 127.0.0.1.
-func (f *TLSFiles) ClientTLSConfig() *tls.Config {
-	return &tls.Config{
-		MinVersion:   tls.VersionTLS12,
-		RootCAs:      f.roots,
-		Certificates: []tls.Certificate{f.client},
-		ServerName:   "127.0.0.1",
-	}
-}
-
-func newTLSFiles(dir string) (*TLSFiles, error) {
+	dir := t.TempDir()
 	f := &TLSFiles{
-		CACert:      filepath.Join(dir, "ca.pem"),
-		ServerCert:  filepath.Join(dir, "server.pem"),
-		ServerKey:   filepath.Join(dir, "server-key.pem"),
-		ClientCert:  filepath.Join(dir, "client.pem"),
-		ClientKey:   filepath.Join(dir, "client-key.pem"),
-		OtherCACert: filepath.Join(dir, "other-ca.pem"),
+		CACert: filepath.Join(dir, "ca.pem"), OtherCACert: filepath.Join(dir, "other-ca.pem"),
+		ServerCert: filepath.Join(dir, "server.pem"), ServerKey: filepath.Join(dir, "server-key.pem"),
+		ClientCert: filepath.Join(dir, "client.pem"), ClientKey: filepath.Join(dir, "client-key.pem"),
 	}
-	ca, _, err := issue(&x509.Certificate{Subject: pkix.Name{CommonName: "redistest CA"}, IsCA: true}, nil, f.CACert, "")
-	if err != nil {
-		return nil, err
-	}
-	if _, _, err := issue(&x509.Certificate{Subject: pkix.Name{CommonName: "redistest unrelated CA"}, IsCA: true}, nil, f.OtherCACert, ""); err != nil {
-		return nil, err
-	}
-	server := &x509.Certificate{
+	ca := issue(t, &x509.Certificate{Subject: pkix.Name{CommonName: "redistest CA"}, IsCA: true}, nil, f.CACert, "")
+	issue(t, &x509.Certificate{Subject: pkix.Name{CommonName: "redistest unrelated CA"}, IsCA: true}, nil, f.OtherCACert, "")
+	issue(t, &x509.Certificate{
 		Subject:     pkix.Name{CommonName: "localhost"},
 		DNSNames:    []string{"localhost"},
 		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
 		KeyUsage:    x509.KeyUsageDigitalSignature,
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	if _, _, err := issue(server, ca, f.ServerCert, f.ServerKey); err != nil {
-		return nil, err
-	}
-	client := &x509.Certificate{
+	}, ca, f.ServerCert, f.ServerKey)
+	f.client = *issue(t, &x509.Certificate{
 		Subject:     pkix.Name{CommonName: "redistest client"},
 		KeyUsage:    x509.KeyUsageDigitalSignature,
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-	}
-	if _, f.client, err = issue(client, ca, f.ClientCert, f.ClientKey); err != nil {
-		return nil, err
-	}
+	}, ca, f.ClientCert, f.ClientKey)
 	f.roots = x509.NewCertPool()
-	f.roots.AddCert(ca.cert)
-	return f, nil
+	f.roots.AddCert(ca.Leaf)
+	return f
 }
 
-type authority struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
+// ClientTLSConfig returns a new client configuration that trusts the CA,
+// presents the client certificate and verifies the server as 127.0.0.1.
+func (f *TLSFiles) ClientTLSConfig() *tls.Config {
+	return &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: f.roots,
+		Certificates: []tls.Certificate{f.client}, ServerName: "127.0.0.1"}
 }
 
 // issue makes a certificate from template with a fresh ECDSA P-256 key,
 // signed by ca or, when ca is nil, by itself as a CA; it writes the
 // certificate to certPath and, unless keyPath is empty, the key.
-func issue(template *x509.Certificate, ca *authority, certPath, keyPath string) (*authority, tls.Certificate, error) {
+func issue(t testing.TB, template *x509.Certificate, ca *tls.Certificate, certPath, keyPath string) *tls.Certificate {
+	t.Helper()
+	fail := func(err error) {
+		if err != nil {
+			t.Fatalf("redistest: generate TLS files: %s: %v", template.Subject.CommonName, err)
+		}
+	}
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, tls.Certificate{}, err
-	}
-	if template.SerialNumber, err = rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127)); err != nil {
-		return nil, tls.Certificate{}, err
-	}
+	fail(err)
+	template.SerialNumber, err = rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+	fail(err)
 	template.NotBefore, template.NotAfter = time.Now().Add(-time.Hour), time.Now().Add(24*time.Hour)
-	parent, parentKey := template, key
+	parent, parentKey := template, any(key)
 	if ca == nil {
 		template.BasicConstraintsValid = true
 		template.KeyUsage = x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature
 	} else {
-		parent, parentKey = ca.cert, ca.key
+		parent, parentKey = ca.Leaf, ca.PrivateKey
 	}
 	der, err := x509.CreateCertificate(rand.Reader, template, parent, &key.PublicKey, parentKey)
-	if err != nil {
-		return nil, tls.Certificate{}, fmt.Errorf("issue %s: %w", template.Subject.CommonName, err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		return nil, tls.Certificate{}, err
-	}
-	if err := writePEM(certPath, "CERTIFICATE", der, 0o644); err != nil {
-		return nil, tls.Certificate{}, err
-	}
+	fail(err)
+	cert := &tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+	cert.Leaf, err = x509.ParseCertificate(der)
+	fail(err)
+	fail(os.WriteFile(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644))
 	if keyPath != "" {
 		keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-		if err != nil {
-			return nil, tls.Certificate{}, err
-		}
-		if err := writePEM(keyPath, "PRIVATE KEY", keyDER, 0o600); err != nil {
-			return nil, tls.Certificate{}, err
-		}
+		fail(err)
+		fail(os.WriteFile(keyPath, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600))
 	}
-	return &authority{cert: cert, key: key}, tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, nil
-}
-
-func writePEM(path, blockType string, der []byte, perm os.FileMode) error {
-	data := pem.EncodeToMemory(&pem.Block{Type: blockType, Bytes: der})
-	return os.WriteFile(path, data, perm)
+	return cert
 }
