@@ -184,7 +184,7 @@ func (w *progress) Write(p []byte) (int, error) {
 // environment describes the machine, Go and the dependencies compared.
 func environment(rs *results, mode string, measured time.Time) env {
 	e := env{date: measured.UTC().Format("2006-01-02 15:04 UTC")}
-	cpu := rs.config["cpu"]
+	cpu := strings.Join(strings.Fields(rs.config["cpu"]), " ")
 	if cpu == "" {
 		cpu = "unknown CPU"
 	}
@@ -264,7 +264,13 @@ func readProfile() profile {
 		cpu:    ownFunctions(pprofTop("-cum", "-nodecount=100", testBinary, "bench-cpu.prof"), 6),
 		allocs: pprofTop("-nodecount=6", "-sample_index=alloc_objects", testBinary, "bench-mem.prof"),
 	}
-	p.routerAllocs = routerShare(pprofTop("-nodecount=60", "-sample_index=alloc_objects", testBinary, "bench-mem.prof"))
+	top := pprofTop("-nodecount=60", "-sample_index=alloc_objects", testBinary, "bench-mem.prof")
+	p.routerAllocs = allocShare(top, 1, func(fn string) bool {
+		return strings.Contains(fn, "watermill/message.(*handler)") || strings.HasPrefix(fn, "context.WithValue")
+	})
+	p.copyAllocs = allocShare(top, 4, func(fn string) bool {
+		return strings.HasPrefix(fn, "github.com/switchyard-go/switchyard/internal/queue.(*entry).message")
+	})
 	return p
 }
 
@@ -288,22 +294,17 @@ func ownFunctions(top []string, n int) []string {
 	return out
 }
 
-// routerShare sums the flat% of the allocation sites of Watermill's Router
-// handlers (their goroutine, log fields and context values) in a
-// `pprof -top` listing.
-func routerShare(top []string) float64 {
+// allocShare sums a percentage column (1, flat%, or 4, cum%) of the lines
+// of a `pprof -top` listing whose function match picks.
+func allocShare(top []string, col int, match func(fn string) bool) float64 {
 	var sum float64
 	for _, l := range top {
 		f := strings.Fields(l)
-		if len(f) < 6 {
-			continue
-		}
-		fn := strings.Join(f[5:], " ")
-		if !strings.Contains(fn, "watermill/message.(*handler)") && !strings.HasPrefix(fn, "context.WithValue") {
+		if len(f) < 6 || !match(strings.Join(f[5:], " ")) {
 			continue
 		}
 		var pct float64
-		if _, err := fmt.Sscanf(f[1], "%f%%", &pct); err == nil {
+		if _, err := fmt.Sscanf(f[col], "%f%%", &pct); err == nil {
 			sum += pct
 		}
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"math"
 	"strings"
 	"testing"
 )
@@ -121,8 +122,8 @@ func TestJetStreamPublishTarget(t *testing.T) {
 }
 
 // TestJetStreamTableKeepsTheTransport: the JetStream table shows the
-// transport's synchronous Publish against nats.go's synchronous and async
-// publishes, and the CPU per event of each.
+// transport's synchronous Publish against nats.go's synchronous publish,
+// and the CPU per event of each.
 func TestJetStreamTableKeepsTheTransport(t *testing.T) {
 	rs := newResults()
 	if err := rs.read(strings.NewReader(jsSample), "js"); err != nil {
@@ -130,7 +131,7 @@ func TestJetStreamTableKeepsTheTransport(t *testing.T) {
 	}
 	r := &report{rs: rs, outs: measure(rs), commands: map[string]string{}}
 	md := r.markdown()
-	row := "| 8 publishers | 40.0k | 24.0k | 0.60× | 20.0k | 16.0k | 0.80× | 0.40× | 15, 30, 28, 31 |"
+	row := "| publish, 8 publishers | 40.0k (15) | 24.0k (30) | 0.60× | 20.0k (28) | 16.0k (31) | 0.80× |"
 	if !strings.Contains(md, row) {
 		t.Errorf("no row %q in the JetStream table:\n%s", row, md[strings.Index(md, "## NATS JetStream"):])
 	}
@@ -150,5 +151,24 @@ func TestChartWithoutDeliveryResults(t *testing.T) {
 	path := t.TempDir() + "/chart.png"
 	if err := writeChart(readSample(t), path); !errors.Is(err, errNoSamples) {
 		t.Errorf("writeChart = %v, want errNoSamples", err)
+	}
+}
+
+func TestAllocShareReadsTheColumnAsked(t *testing.T) {
+	top := []string{
+		"      flat  flat%   sum%        cum   cum%",
+		"    196610 20.70% 52.41%     316763 33.35%  github.com/ThreeDotsLabs/watermill/message.(*handler).addHandlerContext",
+		"    120153 12.65% 65.06%     120153 12.65%  context.WithValue",
+		"     60091  6.33% 87.40%     267637 28.18%  github.com/switchyard-go/switchyard/internal/queue.(*entry).message (inline)",
+	}
+	router := allocShare(top, 1, func(fn string) bool {
+		return strings.Contains(fn, "watermill/message.(*handler)") || strings.HasPrefix(fn, "context.WithValue")
+	})
+	if math.Abs(router-33.35) > 1e-9 {
+		t.Errorf("router flat%% = %v, want 33.35", router)
+	}
+	copies := allocShare(top, 4, func(fn string) bool { return strings.Contains(fn, "queue.(*entry).message") })
+	if copies != 28.18 {
+		t.Errorf("copies cum%% = %v, want 28.18", copies)
 	}
 }
