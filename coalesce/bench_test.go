@@ -10,7 +10,8 @@ import (
 )
 
 // BenchmarkAdd measures Add on keys with a window open (hit), on keys
-// that open one (open), and from parallel goroutines:
+// that open one in a new Coalescer (open), on keys that come and go
+// (churn), and from parallel goroutines:
 // go test -run '^$' -bench 'BenchmarkAdd' -benchmem ./coalesce/
 func BenchmarkAdd(b *testing.B) {
 	const n = 1 << 14
@@ -51,6 +52,23 @@ func BenchmarkAdd(b *testing.B) {
 				b.StartTimer()
 			}
 			c.Add(keys[i%n], v, time.Hour)
+			i++
+		}
+	})
+	// churn: keys whose windows end and are forgotten before they come
+	// back, as in a steady stream of typing in many conversations: each Add
+	// mostly opens a window in a slot (or map entry) that a forgotten key
+	// freed.
+	b.Run("churn", func(b *testing.B) {
+		const m = 1 << 16
+		churn := make([]string, m)
+		for i := range churn {
+			churn[i] = "events:chat/typing/conversation-" + strconv.Itoa(i)
+		}
+		c := newCoalescer(b)
+		i := 0
+		for b.Loop() {
+			c.Add(churn[i%m], v, time.Microsecond)
 			i++
 		}
 	})
