@@ -3,6 +3,7 @@ package coalesce
 import (
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"math"
 	"sync"
 	"sync/atomic"
@@ -57,10 +58,11 @@ func (r Result) String() string {
 // emits once per window. A window that ends with nothing pending forgets its
 // key.
 //
-// Keys live in a map; window ends wait in one FIFO per window length, which
-// keeps them sorted without a heap. One goroutine, started by the first
-// window and ended by Close, ends the windows and calls emit, never with a
-// lock held. Add on a key that exists allocates nothing.
+// Keys live in an open-addressing table of slots, sharded to keep lanes that
+// add concurrently off each other's locks; window ends wait in one FIFO per
+// window length, which keeps them sorted without a heap. One goroutine,
+// started by the first window and ended by Close, ends the windows and calls
+// emit, never with a lock held. Add on a key that exists allocates nothing.
 //
 // A Coalescer is safe for concurrent use. Close it to flush what is pending
 // and end its goroutine.
@@ -69,8 +71,11 @@ type Coalescer[T any] struct {
 	merge func(pending, next T) T
 	epoch time.Time
 	tick  int64
-	max   int
+	max   int64
+	seed  maphash.Seed
 
+	live   atomic.Int64
+	closed atomic.Bool
 	// next is the earliest window end the goroutine will wake for, idle
 	// when it knows of none, scanning while it looks. Add wakes it for an
 	// earlier one.
@@ -84,12 +89,7 @@ type Coalescer[T any] struct {
 	stopped   bool
 	closeOnce sync.Once
 
-	mu     sync.Mutex
-	closed bool
-	index  map[string]int32 // key → slot
-	slots  []slot[T]
-	free   int32
-	queues []queue
+	shards [numShards]shard[T]
 }
 
 const (
@@ -112,7 +112,8 @@ func New[T any](cfg Config, emit func(key string, v T), opts ...Option[T]) (*Coa
 	c := &Coalescer[T]{
 		emit: emit,
 		tick: int64(cfg.Tick),
-		max:  cfg.MaxKeys,
+		max:  int64(cfg.MaxKeys),
+		seed: maphash.MakeSeed(),
 		wake: make(chan struct{}, 1),
 		stop: make(chan struct{}),
 		done: make(chan struct{}),
@@ -122,8 +123,9 @@ func New[T any](cfg Config, emit func(key string, v T), opts ...Option[T]) (*Coa
 	}
 	c.epoch = time.Now()
 	c.next.Store(idle)
-	c.index = make(map[string]int32)
-	c.free = -1
+	for i := range c.shards {
+		c.shards[i].free = -1
+	}
 	return c, nil
 }
 
@@ -148,13 +150,15 @@ func (c *Coalescer[T]) AddTrailing(key string, v T, window time.Duration) Result
 
 func (c *Coalescer[T]) add(key string, v T, window time.Duration, leading bool) Result {
 	w := micros(window)
-	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
+	h := maphash.String(c.seed, key)
+	s := &c.shards[h>>(64-shardBits)]
+	s.mu.Lock()
+	if c.closed.Load() {
+		s.mu.Unlock()
 		return Closed
 	}
-	if i, ok := c.index[key]; ok {
-		sl := &c.slots[i]
+	if i := s.find(key, h); i >= 0 {
+		sl := &s.slots[i]
 		res := Pending
 		if sl.window&pendingBit != 0 {
 			res = Coalesced
@@ -164,22 +168,23 @@ func (c *Coalescer[T]) add(key string, v T, window time.Duration, leading bool) 
 		}
 		sl.val = v
 		sl.window = w | pendingBit
-		c.mu.Unlock()
+		s.mu.Unlock()
 		return res
 	}
-	if len(c.index) >= c.max {
-		c.mu.Unlock()
+	if c.live.Add(1) > c.max {
+		c.live.Add(-1)
+		s.mu.Unlock()
 		return Overflow
 	}
 	deadline := c.now() + int64(w)*1000
-	i := c.insert(key)
-	sl := &c.slots[i]
+	i := s.insert(c, key, h)
+	sl := &s.slots[i]
 	sl.key, sl.deadline, sl.window = key, deadline, w
 	if !leading {
 		sl.val, sl.window = v, w|pendingBit
 	}
-	c.enqueue(i, int64(w)*1000)
-	c.mu.Unlock()
+	s.enqueue(i, int64(w)*1000)
+	s.mu.Unlock()
 
 	if n := c.next.Load(); n == scanning || deadline < n {
 		c.kick()
@@ -191,11 +196,7 @@ func (c *Coalescer[T]) add(key string, v T, window time.Duration, leading bool) 
 }
 
 // Len returns the number of keys tracked: those with a window open.
-func (c *Coalescer[T]) Len() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.index)
-}
+func (c *Coalescer[T]) Len() int { return int(c.live.Load()) }
 
 // Close ends the goroutine, then hands every pending value to emit, on the
 // calling goroutine, and forgets every key: nothing added is lost. Add
@@ -211,7 +212,12 @@ func (c *Coalescer[T]) Close() {
 			close(c.stop)
 			<-c.done
 		}
-		c.emitAll(c.drain(nil))
+		c.closed.Store(true)
+		var batch []emission[T]
+		for i := range c.shards {
+			batch = c.shards[i].drain(c, batch)
+		}
+		c.emitAll(batch)
 	})
 }
 
@@ -244,8 +250,12 @@ func (c *Coalescer[T]) run() {
 		// Add wakes the goroutine for any window it opens while next says
 		// scanning, so none opened during the scan is missed.
 		c.next.Store(scanning)
-		var earliest int64
-		batch, earliest = c.expire(batch)
+		earliest := int64(idle)
+		for i := range c.shards {
+			var e int64
+			batch, e = c.shards[i].expire(c, batch)
+			earliest = min(earliest, e)
+		}
 		c.next.Store(earliest)
 		batch = c.emitAll(batch)
 

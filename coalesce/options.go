@@ -21,9 +21,8 @@ const (
 // bits. Add cuts a longer one to it.
 const MaxWindow = time.Duration(maxMicros) * time.Microsecond
 
-// maxKeysLimit bounds MaxKeys, and so what a mistaken setting can hold;
-// slot indexes are int32.
-const maxKeysLimit = 1<<24 - 2
+// maxKeysLimit keeps slot indexes in the table's 24 bits.
+const maxKeysLimit = indexMask - 1
 
 // Config configures a Coalescer. The zero value is usable: every zero field
 // takes its default.
