@@ -54,11 +54,14 @@ func (s *subscription) deliver(l int) bool {
 		return false
 	}
 	g.handed(l)
-	select {
-	case <-m.Acked():
+	acked := func() {
 		dctx.End(context.Canceled)
 		g.stats.acked.Add(1)
 		g.done(l)
+	}
+	select {
+	case <-m.Acked():
+		acked()
 		return true
 	case <-m.Nacked():
 		dctx.End(context.Canceled)
@@ -69,9 +72,7 @@ func (s *subscription) deliver(l int) bool {
 		// An ack that raced the subscription's end still counts.
 		select {
 		case <-m.Acked():
-			dctx.End(context.Canceled)
-			g.stats.acked.Add(1)
-			g.done(l)
+			acked()
 		default:
 			g.putBack(l, 0, true)
 		}
