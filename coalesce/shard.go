@@ -14,10 +14,11 @@ const numShards = 1 << shardBits
 
 // shard holds the keys whose hash falls in it.
 //
-// The table is hand-written because it pays: against a map[string]int32
-// under one lock, a same-run benchmark found windows opening while the
-// table grows (BenchmarkAdd/open) about 2.8 times faster and a key
-// (BenchmarkMemory) about a quarter smaller; the other cases were alike.
+// The table is hand-written, and sharded, because both pay: in same-run
+// benchmarks, windows opening while the tables grow (BenchmarkAdd/open) ran
+// about 2.8 times faster than in a map[string]int32 under one lock, and
+// twice as fast as in one table under one lock; a key (BenchmarkMemory) is
+// a quarter smaller than with the map. The other cases were alike.
 //
 // A key lives in a slot. The table maps it there by open addressing with
 // linear probing from the home position given by the low bits of the key's

@@ -75,7 +75,7 @@ func (c *Config) setDefaults() {
 		c.DeadLetterTopic = DefaultDeadLetterTopic
 	}
 	if c.KeyFunc == nil {
-		c.KeyFunc = metadataKey
+		c.KeyFunc = func(m *message.Message) string { return m.Metadata.Get(metakey.EventKey) }
 	}
 }
 
@@ -105,5 +105,3 @@ func (c *Config) Validate() error {
 	}
 	return errors.Join(errs...)
 }
-
-func metadataKey(m *message.Message) string { return m.Metadata.Get(metakey.EventKey) }

@@ -10,6 +10,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 
+	"github.com/switchyard-go/switchyard/internal/backoff"
 	"github.com/switchyard-go/switchyard/internal/delivery"
 )
 
@@ -84,7 +85,7 @@ func (s *subscription) nacked(l int) {
 	g := s.group
 	attempts := g.attempts(l)
 	if g.cfg.MaxRetries < 0 || attempts <= g.cfg.MaxRetries {
-		g.putBack(l, g.backoff(attempts), true)
+		g.putBack(l, backoff.Exp(g.cfg.RetryBackoff, g.cfg.MaxRetryBackoff, attempts-1), true)
 		return
 	}
 	dl := g.next(l)
