@@ -70,10 +70,8 @@ type eventType struct {
 // may wait for room, which delays the other windows' ends meanwhile. An
 // error loses the message; Close reports how many were lost.
 //
-// Its metrics are registered with the registerer given WithRegisterer, if
-// any:
-// events_coalesced_total{event_type} (messages coalesced away, that is
-// publishes saved), switchyard_coalesce_overflow_total{event_type}
+// WithRegisterer registers its metrics: events_coalesced_total{event_type}
+// (publishes saved), switchyard_coalesce_overflow_total{event_type}
 // (messages passed through uncoalesced because MaxKeys keys were tracked)
 // and switchyard_coalesce_keys (keys tracked now). Close it to flush the
 // pending messages.

@@ -71,17 +71,14 @@ func (c DedupeConfig) Validate() error {
 // neither is lost. If the waiting message's context ends first, it returns
 // ErrDuplicateInFlight, a nack, for redelivery to decide later.
 //
-// In a chain, put Dedupe innermost, right before the handler: the stages
-// outside it (recoverer, retry, poison queue, metrics) see every delivery,
-// and what it remembers is the handler's own outcome. Use one Dedupe per
-// handler: two handlers that share one would take the messages of each
-// other for duplicates.
+// In a chain, put Dedupe innermost, right before the handler, so that what
+// it remembers is the handler's own outcome. Use one Dedupe per handler:
+// two handlers that share one would take each other's messages for
+// duplicates.
 //
-// Memory is bounded by MaxKeys, whatever the TTL. Keys are queued in the
-// order they were remembered, so expiring and evicting take the oldest
-// first without a timer per key and without a goroutine: a Dedupe drops its
-// expired keys when it remembers a new one. It owns no goroutine and needs
-// no Close. It is safe for concurrent use.
+// Memory is bounded by MaxKeys, whatever the TTL; expired and evicted keys
+// go oldest first, dropped when a new one is remembered, so a Dedupe owns
+// no goroutine and needs no Close. It is safe for concurrent use.
 type Dedupe struct {
 	ttl   int64 // nanoseconds
 	key   func(*message.Message) string
