@@ -58,11 +58,8 @@ func (r Result) String() string {
 // emits once per window. A window that ends with nothing pending forgets its
 // key.
 //
-// Keys live in an open-addressing table of slots, sharded to keep lanes that
-// add concurrently off each other's locks; window ends wait in one FIFO per
-// window length, which keeps them sorted without a heap. One goroutine,
-// started by the first window and ended by Close, ends the windows and calls
-// emit, never with a lock held. Add on a key that exists allocates nothing.
+// One goroutine, started by the first window and ended by Close, ends the
+// windows and calls emit, never with a lock held.
 //
 // A Coalescer is safe for concurrent use. Close it to flush what is pending
 // and end its goroutine.

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/switchyard-go/switchyard/internal/metakey"
@@ -43,7 +44,11 @@ type Middleware struct {
 	republish  func(*message.Message) error
 	superseded func(*message.Message)
 	inFlight   inFlight
-	retries    retries
+	// retries holds the UUIDs of the messages that went on and failed,
+	// until they are redelivered. One never redelivered (dead-lettered)
+	// stays until MaxKeys others push it out; if it came back after all, it
+	// would be coalesced like a new message: held, not lost.
+	retries    *lru.Cache[string, struct{}]
 	lost       atomic.Int64
 	lastErr    atomic.Pointer[error]
 	closeOnce  sync.Once
@@ -65,10 +70,8 @@ type eventType struct {
 // may wait for room, which delays the other windows' ends meanwhile. An
 // error loses the message; Close reports how many were lost.
 //
-// Its metrics are registered with the registerer given WithRegisterer, if
-// any:
-// events_coalesced_total{event_type} (messages coalesced away, that is
-// publishes saved), switchyard_coalesce_overflow_total{event_type}
+// WithRegisterer registers its metrics: events_coalesced_total{event_type}
+// (publishes saved), switchyard_coalesce_overflow_total{event_type}
 // (messages passed through uncoalesced because MaxKeys keys were tracked)
 // and switchyard_coalesce_keys (keys tracked now). Close it to flush the
 // pending messages.
@@ -92,7 +95,6 @@ func NewMiddleware(cfg MiddlewareConfig, republish func(*message.Message) error,
 		types:     make(map[string]*eventType, len(cfg.Windows)),
 		republish: republish,
 		inFlight:  inFlight{keys: make(map[string]int32)},
-		retries:   retries{uuids: make(map[string]struct{}), max: cmp.Or(cfg.MaxKeys, DefaultMaxKeys)},
 	}
 	for _, opt := range opts {
 		opt(mw)
@@ -114,6 +116,7 @@ func NewMiddleware(cfg MiddlewareConfig, republish func(*message.Message) error,
 		return nil, err
 	}
 	mw.c = c
+	mw.retries, _ = lru.New[string, struct{}](cmp.Or(cfg.MaxKeys, DefaultMaxKeys)) // New checked the size
 
 	coalesced := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "events_coalesced_total",
@@ -164,7 +167,7 @@ func (mw *Middleware) Middleware(next message.HandlerFunc) message.HandlerFunc {
 		if !ok {
 			return next(m)
 		}
-		if mw.retries.take(m.UUID) {
+		if mw.retries.Remove(m.UUID) {
 			// Redelivered after the rest of the handler failed on it: it
 			// went on once, it goes on again, with its attempts counted.
 			return mw.pass(next, m)
@@ -202,7 +205,7 @@ func (mw *Middleware) Middleware(next message.HandlerFunc) message.HandlerFunc {
 func (mw *Middleware) pass(next message.HandlerFunc, m *message.Message) ([]*message.Message, error) {
 	out, err := next(m)
 	if err != nil {
-		mw.retries.add(m.UUID)
+		mw.retries.Add(m.UUID, struct{}{})
 	}
 	return out, err
 }
@@ -299,44 +302,6 @@ func (f *inFlight) landed(r *republished) {
 	}
 	f.n.Add(-1)
 	f.mu.Unlock()
-}
-
-// retries holds the UUIDs of the messages that went on and failed, until
-// they are redelivered. One that is never redelivered (dead-lettered) stays
-// until max others push it out; if it came back after all, it would be
-// coalesced like a new message: held for its window's end, not lost.
-type retries struct {
-	n     atomic.Int64
-	mu    sync.Mutex
-	uuids map[string]struct{}
-	max   int
-}
-
-func (r *retries) add(uuid string) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if len(r.uuids) >= r.max {
-		for old := range r.uuids {
-			delete(r.uuids, old)
-			break
-		}
-	}
-	r.uuids[uuid] = struct{}{}
-	r.n.Store(int64(len(r.uuids)))
-}
-
-func (r *retries) take(uuid string) bool {
-	if r.n.Load() == 0 {
-		return false
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	_, ok := r.uuids[uuid]
-	if ok {
-		delete(r.uuids, uuid)
-		r.n.Store(int64(len(r.uuids)))
-	}
-	return ok
 }
 
 func (f *inFlight) has(key string) bool {

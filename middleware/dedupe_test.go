@@ -277,8 +277,7 @@ func TestDedupeMemoryIsBounded(t *testing.T) {
 	const (
 		maxKeys  = 1000
 		messages = 10 * maxKeys
-		// Shards hold at least 64 keys each, so the newest 64 are all kept
-		// whichever shards they fall in.
+		// Eviction takes the oldest first, so the newest are all kept.
 		newest = 64
 	)
 	r := newDedupeRig(t, middleware.DedupeConfig{MaxKeys: maxKeys})
@@ -288,8 +287,6 @@ func TestDedupeMemoryIsBounded(t *testing.T) {
 			require.LessOrEqual(t, r.d.Len(), maxKeys, "after %d messages", i+1)
 		}
 	}
-	// Each of the 8 shards holds 125 keys and got about 1,250 of the
-	// messages (125 is 34 standard deviations short): every one is full.
 	assert.Equal(t, maxKeys, r.d.Len())
 	assert.Equal(t, float64(messages-maxKeys), dedupeMetric(t, r.reg, "switchyard_dedupe_evictions_total"))
 	for i := messages - newest; i < messages; i++ {
@@ -610,7 +607,7 @@ func TestDedupeClockSteppingBackDuringAHandler(t *testing.T) {
 	set(0)
 	d, err := middleware.NewDedupe(middleware.DedupeConfig{
 		TTL:     dedupeTTL,
-		MaxKeys: 100, // one shard: a and b share a queue
+		MaxKeys: 100,
 	}, middleware.WithNow(func() time.Time { return time.Unix(0, now.Load()) }))
 	require.NoError(t, err)
 	var calls atomic.Int32
@@ -633,7 +630,7 @@ func TestDedupeClockSteppingBackDuringAHandler(t *testing.T) {
 	deliver("a") // expired: handled again, and the clock steps back meanwhile
 	stepBack = false
 	set(dedupeTTL + time.Second)
-	deliver("b") // makes the shard expire what it must
+	deliver("b") // makes the Dedupe expire what it must
 	require.EqualValues(t, 3, calls.Load())
 	deliver("a")
 	assert.EqualValues(t, 3, calls.Load(), "a, remembered at the second delivery, is still remembered")
@@ -747,7 +744,7 @@ func BenchmarkDedupeMemory(b *testing.B) {
 		d, _ := middleware.NewDedupe(middleware.DedupeConfig{})
 		h := d.Middleware(func(*message.Message) ([]*message.Message, error) { return nil, nil })
 		m := message.NewMessage("", nil)
-		// Twice MaxKeys, for every shard to be full: each holds its share.
+		// Twice MaxKeys, for the Dedupe to be full and evicting.
 		for range 2 * keys {
 			m.UUID = watermill.NewUUID()
 			_, _ = h(m)

@@ -7,12 +7,10 @@ import (
 
 // ConsumeMiddleware returns the middleware that traces a Watermill handler:
 // each message gets a CONSUMER span, "process <topic>", a child of the
-// producer's span whose context the metadata carries (see WithLinkedConsume
-// for a link instead). The message's context carries the span while the
-// handler runs, so the handler's own spans nest under it; the span records
-// the handler's error. Messages the handler produces without a span in
-// their context get this one, so that a Publisher publishing them continues
-// the trace.
+// producer's span whose context the metadata carries (or a link to it,
+// WithLinkedConsume), that records the handler's error. The message's
+// context carries the span while the handler runs, and so do the messages
+// the handler produces that have no span of their own.
 func ConsumeMiddleware(opts ...Option) message.HandlerMiddleware {
 	c := newConfig(opts)
 	return func(h message.HandlerFunc) message.HandlerFunc {
@@ -20,11 +18,7 @@ func ConsumeMiddleware(opts ...Option) message.HandlerMiddleware {
 			ctx, span := c.startConsumer(msg)
 			msg.SetContext(ctx)
 			done := false
-			defer func() {
-				if !done {
-					abandon(span)
-				}
-			}()
+			defer abandonUnless(&done, span)
 			out, err := h(msg)
 			done = true
 			for _, m := range out {

@@ -1,14 +1,9 @@
 // Package tracing carries OpenTelemetry traces through switchyard and plain
 // Watermill: it starts a span where a message is published and one where it
 // is consumed, and carries the span context between them in the message's
-// metadata, as W3C trace context (the traceparent and tracestate keys), so
-// that one trace spans publisher and consumer across any transport that
-// carries metadata: Redis Streams, HTTP (as the CloudEvents traceparent and
-// tracestate extensions), in-memory.
-//
-// Nothing is traced unless you add this package's pieces; package bus does
-// not import OpenTelemetry, and a program that does not import this package
-// does not build it.
+// metadata as W3C trace context (traceparent, tracestate), across any
+// transport that carries metadata. Package bus does not import
+// OpenTelemetry: nothing is traced unless you add this package's pieces.
 //
 //	tp := sdktrace.NewTracerProvider(…)
 //	opts := []tracing.Option{tracing.WithTracerProvider(tp)}
@@ -33,13 +28,11 @@
 //
 // Each piece is optional. Publisher alone traces any Watermill publisher.
 // PublishMiddleware alone traces the pipeline, as a child of the span in
-// the context of the call to bus.Publish or bus.PublishSync (the bus keeps
-// that context's values, not its cancellation, for an asynchronous Publish),
-// and sees every retry and the transport chosen; Publisher adds the time
-// spent getting into the bus (backpressure) and names the pipeline's span
-// after the topic, which the bus's pipeline does not otherwise know. The
-// innermost producer span is the one the transport carries, so it is the
-// consumer span's parent.
+// the context given to bus.Publish or bus.PublishSync, and sees every retry
+// and the transport chosen; Publisher adds the time spent getting into the
+// bus (backpressure) and names the pipeline's span after the topic. The
+// innermost producer span, which the transport carries, is the consumer
+// span's parent.
 //
 // Spans carry the messaging semantic conventions (semconv v1.43.0):
 // messaging.system (DefaultSystem unless WithSystem), messaging.operation.type
@@ -48,9 +41,8 @@
 // messaging.message.body.size, messaging.destination.subscription.name (the
 // handler's name, on consumer spans); and the bus's metadata:
 // switchyard.event_type, switchyard.event_key, switchyard.transport. They
-// are set once the span started, and only if it records, so an unsampled
-// message costs none (a sampler sees the name and kind only). A failure
-// sets the span's status to Error, records the error as an event, and sets
+// are set only on spans that record (a sampler sees the name and kind
+// only). A failure sets the status to Error, records the error and sets
 // error.type.
 //
 // # Parents and links
@@ -58,16 +50,11 @@
 // A producer span's parent is the span in the message's context, or else
 // the span context already in its metadata (Inject, or an upstream hop). A
 // consumer span's parent is the span context in the metadata, or else the
-// span in the message's context. The messaging conventions ask that a
-// consumer span link to the producer's; they allow it to be its child when
-// one message is pushed to a handler, which is what switchyard does, and the
-// child makes the one trace from publisher to consumer that a trace viewer
-// shows whole. WithLinkedConsume makes consumer spans link instead.
+// span in the message's context: the messaging conventions allow a child
+// when one message is pushed to a handler, and it makes one trace from
+// publisher to consumer. WithLinkedConsume makes consumer spans link
+// instead.
 //
-// # Configuration
-//
-// Options choose the tracer provider (the global one, otel.GetTracerProvider,
-// unless WithTracerProvider) and the propagator (propagation.TraceContext
-// unless WithPropagator; not the global one, which propagates nothing until
-// it is set).
+// Options choose the tracer provider (default: the global one) and the
+// propagator (default: propagation.TraceContext, not the global one).
 package tracing

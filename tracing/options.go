@@ -24,25 +24,21 @@ type config struct {
 	system      string
 	linkConsume bool
 
-	tracer trace.Tracer
-	// The start options of producer and consumer spans, made once.
+	tracer             trace.Tracer
 	producer, consumer []trace.SpanStartOption
 }
 
 // WithTracerProvider starts spans with tp. Without it (or with nil) spans
 // come from the global provider, otel.GetTracerProvider(), as it is when the
-// constructor runs: set it with otel.SetTracerProvider before. (Until the
-// program first sets it, the global provider is a no-op that forwards to the
-// first provider set; a provider set after that one is not followed.)
+// constructor runs: set it with otel.SetTracerProvider before.
 func WithTracerProvider(tp trace.TracerProvider) Option {
 	return func(c *config) { c.provider = tp }
 }
 
 // WithPropagator writes and reads span contexts in message metadata with p.
 // Without it (or with nil) it is propagation.TraceContext{}: the W3C
-// traceparent and tracestate keys. The global propagator is not the
-// default, because until an application sets it, it propagates nothing; pass
-// otel.GetTextMapPropagator() to use it, or a composite with
+// traceparent and tracestate keys, not the global propagator, which
+// propagates nothing until it is set. Pass a composite with
 // propagation.Baggage{} to carry baggage too.
 func WithPropagator(p propagation.TextMapPropagator) Option {
 	return func(c *config) { c.propagator = p }
@@ -54,11 +50,10 @@ func WithSystem(name string) Option {
 	return func(c *config) { c.system = name }
 }
 
-// WithLinkedConsume makes consumer spans start their own trace (or continue
-// the consumer's ambient one, such as an HTTP server span) with a link to the
-// producer's span, instead of being its child. It suits consumers that run
-// long after the publish, or fan one message out to many handlers, where one
-// trace per consumer reads better than one ever-growing trace.
+// WithLinkedConsume makes consumer spans link to the producer's span
+// instead of being its child, in their own trace or the consumer's ambient
+// one: for consumers that run long after the publish, or fan one message
+// out to many handlers.
 func WithLinkedConsume() Option {
 	return func(c *config) { c.linkConsume = true }
 }

@@ -25,10 +25,9 @@ func NewPublisher(pub message.Publisher, opts ...Option) *Publisher {
 }
 
 // Publish starts a span per message, publishes them all with one call to
-// the wrapped publisher and ends the spans with its error: when a batch
-// fails, every message's span records the error. Each message's context is
-// left carrying its span, so that a PublishMiddleware in a bus's pipeline,
-// or the wrapped publisher's own instrumentation, nests under it.
+// the wrapped publisher and ends every span with its error. Each message's
+// context is left carrying its span, for what runs inside the wrapped
+// publisher (a bus's PublishMiddleware) to nest under it.
 func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 	var one [1]trace.Span
 	spans := one[:0]
@@ -41,13 +40,7 @@ func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 		spans = append(spans, span)
 	}
 	done := false
-	defer func() {
-		if !done {
-			for _, s := range spans {
-				abandon(s)
-			}
-		}
-	}()
+	defer abandonUnless(&done, spans...)
 	err := p.pub.Publish(topic, msgs...)
 	done = true
 	for _, s := range spans {
@@ -64,17 +57,11 @@ func (p *Publisher) Close() error { return p.pub.Close() }
 // the others): each message that goes through gets a PRODUCER span, "send
 // <topic>", which records the pipeline's error and the transport the
 // message left on (switchyard.transport), and whose context it injects into
-// the metadata, so that the transport carries it to the consumers.
+// the metadata, for the transport to carry to the consumers. Each attempt
+// of a retried message gets a span of its own, under the same parent.
 //
-// The span's parent is the span in the message's context: a Publisher's,
-// or the one in the context of the application's call to bus.Publish,
-// whose values the bus keeps; failing that, the one the metadata holds.
-// Every attempt of a message the pipeline retries gets a span of its own,
-// under the same parent.
-//
-// The bus does not tell its pipeline the topic a message is published to;
-// the span is named after it when the message came through a Publisher, and
-// is "send" otherwise.
+// The pipeline does not know the topic: the span is named after it when the
+// message came through a Publisher, and is "send" otherwise.
 func PublishMiddleware(opts ...Option) message.HandlerMiddleware {
 	c := newConfig(opts)
 	return func(h message.HandlerFunc) message.HandlerFunc {
@@ -83,11 +70,7 @@ func PublishMiddleware(opts ...Option) message.HandlerMiddleware {
 			ctx, span := c.startProducer(ctx, msg, opSend, destinationOf(ctx))
 			msg.SetContext(ctx)
 			done := false
-			defer func() {
-				if !done {
-					abandon(span)
-				}
-			}()
+			defer abandonUnless(&done, span)
 			out, err := h(msg)
 			done = true
 			if t := msg.Metadata[metakey.Transport]; t != "" {
@@ -99,9 +82,8 @@ func PublishMiddleware(opts ...Option) message.HandlerMiddleware {
 	}
 }
 
-// destination is the topic a Publisher published a message to, kept in the
-// context it gives the message, so that a PublishMiddleware of the bus's
-// pipeline can name its span after it.
+// destination is the topic a Publisher published a message to, for a
+// PublishMiddleware to name its span after.
 type destination struct {
 	span  trace.SpanContext // the Publisher's span
 	topic string

@@ -60,10 +60,8 @@ func spanName(op, topic string) string {
 	return op + " " + topic
 }
 
-// startProducer starts a PRODUCER span for msg and injects its context into
-// msg's metadata. Its parent is the span of ctx, the publisher's; failing
-// that, the span context the metadata already holds (put there by Inject, or
-// by an upstream hop of a relayed message).
+// startProducer starts a PRODUCER span for msg, a child of ctx's span or
+// else of the metadata's, and injects its context into the metadata.
 func (c *config) startProducer(ctx context.Context, msg *message.Message, op, topic string) (context.Context, trace.Span) {
 	parent := ctx
 	if !trace.SpanContextFromContext(ctx).IsValid() {
@@ -78,10 +76,9 @@ func (c *config) startProducer(ctx context.Context, msg *message.Message, op, to
 	return ctx, span
 }
 
-// startConsumer starts a CONSUMER span for msg: a child of the span context
-// its metadata holds, or of msg's own context's span when it holds none;
-// with WithLinkedConsume, a child of msg's context's span (a new root when
-// there is none) that links to the metadata's.
+// startConsumer starts a CONSUMER span for msg: a child of the metadata's
+// span context, or else of msg's context's span; WithLinkedConsume makes it
+// a child of the latter that links to the former.
 func (c *config) startConsumer(msg *message.Message) (context.Context, trace.Span) {
 	ctx := msg.Context()
 	topic := message.SubscribeTopicFromCtx(ctx)
@@ -117,11 +114,15 @@ func end(span trace.Span, err error) {
 	span.End()
 }
 
-// abandon ends span as failed when the call it covers did not return: it
-// panicked (the panic goes on, untouched, to a recoverer further out) or
-// called runtime.Goexit.
-func abandon(span trace.Span) {
-	span.SetStatus(codes.Error, "did not return: panic or Goexit")
-	span.SetAttributes(semconv.ErrorTypeKey.String("panic"))
-	span.End()
+// abandonUnless ends spans as failed unless the call they cover is done: it
+// panicked (the panic goes on, untouched) or called runtime.Goexit.
+func abandonUnless(done *bool, spans ...trace.Span) {
+	if *done {
+		return
+	}
+	for _, span := range spans {
+		span.SetStatus(codes.Error, "did not return: panic or Goexit")
+		span.SetAttributes(semconv.ErrorTypeKey.String("panic"))
+		span.End()
+	}
 }

@@ -11,25 +11,21 @@ import (
 	"github.com/switchyard-go/switchyard/transports"
 )
 
-// OnFull says what Publish does when a queue has no room.
+// OnFull, DeadLetterFunc, Config and the constants are documented where
+// the memory transport exports them.
 type OnFull string
 
 const (
-	// Block waits for room until the message context (or the context given to
-	// PublishContext) ends: backpressure.
-	Block OnFull = "block"
-	// Reject fails at once with ErrQueueFull.
+	Block  OnFull = "block"
 	Reject OnFull = "reject"
 )
 
-// Metadata keys written on dead-lettered messages.
 const (
 	DeadLetterReasonKey   = "dead_letter_reason"
 	DeadLetterTopicKey    = "dead_letter_topic"
 	DeadLetterAttemptsKey = "dead_letter_attempts"
 )
 
-// Defaults applied to zero-valued fields of Config.
 const (
 	DefaultLanes           = 64
 	DefaultQueueSize       = 10000
@@ -39,15 +35,9 @@ const (
 	DefaultDeadLetterTopic = "dead_letter"
 )
 
-// DeadLetterFunc takes a message that was nacked more than MaxRetries times.
-// topic is the topic it was published to and attempts how many times it was
-// delivered. Returning an error keeps the message and redelivers it later, so
-// a failing dead-letter destination is backpressure, never a loss.
 type DeadLetterFunc func(ctx context.Context, topic string, msg *message.Message, attempts int) error
 
-// Config configures a Broker; every zero field takes its default. The memory
-// transport's Config has the same fields, with their documentation and koanf
-// keys, and converts to this one.
+// Config has the fields of memory.Config, which converts to it.
 type Config struct {
 	Lanes           int
 	QueueSize       int
@@ -85,14 +75,11 @@ func (c *Config) setDefaults() {
 		c.DeadLetterTopic = DefaultDeadLetterTopic
 	}
 	if c.KeyFunc == nil {
-		c.KeyFunc = metadataKey
+		c.KeyFunc = func(m *message.Message) string { return m.Metadata.Get(metakey.EventKey) }
 	}
 }
 
-// Validate reports every invalid field, joined, each a
-// *transports.FieldError whose key is the field's koanf key in the memory
-// transport's section: the bus names it by its full key (transports.<name>.lanes,
-// or bus.lanes for its ingress).
+// Validate is memory.Config's.
 func (c *Config) Validate() error {
 	var errs []error
 	add := func(key, format string, args ...any) {
@@ -118,5 +105,3 @@ func (c *Config) Validate() error {
 	}
 	return errors.Join(errs...)
 }
-
-func metadataKey(m *message.Message) string { return m.Metadata.Get(metakey.EventKey) }

@@ -10,6 +10,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 
+	"github.com/switchyard-go/switchyard/internal/backoff"
 	"github.com/switchyard-go/switchyard/internal/delivery"
 )
 
@@ -54,11 +55,14 @@ func (s *subscription) deliver(l int) bool {
 		return false
 	}
 	g.handed(l)
-	select {
-	case <-m.Acked():
+	acked := func() {
 		dctx.End(context.Canceled)
 		g.stats.acked.Add(1)
 		g.done(l)
+	}
+	select {
+	case <-m.Acked():
+		acked()
 		return true
 	case <-m.Nacked():
 		dctx.End(context.Canceled)
@@ -69,9 +73,7 @@ func (s *subscription) deliver(l int) bool {
 		// An ack that raced the subscription's end still counts.
 		select {
 		case <-m.Acked():
-			dctx.End(context.Canceled)
-			g.stats.acked.Add(1)
-			g.done(l)
+			acked()
 		default:
 			g.putBack(l, 0, true)
 		}
@@ -83,7 +85,7 @@ func (s *subscription) nacked(l int) {
 	g := s.group
 	attempts := g.attempts(l)
 	if g.cfg.MaxRetries < 0 || attempts <= g.cfg.MaxRetries {
-		g.putBack(l, g.backoff(attempts), true)
+		g.putBack(l, backoff.Exp(g.cfg.RetryBackoff, g.cfg.MaxRetryBackoff, attempts-1), true)
 		return
 	}
 	dl := g.next(l)

@@ -8,8 +8,6 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
-
-	"github.com/switchyard-go/switchyard/internal/backoff"
 )
 
 type topic struct {
@@ -194,10 +192,6 @@ func (g *group) attempts(l int) int {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	return g.lanes[l].q.front().attempts
-}
-
-func (g *group) backoff(attempts int) time.Duration {
-	return backoff.Exp(g.cfg.RetryBackoff, g.cfg.MaxRetryBackoff, attempts-1)
 }
 
 func (g *group) discard() int {

@@ -21,17 +21,8 @@ var (
 	ErrQueueFull = errors.New("memory: queue full")
 )
 
-// Broker is an in-process Pub/Sub with bounded, per-key ordered queues.
-//
-// Each topic keeps one queue per consumer group. A queue is split into lanes
-// chosen by a hash of the message key: a lane delivers its next message only
-// after the previous one was acked, so messages that share a key arrive in
-// publish order, while different lanes are delivered concurrently. A nacked
-// message is redelivered, first in its lane, after a backoff that doubles up
-// to MaxRetryBackoff; after MaxRetries redeliveries it is dead-lettered.
-//
-// Goroutines are bounded: each subscription runs one per lane, none are
-// started per message.
+// Broker is an in-process Pub/Sub with bounded, per-key ordered queues:
+// memory.Broker, which documents it.
 type Broker struct {
 	cfg    Config
 	logger watermill.LoggerAdapter
@@ -49,15 +40,10 @@ type Broker struct {
 	stats      counters
 }
 
-// Stats are counters since the broker started; Queued is a current value.
+// Stats are memory.Stats, which documents them.
 type Stats struct {
-	Published    uint64 // accepted by Publish, counted once per consumer group
-	Delivered    uint64 // handed to a subscriber, redeliveries included
-	Acked        uint64
-	Nacked       uint64
-	DeadLettered uint64
-	Discarded    uint64 // still held when the broker closed
-	Queued       int64  // accepted and not yet acked or dead-lettered
+	Published, Delivered, Acked, Nacked, DeadLettered, Discarded uint64
+	Queued                                                       int64
 }
 
 type counters struct {
