@@ -204,8 +204,8 @@ func (b *Bus) assemble(o options) error {
 	if err := b.checkPublishers(); err != nil {
 		return err
 	}
-
-	ingress, err := queue.NewBroker(queue.Config{
+	var err error
+	b.ingress, err = queue.NewBroker(queue.Config{
 		Lanes:           cfg.Bus.Lanes,
 		QueueSize:       cfg.Bus.QueueSize,
 		OnFull:          queue.OnFull(cfg.Bus.OnFull),
@@ -219,7 +219,6 @@ func (b *Bus) assemble(o options) error {
 		// The ingress's keys are the bus's: bus.retry_backoff.
 		return fieldConfigErrors("bus", "bus: ingress", err)
 	}
-	b.ingress = ingress
 	if err := b.ingress.SubscribeInitialize(ingressTopic); err != nil {
 		return err
 	}
@@ -247,13 +246,12 @@ func (b *Bus) assemble(o options) error {
 			b.outbound[name] = out
 		}
 	}
-	if err := b.setupReloads(); err != nil {
-		return err
+	for _, setup := range []func() error{b.setupReloads, b.setupRouting, b.setupCoalescing} {
+		if err := setup(); err != nil {
+			return err
+		}
 	}
-	if err := b.setupRouting(); err != nil {
-		return err
-	}
-	return b.setupCoalescing()
+	return nil
 }
 
 // Config returns the bus's configuration, defaults applied, as last
