@@ -122,7 +122,7 @@ func configPaths(t reflect.Type, prefix string) (roots, keys []string) {
 // then the transport sections that are no map, then the unknown keys.
 func decodeConfig(k *koanf.Koanf) (Config, []error) {
 	values := k.Raw()
-	sectionErrs := checkTransportSections(values)
+	sectionErrs := checkTransportSections(values) // before decode, which would trip on them
 	var cfg Config
 	errs, unknown := decode(values, &cfg, "", true)
 	errs = append(errs, sectionErrs...)

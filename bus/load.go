@@ -165,9 +165,7 @@ var legacyEnv = []struct {
 // and left alone, unless a "__" makes it a path: then it is an error. A
 // variable set to the empty string counts as unset, as deployment
 // templates often leave them.
-func FromEnv() Source {
-	return Source{name: "environment", read: readEnv}
-}
+func FromEnv() Source { return Source{name: "environment", read: readEnv} }
 
 func readEnv() (map[string]any, map[string]string, error) {
 	flat := make(map[string]any)
