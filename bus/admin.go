@@ -46,8 +46,8 @@ func (b *Bus) AdminState() AdminState {
 	values := configValues(reflect.ValueOf(cfg)).(map[string]any)
 	values["transports"] = redactValue("transports", values["transports"])
 	st.Config = secrets.scrubValue(values).(map[string]any)
-	st.Breakers = b.routing.fallback.BreakerStates()
-	st.HeldKeys = b.routing.fallback.Held()
+	st.Breakers = b.fallback.BreakerStates()
+	st.HeldKeys = b.fallback.Held()
 	return st
 }
 

@@ -13,16 +13,19 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/switchyard-go/switchyard/coalesce"
 	"github.com/switchyard-go/switchyard/internal/queue"
+	"github.com/switchyard-go/switchyard/middleware"
 	"github.com/switchyard-go/switchyard/transports"
 )
 
-// ingressTopic is the one topic of the ingress; the destination topic travels
-// in the message's delivery context.
-const ingressTopic = "switchyard.ingress"
-
-// publishHandler is the name of the Router handler that runs the pipeline.
-const publishHandler = "switchyard.publish"
+const (
+	// ingressTopic is the one topic of the ingress; the destination topic
+	// travels in the message's delivery context.
+	ingressTopic = "switchyard.ingress"
+	// publishHandler is the Router handler that runs the pipeline.
+	publishHandler = "switchyard.publish"
+)
 
 // Option sets what a configuration file cannot hold.
 type Option func(*options)
@@ -78,12 +81,16 @@ type Bus struct {
 	outbound   map[string]outbound // the transports that publish
 	inbound    []namedSubscriber
 
-	router     *message.Router
-	routing    *routing
-	coalescing *coalescing // nil when coalescing is off
-	metrics    *pipelineMetrics
-	registry   *transports.Registry
-	reloads    reloads
+	router   *message.Router
+	split    *middleware.Split
+	fallback *middleware.Fallback
+	// coalescer is nil when coalescing is off; stopCoalescing ends its
+	// waits to republish, at Close.
+	coalescer      *coalesce.Middleware
+	stopCoalescing context.CancelFunc
+	metrics        *pipelineMetrics // nil WithoutEventMetrics
+	registry       *transports.Registry
+	reloads        reloads
 	// secrets are the running configuration's, removed from every error
 	// the bus returns, logs or writes into a dead letter.
 	secrets atomic.Pointer[secretSet]
@@ -126,19 +133,19 @@ func New(cfg Config, opts ...Option) (*Bus, error) {
 	if o.registerer == nil {
 		o.registerer = prometheus.NewRegistry() // registered nowhere that is scraped
 	}
-	// What New registers, the transports' collectors included, is taken
-	// back if it fails: the registerer stays usable for another try.
+	// A New that fails takes back what it registered, the transports'
+	// collectors included, so the registerer stays usable for another try.
 	reg := &undoRegisterer{Registerer: o.registerer}
 	o.registerer = reg
 	b, err := build(cfg, o)
 	if err != nil {
-		reg.undo()
-		// Whatever a factory's error quotes of the configuration, a URL
-		// with its password, a token, a piece of one, is removed: the bus
-		// vouches for its errors whichever transports it runs.
+		reg.finish(true)
+		// The bus vouches for its errors whichever transports it runs:
+		// whatever a factory's error quotes of the configuration's secrets
+		// is removed.
 		return nil, scrubError(err, configSecrets(cfg))
 	}
-	reg.keep()
+	reg.finish(false)
 	return b, nil
 }
 
@@ -158,8 +165,8 @@ func build(cfg Config, o options) (*Bus, error) {
 		closedCh:   make(chan struct{}),
 	}
 	b.secrets.Store(configSecrets(cfg))
-	// Everything logs through it, the transports and the router included:
-	// a client library's error may quote a URL however it likes.
+	// Everything logs through it: a client library's error may quote a URL
+	// however it likes.
 	b.logger = &scrubLogger{LoggerAdapter: o.logger, secrets: &b.secrets}
 	if err := b.assemble(o); err != nil {
 		_ = b.closeTransports() // logged there
@@ -182,13 +189,12 @@ func (b *Bus) assemble(o options) error {
 			Name:   name,
 			Decode: cfg.transportDecoder(name),
 			Logger: b.logger.With(watermill.LogFields{"transport": name}),
-			// No added labels or prefix: the names operators know
-			// (event_queue_depth{stream}) keep exactly their labels. Only
-			// New's undo of a failed build is in between.
+			// No added labels or prefix: the names operators know keep
+			// exactly their labels.
 			Registerer: o.registerer,
 		})
 		if err != nil {
-			return transportError(name, err)
+			return fieldConfigErrors("transports."+name, fmt.Sprintf("bus: transport %q", name), err)
 		}
 		b.transports[name] = t
 	}
@@ -198,8 +204,8 @@ func (b *Bus) assemble(o options) error {
 	if err := b.checkPublishers(); err != nil {
 		return err
 	}
-
-	ingress, err := queue.NewBroker(queue.Config{
+	var err error
+	b.ingress, err = queue.NewBroker(queue.Config{
 		Lanes:           cfg.Bus.Lanes,
 		QueueSize:       cfg.Bus.QueueSize,
 		OnFull:          queue.OnFull(cfg.Bus.OnFull),
@@ -213,15 +219,14 @@ func (b *Bus) assemble(o options) error {
 		// The ingress's keys are the bus's: bus.retry_backoff.
 		return fieldConfigErrors("bus", "bus: ingress", err)
 	}
-	b.ingress = ingress
 	if err := b.ingress.SubscribeInitialize(ingressTopic); err != nil {
 		return err
 	}
 	if b.router, err = message.NewRouter(message.RouterConfig{CloseTimeout: cfg.Bus.CloseTimeout}, b.logger); err != nil {
 		return err
 	}
-	if err := b.reg.Register(newIngressCollector(b.ingress, cfg.Bus.QueueSize)); err != nil {
-		return fmt.Errorf("bus: register metrics: %w", err)
+	if err := register(b.reg, ingressMetrics(b.ingress, cfg.Bus.QueueSize)...); err != nil {
+		return err
 	}
 	if !o.noMetrics {
 		timesDelivery := func(name string) bool {
@@ -241,13 +246,12 @@ func (b *Bus) assemble(o options) error {
 			b.outbound[name] = out
 		}
 	}
-	if err := b.setupReloads(); err != nil {
-		return err
+	for _, setup := range []func() error{b.setupReloads, b.setupRouting, b.setupCoalescing} {
+		if err := setup(); err != nil {
+			return err
+		}
 	}
-	if err := b.setupRouting(); err != nil {
-		return err
-	}
-	return b.setupCoalescing()
+	return nil
 }
 
 // Config returns the bus's configuration, defaults applied, as last
@@ -339,8 +343,12 @@ func (b *Bus) Run(ctx context.Context) error {
 	b.runCtx = context.WithoutCancel(ctx)
 
 	// The first stage is the outermost.
-	b.router.AddConsumerHandler(publishHandler, ingressTopic, b.ingress, b.dispatch).AddMiddleware(
-		slices.Concat([]message.HandlerMiddleware{b.enter}, b.middlewares, b.coalesceStages(), b.routeStages())...)
+	stages := append([]message.HandlerMiddleware{b.enter}, b.middlewares...)
+	if b.coalescer != nil {
+		stages = append(stages, b.coalesceStage)
+	}
+	stages = append(stages, b.split.Middleware, b.fallback.Middleware)
+	b.router.AddConsumerHandler(publishHandler, ingressTopic, b.ingress, b.dispatch).AddMiddleware(stages...)
 	for _, spec := range b.handlers {
 		if err := b.startHandler(spec); err != nil {
 			b.mu.Unlock()

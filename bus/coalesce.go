@@ -14,19 +14,9 @@ import (
 	"github.com/switchyard-go/switchyard/internal/queue"
 )
 
-// coalescing is the coalesce stage of the publish pipeline: coalesce's
-// middleware, with the ingress to republish each window's trailing event
-// into.
-type coalescing struct {
-	mw *coalesce.Middleware
-	// ctx bounds the wait for room to republish; Close ends it when it
-	// gives up.
-	ctx    context.Context
-	cancel context.CancelFunc
-}
-
-// setupCoalescing builds the coalesce stage from coalescing.*, when enabled.
-// It coalesces each listed event type per topic and event key; an event
+// setupCoalescing builds the coalesce stage from coalescing.*, when enabled:
+// each listed event type is coalesced per topic and event key, and each
+// window's trailing event is republished into the ingress. An event
 // without a key passes.
 func (b *Bus) setupCoalescing() error {
 	co := b.cfg.Coalescing
@@ -41,24 +31,18 @@ func (b *Bus) setupCoalescing() error {
 		windows[typ] = co.Window
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	c := &coalescing{ctx: ctx, cancel: cancel}
 	mw, err := coalesce.NewMiddleware(coalesce.MiddlewareConfig{Windows: windows, MaxKeys: co.MaxKeys},
-		func(m *message.Message) error { return b.republish(c.ctx, m) },
+		func(m *message.Message) error { return b.republish(ctx, m) },
 		coalesce.WithKey(coalesceKey),
 		// A PublishSync waiting on an event coalesced away returns nil: a
 		// later event of its key carries its state.
-		coalesce.WithSuperseded(func(m *message.Message) {
-			if d := deliveryFrom(m.Context()); d != nil {
-				d.settle(nil)
-			}
-		}),
+		coalesce.WithSuperseded(func(m *message.Message) { settle(m, nil) }),
 		coalesce.WithRegisterer(b.reg))
 	if err != nil {
 		cancel()
 		return fmt.Errorf("bus: coalescing: %w", err)
 	}
-	c.mw = mw
-	b.coalescing = c
+	b.coalescer, b.stopCoalescing = mw, cancel
 	return nil
 }
 
@@ -72,37 +56,32 @@ func coalesceKey(m *message.Message) string {
 	return d.topic + "\x00" + key
 }
 
-// coalesceStages is the coalesce stage, if coalescing is on. It marks an
-// event the stage keeps as a window's trailing event as held, so that the
-// entry stage does not take it for one a stage dropped.
-func (b *Bus) coalesceStages() []message.HandlerMiddleware {
-	if b.coalescing == nil {
-		return nil
-	}
-	return []message.HandlerMiddleware{func(h message.HandlerFunc) message.HandlerFunc {
-		inner := b.coalescing.mw.Middleware(func(m *message.Message) ([]*message.Message, error) {
-			if d := deliveryFrom(m.Context()); d != nil {
-				d.held = false
-			}
-			return h(m)
-		})
-		return func(m *message.Message) ([]*message.Message, error) {
-			if d := deliveryFrom(m.Context()); d != nil {
-				d.held = true
-			}
-			return inner(m)
+// coalesceStage is the coalesce stage. It marks an event it keeps as a
+// window's trailing event as held, so that the entry stage does not take
+// it for one a stage dropped.
+func (b *Bus) coalesceStage(h message.HandlerFunc) message.HandlerFunc {
+	setHeld := func(m *message.Message, held bool) {
+		if d := deliveryFrom(m.Context()); d != nil {
+			d.held = held
 		}
-	}}
+	}
+	inner := b.coalescer.Middleware(func(m *message.Message) ([]*message.Message, error) {
+		setHeld(m, false)
+		return h(m)
+	})
+	return func(m *message.Message) ([]*message.Message, error) {
+		setHeld(m, true)
+		return inner(m)
+	}
 }
 
 // republish puts a window's trailing event back into the ingress, with its
 // delivery: it takes the rest of the pipeline from there, in order with its
-// key, retried and dead-lettered like any event, and settles its
-// PublishSync. With on_full: reject it waits for room all the same: the
-// event was accepted long ago.
+// key, retried and dead-lettered like any event. With on_full: reject it
+// waits for room all the same: the event was accepted long ago.
 func (b *Bus) republish(ctx context.Context, m *message.Message) error {
 	first := max(b.cfg.Bus.RetryBackoff, time.Millisecond)
-	for waits := 0; ; {
+	for waits := 0; ; waits++ {
 		err := b.ingress.PublishContext(ctx, ingressTopic, m)
 		if err == nil {
 			return nil
@@ -114,13 +93,10 @@ func (b *Bus) republish(ctx context.Context, m *message.Message) error {
 			case <-ctx.Done():
 				t.Stop()
 			}
-			waits++
 			continue
 		}
 		err = fmt.Errorf("bus: republish a coalesced event: %w", b.admissionError(err))
-		if d := deliveryFrom(m.Context()); d != nil {
-			d.settle(err)
-		}
+		settle(m, err)
 		b.logger.Error("Coalesced event lost", err, watermill.LogFields{
 			"message_uuid": m.UUID, "event_type": m.Metadata.Get(MetaEventType),
 		})
@@ -129,20 +105,18 @@ func (b *Bus) republish(ctx context.Context, m *message.Message) error {
 }
 
 // closeCoalescing flushes the coalesce stage at Close: every pending
-// trailing event goes back into the ingress, for the drain that follows to
-// deliver. It first lets every accepted event through the stage: a pending
-// event flushed while a later one of its key is still queued would be
-// published after it.
+// trailing event goes back into the ingress, for the drain that follows.
+// It first lets every accepted event through the stage: a pending event
+// flushed while a later one of its key is still queued would be published
+// after it.
 func (b *Bus) closeCoalescing(ctx context.Context, started bool) error {
-	c := b.coalescing
-	if c == nil {
+	if b.coalescer == nil {
 		return nil
 	}
-	defer c.cancel()
-	stop := context.AfterFunc(ctx, c.cancel)
-	defer stop()
+	defer b.stopCoalescing()
+	defer context.AfterFunc(ctx, b.stopCoalescing)()
 	if started {
 		_ = b.ingress.Settle(ctx) // the drain that follows reports a timeout
 	}
-	return c.mw.Close()
+	return b.coalescer.Close()
 }

@@ -42,13 +42,10 @@ type MetricsConfig struct {
 	// histogram, beside the classic ones.
 	NativeHistograms bool `koanf:"native_histograms"`
 	// InProcessDeliveryLatency observes event_delivery_latency_seconds on
-	// in-process transports (memory, gochannel) too. Without it only the
-	// transports that carry events between processes (Redis Streams, HTTP,
-	// a plugin that does not set transports.Transport.InProcess) observe
-	// it: in process, the ingress wait (switchyard_ingress_wait_seconds)
-	// and the memory transport's queue depth, read at scrape time, show
-	// where an event waits, and timing every delivery adds to the per-event
-	// metrics' cost on the memory transport.
+	// in-process transports (memory, gochannel) too, not only on those that
+	// carry events between processes: in process, the ingress wait and the
+	// memory transport's queue depth show where an event waits, at less
+	// cost per event.
 	InProcessDeliveryLatency bool `koanf:"in_process_delivery_latency"`
 }
 
@@ -140,10 +137,8 @@ type ConsumeConfig struct {
 	From []string `koanf:"from"`
 }
 
-// The defaults that are the bus's own. The others are those of the
-// packages that do the work: the ingress is an internal/queue broker (as the
-// memory transport is), fallback and coalescing are middleware's and
-// coalesce's.
+// The defaults that are the bus's own; the others are those of the
+// packages that do the work (internal/queue, middleware, coalesce).
 const (
 	defaultTransport    = "memory"
 	defaultCloseTimeout = 10 * time.Second
@@ -195,10 +190,9 @@ func defaultTransports() map[string]map[string]any {
 }
 
 // setDefaults gives each zero string, number and duration of c its value
-// in DefaultConfig, so that a Config literal in Go code means the same as a
-// file that leaves those keys out. Bools and lists are left alone: false
-// and an empty list are choices. A nil Consume.From is left for New, which
-// fans in every routed transport that can subscribe.
+// in DefaultConfig, so that a Config literal means the same as a file that
+// leaves those keys out. Bools and lists are choices, left alone; so is a
+// nil Consume.From, for New.
 func (c *Config) setDefaults() {
 	fillZero(reflect.ValueOf(c).Elem(), reflect.ValueOf(DefaultConfig()))
 	if c.Transports == nil {
@@ -231,10 +225,7 @@ type ConfigError struct {
 	err    error // the cause, when there is one worth errors.Is (fs.ErrNotExist)
 }
 
-func (e *ConfigError) Error() string {
-	// Redacted here too, for errors built from a raw cause's text.
-	return redactString("bus: config: " + e.Key + ": " + e.Reason)
-}
+func (e *ConfigError) Error() string { return redactString("bus: config: " + e.Key + ": " + e.Reason) }
 
 // Is reports whether target is ErrInvalidConfig.
 func (e *ConfigError) Is(target error) bool { return target == ErrInvalidConfig }
@@ -251,25 +242,32 @@ func newConfigError(key, reason string) *ConfigError {
 // defaults first.
 func (c Config) Validate() error {
 	var v validation
+	positive := func(key string, d time.Duration) {
+		if d <= 0 {
+			v.add(key, "must be positive, got %s", d)
+		}
+	}
+	notNegative := func(key string, d time.Duration) {
+		if d < 0 {
+			v.add(key, "must not be negative, got %s", d)
+		}
+	}
+	atLeastOne := func(key string, n int) {
+		if n < 1 {
+			v.add(key, "must be at least 1, got %d", n)
+		}
+	}
 	b := c.Bus
 	if b.Lanes < 1 || b.Lanes > maxLanes {
 		v.add("bus.lanes", "must be between 1 and %d, got %d", maxLanes, b.Lanes)
 	}
-	if b.QueueSize < 1 {
-		v.add("bus.queue_size", "must be at least 1, got %d", b.QueueSize)
-	}
+	atLeastOne("bus.queue_size", b.QueueSize)
 	if b.OnFull != "block" && b.OnFull != "reject" {
 		v.add("bus.on_full", `must be "block" or "reject", got %q`, b.OnFull)
 	}
-	if b.CloseTimeout <= 0 {
-		v.add("bus.close_timeout", "must be positive, got %s", b.CloseTimeout)
-	}
-	if b.RetryBackoff < 0 {
-		v.add("bus.retry_backoff", "must not be negative, got %s", b.RetryBackoff)
-	}
-	if b.MaxRetryBackoff < 0 {
-		v.add("bus.max_retry_backoff", "must not be negative, got %s", b.MaxRetryBackoff)
-	}
+	positive("bus.close_timeout", b.CloseTimeout)
+	notNegative("bus.retry_backoff", b.RetryBackoff)
+	notNegative("bus.max_retry_backoff", b.MaxRetryBackoff)
 	c.checkTransport(&v, "bus.dead_letter.transport", b.DeadLetter.Transport)
 	if b.DeadLetter.Topic == "" {
 		v.add("bus.dead_letter.topic", "must not be empty")
@@ -304,33 +302,20 @@ func (c Config) Validate() error {
 		c.checkTransport(&v, "routing.fallback.to", r.Fallback.To)
 	}
 	// Checked even while fallback is off: it can be switched on later.
-	if r.Fallback.PublishTimeout <= 0 {
-		v.add("routing.fallback.publish_timeout", "must be positive, got %s", r.Fallback.PublishTimeout)
-	}
-	if r.Fallback.Cooldown <= 0 {
-		v.add("routing.fallback.cooldown", "must be positive, got %s", r.Fallback.Cooldown)
-	}
-	if r.Fallback.FailureThreshold < 1 {
-		v.add("routing.fallback.failure_threshold", "must be at least 1, got %d", r.Fallback.FailureThreshold)
-	}
-	if r.Fallback.ProbeInterval <= 0 {
-		v.add("routing.fallback.probe_interval", "must be positive, got %s", r.Fallback.ProbeInterval)
-	}
-	if r.Fallback.MaxKeys < 1 {
-		v.add("routing.fallback.max_keys", "must be at least 1, got %d", r.Fallback.MaxKeys)
-	}
+	positive("routing.fallback.publish_timeout", r.Fallback.PublishTimeout)
+	positive("routing.fallback.cooldown", r.Fallback.Cooldown)
+	atLeastOne("routing.fallback.failure_threshold", r.Fallback.FailureThreshold)
+	positive("routing.fallback.probe_interval", r.Fallback.ProbeInterval)
+	atLeastOne("routing.fallback.max_keys", r.Fallback.MaxKeys)
 
 	co := c.Coalescing
 	if co.Window < 0 || (co.Enabled && co.Window == 0) {
 		v.add("coalescing.window", "must be positive, got %s", co.Window)
 	}
-	if co.MaxKeys < 1 {
-		v.add("coalescing.max_keys", "must be at least 1, got %d", co.MaxKeys)
-	}
+	atLeastOne("coalescing.max_keys", co.MaxKeys)
 
-	// Event types and transport names are label values of the metrics,
-	// which Prometheus wants in UTF-8; a scrape would fail on one that is
-	// not.
+	// Event types and transport names are metric label values, which
+	// Prometheus wants in UTF-8: a scrape would fail.
 	for _, list := range []struct {
 		key   string
 		types []string
@@ -347,47 +332,42 @@ func (c Config) Validate() error {
 		}
 	}
 
-	seen := make(map[string]bool, len(c.Consume.From))
-	for _, name := range c.Consume.From {
-		if seen[name] {
+	for i, name := range c.Consume.From {
+		if slices.Contains(c.Consume.From[:i], name) {
 			v.add("consume.from", "lists %q twice", name)
-			continue
+		} else {
+			c.checkTransport(&v, "consume.from", name)
 		}
-		seen[name] = true
-		c.checkTransport(&v, "consume.from", name)
 	}
-	if len(v.errs) == 0 {
+	if len(v) == 0 {
 		return nil
 	}
 	// A reason may quote a value (a transport name that is a URL, say).
-	secrets := configSecrets(c)
-	scrubReasons(v.errs, secrets)
-	return joinConfigErrors(v.errs, secrets)
+	return joinConfigErrors(v, configSecrets(c))
 }
 
 // validateTransportTypes reports each configured transport whose type no
 // factory in reg is registered for; the reason lists the known types.
 func (c Config) validateTransportTypes(reg *transports.Registry) error {
-	var v validation
+	var errs []error
 	for _, name := range c.transportNames() {
 		typ, ok := c.Transports[name]["type"].(string)
 		if !ok || typ == "" {
 			continue // Validate reports it
 		}
 		if _, err := reg.Lookup(typ); err != nil {
-			v.errs = append(v.errs, &ConfigError{Key: "transports." + name + ".type", Reason: err.Error(), err: err})
+			errs = append(errs, &ConfigError{Key: "transports." + name + ".type", Reason: err.Error(), err: err})
 		}
 	}
-	return v.err()
+	return errors.Join(errs...)
 }
 
 func (c Config) checkTransport(v *validation, key, name string) {
+	configured := strings.Join(c.transportNames(), ", ")
 	if name == "" {
-		v.add(key, "must name a configured transport (configured: %s)", strings.Join(c.transportNames(), ", "))
-		return
-	}
-	if _, ok := c.Transports[name]; !ok {
-		v.add(key, "names no configured transport: %q (configured: %s)", name, strings.Join(c.transportNames(), ", "))
+		v.add(key, "must name a configured transport (configured: %s)", configured)
+	} else if _, ok := c.Transports[name]; !ok {
+		v.add(key, "names no configured transport: %q (configured: %s)", name, configured)
 	}
 }
 
@@ -395,10 +375,8 @@ func (c Config) transportNames() []string {
 	return slices.Sorted(maps.Keys(c.Transports))
 }
 
-type validation struct{ errs []error }
+type validation []error
 
 func (v *validation) add(key, format string, args ...any) {
-	v.errs = append(v.errs, newConfigError(key, fmt.Sprintf(format, args...)))
+	*v = append(*v, newConfigError(key, fmt.Sprintf(format, args...)))
 }
-
-func (v *validation) err() error { return errors.Join(v.errs...) }

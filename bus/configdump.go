@@ -16,7 +16,7 @@ import (
 // rebuild returns a copy of v, a normalized value found under key, made by
 // visit: it returns a value's replacement or, with descend, has a map or a
 // list rebuilt entry by entry (a map's entries under their own keys, which
-// rekey renames; a list's under the list's key). v itself is never modified.
+// rekey renames). v itself is never modified.
 func rebuild(key string, v any, visit func(key string, v any) (out any, descend bool), rekey func(string) string) any {
 	out, descend := visit(key, v)
 	if !descend {
@@ -30,12 +30,6 @@ func rebuild(key string, v any, visit func(key string, v any) (out any, descend 
 		}
 		return m
 	case []any:
-		l := make([]any, len(x))
-		for i, e := range x {
-			l[i] = rebuild(key, e, visit, rekey)
-		}
-		return l
-	case []string:
 		l := make([]any, len(x))
 		for i, e := range x {
 			l[i] = rebuild(key, e, visit, rekey)
@@ -85,7 +79,7 @@ func redactValue(key string, v any) any {
 		case v == nil:
 			return nil, false
 		case secret && isString && s == "":
-			return s, false // nothing to hide; an empty secret is worth seeing
+			return s, false // an empty secret hides nothing and is worth seeing
 		case secret:
 			return redacted, false
 		case isHeadersKey(key):
@@ -98,25 +92,23 @@ func redactValue(key string, v any) any {
 }
 
 // String returns the effective configuration (defaults applied) as YAML,
-// with secrets redacted, so that it can be logged. Beyond the values of
-// secret-named keys and the userinfo of URLs, any piece of one of those
-// secrets found elsewhere (a password pasted into another key) is
-// redacted too.
+// with secrets redacted, so that it can be logged: the values of
+// secret-named keys, the userinfo of URLs, and any piece of those secrets
+// found elsewhere (a password pasted into another key).
 func (c Config) String() string {
 	c.setDefaults()
-	node := configNode(reflect.ValueOf(c), "")
+	secrets := configSecrets(c)
 	var buf bytes.Buffer
 	enc := yaml.NewEncoder(&buf)
 	enc.SetIndent(2)
-	if err := enc.Encode(node); err != nil {
-		return fmt.Sprintf("bus.Config(%v)", scrubError(err, configSecrets(c)))
+	if err := enc.Encode(configNode(reflect.ValueOf(c), "")); err != nil {
+		return fmt.Sprintf("bus.Config(%v)", scrubError(err, secrets))
 	}
 	_ = enc.Close()
-	return configSecrets(c).scrub(buf.String())
+	return secrets.scrub(buf.String())
 }
 
-// GoString keeps %#v, which would otherwise print the transports' settings
-// as they are, from showing secrets.
+// GoString keeps %#v from showing secrets.
 func (c Config) GoString() string { return c.String() }
 
 // LogValue keeps slog handlers (the JSON one marshals structs field by
@@ -126,25 +118,21 @@ func (c Config) LogValue() slog.Value { return slog.StringValue(c.String()) }
 // configNode builds the YAML of v in struct field order, the order of the
 // documentation, rather than the sorted order of a map.
 func configNode(v reflect.Value, key string) *yaml.Node {
-	if v.Type() == durationType {
+	var n yaml.Node
+	switch {
+	case v.Type() == durationType:
 		return scalarNode(time.Duration(v.Int()).String())
-	}
-	switch v.Kind() {
-	case reflect.Struct:
-		n := &yaml.Node{Kind: yaml.MappingNode}
-		t := v.Type()
-		for i := range t.NumField() {
-			name := koanfName(t.Field(i))
-			if name == "" {
-				continue
+	case v.Kind() == reflect.Struct:
+		n.Kind = yaml.MappingNode
+		for i := range v.NumField() {
+			if name := koanfName(v.Type().Field(i)); name != "" {
+				n.Content = append(n.Content, scalarNode(name), configNode(v.Field(i), name))
 			}
-			n.Content = append(n.Content, scalarNode(name), configNode(v.Field(i), name))
 		}
-		return n
-	case reflect.Map:
+	case v.Kind() == reflect.Map:
 		// transports: each section with its type first, as people write it.
 		sections := redactValue(key, normalize(v.Interface())).(map[string]any)
-		n := &yaml.Node{Kind: yaml.MappingNode}
+		n.Kind = yaml.MappingNode
 		for _, name := range slices.Sorted(maps.Keys(sections)) {
 			section, _ := sections[name].(map[string]any)
 			sn := &yaml.Node{Kind: yaml.MappingNode}
@@ -155,35 +143,25 @@ func configNode(v reflect.Value, key string) *yaml.Node {
 			}
 			n.Content = append(n.Content, scalarNode(name), sn)
 		}
-		return n
-	case reflect.Slice:
-		if v.IsNil() {
-			// Unset, which is not an empty list: consume.from.
-			return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!null", Value: "~"}
-		}
-		n := &yaml.Node{Kind: yaml.SequenceNode, Style: yaml.FlowStyle}
+	case v.Kind() == reflect.Slice && v.IsNil():
+		// Unset, which is not an empty list: consume.from.
+		return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!null", Value: "~"}
+	case v.Kind() == reflect.Slice:
+		n = yaml.Node{Kind: yaml.SequenceNode, Style: yaml.FlowStyle}
 		for i := range v.Len() {
 			n.Content = append(n.Content, configNode(v.Index(i), key))
 		}
-		return n
-	case reflect.String:
-		var n yaml.Node
-		_ = n.Encode(redactValue(key, v.String()))
-		return &n
 	default:
-		var n yaml.Node
-		_ = n.Encode(v.Interface())
-		return &n
+		_ = n.Encode(redactValue(key, v.Interface()))
 	}
+	return &n
 }
 
 func typeFirst(a, b string) int {
-	switch {
-	case a == b:
-		return 0
-	case a == "type":
-		return -1
-	case b == "type":
+	if (a == "type") != (b == "type") {
+		if a == "type" {
+			return -1
+		}
 		return 1
 	}
 	return strings.Compare(a, b)

@@ -44,28 +44,31 @@ func (b *Bus) startHandler(h handlerSpec) error {
 		if len(b.inbound) > 1 {
 			name += "@" + in.name
 		}
-		fn := h.fn
-		if b.metrics != nil {
-			fn = b.observeDelivery(in.name, fn)
-		}
-		c := &consumer{
-			logger:         b.logger,
-			handler:        fn,
-			handlerName:    name,
-			subscriberName: structName(in.sub),
-			topic:          h.topic,
-		}
 		ctx, cancel := context.WithCancel(b.runCtx)
 		ch, err := in.sub.Subscribe(ctx, h.topic)
 		if err != nil {
 			cancel()
 			return fmt.Errorf("bus: subscribe %s to %q on %q: %w", name, h.topic, in.name, err)
 		}
-		c.stop = cancel
-		// The lines Watermill's Router logs for a handler.
-		c.logger = c.logger.With(watermill.LogFields{"subscriber_name": name, "topic": h.topic})
+		c := &consumer{
+			// The fields and lines Watermill's Router logs for a handler.
+			logger:         b.logger.With(watermill.LogFields{"subscriber_name": name, "topic": h.topic}),
+			handler:        b.observeDelivery(in.name, h.fn),
+			handlerName:    name,
+			subscriberName: structName(in.sub),
+			topic:          h.topic,
+			stop:           cancel,
+			ch:             ch,
+			done:           make(chan struct{}),
+		}
 		c.logger.Info("Starting handler", nil)
-		c.start(ch)
+		c.workers.Add(1)
+		go c.work()
+		go func() {
+			c.workers.Wait()
+			c.logger.Info("Subscriber stopped", nil)
+			close(c.done)
+		}()
 		b.consumers = append(b.consumers, c)
 	}
 	return nil
@@ -81,18 +84,22 @@ func (b *Bus) stopHandlers(ctx context.Context) error {
 		c.stop()
 	}
 	for _, c := range consumers {
-		if err := c.wait(ctx); err != nil {
-			return err
+		select {
+		case <-c.done:
+		case <-ctx.Done():
+			return fmt.Errorf("bus: handler %s still running: %w", c.handlerName, ctx.Err())
 		}
 	}
 	return nil
 }
 
-// observeDelivery wraps a Handle handler: it observes the delivery latency
-// of each event, from its published_at to the handler's start, unless the
-// transport is not timed (in process, without
-// metrics.in_process_delivery_latency).
+// observeDelivery wraps a Handle handler to observe each event's delivery
+// latency, from its published_at to the handler's start, unless the
+// transport is not timed (see metrics.in_process_delivery_latency).
 func (b *Bus) observeDelivery(transport string, h message.NoPublishHandlerFunc) message.NoPublishHandlerFunc {
+	if b.metrics == nil {
+		return h
+	}
 	t, ok := b.metrics.transports[transport]
 	if !ok || b.metrics.delivery[t] == nil {
 		return h
@@ -103,14 +110,14 @@ func (b *Bus) observeDelivery(transport string, h message.NoPublishHandlerFunc) 
 	}
 }
 
-// consumer runs one Bus.Handle handler on one inbound subscription, as a
+// consumer runs one Bus.Handle handler on one inbound subscription as a
 // Watermill Router's consumer handler does (ack on nil, nack on an error or
-// a panic, handler context values set, as many messages at once as the
-// subscriber hands out), without a goroutine, a log-field map and context
-// values per message: its workers are reused. A worker that takes a
-// message while no other waits for one starts another first, so a slow
-// handler never holds back the next message; a worker that finds
-// maxWaiting others waiting after handling one ends.
+// a panic, the Router's context values, as many messages at once as the
+// subscriber hands out), but on reused workers, without a goroutine, a
+// log-field map and context values per message. A worker that takes a
+// message while no other waits starts another first, so a slow handler
+// never holds back the next message; one that finds maxWaiting others
+// waiting after a message ends.
 type consumer struct {
 	logger                             watermill.LoggerAdapter
 	handler                            message.NoPublishHandlerFunc
@@ -122,23 +129,9 @@ type consumer struct {
 	done                               chan struct{} // closed when every worker ended
 }
 
-// maxWaiting is how many workers may wait for a message before one that
-// has just handled a message ends: two, so that a consumer handling one
-// message at a time keeps its two workers instead of starting one per
-// message.
+// maxWaiting is two, so that a consumer handling one message at a time
+// keeps its two workers instead of starting one per message.
 const maxWaiting = 2
-
-func (c *consumer) start(ch <-chan *message.Message) {
-	c.ch = ch
-	c.done = make(chan struct{})
-	c.workers.Add(1)
-	go c.work()
-	go func() {
-		c.workers.Wait()
-		c.logger.Info("Subscriber stopped", nil)
-		close(c.done)
-	}()
-}
 
 func (c *consumer) work() {
 	defer c.workers.Done()
@@ -163,8 +156,7 @@ func (c *consumer) work() {
 func (c *consumer) handle(m *message.Message) {
 	defer func() {
 		if r := recover(); r != nil {
-			c.logger.Error("Panic recovered in handler. Stack: "+string(debug.Stack()),
-				fmt.Errorf("%v", r), c.fields(m))
+			c.logger.Error("Panic recovered in handler. Stack: "+string(debug.Stack()), fmt.Errorf("%v", r), c.fields(m))
 			m.Nack()
 		}
 	}()
@@ -183,19 +175,8 @@ func (c *consumer) fields(m *message.Message) watermill.LogFields {
 	return watermill.LogFields{"message_uuid": m.UUID, "handler_name": c.handlerName}
 }
 
-// wait waits, within ctx, until the subscription ended and every message
-// taken was handled.
-func (c *consumer) wait(ctx context.Context) error {
-	select {
-	case <-c.done:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("bus: handler %s still running: %w", c.handlerName, ctx.Err())
-	}
-}
-
-// handlerContext is a handled message's context: the one its transport gave
-// it, and the values Watermill's Router sets for a consumer handler
+// handlerContext is a handled message's context: its transport's, with the
+// values Watermill's Router sets for a consumer handler
 // (message.HandlerNameFromCtx and its siblings), in one allocation.
 type handlerContext struct {
 	context.Context
@@ -204,35 +185,27 @@ type handlerContext struct {
 
 func (h *handlerContext) Value(key any) any {
 	switch key {
-	case routerKeys.handlerName:
+	case routerKeys[0]:
 		return h.c.handlerName
-	case routerKeys.subscriberName:
+	case routerKeys[1]:
 		return h.c.subscriberName
-	case routerKeys.subscribeTopic:
+	case routerKeys[2]:
 		return h.c.topic
-	case routerKeys.publisherName:
-		return noPublisherName
+	case routerKeys[3]:
+		return "message.disabledPublisher" // the Router's name for no publisher
 	}
 	return h.Context.Value(key)
 }
 
-// noPublisherName is the publisher name Watermill's Router gives a handler
-// that does not publish.
-const noPublisherName = "message.disabledPublisher"
-
 // routerKeys are the context keys of Watermill's Router, which it does not
 // export: each is found by asking its accessor once.
-var routerKeys = struct {
-	handlerName, subscriberName, subscribeTopic, publisherName any
-}{
-	handlerName:    keyOf(func(ctx context.Context) { message.HandlerNameFromCtx(ctx) }),
-	subscriberName: keyOf(func(ctx context.Context) { message.SubscriberNameFromCtx(ctx) }),
-	subscribeTopic: keyOf(func(ctx context.Context) { message.SubscribeTopicFromCtx(ctx) }),
-	publisherName:  keyOf(func(ctx context.Context) { message.PublisherNameFromCtx(ctx) }),
+var routerKeys = [...]any{
+	keyOf(message.HandlerNameFromCtx), keyOf(message.SubscriberNameFromCtx),
+	keyOf(message.SubscribeTopicFromCtx), keyOf(message.PublisherNameFromCtx),
 }
 
 // keyOf returns the key read reads from its context.
-func keyOf(read func(context.Context)) any {
+func keyOf(read func(context.Context) string) any {
 	p := &keyProbe{Context: context.Background()}
 	read(p)
 	return p.key

@@ -19,32 +19,30 @@ func (e *valueError) Error() string { return e.reason + ", got " + e.value }
 
 // decodeHook converts a value for the field it decodes into. Input is
 // weakly typed, as environment variables are all strings, but never lossy:
-// 12.5 is not an integer, and a bare 100 is not a duration. A value of a
-// type it leaves alone goes to mapstructure's weak decoding.
+// 12.5 is not an integer, and a bare 100 is not a duration. Other types go
+// to mapstructure's weak decoding.
 func decodeHook(_, to reflect.Type, data any) (any, error) {
-	switch to.Kind() {
-	case reflect.Int64:
-		if to == durationType {
-			return toDuration(data)
-		}
+	switch k := to.Kind(); {
+	case to == durationType:
+		return toDuration(data)
+	case k >= reflect.Int && k <= reflect.Uint64:
 		return toInteger(to, data)
-	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32,
-		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
-		return toInteger(to, data)
-	case reflect.String:
+	case k == reflect.String:
 		return toString(data)
-	case reflect.Bool:
+	case k == reflect.Bool:
 		return toBool(data)
-	case reflect.Float32, reflect.Float64:
-		return toFloat(data)
-	case reflect.Slice:
-		if to.Elem().Kind() == reflect.String {
-			return toStrings(data)
+	case k == reflect.Float32 || k == reflect.Float64:
+		if f, ok := asFloat(data); ok {
+			return f, nil
 		}
-		if s, ok := data.(string); ok && to.Elem().Kind() != reflect.Uint8 {
+		return nil, &valueError{"must be a number", describe(data)}
+	case k == reflect.Slice && to.Elem().Kind() == reflect.String:
+		return toStrings(data)
+	case k == reflect.Slice && to.Elem().Kind() != reflect.Uint8:
+		if s, ok := data.(string); ok {
 			return splitList(s), nil
 		}
-	case reflect.Struct:
+	case k == reflect.Struct:
 		// kindOf, not describe: a value where a section was expected may
 		// be a secret that lost its key to bad indentation.
 		if _, ok := data.(map[string]any); !ok {
@@ -55,23 +53,24 @@ func decodeHook(_, to reflect.Type, data any) (any, error) {
 }
 
 func toDuration(raw any) (time.Duration, error) {
+	want := `must be a duration such as "100ms"`
 	switch x := raw.(type) {
 	case time.Duration:
 		return x, nil
 	case string:
-		d, err := time.ParseDuration(strings.TrimSpace(x))
-		if err != nil {
-			return 0, &valueError{`must be a duration such as "100ms" or "2s"`, describe(raw)}
+		if d, err := time.ParseDuration(strings.TrimSpace(x)); err == nil {
+			return d, nil
 		}
-		return d, nil
-	}
-	if f, ok := asFloat(raw); ok {
-		if f == 0 {
-			return 0, nil
+		want += ` or "2s"`
+	default:
+		if f, ok := asFloat(raw); ok {
+			if f == 0 {
+				return 0, nil
+			}
+			want = `must be a duration with a unit such as "100ms"`
 		}
-		return 0, &valueError{`must be a duration with a unit such as "100ms"`, describe(raw)}
 	}
-	return 0, &valueError{`must be a duration such as "100ms"`, describe(raw)}
+	return 0, &valueError{want, describe(raw)}
 }
 
 func toString(raw any) (string, error) {
@@ -130,18 +129,6 @@ func toInteger(t reflect.Type, raw any) (int64, error) {
 	return n, nil
 }
 
-func toFloat(raw any) (float64, error) {
-	if s, ok := raw.(string); ok {
-		f, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
-		if err == nil && !math.IsNaN(f) && !math.IsInf(f, 0) {
-			return f, nil
-		}
-	} else if f, ok := asFloat(raw); ok {
-		return f, nil
-	}
-	return 0, &valueError{"must be a number", describe(raw)}
-}
-
 // toStrings takes a list, or a comma-separated string as an environment
 // variable gives it.
 func toStrings(raw any) ([]string, error) {
@@ -175,22 +162,25 @@ func splitList(s string) []string {
 	return out
 }
 
+// asFloat reads a finite number from a number of any type or a string.
 func asFloat(raw any) (float64, bool) {
-	v := reflect.ValueOf(raw)
-	switch v.Kind() {
+	f := math.NaN()
+	switch v := reflect.ValueOf(raw); v.Kind() {
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
-		return float64(v.Int()), true
+		f = float64(v.Int())
 	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
-		return float64(v.Uint()), true
+		f = float64(v.Uint())
 	case reflect.Float32, reflect.Float64:
-		f := v.Float()
-		return f, !math.IsNaN(f) && !math.IsInf(f, 0)
+		f = v.Float()
+	case reflect.String:
+		if p, err := strconv.ParseFloat(strings.TrimSpace(v.String()), 64); err == nil {
+			f = p
+		}
 	}
-	return 0, false
+	return f, !math.IsNaN(f) && !math.IsInf(f, 0)
 }
 
-// kindOf names what a value is without showing it: where a section was
-// expected, a value may be a secret that lost its key to bad indentation.
+// kindOf names what a value is without showing it, as it may be a secret.
 func kindOf(raw any) string {
 	switch raw.(type) {
 	case string:
@@ -220,8 +210,3 @@ func describe(raw any) string {
 	}
 	return fmt.Sprint(raw)
 }
-
-// transportDecoder returns the Decode function of transports.Settings for
-// the transport called name: it decodes the transport's section, all but
-// its type, into a struct with koanf tags, as decode does. A key no field
-// takes is an error. The errors never show a value, which may be a secret.

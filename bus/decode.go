@@ -8,7 +8,6 @@ import (
 	"reflect"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/go-viper/mapstructure/v2"
@@ -17,28 +16,11 @@ import (
 
 // normalize turns every map into a map[string]any, every list into a []any
 // and every whole number into an int, copying, so that the rest of the
-// package sees one shape whatever the parser or caller produced. A null in a map counts as unset: a YAML
-// section whose keys are all commented out must not wipe the defaults.
+// package sees one shape whatever the parser or caller produced. A null in
+// a map counts as unset: a YAML section whose keys are all commented out
+// must not wipe the defaults.
 func normalize(v any) any {
 	switch x := v.(type) {
-	case nil:
-		return nil
-	case map[string]any:
-		out := make(map[string]any, len(x))
-		for k, e := range x {
-			if e = normalize(e); e != nil {
-				out[k] = e
-			}
-		}
-		return out
-	case []any:
-		out := make([]any, len(x))
-		for i, e := range x {
-			out[i] = normalize(e)
-		}
-		return out
-	case string, bool, int, time.Duration, []byte:
-		return x
 	case int64:
 		return int(x)
 	case float64:
@@ -46,6 +28,8 @@ func normalize(v any) any {
 		if x == math.Trunc(x) && x >= math.MinInt64 && x < math.MaxInt64 {
 			return int(x)
 		}
+		return x
+	case []byte:
 		return x
 	}
 	rv := reflect.ValueOf(v)
@@ -74,8 +58,7 @@ func normalize(v any) any {
 }
 
 // defaultValues is the bottom layer of LoadConfig. It leaves consume.from
-// out so that, unless a source sets it, the bus consumes from whatever
-// routing.baseline ends up being (setDefaults fills it).
+// out: unset, New fans in every routed transport.
 func defaultValues() map[string]any {
 	m := configValues(reflect.ValueOf(DefaultConfig())).(map[string]any)
 	delete(m["consume"].(map[string]any), "from")
@@ -110,46 +93,44 @@ func koanfName(f reflect.StructField) string {
 	return name
 }
 
-// configKeys are the keys of Config, in the order of its fields, but
-// those under transports: each transport checks its own.
-var configKeys = sync.OnceValue(func() []string {
-	var keys []string
-	var walk func(t reflect.Type, prefix string)
-	walk = func(t reflect.Type, prefix string) {
-		for i := range t.NumField() {
-			f := t.Field(i)
-			switch name := koanfName(f); {
-			case name == "" || f.Type.Kind() == reflect.Map:
-			case f.Type.Kind() == reflect.Struct:
-				walk(f.Type, prefix+name+".")
-			default:
-				keys = append(keys, prefix+name)
-			}
+// configRoots are the sections of Config, the first segment of every key;
+// configKeys its keys, in field order, but those under transports: each
+// transport checks its own.
+var configRoots, configKeys = configPaths(reflect.TypeFor[Config](), "")
+
+func configPaths(t reflect.Type, prefix string) (roots, keys []string) {
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name := koanfName(f)
+		if name != "" {
+			roots = append(roots, name)
+		}
+		switch {
+		case name == "" || f.Type.Kind() == reflect.Map:
+		case f.Type.Kind() == reflect.Struct:
+			_, sub := configPaths(f.Type, prefix+name+".")
+			keys = append(keys, sub...)
+		default:
+			keys = append(keys, prefix+name)
 		}
 	}
-	walk(reflect.TypeFor[Config](), "")
-	return keys
-})
+	return roots, keys
+}
 
 // decodeConfig decodes the merged values into a Config. It returns what it
 // could decode along with every problem: the values that do not decode,
 // then the transport sections that are no map, then the unknown keys.
 func decodeConfig(k *koanf.Koanf) (Config, []error) {
 	values := k.Raw()
-	sectionErrs := checkTransportSections(values)
+	sectionErrs := checkTransportSections(values) // before decode, which would trip on them
 	var cfg Config
-	errs, unknown, err := decode(values, &cfg, "", true)
-	if err != nil {
-		return Config{}, []error{err} // not a configuration problem: cannot happen with a *Config
-	}
+	errs, unknown := decode(values, &cfg, "", true)
 	errs = append(errs, sectionErrs...)
-	// Each key under an unknown section, so that a misspelt section gets
-	// a suggestion per key, and a key set from the environment names its
-	// variable.
+	// Each key under an unknown section, so that each gets a suggestion
+	// and names its environment variable.
 	var leaves []string
 	for _, key := range unknown {
-		sub, isMap := k.Get(key).(map[string]any)
-		if !isMap || len(sub) == 0 {
+		if sub, isMap := k.Get(key).(map[string]any); !isMap || len(sub) == 0 {
 			leaves = append(leaves, key)
 			continue
 		}
@@ -164,8 +145,8 @@ func decodeConfig(k *koanf.Koanf) (Config, []error) {
 	return cfg, errs
 }
 
-// checkTransportSections removes from values each transport section that
-// is not a map, and reports it. The sections stay raw maps in Config: each
+// checkTransportSections removes from values, and reports, each transport
+// section that is not a map. The sections stay raw maps in Config: each
 // transport's factory decodes its own (transportDecoder).
 func checkTransportSections(values map[string]any) []error {
 	switch raw := values["transports"].(type) {
@@ -187,17 +168,15 @@ func checkTransportSections(values map[string]any) []error {
 	return nil
 }
 
-// suggest names the known key that a typo most likely meant: one at most two
-// edits away, or else one with the same last segment in another section.
+// suggest names the known key that a typo most likely meant: one at most
+// two edits away, or else one with the same last segment in another
+// section.
 func suggest(key string) string {
-	best := closest(key, configKeys())
-	if best == "" {
-		last := key[strings.LastIndexByte(key, '.')+1:]
-		for _, known := range configKeys() {
-			if known[strings.LastIndexByte(known, '.')+1:] == last {
-				best = known
-				break
-			}
+	best := closest(key, configKeys)
+	last := key[strings.LastIndexByte(key, '.')+1:]
+	for _, known := range configKeys {
+		if best == "" && known[strings.LastIndexByte(known, '.')+1:] == last {
+			best = known
 		}
 	}
 	if best == "" {
@@ -211,66 +190,24 @@ func suggest(key string) string {
 func closest(word string, candidates []string) string {
 	best, bestDist := "", 3
 	for _, c := range candidates {
-		if d := editDistance(word, c); d < bestDist {
+		if d := editDistance(word, c, false); d < bestDist {
 			best, bestDist = c, d
 		}
 	}
 	return best
 }
 
-// editDistance counts the insertions, deletions, substitutions and swaps
-// of neighbours that turn a into b (the optimal string alignment
-// distance): a swap is the commonest typo, and counts one.
-func editDistance(a, b string) int {
-	d := make([][]int, len(a)+1)
-	for i := range d {
-		d[i] = make([]int, len(b)+1)
-		d[i][0] = i
-	}
-	for j := range d[0] {
-		d[0][j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			d[i][j] = min(d[i-1][j]+1, d[i][j-1]+1, d[i-1][j-1]+cost)
-			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
-				d[i][j] = min(d[i][j], d[i-2][j-2]+1)
-			}
-		}
-	}
-	return d[len(a)][len(b)]
-}
-
-// annotate adds to each ConfigError in err's tree the source that set its
-// key, so that a bad value can be traced to the file or variable to fix.
-func annotate(err error, origins map[string]string) {
-	switch e := err.(type) {
-	case interface{ Unwrap() []error }:
-		for _, inner := range e.Unwrap() {
-			annotate(inner, origins)
-		}
-	case *ConfigError:
-		if o := origins[e.Key]; o != "" {
-			e.Reason += " (from " + o + ")"
-		}
-	}
-}
-
 // decode decodes in into out, a pointer to a struct whose fields have
-// koanf tags: the one decoder of the configuration, for the root Config as
-// for each transport's section. Keys match tags exactly; untagged fields
-// and fields tagged "-" are never set. Input is weakly typed (decodeHook).
+// koanf tags: the one decoder of the configuration, for Config as for each
+// transport's section. Keys match tags exactly; untagged fields and fields
+// tagged "-" are never set. Input is weakly typed (decodeHook).
 //
 // It returns a *ConfigError for each value that does not decode, keyed by
 // prefix and the value's path, and the paths of the keys no field takes.
 // quote says whether a reason may show the bad value: only where the
-// caller scrubs the configuration's secrets from it. err is a bug of the
-// caller (out is not a pointer).
-func decode(in map[string]any, out any, prefix string, quote bool) (errs []error, unknown []string, err error) {
+// caller scrubs the configuration's secrets from it. An out that is no
+// pointer is the caller's bug, reported as an error of its own.
+func decode(in map[string]any, out any, prefix string, quote bool) (errs []error, unknown []string) {
 	if _, ok := in["-"]; ok {
 		// mapstructure would look the tag "-" up as a key.
 		in = maps.Clone(in)
@@ -282,15 +219,15 @@ func decode(in map[string]any, out any, prefix string, quote bool) (errs []error
 		WeaklyTypedInput:     true,
 		Squash:               true,
 		IgnoreUntaggedFields: true,
-		// Unlike Metadata.Unused, reported at every level, also where a
-		// value beside the unknown key does not decode.
+		// Unlike Metadata.Unused, reported at every level, also beside a
+		// value that does not decode.
 		ErrorUnused: true,
 		Result:      out,
 		TagName:     "koanf",
 		MatchName:   func(key, field string) bool { return key == field },
 	})
 	if err != nil {
-		return nil, nil, err
+		return []error{fmt.Errorf("bus: decoding %s: %w", prefix, err)}, nil // out is no pointer
 	}
 	var walk func(error)
 	walk = func(err error) {
@@ -314,7 +251,8 @@ func decode(in map[string]any, out any, prefix string, quote bool) (errs []error
 			walk(inner)
 			return
 		}
-		if keys, ok := strings.CutPrefix(inner.Error(), unusedKeysPrefix); ok {
+		// mapstructure's ErrorUnused error has no type of its own.
+		if keys, ok := strings.CutPrefix(inner.Error(), "has invalid keys: "); ok {
 			for key := range strings.SplitSeq(keys, ", ") {
 				unknown = append(unknown, joinKey(de.Name(), key))
 			}
@@ -329,23 +267,20 @@ func decode(in map[string]any, out any, prefix string, quote bool) (errs []error
 	if err := dec.Decode(in); err != nil {
 		walk(err)
 	}
-	return errs, unknown, nil
+	return errs, unknown
 }
 
-// unusedKeysPrefix starts the text of mapstructure's ErrorUnused error,
-// which lists the keys sorted, joined by ", ", and has no type of its own.
-const unusedKeysPrefix = "has invalid keys: "
-
 func joinKey(prefix, path string) string {
-	switch {
-	case prefix == "":
-		return path
-	case path == "":
-		return prefix
+	if prefix == "" || path == "" {
+		return prefix + path
 	}
 	return prefix + "." + path
 }
 
+// transportDecoder returns the Decode function of transports.Settings for
+// the transport called name: it decodes the section, all but its type, as
+// decode does. A key no field takes is an error. The errors never show a
+// value, which may be a secret.
 func (c Config) transportDecoder(name string) func(target any) error {
 	prefix := "transports." + name
 	section, configured := c.Transports[name]
@@ -359,10 +294,7 @@ func (c Config) transportDecoder(name string) func(target any) error {
 		if !configured {
 			return newConfigError(prefix, "is not configured")
 		}
-		errs, unknown, err := decode(settings, target, prefix, false)
-		if err != nil {
-			return fmt.Errorf("bus: decoding %s: %w", prefix, err)
-		}
+		errs, unknown := decode(settings, target, prefix, false)
 		slices.Sort(unknown)
 		for _, key := range unknown {
 			errs = append(errs, newConfigError(prefix+"."+key, "unknown key"))

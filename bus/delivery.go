@@ -12,29 +12,24 @@ type deliveryKey struct{}
 
 // delivery travels with a message through the ingress as its context: it
 // carries the destination topic and, for PublishSync, the caller waiting for
-// the outcome. It is a context.Context itself so that carrying it costs one
-// allocation per message.
+// the outcome. Being a context.Context itself, it costs one allocation per
+// message.
 //
 // An async Publish detaches the message from its caller's cancellation (an
-// HTTP request's context ends when the handler returns, long before the event
-// is delivered) but keeps its values, for tracing. PublishSync keeps the
-// caller's deadline: the caller is waiting.
+// HTTP request's context ends long before the event is delivered) but keeps
+// its values, for tracing. PublishSync keeps the caller's deadline: the
+// caller is waiting.
 type delivery struct {
-	parent context.Context
+	parent context.Context // values
+	life   context.Context // deadline and cancellation: none for Publish
 	topic  string
-	sync   bool
-	// accepted is the monotime.Now of Publish, for the ingress wait.
-	accepted time.Duration
-	// waitObserved: the ingress wait was observed, on the first pass. Read
-	// and written by one pipeline pass at a time.
-	waitObserved bool
+	// The fields below but mu's are used by one pipeline pass at a time.
+	accepted     time.Duration // monotime.Now of Publish, for the ingress wait
+	waitObserved bool          // on the first pass
 	// held: the coalesce stage kept the event as its window's trailing
-	// event on this pass; it settles later. Read and written by one
-	// pipeline pass at a time.
+	// event on this pass; it settles later.
 	held bool
-	// msgs is dispatch's argument to Publish. Used by one pipeline pass at
-	// a time.
-	msgs [1]*message.Message
+	msgs [1]*message.Message // dispatch's argument to Publish
 
 	mu      sync.Mutex
 	lastErr error
@@ -43,9 +38,9 @@ type delivery struct {
 }
 
 func newDelivery(parent context.Context, topic string, sync bool) *delivery {
-	d := &delivery{parent: parent, topic: topic, sync: sync}
+	d := &delivery{parent: parent, life: context.Background(), topic: topic}
 	if sync {
-		d.result = make(chan error, 1)
+		d.life, d.result = parent, make(chan error, 1)
 	}
 	return d
 }
@@ -55,26 +50,9 @@ func deliveryFrom(ctx context.Context) *delivery {
 	return d
 }
 
-func (d *delivery) Deadline() (time.Time, bool) {
-	if d.sync {
-		return d.parent.Deadline()
-	}
-	return time.Time{}, false
-}
-
-func (d *delivery) Done() <-chan struct{} {
-	if d.sync {
-		return d.parent.Done()
-	}
-	return nil
-}
-
-func (d *delivery) Err() error {
-	if d.sync {
-		return d.parent.Err()
-	}
-	return nil
-}
+func (d *delivery) Deadline() (time.Time, bool) { return d.life.Deadline() }
+func (d *delivery) Done() <-chan struct{}       { return d.life.Done() }
+func (d *delivery) Err() error                  { return d.life.Err() }
 
 func (d *delivery) Value(key any) any {
 	if key == (deliveryKey{}) {
@@ -97,14 +75,20 @@ func (d *delivery) err() error {
 
 // settle reports the final outcome to a PublishSync caller, once.
 func (d *delivery) settle(err error) {
-	if !d.sync {
+	if d.result == nil {
 		return
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.settled {
-		return
+	if !d.settled {
+		d.settled = true
+		d.result <- err
 	}
-	d.settled = true
-	d.result <- err
+}
+
+// settle settles m's delivery, if it has one.
+func settle(m *message.Message, err error) {
+	if d := deliveryFrom(m.Context()); d != nil {
+		d.settle(err)
+	}
 }

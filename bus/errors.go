@@ -3,7 +3,6 @@ package bus
 import (
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/switchyard-go/switchyard/transports"
 )
@@ -36,47 +35,37 @@ var (
 
 var errNoInbound = fmt.Errorf("%w: set consume.from to transports that can subscribe", ErrNoInbound)
 
-// transportError is New's error for what the factory of transport name
-// returned. The factory's configuration checks (*transports.FieldError,
-// and the *ConfigErrors of its Settings.Decode) become *ConfigErrors named
-// by their full key (transports.redis.maxlen), so that errors.Is(err,
-// ErrInvalidConfig) holds and a user finds a transport's bad key as the
-// bus's own. Whatever else the error holds follows them, after the
-// transport's name, joined: errors.Is and errors.As see all of it.
-func transportError(name string, err error) error {
-	return fieldConfigErrors("transports."+name, fmt.Sprintf("bus: transport %q", name), err)
-}
-
-// fieldConfigErrors turns the *transports.FieldErrors of err into
-// *ConfigErrors whose keys are under prefix; what else err holds follows
-// them after what. Without field errors, it is err after what.
+// fieldConfigErrors turns the configuration checks in err
+// (*transports.FieldError, *ConfigError) into *ConfigErrors named by their
+// full key under prefix (transports.redis.maxlen), so that errors.Is(err,
+// ErrInvalidConfig) holds and a transport's bad key reads as the bus's
+// own. What else err holds follows them, after what: errors.Is and
+// errors.As see all of it. Without such checks, it is err after what.
 func fieldConfigErrors(prefix, what string, err error) error {
 	var found, others []error
 	var walk func(error)
 	walk = func(err error) {
+		_, field := errors.AsType[*transports.FieldError](err)
+		_, config := errors.AsType[*ConfigError](err)
+		multi, isMulti := err.(interface{ Unwrap() []error })
 		switch e := err.(type) {
 		case *transports.FieldError:
-			key := prefix
-			if e.Key != "" {
-				key += "." + e.Key
-			}
-			found = append(found, &ConfigError{Key: key, Reason: redactString(e.Reason), err: e})
+			found = append(found, &ConfigError{Key: joinKey(prefix, e.Key), Reason: redactString(e.Reason), err: e})
 		case *ConfigError:
 			found = append(found, e)
 		default:
-			if !holdsConfigError(err) {
+			switch {
+			case !field && !config:
 				others = append(others, err)
-				return
-			}
-			// The wrapping text ("redisstream: config: ") says less than the
-			// key that replaces it.
-			if multi, ok := err.(interface{ Unwrap() []error }); ok {
+			case isMulti:
+				// The wrapping text ("redisstream: config: ") says less
+				// than the keys that replace it.
 				for _, inner := range multi.Unwrap() {
 					walk(inner)
 				}
-				return
+			default:
+				walk(errors.Unwrap(err))
 			}
-			walk(errors.Unwrap(err))
 		}
 	}
 	walk(err)
@@ -89,20 +78,10 @@ func fieldConfigErrors(prefix, what string, err error) error {
 	return joinConfigErrors(found, nil)
 }
 
-// holdsConfigError reports whether err's tree holds a *transports.FieldError
-// or a *ConfigError.
-func holdsConfigError(err error) bool {
-	if _, ok := errors.AsType[*transports.FieldError](err); ok {
-		return true
-	}
-	_, ok := errors.AsType[*ConfigError](err)
-	return ok
-}
-
 // scrubError returns err with a redacted message (see redactString), from
 // which every piece of secrets is removed too; errors.Is and errors.As still
-// see everything err wraps. Use it on errors that may carry what a transport
-// was configured with (URLs with credentials) before they leave the package.
+// see everything err wraps. For errors that may quote a transport's
+// configuration (URLs with credentials), before they leave the package.
 func scrubError(err error, secrets *secretSet) error {
 	switch e := err.(type) {
 	case nil:
@@ -132,39 +111,33 @@ type configErrorList struct {
 	secrets *secretSet
 }
 
-// joinConfigErrors returns nil without errors.
+// joinConfigErrors returns nil without errors. It scrubs the reason of
+// each *ConfigError in errs' trees, so that one printed on its own is as
+// safe as the whole.
 func joinConfigErrors(errs []error, secrets *secretSet) error {
 	if len(errs) == 0 {
 		return nil
 	}
-	return &configErrorList{errs: errs, secrets: secrets}
+	e := &configErrorList{errs: errs, secrets: secrets}
+	forConfigErrors(e, func(ce *ConfigError) { ce.Reason = secrets.scrub(ce.Reason) })
+	return e
 }
 
 func (e *configErrorList) Error() string {
-	msgs := make([]string, len(e.errs))
-	for i, err := range e.errs {
-		msgs[i] = err.Error()
-	}
-	return e.secrets.scrub(redactString(strings.Join(msgs, "\n")))
+	return e.secrets.scrub(redactString(errors.Join(e.errs...).Error()))
 }
 
 func (e *configErrorList) Unwrap() []error { return e.errs }
 
-// scrubReasons scrubs the reason of every *ConfigError in errs' trees, so
-// that one printed on its own is as safe as the whole.
-func scrubReasons(errs []error, secrets *secretSet) {
-	var walk func(error)
-	walk = func(err error) {
-		switch e := err.(type) {
-		case *ConfigError:
-			e.Reason = secrets.scrub(e.Reason)
-		case interface{ Unwrap() []error }:
-			for _, inner := range e.Unwrap() {
-				walk(inner)
-			}
+// forConfigErrors calls f on each *ConfigError of err's tree that joined
+// errors lead to.
+func forConfigErrors(err error, f func(*ConfigError)) {
+	switch e := err.(type) {
+	case *ConfigError:
+		f(e)
+	case interface{ Unwrap() []error }:
+		for _, inner := range e.Unwrap() {
+			forConfigErrors(inner, f)
 		}
-	}
-	for _, err := range errs {
-		walk(err)
 	}
 }

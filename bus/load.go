@@ -9,11 +9,9 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"reflect"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	kmaps "github.com/knadh/koanf/maps"
@@ -46,10 +44,9 @@ type Source struct {
 // default in place, except under transports.<name>, which each transport
 // checks when it decodes its own section.
 func LoadConfig(sources ...Source) (Config, error) {
+	// Maps cannot fail to load, nor koanf's default merge.
 	k := koanf.New(".")
-	if err := k.Load(confmap.Provider(defaultValues(), ""), nil); err != nil {
-		return Config{}, err // a map provider has nothing to fail on
-	}
+	_ = k.Load(confmap.Provider(defaultValues(), ""), nil)
 	origins := make(map[string]string)
 	var errs []error
 	for _, s := range sources {
@@ -63,15 +60,11 @@ func LoadConfig(sources ...Source) (Config, error) {
 			continue
 		}
 		layer := koanf.New(".")
-		if err := layer.Load(confmap.Provider(values, ""), nil); err != nil {
-			return Config{}, err
-		}
+		_ = layer.Load(confmap.Provider(values, ""), nil)
 		for _, key := range layer.Keys() {
 			origins[key] = cmp.Or(where[key], s.name)
 		}
-		if err := k.Merge(layer); err != nil {
-			return Config{}, err
-		}
+		_ = k.Merge(layer)
 	}
 	// A source that could not be read would make every check after it lie.
 	if len(errs) > 0 {
@@ -84,14 +77,17 @@ func LoadConfig(sources ...Source) (Config, error) {
 		errs = append(errs, err)
 	}
 	if len(errs) > 0 {
+		// The source that set a bad key: the file or variable to fix.
 		for _, err := range errs {
-			annotate(err, origins)
+			forConfigErrors(err, func(e *ConfigError) {
+				if o := origins[e.Key]; o != "" {
+					e.Reason += " (from " + o + ")"
+				}
+			})
 		}
-		// Every value loaded, unknown keys' included: a reason may quote
-		// one.
-		secrets := collectSecrets(k.Raw())
-		scrubReasons(errs, secrets)
-		return Config{}, joinConfigErrors(errs, secrets)
+		// Every value loaded is scrubbed, unknown keys' included: a reason
+		// may quote one.
+		return Config{}, joinConfigErrors(errs, collectSecrets(k.Raw()))
 	}
 	return cfg, nil
 }
@@ -101,8 +97,7 @@ func LoadConfig(sources ...Source) (Config, error) {
 func FromFile(path string) Source {
 	return Source{name: fileSourceName(path), read: func() (map[string]any, map[string]string, error) {
 		ext := filepath.Ext(path)
-		parser, format, ok := parserFor(ext)
-		if !ok {
+		if _, format := parserFor(ext); format == "" {
 			return nil, nil, newConfigError(path, fmt.Sprintf(
 				"unsupported file format %q: the name must end in .yaml, .yml, .json or .toml", ext))
 		}
@@ -114,11 +109,8 @@ func FromFile(path string) Source {
 			}
 			return nil, nil, &ConfigError{Key: path, Reason: "cannot be read: " + cause.Error(), err: err}
 		}
-		values, err := parse(parser, format, data)
-		if err != nil {
-			return nil, nil, newConfigError(path, err.Error())
-		}
-		return values, nil, nil
+		values, err := parse(path, ext, data)
+		return values, nil, err
 	}}
 }
 
@@ -129,15 +121,11 @@ func FromBytes(data []byte, format string) Source {
 	data = bytes.Clone(data)
 	name := "FromBytes(" + format + ")"
 	return Source{name: name, read: func() (map[string]any, map[string]string, error) {
-		parser, canonical, ok := parserFor(format)
-		if !ok {
+		if _, canonical := parserFor(format); canonical == "" {
 			return nil, nil, newConfigError(name, "unsupported format: must be yaml, yml, json or toml")
 		}
-		values, err := parse(parser, canonical, data)
-		if err != nil {
-			return nil, nil, newConfigError(name, err.Error())
-		}
-		return values, nil, nil
+		values, err := parse(name, format, data)
+		return values, nil, err
 	}}
 }
 
@@ -169,19 +157,15 @@ var legacyEnv = []struct {
 	{"EVENT_COALESCING_WINDOW_MS", "coalescing.window", parseEnvMillis},
 }
 
-// FromEnv reads SWITCHYARD_* variables, each naming a key (see envPrefix), a
-// comma-separated value making a list for a list key, and the five
-// EVENT_* variables of the original service. A SWITCHYARD_* variable is a
-// key only when its first segment is a section of Config (BUS, TRANSPORTS,
-// ROUTING, COALESCING, CONSUME, METRICS): the others (SWITCHYARD_CONFIG,
-// say) are the application's own and are left alone, except that one with
-// "__" in it is a path to a section that does not exist, and an error. When an EVENT_* variable and
-// the SWITCHYARD_* name of the same key are both set, the SWITCHYARD_* one
-// wins. A variable set to the empty string counts as unset, as deployment
+// FromEnv reads SWITCHYARD_* variables, each naming a key (see envPrefix),
+// a comma-separated value making a list for a list key, and the five
+// EVENT_* variables of the original service; the SWITCHYARD_* name of a key
+// wins over its EVENT_* one. A SWITCHYARD_* variable whose first segment is
+// no section of Config (SWITCHYARD_CONFIG, say) is the application's own
+// and left alone, unless a "__" makes it a path: then it is an error. A
+// variable set to the empty string counts as unset, as deployment
 // templates often leave them.
-func FromEnv() Source {
-	return Source{name: "environment", read: readEnv}
-}
+func FromEnv() Source { return Source{name: "environment", read: readEnv} }
 
 func readEnv() (map[string]any, map[string]string, error) {
 	flat := make(map[string]any)
@@ -201,17 +185,15 @@ func readEnv() (map[string]any, map[string]string, error) {
 		origins[v.key] = v.name
 	}
 	var misspelt []string
-	prefixed, err := env.Provider("", env.Opt{
+	prefixed, _ := env.Provider("", env.Opt{
 		Prefix: envPrefix,
 		TransformFunc: func(name, value string) (string, any) {
 			key := strings.ToLower(strings.ReplaceAll(strings.TrimPrefix(name, envPrefix), "__", "."))
 			if key == "" || value == "" {
 				return "", nil
 			}
-			// The application's own SWITCHYARD_CONFIG, SWITCHYARD_ADDR are
-			// not keys; a "__" says the name is meant as a path, so that a
-			// misspelt section is not ignored.
-			if root, _, path := strings.Cut(key, "."); !slices.Contains(configRoots(), root) {
+			// A "__" says the name is meant as a path: a misspelt section.
+			if root, _, path := strings.Cut(key, "."); !slices.Contains(configRoots, root) {
 				if path {
 					misspelt = append(misspelt, name)
 				}
@@ -220,10 +202,7 @@ func readEnv() (map[string]any, map[string]string, error) {
 			origins[key] = name
 			return key, value
 		},
-	}).Read()
-	if err != nil {
-		return nil, nil, err
-	}
+	}).Read() // it cannot fail
 	slices.Sort(misspelt)
 	for _, name := range misspelt {
 		errs = append(errs, newConfigError(name, "names no configuration section"+suggestEnvRoot(name)))
@@ -234,25 +213,13 @@ func readEnv() (map[string]any, map[string]string, error) {
 	return kmaps.Unflatten(flat, "."), origins, errors.Join(errs...)
 }
 
-// configRoots are the sections of Config, the first segment of every key.
-var configRoots = sync.OnceValue(func() []string {
-	var roots []string
-	t := reflect.TypeFor[Config]()
-	for i := range t.NumField() {
-		if name := koanfName(t.Field(i)); name != "" {
-			roots = append(roots, name)
-		}
-	}
-	return roots
-})
-
 // suggestEnvRoot names the variable that name, whose first segment is no
 // section, most likely meant, or lists the sections.
 func suggestEnvRoot(name string) string {
 	root, rest, _ := strings.Cut(strings.TrimPrefix(name, envPrefix), "__")
-	best := closest(strings.ToLower(root), configRoots())
+	best := closest(strings.ToLower(root), configRoots)
 	if best == "" {
-		return " (sections: " + strings.Join(configRoots(), ", ") + ")"
+		return " (sections: " + strings.Join(configRoots, ", ") + ")"
 	}
 	return " (did you mean " + envPrefix + strings.ToUpper(best) + "__" + rest + "?)"
 }
@@ -300,22 +267,26 @@ func parseBool(s string) (value, ok bool) {
 	return false, false
 }
 
-func parserFor(format string) (koanf.Parser, string, bool) {
+// parserFor returns the parser of format, a name or a file extension, and
+// the format's name; "" for none.
+func parserFor(format string) (koanf.Parser, string) {
 	switch strings.ToLower(strings.TrimPrefix(format, ".")) {
 	case "yaml", "yml":
-		return yaml.Parser(), "YAML", true
+		return yaml.Parser(), "YAML"
 	case "json":
-		return json.Parser(), "JSON", true
+		return json.Parser(), "JSON"
 	case "toml":
-		return toml.Parser(), "TOML", true
+		return toml.Parser(), "TOML"
 	}
-	return nil, "", false
+	return nil, ""
 }
 
-func parse(p koanf.Parser, format string, data []byte) (map[string]any, error) {
-	values, err := p.Unmarshal(data)
+// parse parses data, in a format parserFor knows, for the source key.
+func parse(key, format string, data []byte) (map[string]any, error) {
+	parser, name := parserFor(format)
+	values, err := parser.Unmarshal(data)
 	if err != nil {
-		return nil, fmt.Errorf("cannot be parsed as %s: %w", format, err)
+		return nil, newConfigError(key, fmt.Sprintf("cannot be parsed as %s: %v", name, err))
 	}
 	return normalize(values).(map[string]any), nil
 }

@@ -11,45 +11,29 @@ import (
 	"github.com/switchyard-go/switchyard/internal/queue"
 )
 
-// ingressCollector reads the ingress's counters at scrape time, so the hot
-// path pays nothing for these metrics.
-type ingressCollector struct {
-	ingress                                         *queue.Broker
-	capacity                                        int
-	depth, accepted, published, retried, deadLetter *prometheus.Desc
-	capacityDesc                                    *prometheus.Desc
-}
-
-func newIngressCollector(in *queue.Broker, capacity int) *ingressCollector {
-	return &ingressCollector{
-		ingress:      in,
-		capacity:     capacity,
-		capacityDesc: prometheus.NewDesc("switchyard_ingress_queue_capacity", "Events the ingress holds at most (bus.queue_size): the limit of switchyard_ingress_queue_depth.", nil, nil),
-		depth:        prometheus.NewDesc("switchyard_ingress_queue_depth", "Events accepted by Publish and not yet handed to a transport.", nil, nil),
-		accepted:     prometheus.NewDesc("switchyard_ingress_accepted_total", "Events accepted by Publish.", nil, nil),
-		published:    prometheus.NewDesc("switchyard_ingress_handed_total", "Events the pipeline is done with: published on a transport, coalesced away, or held as a window's trailing event.", nil, nil),
-		retried:      prometheus.NewDesc("switchyard_ingress_retries_total", "Publish attempts that failed and were retried or dead-lettered.", nil, nil),
-		deadLetter:   prometheus.NewDesc("switchyard_ingress_dead_lettered_total", "Events dead-lettered after their retries.", nil, nil),
+// ingressMetrics read the ingress's counters at scrape time, so the hot
+// path pays nothing for them.
+func ingressMetrics(in *queue.Broker, capacity int) []prometheus.Collector {
+	gauge := func(name, help string, read func(queue.Stats) float64) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 { return read(in.Stats()) })
 	}
-}
-
-func (c *ingressCollector) Describe(ch chan<- *prometheus.Desc) {
-	ch <- c.depth
-	ch <- c.capacityDesc
-	ch <- c.accepted
-	ch <- c.published
-	ch <- c.retried
-	ch <- c.deadLetter
-}
-
-func (c *ingressCollector) Collect(ch chan<- prometheus.Metric) {
-	s := c.ingress.Stats()
-	ch <- prometheus.MustNewConstMetric(c.depth, prometheus.GaugeValue, float64(s.Queued))
-	ch <- prometheus.MustNewConstMetric(c.capacityDesc, prometheus.GaugeValue, float64(c.capacity))
-	ch <- prometheus.MustNewConstMetric(c.accepted, prometheus.CounterValue, float64(s.Published))
-	ch <- prometheus.MustNewConstMetric(c.published, prometheus.CounterValue, float64(s.Acked))
-	ch <- prometheus.MustNewConstMetric(c.retried, prometheus.CounterValue, float64(s.Nacked))
-	ch <- prometheus.MustNewConstMetric(c.deadLetter, prometheus.CounterValue, float64(s.DeadLettered))
+	counter := func(name, help string, read func(queue.Stats) uint64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 { return float64(read(in.Stats())) })
+	}
+	return []prometheus.Collector{
+		gauge("switchyard_ingress_queue_depth", "Events accepted by Publish and not yet handed to a transport.",
+			func(s queue.Stats) float64 { return float64(s.Queued) }),
+		gauge("switchyard_ingress_queue_capacity", "Events the ingress holds at most (bus.queue_size): the limit of switchyard_ingress_queue_depth.",
+			func(queue.Stats) float64 { return float64(capacity) }),
+		counter("switchyard_ingress_accepted_total", "Events accepted by Publish.",
+			func(s queue.Stats) uint64 { return s.Published }),
+		counter("switchyard_ingress_handed_total", "Events the pipeline is done with: published on a transport, coalesced away, or held as a window's trailing event.",
+			func(s queue.Stats) uint64 { return s.Acked }),
+		counter("switchyard_ingress_retries_total", "Publish attempts that failed and were retried or dead-lettered.",
+			func(s queue.Stats) uint64 { return s.Nacked }),
+		counter("switchyard_ingress_dead_lettered_total", "Events dead-lettered after their retries.",
+			func(s queue.Stats) uint64 { return s.DeadLettered }),
+	}
 }
 
 // otherEventType is the event_type label of every type not configured.
@@ -93,48 +77,35 @@ func (s durationMetric) observe(d time.Duration, err error) {
 	}
 }
 
-const (
-	publishDurationHelp = "Time a transport took to publish an event, by transport and event type (other: a type not configured)."
-	deliveryLatencyHelp = "Time from an event's published_at to the start of its Handle handler, by the transport it arrived on and event type."
-	publishedHelp       = "Publishes on a transport by transport, event type and outcome (ok, error); an event that fell back counts once on each transport it was tried on."
-	ingressWaitHelp     = "Time from Publish accepting an event to the start of its pipeline: the queueing delay of the ingress."
-)
-
 // newPipelineMetrics makes the series of every configured transport and
 // event type; those of the delivery latency only for the transports
 // timesDelivery reports true for.
 func newPipelineMetrics(cfg Config, reg prometheus.Registerer, timesDelivery func(transport string) bool) (*pipelineMetrics, error) {
-	types := []string{}
-	for _, list := range [][]string{cfg.Metrics.EventTypes, cfg.Routing.EventTypes, cfg.Coalescing.EventTypes} {
-		for _, t := range list {
-			if t != "" && t != otherEventType && !slices.Contains(types, t) {
-				types = append(types, t)
-			}
-		}
-	}
-	slices.Sort(types)
-	names := cfg.transportNames()
 	pm := &pipelineMetrics{eventTypes: map[string]int{}, transports: map[string]int{}}
+	types := slices.Concat(cfg.Metrics.EventTypes, cfg.Routing.EventTypes, cfg.Coalescing.EventTypes)
+	slices.Sort(types)
+	types = slices.DeleteFunc(slices.Compact(types), func(t string) bool { return t == "" || t == otherEventType })
 	for i, t := range types {
 		pm.eventTypes[t] = i
 	}
-	for i, n := range names {
-		pm.transports[n] = i
-	}
 	native := cfg.Metrics.NativeHistograms
 	labels := []string{"transport", "event_type"}
-	duration := prometheus.NewHistogramVec(histogramOpts("event_publish_duration_seconds", publishDurationHelp, native), labels)
-	latency := prometheus.NewHistogramVec(histogramOpts("event_delivery_latency_seconds", deliveryLatencyHelp, native), labels)
+	duration := prometheus.NewHistogramVec(histogramOpts("event_publish_duration_seconds",
+		"Time a transport took to publish an event, by transport and event type (other: a type not configured).", native), labels)
+	latency := prometheus.NewHistogramVec(histogramOpts("event_delivery_latency_seconds",
+		"Time from an event's published_at to the start of its Handle handler, by the transport it arrived on and event type.", native), labels)
 	published := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "switchyard_events_published_total", Help: publishedHelp,
+		Name: "switchyard_events_published_total",
+		Help: "Publishes on a transport by transport, event type and outcome (ok, error); an event that fell back counts once on each transport it was tried on.",
 	}, append(labels, "outcome"))
-	wait := prometheus.NewHistogram(histogramOpts("switchyard_ingress_wait_seconds", ingressWaitHelp, native))
+	wait := prometheus.NewHistogram(histogramOpts("switchyard_ingress_wait_seconds",
+		"Time from Publish accepting an event to the start of its pipeline: the queueing delay of the ingress.", native))
 	pm.ingressWait = durationMetric{h: wait}
-	labelTypes := append(slices.Clone(types), otherEventType)
-	for _, tr := range names {
+	for i, tr := range cfg.transportNames() {
+		pm.transports[tr] = i
 		timed := timesDelivery(tr)
 		var pd, lat []durationMetric
-		for _, et := range labelTypes {
+		for _, et := range append(slices.Clone(types), otherEventType) {
 			pd = append(pd, durationMetric{
 				h:    duration.WithLabelValues(tr, et),
 				ok:   published.WithLabelValues(tr, et, "ok"),
@@ -147,12 +118,17 @@ func newPipelineMetrics(cfg Config, reg prometheus.Registerer, timesDelivery fun
 		pm.publish = append(pm.publish, pd)
 		pm.delivery = append(pm.delivery, lat)
 	}
-	for _, c := range []prometheus.Collector{duration, latency, published, wait} {
+	return pm, register(reg, duration, latency, published, wait)
+}
+
+// register registers cs with reg.
+func register(reg prometheus.Registerer, cs ...prometheus.Collector) error {
+	for _, c := range cs {
 		if err := reg.Register(c); err != nil {
-			return nil, fmt.Errorf("bus: register metrics: %w", err)
+			return fmt.Errorf("bus: register metrics: %w", err)
 		}
 	}
-	return pm, nil
+	return nil
 }
 
 // histogramOpts are the options of every histogram of the bus: the latency
@@ -178,11 +154,9 @@ func (pm *pipelineMetrics) typeIndex(eventType string) int {
 
 // delivered observes the delivery latency of an event that arrived on the
 // transport of index transport, from its published_at (RFC 3339) to now, in
-// nanoseconds since the Unix epoch (wall clocks: the publisher may be
-// another process). A time outside the years 1900 to 2199 is no
-// publication time (Go's zero time, "0001-01-01T00:00:00Z", is what a
-// producer with none writes) and is not observed, as a value that does not
-// parse.
+// Unix nanoseconds: wall clocks, as the publisher may be another process.
+// A time outside the years 1900 to 2199 is no publication time (Go's zero
+// time is what a producer with none writes) and is not observed.
 func (pm *pipelineMetrics) delivered(transport int, eventType, publishedAt string, now int64) {
 	if publishedAt == "" {
 		return
@@ -224,19 +198,15 @@ func (r *undoRegisterer) MustRegister(cs ...prometheus.Collector) {
 	}
 }
 
-// keep ends the remembering: what was registered stays.
-func (r *undoRegisterer) keep() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.kept, r.done = true, nil
-}
-
-// undo unregisters what was registered, latest first.
-func (r *undoRegisterer) undo() {
+// finish ends the remembering; with undo, it first unregisters what was
+// registered, latest first.
+func (r *undoRegisterer) finish(undo bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, c := range slices.Backward(r.done) {
-		r.Registerer.Unregister(c)
+		if undo {
+			r.Registerer.Unregister(c)
+		}
 	}
-	r.done = nil
+	r.kept, r.done = true, nil
 }

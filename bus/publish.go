@@ -65,7 +65,7 @@ func (b *Bus) PublishSync(ctx context.Context, topic string, msgs ...*message.Me
 }
 
 // accept puts m into the ingress, waiting within ctx, with d as its context
-// for the pipeline; m keeps its own.
+// in the pipeline; m keeps its own.
 func (b *Bus) accept(ctx context.Context, m *message.Message, d *delivery) error {
 	if b.metrics != nil {
 		d.accepted = monotime.Now()
@@ -74,10 +74,7 @@ func (b *Bus) accept(ctx context.Context, m *message.Message, d *delivery) error
 	m.SetContext(d)
 	err := b.ingress.PublishContext(ctx, ingressTopic, m)
 	m.SetContext(caller)
-	if err != nil {
-		return b.admissionError(err)
-	}
-	return nil
+	return b.admissionError(err)
 }
 
 func (b *Bus) admissionError(err error) error {
@@ -90,10 +87,9 @@ func (b *Bus) admissionError(err error) error {
 	return err
 }
 
-// panicError is a pipeline stage's panic. Its message is the panic's value
-// alone, redacted, as it travels in dead_letter_reason and to PublishSync's
-// caller; the stack goes to the log. It wraps the
-// middleware.RecoveredPanicError Watermill's Recoverer returns.
+// panicError is a pipeline stage's panic, as Watermill's Recoverer reports
+// it. Its message is the panic's value alone, redacted, as it travels in
+// dead_letter_reason and to PublishSync's caller; the stack is logged.
 type panicError struct {
 	rec middleware.RecoveredPanicError
 }
@@ -122,8 +118,8 @@ func (b *Bus) dispatch(m *message.Message) error {
 	if !ok {
 		return fmt.Errorf("%w %q", ErrUnknownTransport, name)
 	}
-	// The delivery holds Publish's variadic argument: a slice made here
-	// would escape through the interface call, an allocation per event.
+	// A slice made here would escape through the interface call, an
+	// allocation per event.
 	d.msgs[0] = m
 	var err error
 	if out.metrics != nil {
@@ -142,10 +138,9 @@ func (b *Bus) dispatch(m *message.Message) error {
 }
 
 // enter is the first stage: it observes how long the event waited in the
-// ingress, once, on its first pass, and turns a panic of the stages after
-// it into an error (a panicError) and logs its stack. The ingress retries
-// a failed event and then dead-letters it, with the last error as the
-// reason.
+// ingress, on its first pass, and turns a panic of the stages after it
+// into a panicError. The ingress retries a failed event, then dead-letters
+// it with the last error as the reason.
 func (b *Bus) enter(h message.HandlerFunc) message.HandlerFunc {
 	return func(m *message.Message) (msgs []*message.Message, err error) {
 		d := deliveryFrom(m.Context())
@@ -163,11 +158,9 @@ func (b *Bus) enter(h message.HandlerFunc) message.HandlerFunc {
 				err = p
 			}
 			if err != nil {
-				// The router logs it; the delivery keeps it as the reason,
-				// if it is dead-lettered.
 				err = b.scrub(err)
 				if d != nil {
-					d.failed(err)
+					d.failed(err) // the reason, if it is dead-lettered
 				}
 			}
 		}()
@@ -178,9 +171,7 @@ func (b *Bus) enter(h message.HandlerFunc) message.HandlerFunc {
 		msgs, err = h(m)
 		panicked = false
 		if err == nil && d != nil && !d.held {
-			// Published (settled already: this is a no-op) or dropped by a
-			// stage that returned nothing.
-			d.settle(ErrDropped)
+			d.settle(ErrDropped) // a no-op if it was published
 		}
 		return msgs, err
 	}
@@ -190,12 +181,10 @@ func (b *Bus) enter(h message.HandlerFunc) message.HandlerFunc {
 // pipeline's stages and an in-process transport's publish below them.
 const stackReserve = 8 << 10
 
-// growStack grows the goroutine's stack, while it is shallow, to hold a
-// frame of stackReserve bytes. Watermill's Router runs each message in a
-// goroutine of its own, which starts with a small stack; the pipeline
-// below would grow it once or twice, deep in the stages, where copying it
-// means adjusting every frame. Growing it here, a few frames deep, costs
-// less (go test -bench InProcess -cpuprofile, then pprof: runtime.newstack).
+// growStack grows the goroutine's stack while it is shallow. The Router
+// runs each message in a new goroutine, with a small stack that the stages
+// would grow deep down, where copying it costs more (see runtime.newstack
+// in a CPU profile of the InProcess benchmark).
 //
 //go:noinline
 func growStack() {
@@ -230,8 +219,6 @@ func (b *Bus) deadLetter(ctx context.Context, _ string, m *message.Message, atte
 	b.logger.Error("Message dead-lettered", cause, watermill.LogFields{
 		"message_uuid": m.UUID, "topic": topic, "attempts": attempts,
 	})
-	if d != nil {
-		d.settle(fmt.Errorf("%w after %d attempts: %w", ErrDeadLettered, attempts, cause))
-	}
+	settle(m, fmt.Errorf("%w after %d attempts: %w", ErrDeadLettered, attempts, cause))
 	return nil
 }

@@ -15,26 +15,24 @@ import (
 	"unicode/utf8"
 )
 
-// redacted replaces a secret. It is the same for every secret so that its
-// length says nothing about the secret's.
+// redacted replaces a secret, the same for every secret so that its length
+// says nothing.
 const redacted = "xxxxx"
 
-// secretWords mark a key whose value is a secret when its lower-cased name,
-// with '-' read as '_', contains one of them.
+// secretWords mark a key as secret when its lower-cased name, '-' read as
+// '_', contains one.
 var secretWords = []string{
 	"password", "passwd", "passphrase", "secret", "token", "authorization",
 	"api_key", "apikey", "credential", "private_key",
 }
 
 // secretTokens are short names of secrets, matched as whole words of a key
-// (auth_pass, pwd) since as substrings they are everywhere (bypass).
+// (auth_pass, pwd): as substrings they are everywhere (bypass).
 var secretTokens = []string{"pass", "pwd", "pw", "auth"}
 
 // isSecretKey reports whether the value under name may be a secret. A near
-// miss of a secret word counts (pasword, secert, tokne, api_kye), so that a
-// misspelt key, which the transport will refuse, is not printed in clear
-// by the dump that helps find the typo. A false positive costs a hidden
-// value; a false negative, a leaked one.
+// miss of a secret word counts (pasword, tokne), so that a misspelt key is
+// not printed in clear by the dump that helps find the typo.
 func isSecretKey(name string) bool {
 	if v, ok := secretKeys.Load(name); ok {
 		return v.(bool)
@@ -46,8 +44,8 @@ func isSecretKey(name string) bool {
 	return secret
 }
 
-// secretKeys caches isSecretKey: a dump (AdminState, polled) asks about the
-// same few names again and again. Bounded, as names can come from anywhere.
+// secretKeys caches isSecretKey for AdminState, which is polled and asks
+// about the same names each time. Bounded: names can come from anywhere.
 var (
 	secretKeys       sync.Map
 	secretKeysCached atomic.Int64
@@ -68,15 +66,12 @@ func secretName(name string) bool {
 		}
 	}
 	compact := strings.Join(words, "")
-	for _, w := range secretWords {
+	// One edit for short words, two for long ones: "token" is one edit
+	// from "taken" already.
+	return slices.ContainsFunc(secretWords, func(w string) bool {
 		w = strings.ReplaceAll(w, "_", "")
-		// One edit for short words, two for long ones: "token" is one
-		// edit from "taken" already.
-		if nearSubstring(compact, w, min(2, len(w)/4)) {
-			return true
-		}
-	}
-	return false
+		return editDistance(w, compact, true) <= min(2, len(w)/4)
+	})
 }
 
 // keyWords splits a key's name into lower-case words at every character
@@ -85,78 +80,73 @@ func secretName(name string) bool {
 func keyWords(name string) []string {
 	var words []string
 	var cur []rune
-	flush := func() {
-		if len(cur) > 0 {
+	afterLower := false
+	for _, r := range name {
+		upper, word := unicode.IsUpper(r), unicode.IsLetter(r) || unicode.IsDigit(r)
+		if (!word || upper && afterLower) && len(cur) > 0 {
 			words = append(words, string(cur))
 			cur = cur[:0]
 		}
-	}
-	afterLower := false
-	for _, r := range name {
-		switch {
-		case unicode.IsUpper(r):
-			if afterLower {
-				flush()
-			}
+		if word {
 			cur = append(cur, unicode.ToLower(r))
-			afterLower = false
-		case unicode.IsLetter(r) || unicode.IsDigit(r):
-			cur = append(cur, r)
-			afterLower = true
-		default:
-			flush()
-			afterLower = false
 		}
+		afterLower = word && !upper
 	}
-	flush()
+	if len(cur) > 0 {
+		words = append(words, string(cur))
+	}
 	return words
 }
 
-// nearSubstring reports whether some substring of s is at most k edits
-// (insertions, deletions, substitutions, swaps of neighbours) from w:
-// Sellers' algorithm, a row of edit distances to w's prefixes where a
-// match may start anywhere in s.
-func nearSubstring(s, w string, k int) bool {
-	n := len(s)
-	// prev2, prev, cur: rows i-2, i-1 and i; row 0 is all zeros, as the
-	// match may start at any j.
-	prev2, prev, cur := make([]int, n+1), make([]int, n+1), make([]int, n+1)
-	for i := 1; i <= len(w); i++ {
+// editDistance counts the insertions, deletions, substitutions and swaps
+// of neighbours (the commonest typo) that turn a into b: the optimal
+// string alignment distance. With inside, it is the distance from a to
+// the nearest substring of b (Sellers' algorithm: a match may start
+// anywhere in b).
+func editDistance(a, b string, inside bool) int {
+	// Rows i-2, i-1 and i of the table.
+	prev2, prev, cur := make([]int, len(b)+1), make([]int, len(b)+1), make([]int, len(b)+1)
+	for j := range prev {
+		if !inside {
+			prev[j] = j
+		}
+	}
+	for i := 1; i <= len(a); i++ {
 		cur[0] = i
-		for j := 1; j <= n; j++ {
+		for j := 1; j <= len(b); j++ {
 			cost := 1
-			if w[i-1] == s[j-1] {
+			if a[i-1] == b[j-1] {
 				cost = 0
 			}
 			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-			if i > 1 && j > 1 && w[i-1] == s[j-2] && w[i-2] == s[j-1] {
+			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
 				cur[j] = min(cur[j], prev2[j-2]+1)
 			}
 		}
 		prev2, prev, cur = prev, cur, prev2
 	}
-	return slices.Min(prev) <= k
+	if inside {
+		return slices.Min(prev)
+	}
+	return prev[len(b)]
 }
 
 // isHeadersKey reports whether the value under name is a set of HTTP
-// headers ("headers", "extra_headers"): every value in it is redacted,
-// as tokens travel under any header name (X-Api-Key, X-Hub-Signature,
-// vendor ones).
+// headers ("headers", "extra_headers"), all of whose values are redacted:
+// tokens travel under any header name.
 func isHeadersKey(name string) bool { return strings.HasSuffix(strings.ToLower(name), "headers") }
 
 var (
-	// The start of a URL: its scheme and "://".
 	urlScheme = regexp.MustCompile(`(?i)[a-z][a-z0-9+.\-]*://`)
-	// A secret-named query parameter, in text that is not a whole URL:
-	// ?token=…, &password=….
+	// A secret-named query parameter in text that is not a whole URL.
 	queryParamSecret = regexp.MustCompile(`(?i)([?&][^\s"'<>=&#]*(?:` +
 		strings.Join(secretWords, "|") + `)[^\s"'<>=&#]*=)[^\s"'<>&#]+`)
 )
 
 // redactString hides the secrets that can hide in free text: the userinfo
-// of URLs, the value of every query parameter of a URL (whatever its name:
-// API keys hide under names like "code" or "sig"), and secret-named query
-// parameters elsewhere.
+// of URLs, the value of every query parameter of a URL (API keys hide
+// under names like "code" or "sig"), and secret-named query parameters
+// elsewhere.
 func redactString(s string) string { return redactText(s, false) }
 
 // redactText is redactString; with whole, s is one configured URL, whose
@@ -169,21 +159,19 @@ func redactText(s string, whole bool) string {
 	return queryParamSecret.ReplaceAllString(s, "${1}"+redacted)
 }
 
-// urlSpan is a URL found in a text: its userinfo (empty when it has none)
-// runs from user to at, where at is the index of its '@' or -1, and the
-// rest of it (host, path, query) from rest to end.
+// urlSpan is a URL found in a text: its userinfo runs from user to at (the
+// index of its '@', or -1 without one), the rest of it from rest to end.
 type urlSpan struct {
 	start, user, at, rest, end int
 }
 
 // findURLs finds the URLs of s. A password may hold any character
-// unescaped, '/', '#', '?', '%', '@', spaces and "://" included, and URL
-// parsers disagree on where it ends, so the userinfo is taken to run from
-// "://" to the LAST '@' before the next URL starts: everything that might
-// be a password is in it. A URL starts after the start of s, a space, or
-// one of "'<>([{,;= (so that "redis://:a://b@h" is one URL); a URL opened
-// by a '"' ends at the next '"' that is not escaped, as Go's %q writes
-// it. With whole, s is one URL and its userinfo runs to its last '@'.
+// unescaped ("/#?%@", spaces, "://") and URL parsers disagree on where it
+// ends, so the userinfo runs from "://" to the LAST '@' before the next
+// URL: everything that might be a password is in it. A URL starts at the
+// start of s or after a space or one of "'<>([{,;= (so "redis://:a://b@h"
+// is one URL); one opened by '"' ends at the next unescaped '"', as %q
+// writes it. With whole, s is one URL.
 func findURLs(s string, whole bool) []urlSpan {
 	var starts [][]int
 	for _, m := range urlScheme.FindAllStringIndex(s, -1) {
@@ -193,72 +181,48 @@ func findURLs(s string, whole bool) []urlSpan {
 	}
 	spans := make([]urlSpan, 0, len(starts))
 	for i, m := range starts {
-		regionEnd := len(s)
+		end := len(s)
 		if i+1 < len(starts) {
-			regionEnd = starts[i+1][0]
+			end = starts[i+1][0]
 		}
-		if !whole && m[0] > 0 && s[m[0]-1] == '"' {
-			if q := closingQuote(s[m[1]:regionEnd]); q >= 0 {
-				regionEnd = m[1] + q
+		for j := m[1]; !whole && m[0] > 0 && s[m[0]-1] == '"' && j < end; j++ {
+			if s[j] == '\\' {
+				j++ // an escaped character
+			} else if s[j] == '"' {
+				end = j
 			}
 		}
-		sp := urlSpan{start: m[0], user: m[1], at: -1, rest: m[1]}
-		if a := strings.LastIndexByte(s[m[1]:regionEnd], '@'); a >= 0 {
+		sp := urlSpan{start: m[0], user: m[1], at: -1, rest: m[1], end: end}
+		if a := strings.LastIndexByte(s[m[1]:end], '@'); a >= 0 {
 			sp.at = m[1] + a
 			sp.rest = sp.at + 1
 		}
-		sp.end = regionEnd
-		if !whole {
-			if e := strings.IndexAny(s[sp.rest:regionEnd], " \t\r\n\"'<>"); e >= 0 {
-				sp.end = sp.rest + e
-			}
+		if e := strings.IndexAny(s[sp.rest:end], " \t\r\n\"'<>"); e >= 0 && !whole {
+			sp.end = sp.rest + e
 		}
 		spans = append(spans, sp)
 	}
 	return spans
 }
 
-// closingQuote returns the index of the first '"' of s not escaped by a
-// backslash, or -1.
-func closingQuote(s string) int {
-	for i := 0; i < len(s); i++ {
-		switch s[i] {
-		case '\\':
-			i++
-		case '"':
-			return i
-		}
-	}
-	return -1
-}
-
-// userinfoSecret returns what of a URL's userinfo is secret: the password,
-// after the first ':', or, without a ':', the whole of it, which may be a
-// token (https://TOKEN@host).
+// userinfoSecret splits a URL's userinfo into a user name that can be shown
+// and its secret: the password, or, without a ':' or with a user name that
+// holds what a misparsed password would, the whole of it (a token, as in
+// https://TOKEN@host).
 func userinfoSecret(userinfo string) (name, secret string) {
-	if user, password, ok := strings.Cut(userinfo, ":"); ok && plainUserName(user) {
+	user, password, ok := strings.Cut(userinfo, ":")
+	if ok && !strings.ContainsFunc(user, func(r rune) bool {
+		return r <= ' ' || r >= 0x7f || strings.ContainsRune(`/?#@%"'<>\[]`, r)
+	}) {
 		return user, password
 	}
 	return "", userinfo
 }
 
-// plainUserName reports whether a user name can be shown: one that holds
-// none of the characters that would make it part of a password that URL
-// parsing got wrong.
-func plainUserName(user string) bool {
-	return !strings.ContainsFunc(user, func(r rune) bool {
-		return r <= ' ' || r >= 0x7f || strings.ContainsRune(`/?#@%"'<>\[]`, r)
-	})
-}
-
 func redactURLs(s string, whole bool) string {
-	spans := findURLs(s, whole)
-	if len(spans) == 0 {
-		return s
-	}
 	var b strings.Builder
 	last := 0
-	for _, sp := range spans {
+	for _, sp := range findURLs(s, whole) {
 		b.WriteString(s[last:sp.user])
 		if sp.at >= 0 {
 			if userinfo := s[sp.user:sp.at]; userinfo != "" {
@@ -301,27 +265,27 @@ func redactQuery(rawURL string) string {
 	return rawURL[:q+1] + strings.Join(params, "&") + rawURL[end:]
 }
 
-// minSecretPiece is the shortest piece of a secret that scrub removes from
-// a text: shorter ones are everywhere in ordinary words.
+// minSecretPiece is the shortest piece of a secret that scrub removes:
+// shorter ones are everywhere in ordinary words.
 const minSecretPiece = 4
 
-// secretSet holds the secrets of a configuration, so that they can be
-// removed from text that quotes them however it quotes them: whole, in
-// part (a URL parser's "invalid port \":Ab9x\"" is the start of a
-// password), escaped or percent-decoded. A nil *secretSet holds none.
+// secretSet holds the secrets of a configuration, as their
+// minSecretPiece-byte substrings, so that they can be removed from text
+// that quotes them however it does: whole, in part (a URL parser's
+// "invalid port \":Ab9x\"" is the start of a password), escaped or
+// percent-decoded. A nil *secretSet holds none.
 type secretSet struct {
-	// pieces are the minSecretPiece-byte substrings of every secret.
 	pieces map[string]bool
 }
 
-// configSecrets collects the secrets of c's values: see secretSet.collect.
+// configSecrets collects the secrets of c's values.
 func configSecrets(c Config) *secretSet {
 	return collectSecrets(configValues(reflect.ValueOf(c)))
 }
 
-// collectSecrets collects the secrets of values, as normalize returns
-// them: every value under a secret-named key or a set of headers, and the
-// userinfo of every URL.
+// collectSecrets collects the secrets of normalized values: every value
+// under a secret-named key or a set of headers, and the userinfo and
+// secret-named query parameters of every URL.
 func collectSecrets(values any) *secretSet {
 	s := &secretSet{pieces: make(map[string]bool)}
 	s.collect("", values)
@@ -356,10 +320,6 @@ func (s *secretSet) collect(key string, v any) {
 		for _, e := range x {
 			s.collect(key, e)
 		}
-	case []string:
-		for _, e := range x {
-			s.collect(key, e)
-		}
 	default:
 		if x != nil && (isSecretKey(key) || isHeadersKey(key)) {
 			s.add(fmt.Sprint(x))
@@ -368,18 +328,15 @@ func (s *secretSet) collect(key string, v any) {
 }
 
 // addQuerySecrets adds the values of the secret-named query parameters of
-// rawURL (?password=…, &token=…): each to the next '&', and to the end of
-// the URL, as a value may hold an unescaped '&' too.
+// rawURL: each to the next '&', and to the end of the URL, as a value may
+// hold an unescaped '&' too.
 func (s *secretSet) addQuerySecrets(rawURL string) {
 	q := strings.IndexByte(rawURL, '?')
 	if q < 0 {
 		return
 	}
 	for i := q + 1; i < len(rawURL); {
-		param := rawURL[i:]
-		if amp := strings.IndexByte(param, '&'); amp >= 0 {
-			param = param[:amp]
-		}
+		param, _, _ := strings.Cut(rawURL[i:], "&")
 		if name, value, ok := strings.Cut(param, "="); ok && isSecretKey(name) {
 			s.add(value)
 			s.add(rawURL[i+len(name)+1:])
@@ -388,9 +345,9 @@ func (s *secretSet) addQuerySecrets(rawURL string) {
 	}
 }
 
-// add adds secret and the forms a message may quote it in: percent-decoded
-// (a URL's password as the server sees it), percent-encoded (as a URL
-// prints it again) and Go-quoted.
+// add adds secret in the forms a message may quote it in: as it is,
+// percent-decoded (a URL's password as the server sees it), percent-encoded
+// and Go-quoted.
 func (s *secretSet) add(secret string) {
 	forms := []string{secret, url.PathEscape(secret), url.QueryEscape(secret), strconv.Quote(secret)}
 	for _, unescape := range []func(string) (string, error){url.PathUnescape, url.QueryUnescape} {
@@ -418,10 +375,9 @@ func (s *secretSet) union(t *secretSet) *secretSet {
 	return u
 }
 
-// scrub replaces every stretch of text made of pieces of the secrets,
-// minSecretPiece bytes or longer, with the redaction mark: no part of a
-// secret that long survives, wherever it sits in text and whatever text
-// around it says.
+// scrub replaces every stretch of text made of pieces of the secrets with
+// the redaction mark: no part of a secret minSecretPiece bytes or longer
+// survives, wherever it sits in text.
 func (s *secretSet) scrub(text string) string {
 	if s == nil || len(s.pieces) == 0 || len(text) < minSecretPiece {
 		return text
@@ -440,31 +396,21 @@ func (s *secretSet) scrub(text string) string {
 	if hidden == nil {
 		return text
 	}
-	// Whole characters: a piece may start or end inside a multi-byte one.
-	for i := range hidden {
-		if hidden[i] && !utf8.RuneStart(text[i]) {
-			for j := i - 1; j >= 0 && !hidden[j]; j-- {
-				hidden[j] = true
-				if utf8.RuneStart(text[j]) {
-					break
-				}
-			}
-		}
-		if hidden[i] && i+1 < len(text) && !hidden[i+1] && !utf8.RuneStart(text[i+1]) {
-			hidden[i+1] = true
-		}
-	}
+	// Whole characters hidden: a piece may start or end inside one.
 	var b strings.Builder
+	inSecret := false
 	for i := 0; i < len(text); {
-		if !hidden[i] {
-			b.WriteByte(text[i])
-			i++
-			continue
+		j := i + 1
+		for j < len(text) && !utf8.RuneStart(text[j]) {
+			j++
 		}
-		for i < len(text) && hidden[i] {
-			i++
+		secret := slices.Contains(hidden[i:j], true)
+		if !secret {
+			b.WriteString(text[i:j])
+		} else if !inSecret {
+			b.WriteString(redacted)
 		}
-		b.WriteString(redacted)
+		inSecret, i = secret, j
 	}
 	return b.String()
 }

@@ -1,7 +1,6 @@
 package bus
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -16,24 +15,20 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/fsnotify/fsnotify"
+	kmaps "github.com/knadh/koanf/maps"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// reloadable are the keys Reload applies to a running bus. A change to any
-// other key is logged as needing a restart.
+// reloadable are the keys Reload applies to a running bus; a change to any
+// other is logged as needing a restart.
 var reloadable = []string{
-	"routing.enabled",
-	"routing.percentage",
-	"routing.event_types",
-	"routing.salt",
-	"routing.fallback.enabled",
-	"routing.fallback.publish_timeout",
-	"routing.fallback.cooldown",
+	"routing.enabled", "routing.percentage", "routing.event_types", "routing.salt",
+	"routing.fallback.enabled", "routing.fallback.publish_timeout", "routing.fallback.cooldown",
 	"coalescing.window",
 }
 
-// reloads guards b.cfg after New, serializes Reload, and remembers the last
-// outcome for the admin handler.
+// reloads guards b.cfg after New, serializes Reload, and keeps the last
+// outcome for AdminState.
 type reloads struct {
 	mu      sync.Mutex
 	count   int
@@ -49,10 +44,7 @@ func (b *Bus) setupReloads() error {
 	}, []string{"result"})
 	b.reloads.total.WithLabelValues("applied")
 	b.reloads.total.WithLabelValues("rejected")
-	if err := b.reg.Register(b.reloads.total); err != nil {
-		return fmt.Errorf("bus: register metrics: %w", err)
-	}
-	return nil
+	return register(b.reg, b.reloads.total)
 }
 
 // Reload applies the routing knobs of next to the running bus without a
@@ -130,17 +122,17 @@ func (b *Bus) reload(next Config) (restart []string, changed bool, err error) {
 		return nil, false, newConfigError("routing.enabled", "the rollout needs routing.candidate, which is set only at start")
 	}
 	windowChanged := applied.Coalescing.Window != cur.Coalescing.Window
-	if windowChanged && b.coalescing != nil {
+	if windowChanged && b.coalescer != nil {
 		for _, typ := range cur.Coalescing.EventTypes {
-			if err := b.coalescing.mw.SetWindow(typ, applied.Coalescing.Window); err != nil {
+			if err := b.coalescer.SetWindow(typ, applied.Coalescing.Window); err != nil {
 				return nil, false, newConfigError("coalescing.window", err.Error())
 			}
 		}
 	}
-	if err := b.routing.split.Update(split); err != nil {
+	if err := b.split.Update(split); err != nil {
 		return nil, false, newConfigError("routing", err.Error())
 	}
-	if err := b.routing.fallback.Update(fallbackConfig(applied.Routing)); err != nil {
+	if err := b.fallback.Update(fallbackConfig(applied.Routing)); err != nil {
 		return nil, false, newConfigError("routing.fallback", err.Error())
 	}
 	// Only the fields Reload owns: the rest is read without the lock.
@@ -148,7 +140,7 @@ func (b *Bus) reload(next Config) (restart []string, changed bool, err error) {
 	b.cfg.Coalescing.Window = applied.Coalescing.Window
 
 	for _, key := range changes {
-		if !slices.Contains(reloadable, key) || (key == "coalescing.window" && b.coalescing == nil) {
+		if !slices.Contains(reloadable, key) || (key == "coalescing.window" && b.coalescer == nil) {
 			restart = append(restart, key)
 		}
 	}
@@ -157,33 +149,19 @@ func (b *Bus) reload(next Config) (restart []string, changed bool, err error) {
 
 // changedKeys lists the dotted keys whose values differ between a and b.
 func changedKeys(a, b Config) []string {
+	fa, _ := kmaps.Flatten(configValues(reflect.ValueOf(a)).(map[string]any), nil, ".")
+	fb, _ := kmaps.Flatten(configValues(reflect.ValueOf(b)).(map[string]any), nil, ".")
 	var out []string
-	var walk func(prefix string, x, y any)
-	walk = func(prefix string, x, y any) {
-		mx, okx := x.(map[string]any)
-		my, oky := y.(map[string]any)
-		if !okx || !oky {
-			if !reflect.DeepEqual(x, y) {
-				out = append(out, prefix)
-			}
-			return
-		}
-		keys := make(map[string]struct{}, len(mx)+len(my))
-		for k := range mx {
-			keys[k] = struct{}{}
-		}
-		for k := range my {
-			keys[k] = struct{}{}
-		}
-		for k := range keys {
-			p := k
-			if prefix != "" {
-				p = prefix + "." + k
-			}
-			walk(p, mx[k], my[k])
+	for k, v := range fa {
+		if !reflect.DeepEqual(v, fb[k]) {
+			out = append(out, k)
 		}
 	}
-	walk("", configValues(reflect.ValueOf(a)), configValues(reflect.ValueOf(b)))
+	for k := range fb {
+		if _, ok := fa[k]; !ok {
+			out = append(out, k)
+		}
+	}
 	slices.Sort(out)
 	return out
 }
@@ -191,16 +169,14 @@ func changedKeys(a, b Config) []string {
 // WatchConfig reloads the bus (see Reload) each time the configuration file
 // at path changes, until ctx ends; then it returns nil. Each reload reads
 // sources in order, as LoadConfig does; without sources, FromFile(path) and
-// then FromEnv(), so an EVENT_* variable set in the environment still wins
-// over the file. A file that cannot be read or is invalid is rejected, with
-// its reason logged, and the bus keeps its configuration. Each time it reads
-// the file, at the start too, it warns about every key of the file that a
-// later source overrides (an environment variable): a change to that key in
-// the file is ignored.
+// then FromEnv(), so an EVENT_* variable still wins over the file. A file
+// that cannot be read or is invalid is rejected, with its reason logged,
+// and the bus keeps its configuration. Each time it reads the file it
+// warns about every key of the file that a later source overrides: a
+// change to that key in the file is ignored.
 //
-// It watches the file's directory, so that editors that write a new file
-// and rename it, and Kubernetes ConfigMap volumes that swap a symlink, are
-// seen too.
+// It watches the file's directory, so that editors that rename a new file
+// over it, and Kubernetes ConfigMap volumes that swap a symlink, are seen.
 func (b *Bus) WatchConfig(ctx context.Context, path string, sources ...Source) error {
 	if len(sources) == 0 {
 		sources = []Source{FromFile(path), FromEnv()}
@@ -215,7 +191,7 @@ func (b *Bus) WatchConfig(ctx context.Context, path string, sources ...Source) e
 	}
 	// The file is read once now, in case it changed between the bus's start
 	// and the watch: a reload to what runs already changes nothing.
-	var last []byte
+	var last [sha256.Size]byte
 	// Writes come in bursts (truncate, write, chmod): read once they settle.
 	const settle = 20 * time.Millisecond
 	pending := time.NewTimer(settle)
@@ -237,10 +213,10 @@ func (b *Bus) WatchConfig(ctx context.Context, path string, sources ...Source) e
 		case <-pending.C:
 			data, readErr := os.ReadFile(path)
 			digest := sha256.Sum256(data)
-			if readErr == nil && bytes.Equal(digest[:], last) {
+			if readErr == nil && digest == last {
 				continue
 			}
-			last = digest[:]
+			last = digest
 			cfg, err := LoadConfig(sources...)
 			switch {
 			case readErr != nil:
@@ -252,20 +228,15 @@ func (b *Bus) WatchConfig(ctx context.Context, path string, sources ...Source) e
 				err = newConfigError(path, "is empty: taken for a file being written, not applied")
 			}
 			if err != nil {
-				b.rejectReload(err, path)
+				b.reloads.mu.Lock()
+				b.rejectedLocked(err, watermill.LogFields{"path": path})
+				b.reloads.mu.Unlock()
 				continue
 			}
 			b.warnOverrides(path, sources)
 			_ = b.Reload(cfg) // logs its own outcome
 		}
 	}
-}
-
-// rejectReload records and logs a configuration that could not be loaded.
-func (b *Bus) rejectReload(err error, path string) {
-	b.reloads.mu.Lock()
-	defer b.reloads.mu.Unlock()
-	b.rejectedLocked(err, watermill.LogFields{"path": path})
 }
 
 // rejectedLocked records, counts and logs a rejected reload; the caller

@@ -2,32 +2,24 @@ package bus
 
 import (
 	"github.com/ThreeDotsLabs/watermill"
-	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/switchyard-go/switchyard/middleware"
 )
 
-// routing is the route and fallback stages of the publish pipeline, built
-// from routing.* and reconfigured in place by Reload.
-type routing struct {
-	split    *middleware.Split
-	fallback *middleware.Fallback
-}
-
-func (b *Bus) setupRouting() error {
+// setupRouting builds the route (split) and fallback stages from
+// routing.*; Reload reconfigures them in place. Their default metadata
+// keys are the bus's.
+func (b *Bus) setupRouting() (err error) {
 	r := b.cfg.Routing
-	// The stages' default metadata keys are the bus's.
-	split, err := middleware.NewSplit(splitConfig(r))
-	if err != nil {
+	if b.split, err = middleware.NewSplit(splitConfig(r)); err != nil {
 		return newConfigError("routing", err.Error())
 	}
-	fallback, err := middleware.NewFallback(fallbackConfig(r),
+	b.fallback, err = middleware.NewFallback(fallbackConfig(r),
 		middleware.WithRegisterer(b.reg),
 		middleware.WithLogger(b.logger.With(watermill.LogFields{"component": "fallback"})))
 	if err != nil {
 		return newConfigError("routing.fallback", err.Error())
 	}
-	b.routing = &routing{split: split, fallback: fallback}
 	return nil
 }
 
@@ -57,9 +49,4 @@ func fallbackConfig(r RoutingConfig) middleware.FallbackConfig {
 		ProbeInterval:    r.Fallback.ProbeInterval,
 		CooldownKeys:     r.Fallback.MaxKeys,
 	}
-}
-
-// routeStages are the route (split) and fallback stages, innermost last.
-func (b *Bus) routeStages() []message.HandlerMiddleware {
-	return []message.HandlerMiddleware{b.routing.split.Middleware, b.routing.fallback.Middleware}
 }

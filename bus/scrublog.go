@@ -7,8 +7,8 @@ import (
 )
 
 // scrub returns err with the running configuration's secrets removed from
-// its message (see scrubError), once: an error it returned is returned as
-// it is. It is for errors only, off the path of a successful publish.
+// its message (see scrubError), once: an error it returned comes back as
+// it is.
 func (b *Bus) scrub(err error) error {
 	if _, done := err.(*redactedError); done || err == nil {
 		return err
@@ -17,10 +17,8 @@ func (b *Bus) scrub(err error) error {
 }
 
 // scrubLogger removes the running configuration's secrets from the errors
-// and the string fields of what is logged at Debug and above. Trace
-// records pass as they are: the router logs two for every event, with its
-// identifiers, and a successful publish pays nothing for them; their error
-// fields, should one have any, are scrubbed all the same.
+// and string fields of what is logged. Trace records, two per event from
+// the router, keep their strings, so a successful publish pays nothing.
 type scrubLogger struct {
 	watermill.LoggerAdapter
 	secrets *atomic.Pointer[secretSet]
@@ -50,7 +48,7 @@ func (l *scrubLogger) With(fields watermill.LogFields) watermill.LoggerAdapter {
 	return &scrubLogger{LoggerAdapter: l.LoggerAdapter.With(scrubFields(fields, l.secrets.Load(), true)), secrets: l.secrets}
 }
 
-// scrubFields returns fields with their errors scrubbed, and with strings
+// scrubFields returns fields with their errors scrubbed, and with strs
 // their strings too; fields itself when nothing changes.
 func scrubFields(fields watermill.LogFields, s *secretSet, strs bool) watermill.LogFields {
 	var out watermill.LogFields
@@ -65,10 +63,9 @@ func scrubFields(fields watermill.LogFields, s *secretSet, strs bool) watermill.
 			}
 			if y := s.scrub(redactString(x)); y != x {
 				scrubbed = y
-			} else {
-				continue
 			}
-		default:
+		}
+		if scrubbed == nil {
 			continue
 		}
 		if out == nil {

@@ -47,14 +47,10 @@ func (b *Bus) logRoutes() {
 		"fallback_to":     fallback,
 		"consume_from":    b.cfg.Consume.From,
 	})
-	grouped := false
 	for _, section := range b.cfg.Transports {
 		if g, _ := section["consumer_group"].(string); g != "" && section["type"] == redisStreamsType {
-			grouped = true
+			return
 		}
-	}
-	if grouped {
-		return
 	}
 	var warned []string
 	for _, name := range []string{r.Baseline, r.Candidate, fallback} {
