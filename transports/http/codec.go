@@ -11,8 +11,7 @@ import (
 	"net/textproto"
 	"slices"
 	"strings"
-	"sync"
-	"sync/atomic"
+	"unicode/utf16"
 	"unicode/utf8"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -24,12 +23,6 @@ const (
 	mediaStructured    = "application/cloudevents+json"
 	headerContentType  = "Content-Type"
 	headerSpecVersion  = "Ce-Specversion"
-	headerID           = "Ce-Id"
-	headerSource       = "Ce-Source"
-	headerType         = "Ce-Type"
-	headerSubject      = "Ce-Subject"
-	headerTime         = "Ce-Time"
-	headerDataSchema   = "Ce-Dataschema"
 	headerRawID        = "Switchyard-Id"
 	headerRawMetadata  = "Switchyard-Metadata"
 	headerSignature    = "Switchyard-Signature"
@@ -38,106 +31,38 @@ const (
 	headerAuthenticate = "Www-Authenticate"
 )
 
-// setBinaryHeaders sets the ce-* headers of ev but specversion, and source
-// and Content-Type when they are s's, which a Publisher sets once for all.
-// The values are appended to values, whose backing array they share.
-func setBinaryHeaders(h http.Header, ev *event, ext []attr, s *eventSettings, values []string) {
-	set := func(name, value string) { values = setValue(h, values, name, percentEncode(value)) }
-	set(headerID, ev.id)
-	set(headerType, ev.typ)
-	if ev.source != s.source {
-		set(headerSource, ev.source)
-	}
-	if ev.dataContentType != s.contentType {
-		values = setValue(h, values, headerContentType, ev.dataContentType)
-	}
-	if ev.dataSchema != "" {
-		set(headerDataSchema, ev.dataSchema)
-	}
-	if ev.subject != "" {
-		set(headerSubject, ev.subject)
-	}
-	if ev.time != "" {
-		set(headerTime, ev.time)
-	}
-	for _, a := range ext {
-		set(extensionHeader(a.name), a.value)
-	}
-}
-
-// extensionHeaders caches the header names of the first maxCachedNames
-// extensions seen: an application's metadata keys.
-var (
-	extensionHeaders     sync.Map // name → "Ce-Name"
-	extensionHeaderCount atomic.Int32
-)
-
-const maxCachedNames = 1024
-
-// extensionHeader is the canonical header name of an extension.
-func extensionHeader(name string) string {
-	if h, ok := extensionHeaders.Load(name); ok {
-		return h.(string)
-	}
-	h := textproto.CanonicalMIMEHeaderKey("ce-" + name)
-	if extensionHeaderCount.Add(1) <= maxCachedNames {
-		extensionHeaders.Store(name, h)
-	}
-	return h
-}
-
-// structuredBody writes ev in the CloudEvents JSON format; media is the
-// media type of its datacontenttype. The payload is embedded as JSON when
-// the content type is JSON and the payload is a JSON value with no
-// surrounding space (so it reads back byte for byte), as a string when the
-// content type is text and the payload UTF-8, and as data_base64 otherwise.
-func structuredBody(ev *event, ext []attr, media string) []byte {
-	b := make([]byte, 0, structuredSize(ev, ext))
-	b = append(b, `{"specversion":"1.0"`...)
-	member := func(name, value string) {
-		b = append(b, ',')
-		b = appendJSONString(b, name, false)
-		b = append(b, ':')
-		b = appendJSONString(b, value, false)
-	}
-	member("id", ev.id)
-	member("source", ev.source)
-	member("type", ev.typ)
-	for _, a := range [...]attr{{"subject", ev.subject}, {"time", ev.time}, {"datacontenttype", ev.dataContentType}, {"dataschema", ev.dataSchema}} {
-		if a.value != "" {
-			member(a.name, a.value)
+// setBinaryHeaders sets the attributes as binary mode carries them: each in
+// a ce-* header, percent-encoded, but datacontenttype in Content-Type.
+func setBinaryHeaders(h http.Header, attrs map[string]string) {
+	for name, v := range attrs {
+		if name == "datacontenttype" {
+			h[headerContentType] = []string{v}
+		} else {
+			h[textproto.CanonicalMIMEHeaderKey("ce-"+name)] = []string{percentEncode(v)}
 		}
 	}
-	for _, a := range ext {
-		member(a.name, a.value)
-	}
-	if len(ev.data) > 0 {
-		switch {
-		case isJSONMedia(media) && embeddableJSON(ev.data):
-			b = append(b, `,"data":`...)
-			b = append(b, ev.data...)
-		case strings.HasPrefix(media, "text/") && utf8.Valid(ev.data):
-			member("data", string(ev.data))
-		default:
-			b = append(b, `,"data_base64":"`...)
-			b = base64.StdEncoding.AppendEncode(b, ev.data)
-			b = append(b, '"')
-		}
-	}
-	return append(b, '}')
 }
 
-// structuredSize is the length of ev's structured body if nothing is
-// escaped, and a little more: one allocation holds it.
-func structuredSize(ev *event, ext []attr) int {
-	// The members' names, quotes, colons, commas and braces.
-	n := len(`{"specversion":"1.0","id":"","source":"","type":"","subject":"","time":"","datacontenttype":"","dataschema":"","data_base64":""}`)
-	n += len(ev.id) + len(ev.source) + len(ev.typ) + len(ev.subject) + len(ev.time) + len(ev.dataContentType) + len(ev.dataSchema)
-	for _, a := range ext {
-		n += len(a.name) + len(a.value) + len(`,"":""`)
+// structuredBody is the event of attrs and data in the CloudEvents JSON
+// format. The data is embedded as JSON when datacontenttype is JSON and
+// the data a JSON value with no surrounding space (so it reads back byte
+// for byte), as a string when the type is text and the data UTF-8, and as
+// data_base64 otherwise. It adds the data member to attrs.
+func structuredBody(attrs map[string]string, data []byte) []byte {
+	media := mediaType(attrs["datacontenttype"])
+	embed := len(data) > 0 && isJSONMedia(media) && embeddableJSON(data)
+	switch {
+	case len(data) == 0, embed:
+	case strings.HasPrefix(media, "text/") && utf8.Valid(data):
+		attrs["data"] = string(data)
+	default:
+		attrs["data_base64"] = base64.StdEncoding.EncodeToString(data)
 	}
-	n += max(len(ev.data)+2, base64.StdEncoding.EncodedLen(len(ev.data)))
-	return n + n/16
+	b, _ := json.Marshal(attrs) // a map of strings always marshals
+	if embed {
+		b = append(append(append(b[:len(b)-1], `,"data":`...), data...), '}')
+	}
+	return b
 }
 
 func embeddableJSON(p []byte) bool {
@@ -175,14 +100,13 @@ func badRequest(format string, args ...any) error {
 // structured mode by its Content-Type, binary mode by its ce-specversion
 // header, raw otherwise.
 func decodeRequest(topic string, h http.Header, body []byte) (*message.Message, error) {
-	media := mediaType(h.Get(headerContentType))
-	switch {
+	switch media := mediaType(h.Get(headerContentType)); {
 	case media == mediaStructured:
 		return decodeStructured(topic, body)
 	case strings.HasPrefix(media, "application/cloudevents"):
 		return nil, &requestError{status: http.StatusUnsupportedMediaType,
 			reason: "unsupported CloudEvents format " + media + ": only " + mediaStructured + " (no batches)"}
-	case !isRaw(h):
+	case len(h[headerSpecVersion]) > 0:
 		return decodeBinary(topic, h, body)
 	}
 	return decodeRaw(h, body)
@@ -357,4 +281,41 @@ func decodeRaw(h http.Header, body []byte) (*message.Message, error) {
 		msg.Metadata = md
 	}
 	return msg, nil
+}
+
+// metadataJSON is md as a JSON object. With ascii, DEL and every non-ASCII
+// character are escaped too, so that it can be an HTTP header value as it
+// is: encoding/json has no such mode.
+func metadataJSON(md message.Metadata, ascii bool) string {
+	if md == nil {
+		return "{}"
+	}
+	b, _ := json.Marshal(md) // a map of strings always marshals
+	if !ascii {
+		return string(b)
+	}
+	var out strings.Builder
+	for _, r := range string(b) {
+		switch {
+		case r < utf8.RuneSelf-1:
+			out.WriteRune(r)
+		case r > 0xffff:
+			r1, r2 := utf16.EncodeRune(r)
+			fmt.Fprintf(&out, `\u%04x\u%04x`, r1, r2)
+		default:
+			fmt.Fprintf(&out, `\u%04x`, r)
+		}
+	}
+	return out.String()
+}
+
+func parseMetadataJSON(data []byte) (message.Metadata, error) {
+	var md map[string]string
+	if err := json.Unmarshal(data, &md); err != nil {
+		return nil, err
+	}
+	if md == nil {
+		md = make(map[string]string)
+	}
+	return md, nil
 }

@@ -7,6 +7,8 @@ import (
 	"unicode/utf8"
 )
 
+const hexDigits = "0123456789ABCDEF"
+
 // percentEncode encodes an attribute value for an HTTP header as the
 // CloudEvents HTTP binding requires: space, double quote, percent and every
 // byte outside printable ASCII become %XX (upper-case hex) of their UTF-8.

@@ -2,6 +2,7 @@ package httptransport
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -17,7 +18,6 @@ import (
 	"strconv"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -36,7 +36,6 @@ const maxDrain = 64 << 10
 type Publisher struct {
 	cfg       Config
 	tmpl      *urlTemplate
-	settings  eventSettings
 	transport *http.Transport
 	rt        http.RoundTripper // transport, or a test's
 	logger    watermill.LoggerAdapter
@@ -88,14 +87,8 @@ func NewPublisher(cfg Config, logger watermill.LoggerAdapter) (*Publisher, error
 		DisableCompression: true,
 	}
 	p := &Publisher{
-		cfg:  cfg,
-		tmpl: tmpl,
-		settings: eventSettings{
-			source:      cfg.Source,
-			defaultType: cfg.EventType,
-			contentType: cfg.ContentType,
-			media:       mediaType(cfg.ContentType),
-		},
+		cfg:       cfg,
+		tmpl:      tmpl,
 		transport: transport,
 		rt:        transport,
 		logger:    logger,
@@ -113,16 +106,6 @@ func NewPublisher(cfg Config, logger watermill.LoggerAdapter) (*Publisher, error
 			continue
 		}
 		p.static[textproto.CanonicalMIMEHeaderKey(name)] = []string{value}
-	}
-	switch cfg.Format {
-	case FormatBinary:
-		p.static[headerSpecVersion] = []string{"1.0"}
-		p.static[headerSource] = []string{percentEncode(cfg.Source)}
-		p.static[headerContentType] = []string{cfg.ContentType}
-	case FormatStructured:
-		p.static[headerContentType] = []string{mediaStructured}
-	case FormatRaw:
-		p.static[headerContentType] = []string{cfg.ContentType}
 	}
 	return p, nil
 }
@@ -168,117 +151,54 @@ type request struct {
 	url    *url.URL
 	header http.Header
 	body   []byte
-	mem    *requestMemory
 }
 
-// requestMemory is, in one allocation, the backing array of a request's
-// header values (enough for a binary-mode event with the bus's metadata)
-// and the body reader of its first attempt (later attempts get their own:
-// RoundTrip may return before it is done reading the previous one).
-type requestMemory struct {
-	reader bytes.Reader
-	values [8]string
-}
-
+// encode makes the request of msg to topic, in the configured format.
 func (p *Publisher) encode(topic string, msg *message.Message) (request, error) {
 	if topic == "" && p.tmpl.hasTopic {
 		return request{}, errors.New("empty topic, and the URL has {topic}")
 	}
-	if p.cfg.Format == FormatRaw {
-		return p.encodeRaw(topic, msg)
-	}
-	var extBuf [6]attr
-	ev, ext, err := newEvent(topic, msg, p.settings, extBuf[:])
-	if err != nil {
-		return request{}, err
-	}
-	u, err := p.urls.get(p.tmpl, topic, ev.typ)
-	if err != nil {
-		return request{}, err
-	}
-	n := 0
-	if p.cfg.Format == FormatBinary {
-		n += 2 + len(ext) // id, type
-		for _, v := range [...]string{ev.subject, ev.time, ev.dataSchema} {
-			if v != "" {
-				n++
-			}
-		}
-	}
-	r, values := p.newRequest(u, topic, n)
-	if p.cfg.Format == FormatBinary {
-		setBinaryHeaders(r.header, &ev, ext, &p.settings, values)
-		r.body = msg.Payload
-	} else {
-		media := p.settings.media
-		if media == "" || ev.dataContentType != p.settings.contentType {
-			media = mediaType(ev.dataContentType)
-		}
-		r.body = structuredBody(&ev, ext, media)
-	}
-	return r, nil
-}
-
-func (p *Publisher) encodeRaw(topic string, msg *message.Message) (request, error) {
-	if msg.UUID == "" {
-		return request{}, errors.New("message has no UUID: it is the Switchyard-Id")
-	}
-	if !utf8.ValidString(msg.UUID) {
-		return request{}, errInvalidUTF8
-	}
-	for k, v := range msg.Metadata {
-		if !utf8.ValidString(k) || !utf8.ValidString(v) {
-			return request{}, errInvalidUTF8
-		}
-	}
-	typ := msg.Metadata[metakey.EventType]
-	if typ == "" {
-		typ = p.settings.defaultType
-	}
-	u, err := p.urls.get(p.tmpl, topic, typ)
-	if err != nil {
-		return request{}, err
-	}
-	r, values := p.newRequest(u, topic, 2)
-	r.body = msg.Payload
-	set := func(name, value string) { values = setValue(r.header, values, name, value) }
-	if v, ok := msg.Metadata[metaDataContentType]; ok && v != p.settings.contentType && validMediaType(v) {
-		set(headerContentType, v)
-	}
-	set(headerRawID, percentEncode(msg.UUID))
-	if len(msg.Metadata) > 0 {
-		set(headerRawMetadata, metadataJSONString(msg.Metadata, true))
-	}
-	return r, nil
-}
-
-// newRequest starts a request to u with the static headers and the signed
-// topic, its header map sized for n headers more: exactly, as up to 8
-// entries fit in one map group.
-func (p *Publisher) newRequest(u *url.URL, topic string, n int) (request, []string) {
+	r := request{header: maps.Clone(p.static), body: msg.Payload}
 	if p.hmacKey != nil {
-		n++
+		// The topic is signed, so that a request signed for one topic is
+		// refused on another.
+		r.header[headerTopic] = []string{percentEncode(topic)}
 	}
-	r := request{url: u, header: make(http.Header, len(p.static)+n), mem: new(requestMemory)}
-	maps.Copy(r.header, p.static)
-	return r, p.setSignedTopic(r.header, topic, r.mem.values[:0])
-}
-
-// setSignedTopic, when requests are signed, puts the topic among the signed
-// headers, so that a request signed for one topic is refused on another.
-func (p *Publisher) setSignedTopic(h http.Header, topic string, values []string) []string {
-	if p.hmacKey != nil {
-		values = setValue(h, values, headerTopic, percentEncode(topic))
+	var eventType string
+	switch p.cfg.Format {
+	case FormatRaw:
+		if err := checkMessage(msg, headerRawID); err != nil {
+			return request{}, err
+		}
+		eventType = cmp.Or(msg.Metadata[metakey.EventType], p.cfg.EventType)
+		contentType := p.cfg.ContentType
+		if v, ok := msg.Metadata[metaDataContentType]; ok && validMediaType(v) {
+			contentType = v
+		}
+		r.header[headerContentType] = []string{contentType}
+		r.header[headerRawID] = []string{percentEncode(msg.UUID)}
+		if len(msg.Metadata) > 0 {
+			r.header[headerRawMetadata] = []string{metadataJSON(msg.Metadata, true)}
+		}
+	default:
+		attrs, err := newEvent(topic, msg, &p.cfg)
+		if err != nil {
+			return request{}, err
+		}
+		eventType = attrs["type"]
+		if p.cfg.Format == FormatBinary {
+			setBinaryHeaders(r.header, attrs)
+		} else {
+			r.header[headerContentType] = []string{mediaStructured}
+			r.body = structuredBody(attrs, msg.Payload)
+		}
 	}
-	return values
-}
-
-// setValue sets h[name] to value, appended to values, whose backing array
-// the header then shares; it returns values.
-func setValue(h http.Header, values []string, name, value string) []string {
-	values = append(values, value)
-	h[name] = values[len(values)-1 : len(values) : len(values)]
-	return values
+	u, err := p.urls.get(p.tmpl, topic, eventType)
+	if err != nil {
+		return request{}, err
+	}
+	r.url = u
+	return r, nil
 }
 
 func (p *Publisher) publish(topic string, msg *message.Message) error {
@@ -343,8 +263,6 @@ func (p *Publisher) send(ctx context.Context, r request, attempt int) error {
 		ctx, cancel = context.WithTimeout(ctx, p.cfg.AttemptTimeout)
 		defer cancel()
 	}
-	// The cached URL is shared: RoundTrip does not modify its request.
-	u := r.url
 	header := r.header
 	if p.hmacKey != nil {
 		// An earlier attempt's Transport may still be writing its request:
@@ -354,36 +272,15 @@ func (p *Publisher) send(ctx context.Context, r request, attempt int) error {
 		}
 		header[headerSignature] = []string{signRequest(p.hmacKey, time.Now(), header, r.body)}
 	}
-	req := (&http.Request{
-		Method:     http.MethodPost,
-		URL:        u,
-		Proto:      "HTTP/1.1",
-		ProtoMajor: 1,
-		ProtoMinor: 1,
-		Header:     header,
-		Host:       u.Host,
-	}).WithContext(ctx)
-	if p.host != "" {
-		req.Host = p.host
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "", bytes.NewReader(r.body))
+	if err != nil {
+		return permanent(err)
 	}
-	if len(r.body) > 0 {
-		req.ContentLength = int64(len(r.body))
-		body := &r.mem.reader
-		if attempt == 0 {
-			body.Reset(r.body)
-		} else {
-			body = bytes.NewReader(r.body)
-		}
-		// net/http writes headers and body in one go for this type only.
-		req.Body = io.NopCloser(body)
-		req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(r.body)), nil }
-	} else {
-		req.Body = http.NoBody
-		req.GetBody = func() (io.ReadCloser, error) { return http.NoBody, nil }
-	}
+	// The cached URL is shared: RoundTrip does not modify it.
+	req.URL, req.Header, req.Host = r.url, header, cmp.Or(p.host, r.url.Host)
 	resp, err := p.rt.RoundTrip(req)
 	if err != nil {
-		return transportError(u, err)
+		return transportError(r.url, err)
 	}
 	// Drain what is small enough for the connection to go back to the pool.
 	if resp.Body != http.NoBody && resp.ContentLength != 0 {
@@ -414,26 +311,17 @@ func transportError(u *url.URL, err error) error {
 // meets again: a certificate that does not verify, a TLS alert from the
 // server, or a server that does not speak TLS.
 func tlsFailure(err error) bool {
-	var (
-		certErr          *tls.CertificateVerificationError
-		recordErr        tls.RecordHeaderError
-		alertErr         tls.AlertError
-		echErr           *tls.ECHRejectionError
-		unknownAuthority x509.UnknownAuthorityError
-		hostnameErr      x509.HostnameError
-		invalidErr       x509.CertificateInvalidError
-		rootsErr         x509.SystemRootsError
-		constraintErr    x509.ConstraintViolationError
-		criticalErr      x509.UnhandledCriticalExtension
-		opErr            *net.OpError
-	)
-	switch {
-	case errors.As(err, &certErr), errors.As(err, &recordErr), errors.As(err, &alertErr), errors.As(err, &echErr),
-		errors.As(err, &unknownAuthority), errors.As(err, &hostnameErr), errors.As(err, &invalidErr),
-		errors.As(err, &rootsErr), errors.As(err, &constraintErr), errors.As(err, &criticalErr):
-		return true
-	case errors.As(err, &opErr) && opErr.Op == "remote error":
+	if opErr := (*net.OpError)(nil); errors.As(err, &opErr) && opErr.Op == "remote error" {
 		return true // crypto/tls's alert from the peer
+	}
+	for _, target := range []any{
+		new(*tls.CertificateVerificationError), new(tls.RecordHeaderError), new(tls.AlertError), new(*tls.ECHRejectionError),
+		new(x509.UnknownAuthorityError), new(x509.HostnameError), new(x509.CertificateInvalidError),
+		new(x509.SystemRootsError), new(x509.ConstraintViolationError), new(x509.UnhandledCriticalExtension),
+	} {
+		if errors.As(err, target) {
+			return true
+		}
 	}
 	return false
 }
