@@ -1,13 +1,13 @@
 package httptransport
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"net/http"
 	"strconv"
@@ -36,16 +36,16 @@ type Receiver struct {
 	now        func() time.Time
 	metrics    *receiverMetrics
 
-	// closing ends when Close starts: requests waiting for their handler
-	// are answered 503. ctx ends once Close stopped delivering queued
-	// messages: it ends the pumps and their messages' contexts.
+	// closing ends, under mu, when Close starts: requests waiting for
+	// their handler are answered 503. ctx ends once Close stopped
+	// delivering queued messages: it ends the pumps and their messages'
+	// contexts.
 	closing     context.Context
 	stopClosing context.CancelFunc
 	ctx         context.Context
 	cancel      context.CancelFunc
 
 	mu     sync.RWMutex
-	closed bool
 	topics map[string]*topic
 	pumps  sync.WaitGroup
 
@@ -89,12 +89,8 @@ func NewReceiver(cfg ReceiverConfig, logger watermill.LoggerAdapter, opts ...Opt
 
 // ServeHTTP answers a POST carrying one message: 204 once a subscription
 // acked it (202 once queued, in queue mode); 503 with Retry-After when it
-// was nacked, its handler timed out, no one subscribed to its topic or the
-// Receiver is closed; 400 when it is not a message (with RequireID, also a
-// raw request without Switchyard-Id), 401 when authentication
-// fails (with HMACSecret, also when the request was signed for another
-// topic), 404 when the request names no topic, 405 for other methods, 413
-// when the body is too long, 415 for a CloudEvents format other than JSON.
+// was not, so that the sender retries; 4xx when the request is refused.
+// docs/http.md lists every answer.
 func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	t, msg, refused := r.read(w, req)
 	switch {
@@ -120,7 +116,7 @@ func (r *Receiver) read(w http.ResponseWriter, req *http.Request) (*topic, *mess
 		w.Header().Set("Allow", http.MethodPost)
 		return refuse(http.StatusMethodNotAllowed, "only POST")
 	}
-	if r.isClosed() {
+	if r.closing.Err() != nil {
 		return refuse(http.StatusServiceUnavailable, "receiver closed")
 	}
 	if r.cfg.BearerToken != "" && !r.bearerOK(req) {
@@ -131,7 +127,11 @@ func (r *Receiver) read(w http.ResponseWriter, req *http.Request) (*topic, *mess
 	if name == "" {
 		return refuse(http.StatusNotFound, "no topic in the request path")
 	}
-	body, err := r.readBody(w, req)
+	var body []byte
+	var err error = &http.MaxBytesError{Limit: r.cfg.MaxBodyBytes}
+	if req.ContentLength <= r.cfg.MaxBodyBytes { // else refused before it is read
+		body, err = io.ReadAll(http.MaxBytesReader(w, req.Body, r.cfg.MaxBodyBytes))
+	}
 	if tooLong := (*http.MaxBytesError)(nil); errors.As(err, &tooLong) {
 		return refuse(http.StatusRequestEntityTooLarge, "body longer than "+strconv.FormatInt(r.cfg.MaxBodyBytes, 10)+" bytes")
 	} else if err != nil {
@@ -206,18 +206,6 @@ func acked(msg *message.Message) bool {
 	}
 }
 
-func (r *Receiver) readBody(w http.ResponseWriter, req *http.Request) ([]byte, error) {
-	if req.ContentLength > r.cfg.MaxBodyBytes {
-		return nil, &http.MaxBytesError{Limit: r.cfg.MaxBodyBytes}
-	}
-	var buf bytes.Buffer
-	if req.ContentLength > 0 {
-		buf.Grow(int(req.ContentLength))
-	}
-	_, err := buf.ReadFrom(http.MaxBytesReader(w, req.Body, r.cfg.MaxBodyBytes))
-	return buf.Bytes(), err
-}
-
 func (r *Receiver) bearerOK(req *http.Request) bool {
 	scheme, token, ok := strings.Cut(req.Header.Get("Authorization"), " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") {
@@ -235,12 +223,6 @@ func (r *Receiver) reject(w http.ResponseWriter, status int, reason string) {
 	}
 	r.logger.Debug("httptransport: request rejected", watermill.LogFields{"status": status, "reason": reason})
 	http.Error(w, reason, status)
-}
-
-func (r *Receiver) isClosed() bool {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	return r.closed
 }
 
 func (r *Receiver) lookup(name string) *topic {
@@ -273,7 +255,7 @@ func (r *Receiver) Subscribe(ctx context.Context, topic string) (<-chan *message
 func (r *Receiver) SubscribeInitialize(topic string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.closed {
+	if r.closing.Err() != nil {
 		return ErrClosed
 	}
 	r.topicLocked(topic)
@@ -283,7 +265,7 @@ func (r *Receiver) SubscribeInitialize(topic string) error {
 func (r *Receiver) subscribe(ctx context.Context, name string, owner *Subscriber) (<-chan *message.Message, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.closed {
+	if r.closing.Err() != nil {
 		return nil, ErrClosed
 	}
 	t := r.topicLocked(name)

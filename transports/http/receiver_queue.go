@@ -51,9 +51,8 @@ func (r *Receiver) Drain(ctx context.Context) error {
 // handler as well, and Subscribe fail.
 func (r *Receiver) stopTaking() {
 	r.mu.Lock()
-	r.closed = true
-	r.mu.Unlock()
 	r.stopClosing()
+	r.mu.Unlock()
 }
 
 func (r *Receiver) close() error {
@@ -132,7 +131,7 @@ func (r *Receiver) drain(ctx context.Context) {
 func (r *Receiver) enqueue(t *topic, msg *message.Message) error {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	if r.closed {
+	if r.closing.Err() != nil {
 		return errors.New("receiver closed")
 	}
 	return r.push(t, queued{uuid: msg.UUID, metadata: msg.Metadata, payload: msg.Payload})
