@@ -15,13 +15,11 @@ import (
 	"github.com/switchyard-go/switchyard/internal/backoff"
 )
 
-// Close stops taking requests: from then on, and for requests still
-// waiting for their handler, it answers 503 with Retry-After. In queue mode
-// it then goes on delivering what is queued to the subscriptions of its
-// topics for DrainTimeout at most, and ends every subscription. What is
-// still queued is lost: it is counted in switchyard_http_undelivered_total
-// and in Close's error, which wraps ErrCloseTimeout. Idempotent: later
-// calls return the same error.
+// Close answers 503 with Retry-After to every request from then on, and to
+// those still waiting for their handler; in queue mode it delivers what is
+// queued for DrainTimeout at most. Then it ends every subscription. What is
+// still queued is lost: counted in switchyard_http_undelivered_total and
+// in the error, which wraps ErrCloseTimeout. Later calls return the same.
 func (r *Receiver) Close() error {
 	r.closeOnce.Do(func() { r.closeErr = r.close() })
 	return r.closeErr
@@ -30,35 +28,40 @@ func (r *Receiver) Close() error {
 // Drain stops taking requests and subscriptions, as Close does, and
 // delivers what is queued until no topic with a subscription has any left,
 // or ctx ends; then the error says how many were left. Subscriptions stay
-// open, so that an owner can deliver what the Receiver took before it
-// stops its handlers (transports.Drainer).
+// open, so that their handlers can finish (transports.Drainer).
 func (r *Receiver) Drain(ctx context.Context) error {
-	r.stopTaking()
-	r.drain(ctx)
-	left := 0
-	for _, t := range r.snapshot() {
-		t.mu.Lock()
-		left += len(t.queue)
-		t.mu.Unlock()
-	}
-	if left == 0 || ctx.Err() == nil {
-		return nil
-	}
-	return fmt.Errorf("httptransport: %d queued messages not delivered: %w", left, ctx.Err())
-}
-
-// stopTaking makes ServeHTTP answer 503, to requests waiting for their
-// handler as well, and Subscribe fail.
-func (r *Receiver) stopTaking() {
 	r.mu.Lock()
 	r.stopClosing()
 	r.mu.Unlock()
+	for {
+		// Wait on a topic that has a subscription and a message queued.
+		var changed, popped chan struct{}
+		left := 0
+		for _, t := range r.snapshot() {
+			t.mu.Lock()
+			left += len(t.queue)
+			if len(t.queue) > 0 && len(t.subs) > 0 {
+				changed, popped = t.changed, t.popped
+			}
+			t.mu.Unlock()
+		}
+		if changed == nil || ctx.Err() != nil {
+			if left == 0 || ctx.Err() == nil {
+				return nil
+			}
+			return fmt.Errorf("httptransport: %d queued messages not delivered: %w", left, ctx.Err())
+		}
+		select {
+		case <-changed:
+		case <-popped:
+		case <-ctx.Done():
+		}
+	}
 }
 
 func (r *Receiver) close() error {
-	r.stopTaking()
 	ctx, cancel := context.WithTimeout(context.Background(), r.cfg.DrainTimeout)
-	r.drain(ctx)
+	_ = r.Drain(ctx) // what is left is reported below
 	cancel()
 
 	r.cancel()
@@ -98,33 +101,6 @@ func (r *Receiver) snapshot() []*topic {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	return slices.Collect(maps.Values(r.topics))
-}
-
-// drain returns once no topic that has a subscription has a message
-// queued, or ctx ends.
-func (r *Receiver) drain(ctx context.Context) {
-	for {
-		var changed, popped chan struct{}
-		for _, t := range r.snapshot() {
-			t.mu.Lock()
-			if len(t.queue) > 0 && len(t.subs) > 0 {
-				changed, popped = t.changed, t.popped
-			}
-			t.mu.Unlock()
-			if changed != nil {
-				break
-			}
-		}
-		if changed == nil {
-			return
-		}
-		select {
-		case <-changed:
-		case <-popped:
-		case <-ctx.Done():
-			return
-		}
-	}
 }
 
 // enqueue queues msg on t for the pump, which it starts if need be.
@@ -183,14 +159,15 @@ func (r *Receiver) pump(t *topic) {
 			continue // to another subscription, at once; or the loop ends
 		}
 		failures++
-		if failures > max(r.cfg.MaxRetries, 0) {
-			if r.deadLetter(t, q, failures) {
-				t.pop()
-				failures = 0
-				continue
-			}
+		if failures > max(r.cfg.MaxRetries, 0) && r.deadLetter(t, q, failures) {
+			t.pop()
+			failures = 0
+			continue
 		}
-		r.sleep(r.redeliveryBackoff(failures))
+		select {
+		case <-time.After(backoff.Exp(r.cfg.RetryBackoff, r.cfg.MaxRetryBackoff, min(failures-1, 30))):
+		case <-r.ctx.Done():
+		}
 	}
 }
 
@@ -297,16 +274,3 @@ func (r *Receiver) deadLetter(t *topic, q queued, failures int) bool {
 }
 
 var errDeliveriesFailed = errors.New("httptransport: every delivery failed")
-
-// redeliveryBackoff is the wait after the failures-th failed delivery.
-func (r *Receiver) redeliveryBackoff(failures int) time.Duration {
-	return backoff.Exp(r.cfg.RetryBackoff, r.cfg.MaxRetryBackoff, min(failures-1, 30))
-}
-
-// sleep waits d or until the Receiver closes.
-func (r *Receiver) sleep(d time.Duration) {
-	select {
-	case <-time.After(d):
-	case <-r.ctx.Done():
-	}
-}
