@@ -276,15 +276,8 @@ func (r *Receiver) subscribe(ctx context.Context, name string, owner *Subscriber
 	t.mu.Lock()
 	t.subs = append(t.subs[:len(t.subs):len(t.subs)], s)
 	t.notifyLocked()
-	startPump := r.cfg.QueueSize > 0 && len(t.queue) > 0 && !t.pumping
-	if startPump {
-		t.pumping = true
-	}
 	t.mu.Unlock()
-	if startPump {
-		r.pumps.Add(1)
-		go r.pump(t)
-	}
+	r.wake(t)
 	stop := context.AfterFunc(ctx, s.end)
 	s.mu.Lock()
 	s.stopAfter = stop

@@ -121,14 +121,21 @@ func (r *Receiver) push(t *topic, q queued) error {
 		return errQueueFull
 	}
 	t.queue = append(t.queue, q)
-	start := !t.pumping
-	t.pumping = true
+	t.mu.Unlock()
+	r.wake(t)
+	return nil
+}
+
+// wake starts t's pump unless it runs or t has nothing queued.
+func (r *Receiver) wake(t *topic) {
+	t.mu.Lock()
+	start := len(t.queue) > 0 && !t.pumping
+	t.pumping = t.pumping || start
 	t.mu.Unlock()
 	if start {
 		r.pumps.Add(1)
 		go r.pump(t)
 	}
-	return nil
 }
 
 var errQueueFull = errors.New("queue full")
@@ -175,8 +182,7 @@ type deliveryOutcome int
 
 const (
 	deliveryAcked deliveryOutcome = iota
-	// deliveryFailed: nacked, or its handler timed out.
-	deliveryFailed
+	deliveryFailed // nacked, or its handler timed out
 	// deliveryAbandoned: the subscription ended before settling it, or the
 	// Receiver closed; not the message's fault.
 	deliveryAbandoned
@@ -233,43 +239,38 @@ func (r *Receiver) deliverQueued(t *topic, msg *message.Message) deliveryOutcome
 // attempt otherwise.
 func (r *Receiver) deadLetter(t *topic, q queued, failures int) bool {
 	fields := watermill.LogFields{"topic": t.name, "message_uuid": q.uuid, "failed_deliveries": failures}
-	if r.cfg.DeadLetter != nil {
+	stays, moved := "DeadLetter failed", "handed to DeadLetter"
+	var err error
+	switch {
+	case r.cfg.DeadLetter != nil:
 		msg := q.message()
 		msg.SetContext(r.ctx)
-		if err := r.cfg.DeadLetter(t.name, msg); err != nil {
-			r.logger.Error("httptransport: DeadLetter failed; the message stays at the head of its topic", err, fields)
-			return false
-		}
-		r.metrics.deadLettered.WithLabelValues(topicLabel(t.name)).Inc()
-		r.logger.Error("httptransport: queued message failed every delivery; handed to DeadLetter", errDeliveriesFailed, fields)
-		return true
-	}
-	dlName := r.cfg.DeadLetterTopic
-	if t.name == dlName {
+		err = r.cfg.DeadLetter(t.name, msg)
+	case t.name == r.cfg.DeadLetterTopic:
 		if failures == max(r.cfg.MaxRetries, 0)+1 {
 			r.logger.Error("httptransport: a message of the dead-letter topic failed every delivery; "+
 				"it stays at its head, delivered again every max_retry_backoff", errDeliveriesFailed, fields)
 		}
 		return false
+	default:
+		metadata := message.Metadata{}
+		maps.Copy(metadata, q.metadata)
+		metadata[DeadLetterReasonKey] = "nacked or timed out " + strconv.Itoa(failures) + " times"
+		metadata[DeadLetterTopicKey] = t.name
+		metadata[DeadLetterAttemptsKey] = strconv.Itoa(failures)
+		r.mu.Lock()
+		dl := r.topicLocked(r.cfg.DeadLetterTopic)
+		r.mu.Unlock()
+		fields["dead_letter_topic"] = dl.name
+		stays, moved = "the dead-letter topic's queue is full", "moved to the dead-letter topic"
+		err = r.push(dl, queued{uuid: q.uuid, metadata: metadata, payload: q.payload})
 	}
-	metadata := maps.Clone(q.metadata)
-	if metadata == nil {
-		metadata = message.Metadata{}
-	}
-	metadata[DeadLetterReasonKey] = "nacked or timed out " + strconv.Itoa(failures) + " times"
-	metadata[DeadLetterTopicKey] = t.name
-	metadata[DeadLetterAttemptsKey] = strconv.Itoa(failures)
-	r.mu.Lock()
-	dl := r.topicLocked(dlName)
-	r.mu.Unlock()
-	fields["dead_letter_topic"] = dlName
-	if err := r.push(dl, queued{uuid: q.uuid, metadata: metadata, payload: q.payload}); err != nil {
-		r.logger.Error("httptransport: the dead-letter topic's queue is full; the message stays at the head of its topic",
-			err, fields)
+	if err != nil {
+		r.logger.Error("httptransport: "+stays+"; the message stays at the head of its topic", err, fields)
 		return false
 	}
 	r.metrics.deadLettered.WithLabelValues(topicLabel(t.name)).Inc()
-	r.logger.Error("httptransport: queued message failed every delivery; moved to the dead-letter topic", errDeliveriesFailed, fields)
+	r.logger.Error("httptransport: queued message failed every delivery; "+moved, errDeliveriesFailed, fields)
 	return true
 }
 
