@@ -110,17 +110,17 @@ func (r *Receiver) enqueue(t *topic, msg *message.Message) error {
 	if r.closing.Err() != nil {
 		return errors.New("receiver closed")
 	}
-	return r.push(t, queued{uuid: msg.UUID, metadata: msg.Metadata, payload: msg.Payload})
+	return r.push(t, msg)
 }
 
 // push queues q on t, closed or not, and starts t's pump if need be.
-func (r *Receiver) push(t *topic, q queued) error {
+func (r *Receiver) push(t *topic, msg *message.Message) error {
 	t.mu.Lock()
 	if len(t.queue) >= r.cfg.QueueSize {
 		t.mu.Unlock()
 		return errQueueFull
 	}
-	t.queue = append(t.queue, q)
+	t.queue = append(t.queue, msg)
 	t.mu.Unlock()
 	r.wake(t)
 	return nil
@@ -157,7 +157,7 @@ func (r *Receiver) pump(t *topic) {
 		q := t.queue[0]
 		t.mu.Unlock()
 
-		switch r.deliverQueued(t, q.message()) {
+		switch r.deliverQueued(t, q.Copy()) {
 		case deliveryAcked:
 			t.pop()
 			failures = 0
@@ -237,13 +237,13 @@ func (r *Receiver) deliverQueued(t *topic, msg *message.Message) deliveryOutcome
 // whether q left; when it did not, q stays at the head of t and that is
 // logged as an error, once per message when it cannot ever leave, at each
 // attempt otherwise.
-func (r *Receiver) deadLetter(t *topic, q queued, failures int) bool {
-	fields := watermill.LogFields{"topic": t.name, "message_uuid": q.uuid, "failed_deliveries": failures}
+func (r *Receiver) deadLetter(t *topic, q *message.Message, failures int) bool {
+	fields := watermill.LogFields{"topic": t.name, "message_uuid": q.UUID, "failed_deliveries": failures}
 	stays, moved := "DeadLetter failed", "handed to DeadLetter"
 	var err error
 	switch {
 	case r.cfg.DeadLetter != nil:
-		msg := q.message()
+		msg := q.Copy()
 		msg.SetContext(r.ctx)
 		err = r.cfg.DeadLetter(t.name, msg)
 	case t.name == r.cfg.DeadLetterTopic:
@@ -253,17 +253,16 @@ func (r *Receiver) deadLetter(t *topic, q queued, failures int) bool {
 		}
 		return false
 	default:
-		metadata := message.Metadata{}
-		maps.Copy(metadata, q.metadata)
-		metadata[DeadLetterReasonKey] = "nacked or timed out " + strconv.Itoa(failures) + " times"
-		metadata[DeadLetterTopicKey] = t.name
-		metadata[DeadLetterAttemptsKey] = strconv.Itoa(failures)
+		dead := q.Copy()
+		dead.Metadata[DeadLetterReasonKey] = "nacked or timed out " + strconv.Itoa(failures) + " times"
+		dead.Metadata[DeadLetterTopicKey] = t.name
+		dead.Metadata[DeadLetterAttemptsKey] = strconv.Itoa(failures)
 		r.mu.Lock()
 		dl := r.topicLocked(r.cfg.DeadLetterTopic)
 		r.mu.Unlock()
 		fields["dead_letter_topic"] = dl.name
 		stays, moved = "the dead-letter topic's queue is full", "moved to the dead-letter topic"
-		err = r.push(dl, queued{uuid: q.uuid, metadata: metadata, payload: q.payload})
+		err = r.push(dl, dead)
 	}
 	if err != nil {
 		r.logger.Error("httptransport: "+stays+"; the message stays at the head of its topic", err, fields)
