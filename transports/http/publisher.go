@@ -41,9 +41,8 @@ type Publisher struct {
 	logger    watermill.LoggerAdapter
 	urls      urlCache
 	// static holds the headers every request carries.
-	static  http.Header
-	host    string
-	hmacKey []byte
+	static http.Header
+	host   string
 
 	mu       sync.RWMutex
 	closed   bool
@@ -96,9 +95,6 @@ func NewPublisher(cfg Config, logger watermill.LoggerAdapter) (*Publisher, error
 	}
 	if basicAuth != "" {
 		p.static["Authorization"] = []string{basicAuth}
-	}
-	if cfg.HMACSecret != "" {
-		p.hmacKey = []byte(cfg.HMACSecret)
 	}
 	for name, value := range cfg.Headers {
 		if textproto.CanonicalMIMEHeaderKey(name) == "Host" {
@@ -159,7 +155,7 @@ func (p *Publisher) encode(topic string, msg *message.Message) (request, error) 
 		return request{}, errors.New("empty topic, and the URL has {topic}")
 	}
 	r := request{header: maps.Clone(p.static), body: msg.Payload}
-	if p.hmacKey != nil {
+	if p.cfg.HMACSecret != "" {
 		// The topic is signed, so that a request signed for one topic is
 		// refused on another.
 		r.header[headerTopic] = []string{percentEncode(topic)}
@@ -264,13 +260,13 @@ func (p *Publisher) send(ctx context.Context, r request, attempt int) error {
 		defer cancel()
 	}
 	header := r.header
-	if p.hmacKey != nil {
+	if p.cfg.HMACSecret != "" {
 		// An earlier attempt's Transport may still be writing its request:
 		// each attempt signs a header map of its own.
 		if attempt > 0 {
 			header = maps.Clone(r.header)
 		}
-		header[headerSignature] = []string{signRequest(p.hmacKey, time.Now(), header, r.body)}
+		header[headerSignature] = []string{signRequest([]byte(p.cfg.HMACSecret), time.Now(), header, r.body)}
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "", bytes.NewReader(r.body))
 	if err != nil {

@@ -8,8 +8,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -31,9 +33,7 @@ type Receiver struct {
 	cfg        ReceiverConfig
 	logger     watermill.LoggerAdapter
 	bearer     [sha256.Size]byte
-	hmacKey    []byte
 	retryAfter string
-	now        func() time.Time
 	metrics    *receiverMetrics
 
 	// closing ends, under mu, when Close starts: requests waiting for
@@ -69,15 +69,11 @@ func NewReceiver(cfg ReceiverConfig, logger watermill.LoggerAdapter, opts ...Opt
 	r := &Receiver{
 		cfg:     cfg,
 		logger:  logger,
-		now:     time.Now,
 		metrics: newReceiverMetrics(o.registerer),
 		topics:  make(map[string]*topic),
 	}
 	if cfg.BearerToken != "" {
 		r.bearer = sha256.Sum256([]byte(cfg.BearerToken))
-	}
-	if cfg.HMACSecret != "" {
-		r.hmacKey = []byte(cfg.HMACSecret)
 	}
 	if cfg.RetryAfter > 0 {
 		r.retryAfter = strconv.FormatInt(int64(math.Ceil(cfg.RetryAfter.Seconds())), 10)
@@ -137,8 +133,8 @@ func (r *Receiver) read(w http.ResponseWriter, req *http.Request) (*topic, *mess
 	} else if err != nil {
 		return refuse(http.StatusBadRequest, "reading the body failed")
 	}
-	if r.hmacKey != nil {
-		if err := verifyRequest(r.hmacKey, r.now(), r.cfg.SignatureTolerance, req.Header, body); err != nil {
+	if r.cfg.HMACSecret != "" {
+		if err := verifyRequest([]byte(r.cfg.HMACSecret), time.Now(), r.cfg.SignatureTolerance, req.Header, body); err != nil {
 			return refuse(http.StatusUnauthorized, err.Error())
 		}
 		if err := verifySignedTopic(req.Header, name); err != nil {
@@ -154,7 +150,9 @@ func (r *Receiver) read(w http.ResponseWriter, req *http.Request) (*topic, *mess
 		errors.As(err, &re)
 		return nil, nil, re
 	}
-	t := r.lookup(name)
+	r.mu.RLock()
+	t := r.topics[name]
+	r.mu.RUnlock()
 	if t == nil {
 		return refuse(http.StatusServiceUnavailable, "no subscriber for the topic")
 	}
@@ -223,12 +221,6 @@ func (r *Receiver) reject(w http.ResponseWriter, status int, reason string) {
 	}
 	r.logger.Debug("httptransport: request rejected", watermill.LogFields{"status": status, "reason": reason})
 	http.Error(w, reason, status)
-}
-
-func (r *Receiver) lookup(name string) *topic {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	return r.topics[name]
 }
 
 // topicLocked returns the topic, making it known. r.mu is held.
@@ -313,10 +305,7 @@ func (s *Subscriber) SubscribeInitialize(topic string) error { return s.r.Subscr
 func (s *Subscriber) Close() error {
 	s.mu.Lock()
 	s.closed = true
-	subs := make([]*subscription, 0, len(s.subs))
-	for sub := range s.subs {
-		subs = append(subs, sub)
-	}
+	subs := slices.Collect(maps.Keys(s.subs))
 	s.mu.Unlock()
 	for _, sub := range subs {
 		sub.end()

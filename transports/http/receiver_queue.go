@@ -181,8 +181,8 @@ func (r *Receiver) pump(t *topic) {
 type deliveryOutcome int
 
 const (
-	deliveryAcked deliveryOutcome = iota
-	deliveryFailed // nacked, or its handler timed out
+	deliveryAcked  deliveryOutcome = iota
+	deliveryFailed                 // nacked, or its handler timed out
 	// deliveryAbandoned: the subscription ended before settling it, or the
 	// Receiver closed; not the message's fault.
 	deliveryAbandoned
