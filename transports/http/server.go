@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"log"
+	"maps"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -17,11 +19,6 @@ import (
 
 	"github.com/switchyard-go/switchyard/transports"
 )
-
-// serverIdleTimeout outlasts the Publisher's idle_conn_timeout (90s by
-// default), so that the sender, not the server, closes an idle connection:
-// a server closing one as the sender reuses it costs that request a retry.
-const serverIdleTimeout = 2 * time.Minute
 
 // ServerConfig configures a Server: its Receiver, and the address and
 // pattern it serves it on. It is the receiver: sub-section of an http
@@ -51,15 +48,30 @@ func (c *ServerConfig) setDefaults() {
 }
 
 // Validate reports every invalid field, each error naming its key.
-func (c *ServerConfig) Validate() error {
+func (c *ServerConfig) Validate() error { return c.validate(true) }
+
+// validate is Validate; without needListen, an empty Listen is a Receiver
+// to mount, for which the Server's own keys are refused.
+func (c *ServerConfig) validate(needListen bool) error {
 	errs := []error{c.ReceiverConfig.Validate()}
 	add := func(key, format string, args ...any) {
 		errs = append(errs, transports.FieldErrorf(key, format, args...))
 	}
-	if c.Listen == "" {
+	switch {
+	case c.Listen != "":
+		if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+			add("listen", "must be host:port (127.0.0.1:5001, or :5001 for every interface), got %q", c.Listen)
+		}
+	case needListen:
 		add("listen", "must be set")
-	} else if _, _, err := net.SplitHostPort(c.Listen); err != nil {
-		add("listen", "must be host:port (127.0.0.1:5001, or :5001 for every interface), got %q", c.Listen)
+	default:
+		set := map[string]bool{"path": c.Path != "", "read_timeout": c.ReadTimeout != 0, "shutdown_timeout": c.ShutdownTimeout != 0}
+		for _, key := range slices.Sorted(maps.Keys(set)) {
+			if set[key] {
+				add(key, "only with listen: a Receiver without it is mounted in your own server, on your own pattern")
+			}
+		}
+		return errors.Join(errs...)
 	}
 	if c.Path != "" {
 		if err := checkPattern(c.Path); err != nil {
@@ -73,21 +85,6 @@ func (c *ServerConfig) Validate() error {
 	nonNegative(&errs, "read_timeout", c.ReadTimeout)
 	nonNegative(&errs, "shutdown_timeout", c.ShutdownTimeout)
 	return errors.Join(errs...)
-}
-
-// serverOnlyKeys names the keys set in c that only a Server uses.
-func (c *ServerConfig) serverOnlyKeys() []string {
-	var keys []string
-	if c.Path != "" {
-		keys = append(keys, "path")
-	}
-	if c.ReadTimeout != 0 {
-		keys = append(keys, "read_timeout")
-	}
-	if c.ShutdownTimeout != 0 {
-		keys = append(keys, "shutdown_timeout")
-	}
-	return keys
 }
 
 // checkPattern reports whether ServeMux takes pattern; Handle panics on one
@@ -164,8 +161,10 @@ func newServer(cfg ServerConfig, logger watermill.LoggerAdapter, opts ...Option)
 		Handler:           s.track(mux),
 		ReadHeaderTimeout: cfg.ReadTimeout,
 		ReadTimeout:       cfg.ReadTimeout + cfg.HandlerTimeout,
-		IdleTimeout:       serverIdleTimeout,
-		ErrorLog:          log.New(serverLog{s.logger}, "", 0),
+		// Longer than a Publisher's idle_conn_timeout, so that the sender
+		// closes an idle connection, not the server as the sender reuses it.
+		IdleTimeout: 2 * time.Minute,
+		ErrorLog:    log.New(serverLog{s.logger}, "", 0),
 	}
 	go func() {
 		defer close(s.served)
@@ -211,7 +210,7 @@ func (s *Server) Close() error {
 		if err != nil {
 			s.logger.Info("httptransport: receiver server: requests still in flight after shutdown_timeout are answered 503",
 				watermill.LogFields{"shutdown_timeout": s.shutdownTimeout})
-			grace, cancelGrace := context.WithTimeout(context.Background(), closeGrace)
+			grace, cancelGrace := context.WithTimeout(context.Background(), time.Second) // for the last 503s
 			defer cancelGrace()
 			if s.srv.Shutdown(grace) != nil {
 				_ = s.srv.Close() // bodies still being read
@@ -225,9 +224,6 @@ func (s *Server) Close() error {
 	})
 	return s.closeErr
 }
-
-// closeGrace is how long Close gives the last 503s to go out.
-const closeGrace = time.Second
 
 // serverLog hands what net/http logs to the transport's logger.
 type serverLog struct{ logger watermill.LoggerAdapter }

@@ -81,17 +81,8 @@ func (c *TransportConfig) Validate() error {
 	default:
 		errs = append(errs, c.Config.Validate())
 	}
-	if rc := c.Receiver; rc != nil {
-		var err error
-		if rc.Listen != "" {
-			err = rc.Validate()
-		} else {
-			err = rc.ReceiverConfig.Validate()
-			for _, key := range rc.serverOnlyKeys() {
-				err = errors.Join(err, transports.FieldErrorf(key, "only with listen: a Receiver without it is mounted in your own server, on your own pattern"))
-			}
-		}
-		errs = append(errs, underKey("receiver", err))
+	if c.Receiver != nil {
+		errs = append(errs, underKey("receiver", c.Receiver.validate(false)))
 	}
 	return errors.Join(errs...)
 }
