@@ -6,7 +6,6 @@ import (
 	"reflect"
 
 	"github.com/ThreeDotsLabs/watermill"
-	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/switchyard-go/switchyard/transports"
 )
@@ -54,14 +53,19 @@ func Factory(s transports.Settings) (transports.Transport, error) {
 		}
 	}
 	if rc := cfg.Receiver; rc != nil {
-		sub, err := newSubscriber(*rc, s)
+		reg := WithRegisterer(s.Registerer)
+		var err error
+		if rc.Listen == "" {
+			t.Subscriber, err = NewReceiver(rc.ReceiverConfig, s.Logger, reg)
+		} else if t.Subscriber, err = newServer(*rc, s.Logger, reg); err != nil {
+			err = fmt.Errorf("httptransport: config: %w", transports.FieldErrorf("receiver.listen", "%v", err))
+		}
 		if err != nil {
 			if t.Publisher != nil {
 				_ = t.Publisher.Close()
 			}
 			return transports.Transport{}, err
 		}
-		t.Subscriber = sub
 	}
 	return t, nil
 }
@@ -87,37 +91,17 @@ func (c *TransportConfig) Validate() error {
 	return errors.Join(errs...)
 }
 
-// newSubscriber builds the subscriber of a valid receiver: sub-section.
-func newSubscriber(rc ServerConfig, s transports.Settings) (message.Subscriber, error) {
-	reg := WithRegisterer(s.Registerer)
-	if rc.Listen == "" {
-		return NewReceiver(rc.ReceiverConfig, s.Logger, reg)
-	}
-	srv, err := newServer(rc, s.Logger, reg)
-	if err != nil {
-		return nil, fmt.Errorf("httptransport: config: %w", transports.FieldErrorf("receiver.listen", "%v", err))
-	}
-	return srv, nil
-}
-
-// underKey prefixes the key each error of err names with key and a dot.
+// underKey puts the keys of err's field errors under key.
 func underKey(key string, err error) error {
-	if err == nil {
-		return nil
+	fields, only := transports.FieldErrors(err)
+	if !only {
+		return err // nil, or not a field error: none is
 	}
-	if joined, ok := err.(interface{ Unwrap() []error }); ok {
-		errs := joined.Unwrap()
-		out := make([]error, 0, len(errs))
-		for _, e := range errs {
-			out = append(out, underKey(key, e))
-		}
-		return errors.Join(out...)
+	errs := make([]error, len(fields))
+	for i, fe := range fields {
+		errs[i] = &transports.FieldError{Key: key + "." + fe.Key, Reason: fe.Reason}
 	}
-	var fe *transports.FieldError
-	if errors.As(err, &fe) {
-		return &transports.FieldError{Key: key + "." + fe.Key, Reason: fe.Reason}
-	}
-	return fmt.Errorf("%s.%w", key, err)
+	return errors.Join(errs...)
 }
 
 var errInsecureSkipVerify = errors.New("httptransport: TLS certificate verification is off")
