@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"net/textproto"
 	"net/url"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -239,7 +240,8 @@ func (p *Publisher) retryable(ctx context.Context, err error) bool {
 		return false
 	}
 	if se := (*StatusError)(nil); errors.As(err, &se) {
-		return retryableStatus(se.Code)
+		// The server or a proxy in front of it is overloaded or restarting.
+		return slices.Contains([]int{http.StatusTooManyRequests, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout}, se.Code)
 	}
 	return true // the connection failed: refused, reset, closed, timed out
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/switchyard-go/switchyard/transports"
 )
@@ -34,7 +35,8 @@ type Receiver struct {
 	logger     watermill.LoggerAdapter
 	bearer     [sha256.Size]byte
 	retryAfter string
-	metrics    *receiverMetrics
+	// The queue mode's counters (metrics.go).
+	undelivered, deadLettered *prometheus.CounterVec
 
 	// closing ends, under mu, when Close starts: requests waiting for
 	// their handler are answered 503. ctx ends once Close stopped
@@ -62,15 +64,10 @@ func NewReceiver(cfg ReceiverConfig, logger watermill.LoggerAdapter, opts ...Opt
 	if logger == nil {
 		logger = watermill.NopLogger{}
 	}
-	var o options
+	r := &Receiver{cfg: cfg, logger: logger, topics: make(map[string]*topic)}
+	r.undelivered, r.deadLettered = newTopicCounters()
 	for _, opt := range opts {
-		opt(&o)
-	}
-	r := &Receiver{
-		cfg:     cfg,
-		logger:  logger,
-		metrics: newReceiverMetrics(o.registerer),
-		topics:  make(map[string]*topic),
+		opt(r)
 	}
 	if cfg.BearerToken != "" {
 		r.bearer = sha256.Sum256([]byte(cfg.BearerToken))

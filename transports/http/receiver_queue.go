@@ -83,7 +83,7 @@ func (r *Receiver) close() error {
 		t.mu.Unlock()
 		if n > 0 {
 			left += n
-			r.metrics.undelivered.WithLabelValues(topicLabel(t.name)).Add(float64(n))
+			r.undelivered.WithLabelValues(topicLabel(t.name)).Add(float64(n))
 			r.logger.Error("httptransport: receiver closed with queued messages it had answered 202 for; they are lost",
 				errUndelivered, watermill.LogFields{"topic": t.name, "undelivered": n, "drain_timeout": r.cfg.DrainTimeout})
 		}
@@ -268,7 +268,7 @@ func (r *Receiver) deadLetter(t *topic, q *message.Message, failures int) bool {
 		r.logger.Error("httptransport: "+stays+"; the message stays at the head of its topic", err, fields)
 		return false
 	}
-	r.metrics.deadLettered.WithLabelValues(topicLabel(t.name)).Inc()
+	r.deadLettered.WithLabelValues(topicLabel(t.name)).Inc()
 	r.logger.Error("httptransport: queued message failed every delivery; "+moved, errDeliveriesFailed, fields)
 	return true
 }
