@@ -2,39 +2,26 @@ package httptransport
 
 import (
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"unicode/utf8"
 )
 
-const hexDigits = "0123456789ABCDEF"
-
 // percentEncode encodes an attribute value for an HTTP header as the
 // CloudEvents HTTP binding requires: space, double quote, percent and every
 // byte outside printable ASCII become %XX (upper-case hex) of their UTF-8.
 func percentEncode(s string) string {
-	n := 0
+	var b strings.Builder
 	for i := 0; i < len(s); i++ {
-		if mustPercentEncode(s[i]) {
-			n++
-		}
-	}
-	if n == 0 {
-		return s
-	}
-	b := make([]byte, 0, len(s)+2*n)
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if mustPercentEncode(c) {
-			b = append(b, '%', hexDigits[c>>4], hexDigits[c&0xf])
+		if c := s[i]; c > ' ' && c != '"' && c != '%' && c < 0x7f {
+			b.WriteByte(c)
 		} else {
-			b = append(b, c)
+			fmt.Fprintf(&b, "%%%02X", c)
 		}
 	}
-	return string(b)
+	return b.String()
 }
-
-func mustPercentEncode(c byte) bool { return c <= ' ' || c == '"' || c == '%' || c >= 0x7f }
 
 var errHeaderUTF8 = errors.New("percent-decoded header value is not valid UTF-8")
 
