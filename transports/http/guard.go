@@ -18,7 +18,10 @@ import (
 func hostAllowed(patterns []string, scheme, host, port string) bool {
 	host = strings.TrimSuffix(strings.ToLower(host), ".")
 	if port == "" {
-		port = defaultPort(scheme)
+		port = "80"
+		if strings.EqualFold(scheme, "https") {
+			port = "443"
+		}
 	}
 	for _, p := range patterns {
 		pHost, pPort, ok := splitHostPattern(p)
@@ -43,13 +46,6 @@ func hostAllowed(patterns []string, scheme, host, port string) bool {
 		}
 	}
 	return false
-}
-
-func defaultPort(scheme string) string {
-	if strings.EqualFold(scheme, "https") {
-		return "443"
-	}
-	return "80"
 }
 
 // splitHostPattern splits an allowed_hosts pattern into its host and its
@@ -129,13 +125,18 @@ var refusedRanges = []struct {
 	{netip.MustParsePrefix("ff00::/8"), "multicast"},
 }
 
-// IPv6 blocks whose addresses embed an IPv4 address that they reach.
-var (
-	nat64Prefix  = netip.MustParsePrefix("64:ff9b::/96")    // RFC 6052: the last 32 bits
-	sixToFour    = netip.MustParsePrefix("2002::/16")       // RFC 3056: bits 16–47
-	v4Compatible = netip.MustParsePrefix("::/96")           // RFC 4291, deprecated: the last 32 bits
-	v4Translated = netip.MustParsePrefix("::ffff:0:0:0/96") // RFC 2765: the last 32 bits
-)
+// embeddingPrefixes are the IPv6 blocks whose addresses reach the IPv4
+// address at byte at of them.
+var embeddingPrefixes = []struct {
+	prefix netip.Prefix
+	at     int
+	name   string
+}{
+	{netip.MustParsePrefix("64:ff9b::/96"), 12, "NAT64"},              // RFC 6052
+	{netip.MustParsePrefix("2002::/16"), 2, "6to4"},                   // RFC 3056
+	{netip.MustParsePrefix("::ffff:0:0:0/96"), 12, "IPv4-translated"}, // RFC 2765
+	{netip.MustParsePrefix("::/96"), 12, "IPv4-compatible"},           // RFC 4291, deprecated
+}
 
 // refusedAddress reports why ip may not be connected to, or "" when it may.
 // An IPv6 address that embeds an IPv4 one (NAT64, 6to4, IPv4-compatible,
@@ -152,9 +153,14 @@ func refusedAddress(ip netip.Addr) string {
 	case ip.IsPrivate():
 		return "private"
 	}
-	if v4, via, ok := embeddedIPv4(ip); ok {
-		if why := refusedAddress(v4); why != "" {
-			return why + " (" + v4.String() + " via " + via + ")"
+	for _, e := range embeddingPrefixes {
+		if e.prefix.Contains(ip) {
+			b := ip.As16()
+			v4 := netip.AddrFrom4([4]byte(b[e.at : e.at+4]))
+			if why := refusedAddress(v4); why != "" {
+				return why + " (" + v4.String() + " via " + e.name + ")"
+			}
+			break
 		}
 	}
 	for _, r := range refusedRanges {
@@ -166,26 +172,6 @@ func refusedAddress(ip netip.Addr) string {
 		return "not global unicast"
 	}
 	return ""
-}
-
-// embeddedIPv4 returns the IPv4 address an IPv6 address reaches through a
-// translation or tunnelling scheme, and the scheme's name.
-func embeddedIPv4(ip netip.Addr) (netip.Addr, string, bool) {
-	if !ip.Is6() {
-		return netip.Addr{}, "", false
-	}
-	b := ip.As16()
-	switch {
-	case nat64Prefix.Contains(ip):
-		return netip.AddrFrom4([4]byte(b[12:16])), "NAT64", true
-	case sixToFour.Contains(ip):
-		return netip.AddrFrom4([4]byte(b[2:6])), "6to4", true
-	case v4Translated.Contains(ip):
-		return netip.AddrFrom4([4]byte(b[12:16])), "IPv4-translated", true
-	case v4Compatible.Contains(ip):
-		return netip.AddrFrom4([4]byte(b[12:16])), "IPv4-compatible", true
-	}
-	return netip.Addr{}, "", false
 }
 
 // newDialer returns the dial function of a Publisher's transport. With

@@ -155,7 +155,8 @@ var (
 func hasDotSegment(p string) bool {
 	for seg := range strings.SplitSeq(p, "/") {
 		for {
-			if slices.ContainsFunc(strings.FieldsFunc(seg, isPathSeparator), isDot) {
+			pieces := strings.FieldsFunc(seg, func(r rune) bool { return r == '/' || r == '\\' })
+			if slices.Contains(pieces, ".") || slices.Contains(pieces, "..") {
 				return true
 			}
 			decoded, changed := percentDecode(seg)
@@ -167,10 +168,6 @@ func hasDotSegment(p string) bool {
 	}
 	return false
 }
-
-func isPathSeparator(r rune) bool { return r == '/' || r == '\\' }
-
-func isDot(s string) bool { return s == "." || s == ".." }
 
 // urlCache keeps the parsed URL of each topic (and event type, when the
 // template has {event_type}), for the first maxCachedURLs of them.
@@ -214,25 +211,16 @@ func (c *urlCache) get(t *urlTemplate, topic, eventType string) (*url.URL, error
 // stripUserinfo returns rawURL without its userinfo and, when it had one,
 // the Basic Authorization header value http.Client would have made of it.
 func stripUserinfo(rawURL string) (stripped, basicAuth string) {
-	i := strings.Index(rawURL, "://")
-	if i < 0 {
+	end := authorityEnd(rawURL)
+	start := strings.Index(rawURL, "://") + len("://")
+	if end < 0 || strings.LastIndexByte(rawURL[start:end], '@') < 0 {
 		return rawURL, ""
 	}
-	rest := rawURL[i+3:]
-	end := strings.IndexAny(rest, "/?#")
-	if end < 0 {
-		end = len(rest)
-	}
-	authority := rest[:end]
-	at := strings.LastIndexByte(authority, '@')
-	if at < 0 {
-		return rawURL, ""
-	}
-	u, err := url.Parse(rawURL[:i+3] + authority)
+	u, err := url.Parse(rawURL[:end])
 	if err != nil || u.User == nil {
 		return rawURL, ""
 	}
 	password, _ := u.User.Password()
-	basicAuth = "Basic " + base64.StdEncoding.EncodeToString([]byte(u.User.Username()+":"+password))
-	return rawURL[:i+3] + authority[at+1:] + rest[end:], basicAuth
+	at := start + strings.LastIndexByte(rawURL[start:end], '@')
+	return rawURL[:start] + rawURL[at+1:], "Basic " + base64.StdEncoding.EncodeToString([]byte(u.User.Username()+":"+password))
 }
