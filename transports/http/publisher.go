@@ -213,11 +213,21 @@ func (p *Publisher) publish(topic string, msg *message.Message) error {
 		fail := func(err error) error {
 			return fmt.Errorf("httptransport: publish %s to %q (%d attempts): %w", msg.UUID, topic, attempt+1, err)
 		}
-		if !p.retryable(ctx, err) || attempt >= p.cfg.MaxRetries {
+		// A failed connection (refused, reset, closed, timed out) may
+		// succeed later, and so may a server or proxy that is overloaded or
+		// restarting.
+		se := (*StatusError)(nil)
+		isStatus := errors.As(err, &se)
+		retryable := ctx.Err() == nil && !errors.Is(err, ErrPermanent) &&
+			(!isStatus || slices.Contains([]int{http.StatusTooManyRequests, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout}, se.Code))
+		if !retryable || attempt >= p.cfg.MaxRetries {
 			return fail(err)
 		}
-		wait := p.backoff(attempt)
-		if se := (*StatusError)(nil); errors.As(err, &se) && se.RetryAfter > wait {
+		// RetryBackoff doubled at each attempt, at most MaxRetryBackoff,
+		// with jitter in its upper half; or a longer Retry-After.
+		wait := backoff.Exp(p.cfg.RetryBackoff, p.cfg.MaxRetryBackoff, min(attempt, 30))
+		wait = wait/2 + rand.N(wait/2+1)
+		if isStatus && se.RetryAfter > wait {
 			wait = se.RetryAfter
 		}
 		if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) <= wait {
@@ -232,25 +242,6 @@ func (p *Publisher) publish(topic string, msg *message.Message) error {
 			return fail(errors.Join(err, context.Cause(ctx)))
 		}
 	}
-}
-
-// retryable reports whether another attempt may succeed, and is allowed.
-func (p *Publisher) retryable(ctx context.Context, err error) bool {
-	if ctx.Err() != nil || errors.Is(err, ErrPermanent) {
-		return false
-	}
-	if se := (*StatusError)(nil); errors.As(err, &se) {
-		// The server or a proxy in front of it is overloaded or restarting.
-		return slices.Contains([]int{http.StatusTooManyRequests, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout}, se.Code)
-	}
-	return true // the connection failed: refused, reset, closed, timed out
-}
-
-// backoff is the wait after attempt (0-based): RetryBackoff doubled at each
-// attempt, at most MaxRetryBackoff, with jitter in its upper half.
-func (p *Publisher) backoff(attempt int) time.Duration {
-	d := backoff.Exp(p.cfg.RetryBackoff, p.cfg.MaxRetryBackoff, min(attempt, 30))
-	return d/2 + rand.N(d/2+1)
 }
 
 // send makes one attempt. It calls the Transport, not an http.Client, so
