@@ -4,8 +4,8 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
+	"maps"
 	"mime"
 	"net/http"
 	"net/textproto"
@@ -172,62 +172,50 @@ func decodeStructured(topic string, body []byte) (*message.Message, error) {
 		return nil, badRequest("not a CloudEvents JSON document: %v", err)
 	}
 	attrs := make(map[string]string, len(doc))
-	for _, name := range contextAttributes {
-		if raw, ok := doc[name]; ok && string(raw) != "null" {
-			var s string
-			if err := json.Unmarshal(raw, &s); err != nil {
-				return nil, badRequest("%s must be a string", name)
-			}
-			attrs[name] = s
+	for _, name := range slices.Sorted(maps.Keys(doc)) {
+		raw := doc[name]
+		if name == "data" || name == "data_base64" || string(raw) == "null" {
+			continue
 		}
+		if !validExtensionName(name) {
+			return nil, badRequest("%q %s", name, errExtensionName)
+		}
+		var v string
+		if err := json.Unmarshal(raw, &v); err != nil {
+			// An extension may also be a number or a boolean: its JSON text.
+			switch {
+			case slices.Contains(contextAttributes, name):
+				return nil, badRequest("%s must be a string", name)
+			case raw[0] == '{' || raw[0] == '[':
+				return nil, badRequest("extension %s: must be a string, a number or a boolean", name)
+			}
+			v = string(raw)
+		}
+		attrs[name] = v
 	}
 	if err := checkRequired(attrs); err != nil {
 		return nil, err
 	}
 	data, hasData := doc["data"]
 	data64, hasData64 := doc["data_base64"]
-	if hasData && hasData64 {
-		return nil, badRequest("data and data_base64 are exclusive")
-	}
 	var payload []byte
 	switch {
+	case hasData && hasData64:
+		return nil, badRequest("data and data_base64 are exclusive")
 	case hasData64:
-		var s string
-		if err := json.Unmarshal(data64, &s); err != nil {
-			return nil, badRequest("data_base64 must be a string")
-		}
-		p, err := base64.StdEncoding.DecodeString(s)
-		if err != nil {
+		if err := json.Unmarshal(data64, &payload); err != nil { // base64 into []byte
 			return nil, badRequest("data_base64: %v", err)
 		}
-		payload = p
 	case hasData && string(data) != "null":
 		// JSON data (or no datacontenttype, which means JSON in this format)
 		// is the JSON text itself; a string of another type is its content.
-		media := mediaType(attrs["datacontenttype"])
-		if media != "" && !isJSONMedia(media) && len(data) > 0 && data[0] == '"' {
+		payload = bytes.Clone(data)
+		if media := mediaType(attrs["datacontenttype"]); media != "" && !isJSONMedia(media) && data[0] == '"' {
 			var s string
 			if err := json.Unmarshal(data, &s); err != nil {
 				return nil, badRequest("data: %v", err)
 			}
 			payload = []byte(s)
-		} else {
-			payload = bytes.Clone(data)
-		}
-	}
-	for name, raw := range doc {
-		if name == "data" || name == "data_base64" || slices.Contains(contextAttributes, name) {
-			continue
-		}
-		if !validExtensionName(name) {
-			return nil, badRequest("%q %s", name, errExtensionName)
-		}
-		v, ok, err := extensionValue(raw)
-		if err != nil {
-			return nil, badRequest("extension %s: %v", name, err)
-		}
-		if ok {
-			attrs[name] = v
 		}
 	}
 	return receivedMessage(topic, attrs, payload)
@@ -242,25 +230,6 @@ func receivedMessage(topic string, attrs map[string]string, payload []byte) (*me
 	msg := message.NewMessage(attrs["id"], payload)
 	msg.Metadata = md
 	return msg, nil
-}
-
-// extensionValue is an extension's canonical string: a string as it is, a
-// number or a boolean as its JSON text. null means absent.
-func extensionValue(raw json.RawMessage) (string, bool, error) {
-	if len(raw) == 0 || string(raw) == "null" {
-		return "", false, nil
-	}
-	switch raw[0] {
-	case '"':
-		var s string
-		if err := json.Unmarshal(raw, &s); err != nil {
-			return "", false, err
-		}
-		return s, true, nil
-	case '{', '[':
-		return "", false, errors.New("must be a string, a number or a boolean")
-	}
-	return string(raw), true, nil
 }
 
 func decodeRaw(h http.Header, body []byte) (*message.Message, error) {
