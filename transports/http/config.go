@@ -134,7 +134,7 @@ func (c *Config) Validate() error {
 		add("url", "must be set")
 	} else if t, err := parseTemplate(c.URL); err != nil {
 		add("url", "%v", err)
-	} else if len(c.AllowedHosts) > 0 && !hostAllowed(c.AllowedHosts, t.scheme, t.hostname, t.port) {
+	} else if len(c.AllowedHosts) > 0 && !hostAllowed(c.AllowedHosts, t.base.Scheme, t.base.Hostname(), t.base.Port()) {
 		add("url", "its host and port are not in allowed_hosts")
 	}
 	switch proxy, ok := proxyFunc(c.Proxy); {

@@ -15,13 +15,11 @@ import (
 // {event_type} are escaped for the part of the URL they are in.
 type urlTemplate struct {
 	// path is the template up to its first '?' or '#', query the rest.
-	path, query string
-	// static is the URL when it has no placeholder.
-	static                 string
+	path, query            string
 	hasTopic, hasEventType bool
-	// The fixed authority, which every URL made from the template keeps.
-	scheme, user, host string
-	hostname, port     string
+	// base is the template with placeholders filled: every URL made from
+	// the template keeps its scheme, userinfo and host.
+	base *url.URL
 }
 
 func parseTemplate(s string) (*urlTemplate, error) {
@@ -51,8 +49,7 @@ func parseTemplate(s string) (*urlTemplate, error) {
 	if authorityEnd >= 0 && strings.IndexByte(s[:authorityEnd], '{') >= 0 {
 		return nil, errors.New("placeholders may not stand in the scheme, the userinfo, the host or the port")
 	}
-	probe := t.render("x", "x")
-	u, err := url.Parse(probe)
+	u, err := url.Parse(t.render("x", "x"))
 	if err != nil {
 		return nil, urlSyntaxError(s, err)
 	}
@@ -65,11 +62,7 @@ func parseTemplate(s string) (*urlTemplate, error) {
 	if hasDotSegment(u.EscapedPath()) {
 		return nil, errDotSegmentInTemplate
 	}
-	t.scheme, t.user, t.host = u.Scheme, u.User.String(), u.Host
-	t.hostname, t.port = u.Hostname(), u.Port()
-	if !t.hasTopic && !t.hasEventType {
-		t.static = s
-	}
+	t.base = u
 	return t, nil
 }
 
@@ -116,9 +109,6 @@ func badEscapeAt(s string) int {
 
 // render returns the URL for topic and eventType.
 func (t *urlTemplate) render(topic, eventType string) string {
-	if t.static != "" {
-		return t.static
-	}
 	// Escaped, neither value holds a brace that a placeholder could match.
 	expand := func(s string, escape func(string) string) string {
 		return strings.ReplaceAll(strings.ReplaceAll(s, "{topic}", escape(topic)), "{event_type}", escape(eventType))
@@ -172,19 +162,16 @@ func hasDotSegment(p string) bool {
 // urlCache keeps the parsed URL of each topic (and event type, when the
 // template has {event_type}), for the first maxCachedURLs of them.
 type urlCache struct {
-	m sync.Map // key → *url.URL
+	m sync.Map // [topic, event type] → *url.URL
 	n atomic.Int32
 }
 
 const maxCachedURLs = 4096
 
 func (c *urlCache) get(t *urlTemplate, topic, eventType string) (*url.URL, error) {
-	key := topic
-	switch {
-	case t.static != "":
-		key = ""
-	case t.hasEventType:
-		key = topic + "\x00" + eventType
+	key := [2]string{topic}
+	if t.hasEventType {
+		key[1] = eventType
 	}
 	if u, ok := c.m.Load(key); ok {
 		return u.(*url.URL), nil
@@ -196,7 +183,7 @@ func (c *urlCache) get(t *urlTemplate, topic, eventType string) (*url.URL, error
 	}
 	// Escaping keeps both true; checked all the same, as they are what
 	// allowed_hosts and the path's meaning rest on.
-	if u.Scheme != t.scheme || u.User.String() != t.user || u.Host != t.host {
+	if u.Scheme != t.base.Scheme || u.User.String() != t.base.User.String() || u.Host != t.base.Host {
 		return nil, errors.New("the URL made for this topic and event type names another scheme, userinfo or host")
 	}
 	if hasDotSegment(u.EscapedPath()) {
