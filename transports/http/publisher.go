@@ -40,7 +40,6 @@ type Publisher struct {
 	transport *http.Transport
 	rt        http.RoundTripper // transport, or a test's
 	logger    watermill.LoggerAdapter
-	urls      urlCache
 	// static holds the headers every request carries.
 	static http.Header
 	host   string
@@ -190,7 +189,7 @@ func (p *Publisher) encode(topic string, msg *message.Message) (request, error) 
 			r.body = structuredBody(attrs, msg.Payload)
 		}
 	}
-	u, err := p.urls.get(p.tmpl, topic, eventType)
+	u, err := p.tmpl.url(topic, eventType)
 	if err != nil {
 		return request{}, err
 	}
@@ -265,7 +264,6 @@ func (p *Publisher) send(ctx context.Context, r request, attempt int) error {
 	if err != nil {
 		return permanent(err)
 	}
-	// The cached URL is shared: RoundTrip does not modify it.
 	req.URL, req.Header, req.Host = r.url, header, cmp.Or(p.host, r.url.Host)
 	resp, err := p.rt.RoundTrip(req)
 	if err != nil {

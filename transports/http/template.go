@@ -7,8 +7,6 @@ import (
 	"net/url"
 	"slices"
 	"strings"
-	"sync"
-	"sync/atomic"
 )
 
 // urlTemplate is a parsed Config.URL, whose placeholders {topic} and
@@ -159,38 +157,21 @@ func hasDotSegment(p string) bool {
 	return false
 }
 
-// urlCache keeps the parsed URL of each topic (and event type, when the
-// template has {event_type}), for the first maxCachedURLs of them.
-type urlCache struct {
-	m sync.Map // [topic, event type] → *url.URL
-	n atomic.Int32
-}
-
-const maxCachedURLs = 4096
-
-func (c *urlCache) get(t *urlTemplate, topic, eventType string) (*url.URL, error) {
-	key := [2]string{topic}
-	if t.hasEventType {
-		key[1] = eventType
-	}
-	if u, ok := c.m.Load(key); ok {
-		return u.(*url.URL), nil
-	}
+// url returns the URL for topic and eventType, or says why it may not be
+// used.
+func (t *urlTemplate) url(topic, eventType string) (*url.URL, error) {
 	u, err := url.Parse(t.render(topic, eventType))
 	if err != nil {
 		// Not err: its text holds the whole URL, query included.
 		return nil, errors.New("the URL made for this topic and event type does not parse")
 	}
-	// Escaping keeps both true; checked all the same, as they are what
-	// allowed_hosts and the path's meaning rest on.
+	// Escaping keeps the authority; checked all the same, as allowed_hosts
+	// and the address check rest on it.
 	if u.Scheme != t.base.Scheme || u.User.String() != t.base.User.String() || u.Host != t.base.Host {
 		return nil, errors.New("the URL made for this topic and event type names another scheme, userinfo or host")
 	}
 	if hasDotSegment(u.EscapedPath()) {
 		return nil, errDotSegment
-	}
-	if c.n.Add(1) <= maxCachedURLs {
-		c.m.Store(key, u)
 	}
 	return u, nil
 }
