@@ -29,19 +29,13 @@ func hostAllowed(patterns []string, scheme, host, port string) bool {
 			continue
 		}
 		pHost = strings.TrimSuffix(strings.ToLower(pHost), ".")
-		if suffix, ok := strings.CutPrefix(pHost, "*."); ok {
-			if strings.HasSuffix(host, "."+suffix) {
-				return true
-			}
-			continue
-		}
-		if a, err := netip.ParseAddr(pHost); err == nil {
-			if b, err := netip.ParseAddr(host); err == nil && a.Unmap() == b.Unmap() {
-				return true
-			}
-			continue
-		}
-		if host == pHost {
+		suffix, wildcard := strings.CutPrefix(pHost, "*.")
+		a, aErr := netip.ParseAddr(pHost)
+		b, bErr := netip.ParseAddr(host)
+		switch {
+		case wildcard && strings.HasSuffix(host, "."+suffix),
+			aErr == nil && bErr == nil && a.Unmap() == b.Unmap(),
+			aErr != nil && !wildcard && host == pHost:
 			return true
 		}
 	}
@@ -52,30 +46,22 @@ func hostAllowed(patterns []string, scheme, host, port string) bool {
 // port (empty when it has none). A bare IPv6 address has no port; with a
 // port it is written in brackets.
 func splitHostPattern(p string) (host, port string, ok bool) {
+	bracketed := strings.HasPrefix(p, "[")
 	if _, err := netip.ParseAddr(p); err == nil {
 		return p, "", true
 	}
-	if strings.HasPrefix(p, "[") {
-		if end := strings.IndexByte(p, ']'); end == len(p)-1 {
-			p = p[1:end]
-			_, err := netip.ParseAddr(p)
-			return p, "", err == nil
-		}
+	if bracketed && strings.IndexByte(p, ']') == len(p)-1 {
+		_, err := netip.ParseAddr(p[1 : len(p)-1])
+		return p[1 : len(p)-1], "", err == nil
 	}
 	if !strings.Contains(p, ":") {
 		return p, "", true
 	}
 	host, port, err := net.SplitHostPort(p)
-	if err != nil {
+	n, nErr := strconv.Atoi(port)
+	_, addrErr := netip.ParseAddr(host)
+	if err != nil || nErr != nil || n < 1 || n > 65535 || strconv.Itoa(n) != port || bracketed && addrErr != nil {
 		return "", "", false
-	}
-	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 || strconv.Itoa(n) != port {
-		return "", "", false
-	}
-	if strings.HasPrefix(p, "[") {
-		if _, err := netip.ParseAddr(host); err != nil {
-			return "", "", false
-		}
 	}
 	return host, port, true
 }

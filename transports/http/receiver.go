@@ -283,10 +283,9 @@ func (r *Receiver) Subscriber() *Subscriber {
 
 // Subscriber is a handle on a Receiver; see Receiver.Subscriber.
 type Subscriber struct {
-	r      *Receiver
-	mu     sync.Mutex
-	closed bool
-	subs   map[*subscription]struct{}
+	r    *Receiver
+	mu   sync.Mutex
+	subs map[*subscription]struct{} // nil once closed
 }
 
 // Subscribe subscribes to topic on the Receiver; see Receiver.Subscribe.
@@ -301,8 +300,8 @@ func (s *Subscriber) SubscribeInitialize(topic string) error { return s.r.Subscr
 // closed. Idempotent.
 func (s *Subscriber) Close() error {
 	s.mu.Lock()
-	s.closed = true
 	subs := slices.Collect(maps.Keys(s.subs))
+	s.subs = nil
 	s.mu.Unlock()
 	for _, sub := range subs {
 		sub.end()
@@ -313,7 +312,7 @@ func (s *Subscriber) Close() error {
 func (s *Subscriber) add(sub *subscription) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed {
+	if s.subs == nil {
 		return false
 	}
 	s.subs[sub] = struct{}{}

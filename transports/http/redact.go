@@ -132,32 +132,27 @@ func redactURL(rawURL string) string {
 	}
 	tail, fragment, hasFragment := strings.Cut(tail, "#")
 	path, query, hasQuery := strings.Cut(tail, "?")
-	var b strings.Builder
-	b.WriteString(scheme + "://" + authority + path)
+	out := scheme + "://" + authority + path
 	if hasQuery {
-		b.WriteByte('?')
-		for i, param := range strings.Split(query, "&") {
-			if i > 0 {
-				b.WriteByte('&')
-			}
+		params := strings.Split(query, "&")
+		for i, param := range params {
 			name, value, hasValue := strings.Cut(param, "=")
 			switch {
 			case !hasValue && param != "":
-				b.WriteString(redacted) // a bare token
-			case hasValue && value != "":
-				b.WriteString(name + "=" + redacted)
-			default:
-				b.WriteString(param)
+				params[i] = redacted // a bare token
+			case value != "":
+				params[i] = name + "=" + redacted
 			}
 		}
+		out += "?" + strings.Join(params, "&")
 	}
 	if hasFragment {
-		b.WriteByte('#')
+		out += "#"
 		if fragment != "" {
-			b.WriteString(redacted)
+			out += redacted
 		}
 	}
-	return b.String()
+	return out
 }
 
 // urlScheme is an RFC 3986 scheme.
