@@ -143,9 +143,7 @@ func (c *Config) Validate() error {
 	case proxy != nil && c.DenyPrivateAddresses:
 		add("deny_private_addresses", "cannot be checked through a proxy, which resolves and connects to the server itself: set proxy to none, or turn deny_private_addresses off and filter in the proxy")
 	}
-	switch c.Format {
-	case "", FormatBinary, FormatStructured, FormatRaw:
-	default:
+	if !slices.Contains([]Format{"", FormatBinary, FormatStructured, FormatRaw}, c.Format) {
 		add("format", "must be %q, %q or %q, got %q", FormatBinary, FormatStructured, FormatRaw, c.Format)
 	}
 	if c.ContentType != "" {
@@ -161,7 +159,8 @@ func (c *Config) Validate() error {
 	nonNegative(&errs, "max_idle_conns_per_host", c.MaxIdleConnsPerHost)
 	nonNegative(&errs, "max_conns_per_host", c.MaxConnsPerHost)
 	for name, value := range c.Headers {
-		if !validHeaderName(name) {
+		// An RFC 9110 token.
+		if name == "" || strings.Trim(name, "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ") != "" {
 			add("headers", "%q is not a valid header name", name)
 		}
 		// The value is a secret: say what is wrong with it, never what it is.
@@ -204,11 +203,6 @@ func proxyFunc(v string) (proxy func(*http.Request) (*url.URL, error), ok bool) 
 		return nil, false
 	}
 	return http.ProxyURL(u), true
-}
-
-// validHeaderName reports whether name is an RFC 9110 token.
-func validHeaderName(name string) bool {
-	return name != "" && strings.Trim(name, "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ") == ""
 }
 
 func (t TLSConfig) build() (*tls.Config, error) {

@@ -316,15 +316,9 @@ func tlsFailure(err error) bool {
 // parseRetryAfter reads a Retry-After value: delay-seconds or an HTTP-date.
 // Unreadable or past values are zero; it is at most an hour.
 func parseRetryAfter(v string, now time.Time) time.Duration {
-	if v == "" {
-		return 0
-	}
 	var d time.Duration
 	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if secs < 0 {
-			return 0
-		}
-		d = time.Duration(min(secs, 3600)) * time.Second
+		d = time.Duration(min(max(secs, 0), 3600)) * time.Second
 	} else if t, err := http.ParseTime(v); err == nil {
 		d = t.Sub(now)
 	}
