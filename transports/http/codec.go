@@ -44,13 +44,11 @@ func setBinaryHeaders(h http.Header, attrs map[string]string) {
 }
 
 // structuredBody is the event of attrs and data in the CloudEvents JSON
-// format. The data is embedded as JSON when datacontenttype is JSON and
-// the data a JSON value with no surrounding space (so it reads back byte
-// for byte), as a string when the type is text and the data UTF-8, and as
-// data_base64 otherwise. It adds the data member to attrs.
+// format, data embedded as JSON, a string or data_base64 as docs/http.md
+// tells, so that it reads back byte for byte. It adds to attrs.
 func structuredBody(attrs map[string]string, data []byte) []byte {
 	media := mediaType(attrs["datacontenttype"])
-	embed := len(data) > 0 && isJSONMedia(media) && embeddableJSON(data)
+	embed := len(data) > 0 && isJSONMedia(media) && len(bytes.TrimSpace(data)) == len(data) && json.Valid(data)
 	switch {
 	case len(data) == 0, embed:
 	case strings.HasPrefix(media, "text/") && utf8.Valid(data):
@@ -63,10 +61,6 @@ func structuredBody(attrs map[string]string, data []byte) []byte {
 		b = append(append(append(b[:len(b)-1], `,"data":`...), data...), '}')
 	}
 	return b
-}
-
-func embeddableJSON(p []byte) bool {
-	return len(bytes.TrimSpace(p)) == len(p) && json.Valid(p)
 }
 
 func mediaType(contentType string) string {
@@ -96,9 +90,7 @@ func badRequest(format string, args ...any) error {
 	return &requestError{status: http.StatusBadRequest, reason: fmt.Sprintf(format, args...)}
 }
 
-// decodeRequest reads a message for topic in any of the three formats:
-// structured mode by its Content-Type, binary mode by its ce-specversion
-// header, raw otherwise.
+// decodeRequest reads a message for topic in any of the three formats.
 func decodeRequest(topic string, h http.Header, body []byte) (*message.Message, error) {
 	switch media := mediaType(h.Get(headerContentType)); {
 	case media == mediaStructured:
@@ -130,8 +122,7 @@ func decodeBinary(topic string, h http.Header, body []byte) (*message.Message, e
 		if err != nil {
 			return nil, badRequest("header %s: %v", k, err)
 		}
-		// Header names are case-insensitive: lower-cased, an attribute name
-		// has only a-z and 0-9.
+		// Header names are case-insensitive: lower-case them.
 		name := strings.ToLower(k[3:])
 		if !validExtensionName(name) {
 			return nil, badRequest("header %s: %q %s", k, name, errExtensionName)

@@ -14,8 +14,6 @@ var errNoSubscriber = errors.New("httptransport: no subscriber for the topic")
 
 // topic is what a Receiver knows of one topic: its subscriptions and, in
 // queue mode, the messages it answered 202 for and has not seen acked.
-// Each delivery of a queued message is a Copy, which a handler's changes
-// never reach.
 type topic struct {
 	name string
 
@@ -50,8 +48,7 @@ func (t *topic) notifyLocked() {
 	t.changed = make(chan struct{})
 }
 
-// subscription is one Subscribe call: its channel, closed once the
-// subscription ends and nothing is being sent on it.
+// subscription is one Subscribe call.
 type subscription struct {
 	topic *topic
 	owner *Subscriber
@@ -79,7 +76,7 @@ func (s *subscription) pin() bool {
 func (s *subscription) unpin() { s.senders.Done() }
 
 // end removes s from its topic and closes its channel once no send is in
-// flight. Every call, concurrent or not, returns once it is closed.
+// flight; every call returns once it is closed.
 func (s *subscription) end() {
 	s.once.Do(func() {
 		t := s.topic

@@ -12,9 +12,7 @@ import (
 )
 
 // hostAllowed reports whether a URL's Hostname and Port (empty for the
-// scheme's default) match one of the allowed_hosts patterns. "*.domain"
-// matches subdomains only; names compare case-insensitively, without a
-// trailing dot.
+// scheme's default) match one of the allowed_hosts patterns.
 func hostAllowed(patterns []string, scheme, host, port string) bool {
 	host = strings.TrimSuffix(strings.ToLower(host), ".")
 	if port == "" {
@@ -78,10 +76,8 @@ func validHostPattern(p string) bool {
 	return name != "" && !strings.ContainsAny(name, "/:@ *?#[]")
 }
 
-// refusedRanges are the address blocks deny_private_addresses refuses
-// besides loopback, link-local, private and unspecified ones: every block
-// of the IANA special-purpose registries that is not globally reachable,
-// and the deprecated ones that still route somewhere internal.
+// refusedRanges are the IANA special-purpose blocks that are not globally
+// reachable, and deprecated ones that still route somewhere internal.
 var refusedRanges = []struct {
 	prefix netip.Prefix
 	why    string
@@ -160,9 +156,8 @@ func refusedAddress(ip netip.Addr) string {
 	return ""
 }
 
-// newDialer returns the dial function of a Publisher's transport. With
-// denyPrivate it checks the address of each connection after DNS, so a name
-// that resolves (or is rebound) to an internal address is refused too.
+// newDialer returns the dial function of a Publisher's transport; with
+// denyPrivate it checks the address of each connection, after DNS.
 func newDialer(denyPrivate bool) func(ctx context.Context, network, addr string) (net.Conn, error) {
 	d := &net.Dialer{KeepAlive: 30 * time.Second}
 	if denyPrivate {

@@ -25,11 +25,9 @@ func percentEncode(s string) string {
 
 var errHeaderUTF8 = errors.New("percent-decoded header value is not valid UTF-8")
 
-// headerValue decodes a ce-* header value: a double-quoted string is unquoted
-// first (older senders), then one round of percent-decoding. A '%' that does
-// not start a valid escape is kept as it is, for senders that do not
-// percent-encode (the CloudEvents Go SDK v2 does not); a result that is not
-// UTF-8 is an error, as the binding requires.
+// headerValue decodes a ce-* header value: unquoted if double-quoted (older
+// senders), then percent-decoded once, keeping a '%' that starts no escape
+// (the CloudEvents Go SDK v2 does not encode); it must then be UTF-8.
 func headerValue(v string) (string, error) {
 	if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' {
 		v = unquote(v[1 : len(v)-1])

@@ -29,7 +29,7 @@ import (
 )
 
 // maxDrain is how much of a response body is read so that its connection
-// can be reused; a longer body costs the connection instead.
+// can be reused.
 const maxDrain = 64 << 10
 
 // Publisher POSTs each message to the URL its Config describes. It is safe
@@ -107,8 +107,7 @@ func NewPublisher(cfg Config, logger watermill.LoggerAdapter) (*Publisher, error
 }
 
 // Publish sends msgs to topic one after another, each once the previous one
-// was answered 2xx, and returns the first error. Each delivery is bounded by
-// the message's context and by Config.Timeout.
+// was answered 2xx, and returns the first error.
 func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 	p.mu.RLock()
 	if p.closed {
@@ -127,8 +126,7 @@ func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 }
 
 // Close makes further Publish calls fail with ErrClosed, waits for those in
-// flight (each bounded by its timeout) and closes the idle connections.
-// Idempotent.
+// flight and closes the idle connections. Idempotent.
 func (p *Publisher) Close() error {
 	p.mu.Lock()
 	if p.closed {
@@ -212,9 +210,7 @@ func (p *Publisher) publish(topic string, msg *message.Message) error {
 		fail := func(err error) error {
 			return fmt.Errorf("httptransport: publish %s to %q (%d attempts): %w", msg.UUID, topic, attempt+1, err)
 		}
-		// A failed connection (refused, reset, closed, timed out) may
-		// succeed later, and so may a server or proxy that is overloaded or
-		// restarting.
+		// Retried: failed connections, and overloaded or restarting servers.
 		se := (*StatusError)(nil)
 		isStatus := errors.As(err, &se)
 		retryable := ctx.Err() == nil && !errors.Is(err, ErrPermanent) &&
@@ -295,8 +291,7 @@ func transportError(u *url.URL, err error) error {
 }
 
 // tlsFailure reports whether err is a TLS failure that the same request
-// meets again: a certificate that does not verify, a TLS alert from the
-// server, or a server that does not speak TLS.
+// meets again.
 func tlsFailure(err error) bool {
 	if opErr := (*net.OpError)(nil); errors.As(err, &opErr) && opErr.Op == "remote error" {
 		return true // crypto/tls's alert from the peer

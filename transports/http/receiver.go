@@ -25,11 +25,10 @@ import (
 )
 
 // Receiver is an http.Handler that turns each request into a message and a
-// message.Subscriber that hands those messages out. Mount it in your own
-// server; Subscribe to the topics it should take. Without a subscription to
-// its topic a request is answered 503, so the sender keeps the event and
-// retries. The subscriptions of one topic share its messages: each request
-// goes to one of them, whichever reads first.
+// message.Subscriber that hands those messages out. A request for a topic
+// without subscription is answered 503, so the sender keeps the event and
+// retries; the subscriptions of one topic share its messages, each going to
+// whichever reads first.
 type Receiver struct {
 	cfg        ReceiverConfig
 	logger     watermill.LoggerAdapter
@@ -38,10 +37,8 @@ type Receiver struct {
 	// The queue mode's counters (metrics.go).
 	undelivered, deadLettered *prometheus.CounterVec
 
-	// closing ends, under mu, when Close starts: requests waiting for
-	// their handler are answered 503. ctx ends once Close stopped
-	// delivering queued messages: it ends the pumps and their messages'
-	// contexts.
+	// closing ends, under mu, when Close starts; ctx once Close stopped
+	// delivering queued messages, ending the pumps and their messages.
 	closing     context.Context
 	stopClosing context.CancelFunc
 	ctx         context.Context
@@ -69,9 +66,7 @@ func NewReceiver(cfg ReceiverConfig, logger watermill.LoggerAdapter, opts ...Opt
 	for _, opt := range opts {
 		opt(r)
 	}
-	if cfg.BearerToken != "" {
-		r.bearer = sha256.Sum256([]byte(cfg.BearerToken))
-	}
+	r.bearer = sha256.Sum256([]byte(cfg.BearerToken))
 	if cfg.RetryAfter > 0 {
 		r.retryAfter = strconv.FormatInt(int64(math.Ceil(cfg.RetryAfter.Seconds())), 10)
 	}
@@ -231,16 +226,15 @@ func (r *Receiver) topicLocked(name string) *topic {
 }
 
 // Subscribe returns the channel of a new subscription to topic, closed
-// once ctx ends or the Receiver closes. A message not acked when its
-// subscription ends has its context canceled and is answered 503 (queued
-// messages are delivered again).
+// once ctx ends or the Receiver closes; a message not acked then is
+// answered 503 (or, queued, delivered again).
 func (r *Receiver) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
 	return r.subscribe(ctx, topic, nil)
 }
 
-// SubscribeInitialize makes topic known before anyone subscribes to it. In
-// queue mode its messages are then queued until a subscription takes them;
-// otherwise a topic without subscription is answered 503 all the same.
+// SubscribeInitialize makes topic known before anyone subscribes to it, so
+// that in queue mode its messages are queued until a subscription takes
+// them.
 func (r *Receiver) SubscribeInitialize(topic string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -275,8 +269,7 @@ func (r *Receiver) subscribe(ctx context.Context, name string, owner *Subscriber
 }
 
 // Subscriber returns a handle on r whose Close ends only the subscriptions
-// made through it, not r: for handing the one mounted Receiver to several
-// consumers that stop on their own.
+// made through it, for consumers of one Receiver that stop on their own.
 func (r *Receiver) Subscriber() *Subscriber {
 	return &Subscriber{r: r, subs: make(map[*subscription]struct{})}
 }
@@ -325,8 +318,7 @@ func (s *Subscriber) forget(sub *subscription) {
 	s.mu.Unlock()
 }
 
-// verifySignedTopic checks, once a signature verified, that it was made for
-// topic: the signed Switchyard-Topic must be there, once, and name it.
+// verifySignedTopic checks that a verified signature was made for topic.
 func verifySignedTopic(h http.Header, topic string) error {
 	vs := h[headerTopic]
 	if len(vs) != 1 {

@@ -103,7 +103,7 @@ func (r *Receiver) snapshot() []*topic {
 	return slices.Collect(maps.Values(r.topics))
 }
 
-// enqueue queues msg on t for the pump, which it starts if need be.
+// enqueue queues msg on t unless the Receiver is closed.
 func (r *Receiver) enqueue(t *topic, msg *message.Message) error {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
@@ -141,9 +141,8 @@ func (r *Receiver) wake(t *topic) {
 var errQueueFull = errors.New("queue full")
 
 // pump delivers t's queued messages one at a time, in order, each until a
-// subscription acks it, waiting longer after each failure, and dead-letters
-// a message that failed every allowed delivery. It ends when the queue is
-// empty or the Receiver closes.
+// subscription acks it or it is dead-lettered, until the queue is empty or
+// the Receiver closes.
 func (r *Receiver) pump(t *topic) {
 	defer r.pumps.Done()
 	failures := 0 // of the message at the head of the queue
@@ -189,10 +188,8 @@ const (
 )
 
 // deliverQueued hands msg to one subscription of t and waits until it is
-// settled. When the handler times out its context is canceled, and msg is
-// still waited for: a redelivery while the first handler runs would
-// process it twice at once, and out of order. Then an ack counts, anything
-// else is a failure.
+// settled. A handler that timed out has its context canceled and is still
+// waited for, as a redelivery would run beside it; then only an ack counts.
 func (r *Receiver) deliverQueued(t *topic, msg *message.Message) deliveryOutcome {
 	ctx, cancel := context.WithCancel(r.ctx)
 	defer cancel()
@@ -234,9 +231,7 @@ func (r *Receiver) deliverQueued(t *topic, msg *message.Message) deliveryOutcome
 
 // deadLetter takes q, which failed failures deliveries, out of t: to
 // DeadLetter when set, otherwise into the dead-letter topic. It reports
-// whether q left; when it did not, q stays at the head of t and that is
-// logged as an error, once per message when it cannot ever leave, at each
-// attempt otherwise.
+// whether q left; if not, q stays at the head of t, logged as an error.
 func (r *Receiver) deadLetter(t *topic, q *message.Message, failures int) bool {
 	fields := watermill.LogFields{"topic": t.name, "message_uuid": q.UUID, "failed_deliveries": failures}
 	stays, moved := "DeadLetter failed", "handed to DeadLetter"

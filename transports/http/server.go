@@ -21,7 +21,7 @@ import (
 )
 
 // ServerConfig configures a Server: its Receiver, and the address and
-// pattern it serves it on. It is the receiver: sub-section of an http
+// pattern it serves it on; it is also the receiver: sub-section of an http
 // transport, where Listen is optional.
 type ServerConfig struct {
 	ReceiverConfig `koanf:",squash"`
@@ -32,8 +32,7 @@ type ServerConfig struct {
 	// /api/v1/events/{topic}", with the wildcard named by PathValue.
 	Path string `koanf:"path"`
 	// ReadTimeout bounds reading a request's headers, and its body within
-	// ReadTimeout + HandlerTimeout (net/http cancels a request whose read
-	// deadline passes while its handler runs). Default 10s.
+	// ReadTimeout + HandlerTimeout. Default 10s.
 	ReadTimeout time.Duration `koanf:"read_timeout"`
 	// ShutdownTimeout is how long Close waits for the requests in flight
 	// before it answers the rest 503. Default 5s.
@@ -100,9 +99,8 @@ func checkPattern(pattern string) (err error) {
 }
 
 // Server is a Receiver served on an address of its own, what an http
-// transport with receiver.listen builds. It has the Receiver's methods
-// (ServeHTTP serves whatever the path; after Drain the server goes on
-// answering 503 until Close); Close also shuts its server down.
+// transport with receiver.listen builds; its Close also shuts the server
+// down.
 type Server struct {
 	*Receiver
 	logger          watermill.LoggerAdapter
@@ -198,9 +196,9 @@ func (s *Server) track(h http.Handler) http.Handler {
 func (s *Server) Addr() net.Addr { return s.addr }
 
 // Close stops accepting connections, waits up to ShutdownTimeout for the
-// requests in flight, then closes the Receiver (see Receiver.Close), gives
-// its 503s a second to go out, and cuts the connections left. It returns
-// the Receiver's error once no request is being served. Idempotent.
+// requests in flight, closes the Receiver, gives its 503s a second to go
+// out and cuts the connections left. It returns the Receiver's error once
+// no request is being served. Idempotent.
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), s.shutdownTimeout)

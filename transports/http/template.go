@@ -136,10 +136,8 @@ var (
 )
 
 // hasDotSegment reports whether a server could read a segment of the
-// escaped path p as "." or "..": as it is, once percent-decoded, or decoded
-// again (a server behind a proxy that decodes too), the decoded text split
-// on '/' or '\' as well (some servers decode before they split, or take
-// '\' for '/').
+// escaped path p as "." or "..": as it is or percent-decoded once or more,
+// split on '/' or '\' (some servers decode before they split).
 func hasDotSegment(p string) bool {
 	for seg := range strings.SplitSeq(p, "/") {
 		for {
@@ -157,8 +155,7 @@ func hasDotSegment(p string) bool {
 	return false
 }
 
-// url returns the URL for topic and eventType, or says why it may not be
-// used.
+// url returns the URL for topic and eventType, or why it may not be used.
 func (t *urlTemplate) url(topic, eventType string) (*url.URL, error) {
 	u, err := url.Parse(t.render(topic, eventType))
 	if err != nil {
