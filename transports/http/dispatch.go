@@ -20,16 +20,15 @@ type topic struct {
 	mu sync.Mutex
 	// subs is replaced, never modified, so a reader may keep a copy.
 	subs []*subscription
-	// changed and popped are closed, and replaced, whenever subs changes
-	// and whenever a message leaves queue.
+	// changed is closed, and replaced, whenever subs changes and whenever
+	// a message leaves queue.
 	changed chan struct{}
 	queue   []*message.Message
-	popped  chan struct{}
 	pumping bool
 }
 
 func newTopic(name string) *topic {
-	return &topic{name: name, changed: make(chan struct{}), popped: make(chan struct{})}
+	return &topic{name: name, changed: make(chan struct{})}
 }
 
 // pop removes the message at the head of the queue.
@@ -37,12 +36,11 @@ func (t *topic) pop() {
 	t.mu.Lock()
 	t.queue[0] = nil
 	t.queue = t.queue[1:]
-	close(t.popped)
-	t.popped = make(chan struct{})
+	t.notifyLocked()
 	t.mu.Unlock()
 }
 
-// notifyLocked wakes whoever waits for subs to change. t.mu is held.
+// notifyLocked wakes whoever waits on changed. t.mu is held.
 func (t *topic) notifyLocked() {
 	close(t.changed)
 	t.changed = make(chan struct{})

@@ -35,13 +35,13 @@ func (r *Receiver) Drain(ctx context.Context) error {
 	r.mu.Unlock()
 	for {
 		// Wait on a topic that has a subscription and a message queued.
-		var changed, popped chan struct{}
+		var changed chan struct{}
 		left := 0
 		for _, t := range r.snapshot() {
 			t.mu.Lock()
 			left += len(t.queue)
 			if len(t.queue) > 0 && len(t.subs) > 0 {
-				changed, popped = t.changed, t.popped
+				changed = t.changed
 			}
 			t.mu.Unlock()
 		}
@@ -53,7 +53,6 @@ func (r *Receiver) Drain(ctx context.Context) error {
 		}
 		select {
 		case <-changed:
-		case <-popped:
 		case <-ctx.Done():
 		}
 	}
