@@ -13,7 +13,6 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
-	"net/textproto"
 	"net/url"
 	"slices"
 	"strconv"
@@ -70,7 +69,8 @@ func NewPublisher(cfg Config, logger watermill.LoggerAdapter) (*Publisher, error
 		return nil, fmt.Errorf("httptransport: config: %w", err)
 	}
 	proxy, _ := proxyFunc(cfg.Proxy)
-	transport := &http.Transport{
+	p := &Publisher{cfg: cfg, tmpl: tmpl, logger: logger, static: http.Header{}}
+	p.transport = &http.Transport{
 		// None unless configured: a proxy would also take the address
 		// checks out of deny_private_addresses' hands.
 		Proxy:                 proxy,
@@ -85,23 +85,16 @@ func NewPublisher(cfg Config, logger watermill.LoggerAdapter) (*Publisher, error
 		// Response bodies are discarded: asking for gzip only costs.
 		DisableCompression: true,
 	}
-	p := &Publisher{
-		cfg:       cfg,
-		tmpl:      tmpl,
-		transport: transport,
-		rt:        transport,
-		logger:    logger,
-		static:    make(http.Header, len(cfg.Headers)+4),
-	}
+	p.rt = p.transport
 	if basicAuth != "" {
-		p.static["Authorization"] = []string{basicAuth}
+		p.static.Set("Authorization", basicAuth)
 	}
 	for name, value := range cfg.Headers {
-		if textproto.CanonicalMIMEHeaderKey(name) == "Host" {
+		if http.CanonicalHeaderKey(name) == "Host" {
 			p.host = value
-			continue
+		} else {
+			p.static.Set(name, value) // after the userinfo's: it wins
 		}
-		p.static[textproto.CanonicalMIMEHeaderKey(name)] = []string{value}
 	}
 	return p, nil
 }
