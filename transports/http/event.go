@@ -184,14 +184,8 @@ func metadataFromAttributes(topic string, attrs map[string]string) (message.Meta
 			return nil, errors.New("switchyardmetadata: " + err.Error())
 		}
 	} else {
-		md = make(message.Metadata, len(attrs))
-		md[metakey.EventType] = attrs["type"]
-		if v := attrs["subject"]; v != "" {
-			md[metakey.EventKey] = v
-		}
-		if v := attrs["time"]; v != "" {
-			md[metaPublishedAt] = v
-		}
+		md = message.Metadata{metakey.EventType: attrs["type"], metakey.EventKey: attrs["subject"], metaPublishedAt: attrs["time"]}
+		maps.DeleteFunc(md, func(_, v string) bool { return v == "" })
 		for name, v := range attrs {
 			if name != extTopic && !slices.Contains(contextAttributes, name) {
 				md[name] = v
