@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"regexp"
 	"slices"
 	"strings"
 )
@@ -20,20 +21,18 @@ type urlTemplate struct {
 	base *url.URL
 }
 
+// placeholder matches from a '{' to the next '}', or to the end.
+var placeholder = regexp.MustCompile(`\{[^}]*\}?`)
+
 func parseTemplate(s string) (*urlTemplate, error) {
 	// Errors give positions, never the text: a URL holds secrets.
-	for i := 0; i < len(s); i++ {
-		if s[i] != '{' {
-			continue
+	for _, m := range placeholder.FindAllStringIndex(s, -1) {
+		switch p := s[m[0]:m[1]]; {
+		case !strings.HasSuffix(p, "}"):
+			return nil, fmt.Errorf("unclosed { at byte %d", m[0])
+		case p != "{topic}" && p != "{event_type}":
+			return nil, fmt.Errorf("unknown placeholder at byte %d: use {topic} or {event_type}", m[0])
 		}
-		end := strings.IndexByte(s[i:], '}')
-		if end < 0 {
-			return nil, fmt.Errorf("unclosed { at byte %d", i)
-		}
-		if p := s[i : i+end+1]; p != "{topic}" && p != "{event_type}" {
-			return nil, fmt.Errorf("unknown placeholder at byte %d: use {topic} or {event_type}", i)
-		}
-		i += end
 	}
 	t := &urlTemplate{path: s, hasTopic: strings.Contains(s, "{topic}"), hasEventType: strings.Contains(s, "{event_type}")}
 	if q := strings.IndexAny(s, "?#"); q >= 0 {
