@@ -8,7 +8,6 @@ import (
 	"maps"
 	"mime"
 	"net/http"
-	"net/textproto"
 	"slices"
 	"strings"
 	"unicode/utf16"
@@ -30,18 +29,6 @@ const (
 	headerRetryAfter   = "Retry-After"
 	headerAuthenticate = "Www-Authenticate"
 )
-
-// setBinaryHeaders sets the attributes as binary mode carries them: each in
-// a ce-* header, percent-encoded, but datacontenttype in Content-Type.
-func setBinaryHeaders(h http.Header, attrs map[string]string) {
-	for name, v := range attrs {
-		if name == "datacontenttype" {
-			h[headerContentType] = []string{v}
-		} else {
-			h[textproto.CanonicalMIMEHeaderKey("ce-"+name)] = []string{percentEncode(v)}
-		}
-	}
-}
 
 // structuredBody is the event of attrs and data in the CloudEvents JSON
 // format, data embedded as JSON, a string or data_base64 as docs/http.md

@@ -27,10 +27,6 @@ type topic struct {
 	pumping bool
 }
 
-func newTopic(name string) *topic {
-	return &topic{name: name, changed: make(chan struct{})}
-}
-
 // pop removes the message at the head of the queue.
 func (t *topic) pop() {
 	t.mu.Lock()
@@ -60,7 +56,8 @@ type subscription struct {
 	once      sync.Once
 }
 
-// pin reserves the right to send on s.out until unpin; false once s ended.
+// pin reserves the right to send on s.out until senders.Done; false once
+// s ended.
 func (s *subscription) pin() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -70,8 +67,6 @@ func (s *subscription) pin() bool {
 	s.senders.Add(1)
 	return true
 }
-
-func (s *subscription) unpin() { s.senders.Done() }
 
 // end removes s from its topic and closes its channel once no send is in
 // flight; every call returns once it is closed.
@@ -93,8 +88,10 @@ func (s *subscription) end() {
 		if stop != nil {
 			stop()
 		}
-		if s.owner != nil {
-			s.owner.forget(s)
+		if o := s.owner; o != nil {
+			o.mu.Lock()
+			delete(o.subs, s)
+			o.mu.Unlock()
 		}
 	})
 }
@@ -126,7 +123,7 @@ func (t *topic) offer(ctx context.Context, msg *message.Message, wait bool) (*su
 		}
 		chosen, _, _ := reflect.Select(append(cases, recv(changed), recv(ctx.Done())))
 		for _, s := range pinned {
-			s.unpin()
+			s.senders.Done()
 		}
 		if chosen < len(pinned) {
 			return pinned[chosen], nil

@@ -13,6 +13,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/textproto"
 	"net/url"
 	"slices"
 	"strconv"
@@ -174,7 +175,15 @@ func (p *Publisher) encode(topic string, msg *message.Message) (request, error) 
 		}
 		eventType = attrs["type"]
 		if p.cfg.Format == FormatBinary {
-			setBinaryHeaders(r.header, attrs)
+			// Each attribute in a ce-* header, but datacontenttype in
+			// Content-Type.
+			for name, v := range attrs {
+				if name == "datacontenttype" {
+					r.header[headerContentType] = []string{v}
+				} else {
+					r.header[textproto.CanonicalMIMEHeaderKey("ce-"+name)] = []string{percentEncode(v)}
+				}
+			}
 		} else {
 			r.header[headerContentType] = []string{mediaStructured}
 			r.body = structuredBody(attrs, msg.Payload)

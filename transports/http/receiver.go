@@ -219,7 +219,7 @@ func (r *Receiver) reject(w http.ResponseWriter, status int, reason string) {
 func (r *Receiver) topicLocked(name string) *topic {
 	t, ok := r.topics[name]
 	if !ok {
-		t = newTopic(name)
+		t = &topic{name: name, changed: make(chan struct{})}
 		r.topics[name] = t
 	}
 	return t
@@ -310,12 +310,6 @@ func (s *Subscriber) add(sub *subscription) bool {
 	}
 	s.subs[sub] = struct{}{}
 	return true
-}
-
-func (s *Subscriber) forget(sub *subscription) {
-	s.mu.Lock()
-	delete(s.subs, sub)
-	s.mu.Unlock()
 }
 
 // verifySignedTopic checks that a verified signature was made for topic.

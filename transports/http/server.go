@@ -179,14 +179,11 @@ func newServer(cfg ServerConfig, logger watermill.LoggerAdapter, opts ...Option)
 func (s *Server) track(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.mu.RLock()
-		if s.stopped { // read as Close cut its connection: answered 503 at once
-			s.mu.RUnlock()
-			h.ServeHTTP(w, r)
-			return
+		if !s.stopped { // else read as Close cut its connection: answered 503 at once
+			s.handlers.Add(1)
+			defer s.handlers.Done()
 		}
-		s.handlers.Add(1)
 		s.mu.RUnlock()
-		defer s.handlers.Done()
 		h.ServeHTTP(w, r)
 	})
 }
