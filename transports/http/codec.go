@@ -51,9 +51,6 @@ func structuredBody(attrs map[string]string, data []byte) []byte {
 }
 
 func mediaType(contentType string) string {
-	if contentType == "" {
-		return ""
-	}
 	mt, _, err := mime.ParseMediaType(contentType)
 	if err != nil {
 		return strings.ToLower(strings.TrimSpace(contentType))

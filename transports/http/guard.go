@@ -66,14 +66,9 @@ func splitHostPattern(p string) (host, port string, ok bool) {
 
 func validHostPattern(p string) bool {
 	host, _, ok := splitHostPattern(p)
-	if !ok {
-		return false
-	}
-	if _, err := netip.ParseAddr(host); err == nil {
-		return true
-	}
+	_, addrErr := netip.ParseAddr(host)
 	name := strings.TrimPrefix(host, "*.")
-	return name != "" && !strings.ContainsAny(name, "/:@ *?#[]")
+	return ok && (addrErr == nil || name != "" && !strings.ContainsAny(name, "/:@ *?#[]"))
 }
 
 // refusedRanges are the IANA special-purpose blocks that are not globally

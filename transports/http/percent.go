@@ -41,9 +41,6 @@ func headerValue(v string) (string, error) {
 
 // unquote removes the backslash escapes of an RFC 9110 quoted-string body.
 func unquote(s string) string {
-	if strings.IndexByte(s, '\\') < 0 {
-		return s
-	}
 	b := make([]byte, 0, len(s))
 	for i := 0; i < len(s); i++ {
 		if s[i] == '\\' && i+1 < len(s) {

@@ -21,8 +21,7 @@ const signatureVersion = "v1"
 
 func signRequest(secret []byte, now time.Time, h http.Header, body []byte) string {
 	ts := strconv.FormatInt(now.Unix(), 10)
-	mac := requestMAC(secret, ts, h, body)
-	return "t=" + ts + "," + signatureVersion + "=" + hex.EncodeToString(mac)
+	return "t=" + ts + "," + signatureVersion + "=" + hex.EncodeToString(requestMAC(secret, ts, h, body))
 }
 
 var (

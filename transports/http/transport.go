@@ -77,12 +77,10 @@ func (c *TransportConfig) Validate() error {
 	switch {
 	case c.URL == "" && c.Receiver == nil:
 		errs = append(errs, transports.FieldErrorf("url", "must be set to publish, or receiver: to receive (or both)"))
-	case c.URL == "":
+	case c.URL == "" && !reflect.ValueOf(c.Config).IsZero():
 		// Receive only: publisher keys would be silently unused.
-		if !reflect.ValueOf(c.Config).IsZero() {
-			errs = append(errs, transports.FieldErrorf("url", "must be set: the section has publisher keys, which do nothing without it"))
-		}
-	default:
+		errs = append(errs, transports.FieldErrorf("url", "must be set: the section has publisher keys, which do nothing without it"))
+	case c.URL != "":
 		errs = append(errs, c.Config.Validate())
 	}
 	if c.Receiver != nil {
