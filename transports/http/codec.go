@@ -239,6 +239,7 @@ func metadataJSON(md message.Metadata, ascii bool) string {
 		return string(b)
 	}
 	var out strings.Builder
+	out.Grow(len(b))
 	for _, r := range string(b) {
 		switch {
 		case r < utf8.RuneSelf-1:

@@ -12,8 +12,13 @@ import (
 // CloudEvents HTTP binding requires: space, double quote, percent and every
 // byte outside printable ASCII become %XX (upper-case hex) of their UTF-8.
 func percentEncode(s string) string {
+	i := strings.IndexFunc(s, func(r rune) bool { return r <= ' ' || r == '"' || r == '%' || r >= 0x7f })
+	if i < 0 {
+		return s
+	}
 	var b strings.Builder
-	for i := 0; i < len(s); i++ {
+	b.WriteString(s[:i])
+	for ; i < len(s); i++ {
 		if c := s[i]; c > ' ' && c != '"' && c != '%' && c < 0x7f {
 			b.WriteByte(c)
 		} else {

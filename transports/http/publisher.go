@@ -262,6 +262,7 @@ func (p *Publisher) send(ctx context.Context, r request, attempt int) error {
 	if err != nil {
 		return permanent(err)
 	}
+	// The cached URL is shared: RoundTrip does not modify it.
 	req.URL, req.Header, req.Host = r.url, header, cmp.Or(p.host, r.url.Host)
 	resp, err := p.rt.RoundTrip(req)
 	if err != nil {

@@ -8,6 +8,8 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 )
 
 // urlTemplate is a parsed Config.URL, whose placeholders {topic} and
@@ -19,7 +21,13 @@ type urlTemplate struct {
 	// base is the template with placeholders filled: every URL made from
 	// the template keeps its scheme, userinfo and host.
 	base *url.URL
+	// urls caches the URL of the first maxCachedURLs topics (and event
+	// types, with {event_type}): making one costs a dozen allocations.
+	urls   sync.Map // [2]string → *url.URL
+	cached atomic.Int32
 }
+
+const maxCachedURLs = 4096
 
 // placeholder matches from a '{' to the next '}', or to the end.
 var placeholder = regexp.MustCompile(`\{[^}]*\}?`)
@@ -156,6 +164,13 @@ func hasDotSegment(p string) bool {
 
 // url returns the URL for topic and eventType, or why it may not be used.
 func (t *urlTemplate) url(topic, eventType string) (*url.URL, error) {
+	key := [2]string{topic}
+	if t.hasEventType {
+		key[1] = eventType
+	}
+	if u, ok := t.urls.Load(key); ok {
+		return u.(*url.URL), nil
+	}
 	u, err := url.Parse(t.render(topic, eventType))
 	if err != nil {
 		// Not err: its text holds the whole URL, query included.
@@ -168,6 +183,9 @@ func (t *urlTemplate) url(topic, eventType string) (*url.URL, error) {
 	}
 	if hasDotSegment(u.EscapedPath()) {
 		return nil, errDotSegment
+	}
+	if t.cached.Add(1) <= maxCachedURLs {
+		t.urls.Store(key, u)
 	}
 	return u, nil
 }
