@@ -19,12 +19,11 @@ import (
 type Format string
 
 const (
-	// FormatBinary is the CloudEvents binary content mode: the payload is the
-	// body, the attributes are ce-* headers. The default.
+	// FormatBinary is the CloudEvents binary content mode, the default: the
+	// payload is the body, the attributes are ce-* headers.
 	FormatBinary Format = "cloudevents-binary"
-	// FormatStructured is the CloudEvents structured content mode with the
-	// JSON event format: one application/cloudevents+json document holds the
-	// attributes and the data.
+	// FormatStructured is the CloudEvents structured content mode: one
+	// application/cloudevents+json document holds attributes and data.
 	FormatStructured Format = "cloudevents-structured"
 	// FormatRaw sends the payload as the body, the UUID in Switchyard-Id and
 	// the metadata as a JSON object in Switchyard-Metadata.
@@ -38,10 +37,9 @@ const DefaultMaxIdleConnsPerHost = 64
 // Config configures a Publisher; the zero value of each field takes its
 // default. docs/http.md tells each field in full.
 type Config struct {
-	// URL is the template every message is POSTed to: {topic} and
-	// {event_type} are replaced by the topic and by the message's event_type
-	// metadata (or EventType), escaped for the path or the query. Neither may
-	// stand in the scheme or the host. http or https.
+	// URL is where every message is POSTed, http or https: {topic} and
+	// {event_type} are replaced, escaped, by the topic and the message's
+	// event_type metadata (or EventType), but not in the scheme or host.
 	URL string `koanf:"url" redact:"url"`
 	// Format is cloudevents-binary (default), cloudevents-structured or raw.
 	Format Format `koanf:"format"`
@@ -50,15 +48,14 @@ type Config struct {
 	// EventType is the CloudEvents type of a message without event_type
 	// metadata. Default "switchyard.event".
 	EventType string `koanf:"event_type"`
-	// ContentType is the media type of the payloads (datacontenttype, and the
-	// Content-Type of binary and raw requests). Default application/json.
+	// ContentType is the media type of the payloads. Default
+	// application/json.
 	ContentType string `koanf:"content_type"`
 
 	// Timeout bounds the delivery of one message, every attempt and wait
 	// included, within the message context's deadline. Default 2s.
 	Timeout time.Duration `koanf:"timeout"`
-	// AttemptTimeout bounds one attempt, so that a server that stopped
-	// answering is tried again while Timeout allows. Default: none.
+	// AttemptTimeout bounds one attempt. Default: none.
 	AttemptTimeout time.Duration `koanf:"attempt_timeout"`
 	// MaxRetries is how many times a message is sent again after a
 	// connection error, a 429, 502, 503 or 504. Default 3; negative: never.
@@ -69,36 +66,30 @@ type Config struct {
 	RetryBackoff    time.Duration `koanf:"retry_backoff"`
 	MaxRetryBackoff time.Duration `koanf:"max_retry_backoff"`
 
-	// Headers are added to every request: authentication tokens, for
-	// instance. They are never logged. "Host" sets the request's host.
+	// Headers are added to every request (authentication tokens…) and never
+	// logged. "Host" sets the request's host.
 	Headers map[string]string `koanf:"headers" redact:"values"`
 	// HMACSecret, when set, signs every request in a Switchyard-Signature
 	// header that a Receiver with the same secret checks.
 	HMACSecret string `koanf:"hmac_secret" redact:"secret"`
 
-	// MaxIdleConnsPerHost is how many idle keep-alive connections are kept
-	// per host. Default 64.
-	MaxIdleConnsPerHost int `koanf:"max_idle_conns_per_host"`
-	// MaxConnsPerHost bounds the connections per host, idle or not; a
-	// request waits for one. Default 0: no bound.
-	MaxConnsPerHost int `koanf:"max_conns_per_host"`
-	// IdleConnTimeout closes a connection idle for this long. Default 90s.
-	IdleConnTimeout time.Duration `koanf:"idle_conn_timeout"`
+	// MaxIdleConnsPerHost (default 64) and MaxConnsPerHost (default 0: no
+	// bound) bound the keep-alive connections per host; IdleConnTimeout
+	// (default 90s) closes an idle one.
+	MaxIdleConnsPerHost int           `koanf:"max_idle_conns_per_host"`
+	MaxConnsPerHost     int           `koanf:"max_conns_per_host"`
+	IdleConnTimeout     time.Duration `koanf:"idle_conn_timeout"`
 
 	// AllowedHosts, when not empty, lists the only hosts the URL may name:
-	// names, IP addresses or "*.example.com", each with an optional ":port"
-	// ("[2001:db8::1]:443") to allow that port only.
+	// names, IP addresses or "*.example.com", each with an optional ":port".
 	AllowedHosts []string `koanf:"allowed_hosts"`
 	// DenyPrivateAddresses refuses to connect to any address that is not
-	// global unicast (loopback, private, link-local, special-purpose, and
-	// IPv6 that reaches such an IPv4 address), checked on each connection's
-	// address after DNS. Off by default, for local development; turn it on
-	// when the URL is not yours. It cannot be combined with Proxy.
+	// global unicast, checked on each connection after DNS. Off by
+	// default; it cannot be combined with Proxy.
 	DenyPrivateAddresses bool `koanf:"deny_private_addresses"`
-	// Proxy is how requests reach the server: "" or "none" (the default)
-	// connects directly, whatever HTTP_PROXY and HTTPS_PROXY say;
-	// "environment" uses HTTP_PROXY, HTTPS_PROXY and NO_PROXY; an http://,
-	// https:// or socks5:// URL uses that proxy for every request.
+	// Proxy is "" or "none" (the default: direct, whatever HTTP_PROXY says),
+	// "environment" (HTTP_PROXY, HTTPS_PROXY, NO_PROXY), or an http://,
+	// https:// or socks5:// URL.
 	Proxy string `koanf:"proxy" redact:"url"`
 
 	TLS TLSConfig `koanf:"tls"`
@@ -137,14 +128,13 @@ func (c *Config) Validate() error {
 	add := func(key, format string, args ...any) {
 		errs = append(errs, transports.FieldErrorf(key, format, args...))
 	}
-	// Errors about url and proxy never quote them, nor any part of them:
-	// userinfo, paths and queries hold secrets. They say what is wrong and
-	// where.
+	// Errors never quote url or proxy, nor any part of them: they hold
+	// secrets.
 	if c.URL == "" {
 		add("url", "must be set")
 	} else if t, err := parseTemplate(c.URL); err != nil {
 		add("url", "%v", err)
-	} else if len(c.AllowedHosts) > 0 && !hostAllowed(c.AllowedHosts, t.scheme, t.hostname, t.port) {
+	} else if len(c.AllowedHosts) > 0 && !hostAllowed(c.AllowedHosts, t.base.Scheme, t.base.Hostname(), t.base.Port()) {
 		add("url", "its host and port are not in allowed_hosts")
 	}
 	switch proxy, ok := proxyFunc(c.Proxy); {
@@ -153,9 +143,7 @@ func (c *Config) Validate() error {
 	case proxy != nil && c.DenyPrivateAddresses:
 		add("deny_private_addresses", "cannot be checked through a proxy, which resolves and connects to the server itself: set proxy to none, or turn deny_private_addresses off and filter in the proxy")
 	}
-	switch c.Format {
-	case "", FormatBinary, FormatStructured, FormatRaw:
-	default:
+	if !slices.Contains([]Format{"", FormatBinary, FormatStructured, FormatRaw}, c.Format) {
 		add("format", "must be %q, %q or %q, got %q", FormatBinary, FormatStructured, FormatRaw, c.Format)
 	}
 	if c.ContentType != "" {
@@ -171,7 +159,8 @@ func (c *Config) Validate() error {
 	nonNegative(&errs, "max_idle_conns_per_host", c.MaxIdleConnsPerHost)
 	nonNegative(&errs, "max_conns_per_host", c.MaxConnsPerHost)
 	for name, value := range c.Headers {
-		if !validHeaderName(name) {
+		// An RFC 9110 token.
+		if name == "" || strings.Trim(name, "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ") != "" {
 			add("headers", "%q is not a valid header name", name)
 		}
 		// The value is a secret: say what is wrong with it, never what it is.
@@ -214,11 +203,6 @@ func proxyFunc(v string) (proxy func(*http.Request) (*url.URL, error), ok bool) 
 		return nil, false
 	}
 	return http.ProxyURL(u), true
-}
-
-// validHeaderName reports whether name is an RFC 9110 token.
-func validHeaderName(name string) bool {
-	return name != "" && strings.Trim(name, "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ") == ""
 }
 
 func (t TLSConfig) build() (*tls.Config, error) {

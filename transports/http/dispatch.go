@@ -3,7 +3,6 @@ package httptransport
 import (
 	"context"
 	"errors"
-	"maps"
 	"reflect"
 	"slices"
 	"sync"
@@ -14,57 +13,36 @@ import (
 var errNoSubscriber = errors.New("httptransport: no subscriber for the topic")
 
 // topic is what a Receiver knows of one topic: its subscriptions and, in
-// queue mode, the messages it accepted and has not yet seen acked.
+// queue mode, the messages it answered 202 for and has not seen acked.
 type topic struct {
 	name string
 
 	mu sync.Mutex
 	// subs is replaced, never modified, so a reader may keep a copy.
 	subs []*subscription
-	// changed is closed, and replaced, whenever subs changes.
+	// changed is closed, and replaced, whenever subs changes and whenever
+	// a message leaves queue.
 	changed chan struct{}
-	queue   []queued
-	// popped is closed, and replaced, whenever a message leaves queue.
-	popped  chan struct{}
+	queue   []*message.Message
 	pumping bool
-}
-
-func newTopic(name string) *topic {
-	return &topic{name: name, changed: make(chan struct{}), popped: make(chan struct{})}
 }
 
 // pop removes the message at the head of the queue.
 func (t *topic) pop() {
 	t.mu.Lock()
-	t.queue[0] = queued{}
+	t.queue[0] = nil
 	t.queue = t.queue[1:]
-	close(t.popped)
-	t.popped = make(chan struct{})
+	t.notifyLocked()
 	t.mu.Unlock()
 }
 
-// notifyLocked wakes whoever waits for subs to change. t.mu is held.
+// notifyLocked wakes whoever waits on changed. t.mu is held.
 func (t *topic) notifyLocked() {
 	close(t.changed)
 	t.changed = make(chan struct{})
 }
 
-// queued is a message a queue-mode Receiver answered 202 for. Each delivery
-// makes a new Message of it, which a handler's changes never reach.
-type queued struct {
-	uuid     string
-	metadata message.Metadata
-	payload  []byte
-}
-
-func (q queued) message() *message.Message {
-	m := message.NewMessage(q.uuid, q.payload)
-	maps.Copy(m.Metadata, q.metadata)
-	return m
-}
-
-// subscription is one Subscribe call: its channel, closed once the
-// subscription ends and nothing is being sent on it.
+// subscription is one Subscribe call.
 type subscription struct {
 	topic *topic
 	owner *Subscriber
@@ -78,7 +56,8 @@ type subscription struct {
 	once      sync.Once
 }
 
-// pin reserves the right to send on s.out until unpin; false once s ended.
+// pin reserves the right to send on s.out until senders.Done; false once
+// s ended.
 func (s *subscription) pin() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -89,10 +68,8 @@ func (s *subscription) pin() bool {
 	return true
 }
 
-func (s *subscription) unpin() { s.senders.Done() }
-
 // end removes s from its topic and closes its channel once no send is in
-// flight. Every call, concurrent or not, returns once it is closed.
+// flight; every call returns once it is closed.
 func (s *subscription) end() {
 	s.once.Do(func() {
 		t := s.topic
@@ -111,8 +88,10 @@ func (s *subscription) end() {
 		if stop != nil {
 			stop()
 		}
-		if s.owner != nil {
-			s.owner.forget(s)
+		if o := s.owner; o != nil {
+			o.mu.Lock()
+			delete(o.subs, s)
+			o.mu.Unlock()
 		}
 	})
 }
@@ -121,61 +100,36 @@ func (s *subscription) end() {
 // returns it. With no subscription it returns errNoSubscriber at once, or
 // with wait waits for one. It gives up when ctx ends.
 func (t *topic) offer(ctx context.Context, msg *message.Message, wait bool) (*subscription, error) {
-	var pinnedBuf [4]*subscription
+	recv := func(c <-chan struct{}) reflect.SelectCase {
+		return reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(c)}
+	}
 	for {
 		t.mu.Lock()
 		subs, changed := t.subs, t.changed
 		t.mu.Unlock()
 
-		pinned := pinnedBuf[:0]
+		// A send on each subscription pinned, then the end of the wait:
+		// changed (which a subscription that ends closes too), ctx.
+		var pinned []*subscription
+		var cases []reflect.SelectCase
 		for _, s := range subs {
 			if s.pin() {
 				pinned = append(pinned, s)
+				cases = append(cases, reflect.SelectCase{Dir: reflect.SelectSend, Chan: reflect.ValueOf(s.out), Send: reflect.ValueOf(msg)})
 			}
 		}
-		if len(pinned) == 0 {
-			if !wait {
-				return nil, errNoSubscriber
-			}
-			select {
-			case <-changed:
-				continue
-			case <-ctx.Done():
-				return nil, ctx.Err()
-			}
+		if len(pinned) == 0 && !wait {
+			return nil, errNoSubscriber
 		}
-		if s := selectSend(ctx, pinned, changed, msg); s != nil {
-			return s, nil
+		chosen, _, _ := reflect.Select(append(cases, recv(changed), recv(ctx.Done())))
+		for _, s := range pinned {
+			s.senders.Done()
+		}
+		if chosen < len(pinned) {
+			return pinned[chosen], nil
 		}
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
 	}
-}
-
-// selectSend sends msg on the first of subs' channels that is read, and
-// unpins them all; nil when a subscription ended, subs changed or ctx ended.
-func selectSend(ctx context.Context, subs []*subscription, changed <-chan struct{}, msg *message.Message) *subscription {
-	defer func() {
-		for _, s := range subs {
-			s.unpin()
-		}
-	}()
-	cases := make([]reflect.SelectCase, 0, 2*len(subs)+2)
-	value := reflect.ValueOf(msg)
-	for _, s := range subs {
-		cases = append(cases, reflect.SelectCase{Dir: reflect.SelectSend, Chan: reflect.ValueOf(s.out), Send: value})
-	}
-	for _, s := range subs {
-		cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(s.done)})
-	}
-	cases = append(cases,
-		reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(changed)},
-		reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ctx.Done())},
-	)
-	chosen, _, _ := reflect.Select(cases)
-	if chosen < len(subs) {
-		return subs[chosen]
-	}
-	return nil
 }

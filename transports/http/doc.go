@@ -4,12 +4,10 @@
 // Receiver, an http.Handler that is also a Watermill message.Subscriber.
 // It is named httptransport so that it never shadows net/http.
 //
-// It is the baseline path and the fallback of the bus. Unlike Watermill's
-// watermill-http it bounds every call with the message's context and a
-// timeout, keeps connections alive by draining every response body,
-// retries only what can succeed later (connection errors, 429, 502, 503,
-// 504, honouring Retry-After), never follows redirects, and never logs
-// response bodies or the headers it was configured with.
+// Unlike watermill-http, it bounds every call with the message's context
+// and a timeout, drains every response body, retries only what can succeed
+// later (connection errors, 429, 502, 503, 504, honouring Retry-After),
+// never follows redirects, and never logs bodies or configured headers.
 //
 //	transports:
 //	  http:
@@ -19,11 +17,9 @@
 //	    receiver:
 //	      listen: 127.0.0.1:5001   # serve POST /api/v1/events/{topic} here
 //
-// A section with a url builds a Publisher; one with receiver: builds a
-// subscriber: a *Server serving itself with receiver.listen, otherwise a
-// *Receiver to mount in your own server:
-//
-//	mux.Handle("POST /events/{topic}", receiver)
+// A section with a url builds a Publisher; one with receiver: a *Server
+// serving itself on receiver.listen, or without listen a *Receiver to
+// mount in your own server: mux.Handle("POST /events/{topic}", receiver).
 //
 // Publish returns once the server answered 2xx; errors.Is(err,
 // ErrPermanent) when retrying cannot help, errors.As with a *StatusError

@@ -47,18 +47,7 @@ func (e *StatusError) Is(target error) bool {
 	return target == ErrPermanent && e.Code >= 300 && e.Code < 500 && e.Code != http.StatusTooManyRequests
 }
 
-// retryableStatus: the server or a proxy in front of it is overloaded or
-// restarting.
-func retryableStatus(code int) bool {
-	switch code {
-	case http.StatusTooManyRequests, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
-		return true
-	}
-	return false
-}
-
-// permanentError marks err permanent while keeping it visible to errors.Is
-// and errors.As.
+// permanentError marks err permanent, still visible to errors.Is and As.
 type permanentError struct{ err error }
 
 func (e *permanentError) Error() string        { return e.err.Error() }

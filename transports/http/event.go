@@ -2,10 +2,11 @@ package httptransport
 
 import (
 	"errors"
+	"maps"
 	"mime"
 	"net/url"
+	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -26,8 +27,8 @@ const (
 	metaSource          = "ce_source"
 	metaDataContentType = "ce_datacontenttype"
 	metaDataSchema      = "ce_dataschema"
-	// metaTopic holds a topic extension that is not ours: one whose value
-	// is not the topic the Receiver delivers the event to.
+	// metaTopic holds a topic extension that is not the topic the Receiver
+	// delivers the event to.
 	metaTopic = "ce_topic"
 )
 
@@ -50,133 +51,99 @@ var contextAttributes = []string{"specversion", "id", "source", "type", "subject
 // attributes, the JSON format's data members, and ours.
 var reserved = append(slices.Clip(contextAttributes), "data", "data_base64", extTopic, extMetadata)
 
-// event is a CloudEvent as this package writes it, every attribute a string.
-// Its extensions travel beside it, as a []attr sorted by name, on the
-// caller's stack: held in the event, they would follow it to the heap.
-type event struct {
-	id, source, typ, subject, time, dataContentType, dataSchema string
-	data                                                        []byte
-}
-
-type attr struct{ name, value string }
-
-// eventSettings are what a Publisher adds to a message to make an event.
-type eventSettings struct {
-	source, defaultType, contentType string
-	// media is contentType's media type, when known.
-	media string
-}
-
 var errInvalidUTF8 = errors.New("metadata or UUID is not valid UTF-8: CloudEvents attributes and JSON carry only Unicode text")
 
-// newEvent returns the CloudEvent of msg, mapped as docs/http.md tells:
-// when the attributes do not give back exactly the metadata (see
-// metadataFromAttributes), it also travels whole in switchyardmetadata.
-// The extensions are appended to ext[:0], which the caller keeps on its
-// stack, and the event is returned by value, for no allocation.
-func newEvent(topic string, msg *message.Message, s eventSettings, ext []attr) (event, []attr, error) {
+// checkMessage reports what no format can send: a message without UUID
+// (which travels as idName), or with metadata that is not UTF-8.
+func checkMessage(msg *message.Message, idName string) error {
 	if msg.UUID == "" {
-		return event{}, nil, errors.New("message has no UUID: it is the CloudEvents id")
+		return errors.New("message has no UUID: it is the " + idName)
 	}
 	if !utf8.ValidString(msg.UUID) {
-		return event{}, nil, errInvalidUTF8
+		return errInvalidUTF8
+	}
+	for k, v := range msg.Metadata {
+		if !utf8.ValidString(k) || !utf8.ValidString(v) {
+			return errInvalidUTF8
+		}
+	}
+	return nil
+}
+
+// newEvent returns the CloudEvents attributes of msg by name, mapped as
+// docs/http.md tells: when they do not give back exactly the metadata (see
+// metadataFromAttributes), it also travels whole in switchyardmetadata.
+func newEvent(topic string, msg *message.Message, cfg *Config) (map[string]string, error) {
+	if err := checkMessage(msg, "CloudEvents id"); err != nil {
+		return nil, err
 	}
 	md := msg.Metadata
-	ev := event{
-		id:              msg.UUID,
-		source:          s.source,
-		typ:             s.defaultType,
-		dataContentType: s.contentType,
-		data:            msg.Payload,
+	attrs := map[string]string{
+		"specversion": "1.0", "id": msg.UUID, "source": cfg.Source, "type": cfg.EventType, "datacontenttype": cfg.ContentType,
 	}
-	ext = ext[:0]
-	// exact: the attributes alone give back md (see metadataFromAttributes).
-	exact := true
-	if v, ok := md[metakey.EventType]; ok && v != "" {
-		ev.typ = v
-	} else {
-		exact = false // the receiver would read the default type as event_type
-	}
-	if v, ok := md[metakey.EventKey]; ok {
-		ev.subject = v
-		exact = exact && v != ""
-	}
-	take := func(key string, valid func(string) bool, attribute *string) {
+	// exact: the attributes alone give back md. Without event_type, the
+	// receiver would read the default type as one.
+	exact := md[metakey.EventType] != ""
+	take := func(key, attribute string, valid func(string) bool) {
 		if v, ok := md[key]; ok {
 			if valid(v) {
-				*attribute = v
+				attrs[attribute] = v
 			} else {
 				exact = false
 			}
 		}
 	}
-	take(metaPublishedAt, validTime, &ev.time)
-	take(metaSource, func(v string) bool { return v != "" }, &ev.source)
-	take(metaDataContentType, validMediaType, &ev.dataContentType)
-	take(metaDataSchema, validAbsoluteURI, &ev.dataSchema)
+	nonEmpty := func(v string) bool { return v != "" }
+	take(metakey.EventType, "type", nonEmpty)
+	take(metakey.EventKey, "subject", nonEmpty)
+	take(metaPublishedAt, "time", validTime)
+	take(metaSource, "source", nonEmpty)
+	take(metaDataContentType, "datacontenttype", validMediaType)
+	take(metaDataSchema, "dataschema", validAbsoluteURI)
 	if v, ok := md[metaTopic]; ok {
 		// A relayed event's own topic extension: the Receiver reads it back
 		// as ce_topic only when it is not the topic it delivers to.
-		ext = append(ext, attr{extTopic, v})
+		attrs[extTopic] = v
 		exact = exact && v != topic
 	} else if topic != "" {
-		ext = append(ext, attr{extTopic, topic})
-	}
-	var keysBuf [8]string
-	keys := keysBuf[:0]
-	for k, v := range md {
-		if !utf8.ValidString(k) || !utf8.ValidString(v) {
-			return event{}, nil, errInvalidUTF8
-		}
-		switch k {
-		case metakey.EventType, metakey.EventKey, metaPublishedAt, metaSource, metaDataContentType, metaDataSchema, metaTopic:
-		default:
-			keys = append(keys, k)
-		}
+		attrs[extTopic] = topic
 	}
 	// Sorted, so that when two keys map to one name the same one wins.
-	slices.Sort(keys)
-	for _, k := range keys {
+	for _, k := range slices.Sorted(maps.Keys(md)) {
+		switch k {
+		case metakey.EventType, metakey.EventKey, metaPublishedAt, metaSource, metaDataContentType, metaDataSchema, metaTopic:
+			continue
+		}
 		name := extensionName(k)
-		if name == "" || len(name) > maxExtName || slices.Contains(reserved, name) || hasAttr(ext, name) {
+		if _, taken := attrs[name]; taken || name == "" || len(name) > maxExtName || slices.Contains(reserved, name) {
 			exact = false
 			continue
 		}
 		exact = exact && name == k
-		ext = append(ext, attr{name, md[k]})
+		attrs[name] = md[k]
 	}
 	if !exact {
-		ext = append(ext, attr{extMetadata, metadataJSONString(md, false)})
+		attrs[extMetadata] = metadataJSON(md, false)
 	}
-	slices.SortFunc(ext, func(a, b attr) int { return strings.Compare(a.name, b.name) })
-	return ev, ext, nil
-}
-
-func hasAttr(attrs []attr, name string) bool {
-	return slices.ContainsFunc(attrs, func(a attr) bool { return a.name == name })
+	return attrs, nil
 }
 
 // extensionName maps a metadata key to a CloudEvents extension name: ASCII
 // letters lower-cased, digits kept, everything else dropped.
 func extensionName(key string) string {
-	if validExtensionName(key) {
-		return key
-	}
-	b := make([]byte, 0, len(key))
-	for i := 0; i < len(key); i++ {
-		switch c := key[i]; {
-		case c >= 'a' && c <= 'z', c >= '0' && c <= '9':
-			b = append(b, c)
-		case c >= 'A' && c <= 'Z':
-			b = append(b, c+'a'-'A')
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r >= 'a' && r <= 'z', r >= '0' && r <= '9':
+			return r
+		case r >= 'A' && r <= 'Z':
+			return r + 'a' - 'A'
 		}
-	}
-	return string(b)
+		return -1
+	}, key)
 }
 
 // validExtensionName reports whether name may name a CloudEvents attribute:
-// one or more of a-z and 0-9. (The spec advises at most 20 characters;
-// longer names are accepted, and a Publisher never makes one.)
+// one or more of a-z and 0-9. Names over maxExtName are accepted.
 func validExtensionName(name string) bool {
 	return name != "" && strings.Trim(name, "abcdefghijklmnopqrstuvwxyz0123456789") == ""
 }
@@ -191,45 +158,18 @@ func validAbsoluteURI(v string) bool {
 	return err == nil && u.Scheme != ""
 }
 
-// validTime reports whether s is an RFC 3339 timestamp (§5.6), as the time
-// attribute must be. time.Parse is laxer (a ',' before fractions, offsets up
-// to +24:59) and refuses a leap second, which RFC 3339 allows; a regexp
-// costs several times as much on every published message
-// (BenchmarkValidTime).
-func validTime(s string) bool {
-	if len(s) < 20 {
-		return false
-	}
-	for i, c := range []byte(s[:19]) {
-		switch want := "0000-00-00T00:00:00"[i]; {
-		case want == '0' && !isDigit(c), want == 'T' && c != 'T' && c != 't', want != '0' && want != 'T' && c != want:
-			return false
-		}
-	}
-	zone := s[19:]
-	if zone[0] == '.' {
-		n := 1
-		for n < len(zone) && isDigit(zone[n]) {
-			n++
-		}
-		if n == 1 {
-			return false
-		}
-		zone = zone[n:]
-	}
-	offset := len(zone) == 6 && (zone[0] == '+' || zone[0] == '-') && zone[3] == ':' &&
-		isDigit(zone[1]) && isDigit(zone[2]) && isDigit(zone[4]) && isDigit(zone[5]) && zone[1:3] <= "23" && zone[4:] <= "59"
-	if !offset && zone != "Z" && zone != "z" {
-		return false
-	}
-	year, _ := strconv.Atoi(s[:4])
-	month, _ := strconv.Atoi(s[5:7])
-	day, _ := strconv.Atoi(s[8:10])
-	return month >= 1 && month <= 12 && day >= 1 && time.Date(year, time.Month(month), day, 0, 0, 0, 0, time.UTC).Day() == day &&
-		s[11:13] <= "23" && s[14:16] <= "59" && s[17:19] <= "60"
-}
+// rfc3339 is RFC 3339's date-time (§5.6), which the time attribute must
+// be: time.Parse is laxer (a ',' before fractions, offsets up to +24:59)
+// and refuses the leap second that RFC 3339 allows.
+var rfc3339 = regexp.MustCompile(`^\d{4}-\d{2}-\d{2}[Tt]([01]\d|2[0-3]):[0-5]\d:([0-5]\d|60)(\.\d+)?([Zz]|[+-]([01]\d|2[0-3]):[0-5]\d)$`)
 
-func isDigit(c byte) bool { return c >= '0' && c <= '9' }
+func validTime(s string) bool {
+	if !rfc3339.MatchString(s) {
+		return false
+	}
+	_, err := time.Parse(time.DateOnly, s[:len(time.DateOnly)]) // a day of its month
+	return err == nil
+}
 
 // metadataFromAttributes is the metadata a received event carries: that of
 // switchyardmetadata, or else the attributes mapped back as newEvent maps
@@ -244,14 +184,8 @@ func metadataFromAttributes(topic string, attrs map[string]string) (message.Meta
 			return nil, errors.New("switchyardmetadata: " + err.Error())
 		}
 	} else {
-		md = make(message.Metadata, len(attrs))
-		md[metakey.EventType] = attrs["type"]
-		if v := attrs["subject"]; v != "" {
-			md[metakey.EventKey] = v
-		}
-		if v := attrs["time"]; v != "" {
-			md[metaPublishedAt] = v
-		}
+		md = message.Metadata{metakey.EventType: attrs["type"], metakey.EventKey: attrs["subject"], metaPublishedAt: attrs["time"]}
+		maps.DeleteFunc(md, func(_, v string) bool { return v == "" })
 		for name, v := range attrs {
 			if name != extTopic && !slices.Contains(contextAttributes, name) {
 				md[name] = v

@@ -12,13 +12,14 @@ import (
 )
 
 // hostAllowed reports whether a URL's Hostname and Port (empty for the
-// scheme's default) match one of the allowed_hosts patterns. "*.domain"
-// matches subdomains only; names compare case-insensitively, without a
-// trailing dot.
+// scheme's default) match one of the allowed_hosts patterns.
 func hostAllowed(patterns []string, scheme, host, port string) bool {
 	host = strings.TrimSuffix(strings.ToLower(host), ".")
 	if port == "" {
-		port = defaultPort(scheme)
+		port = "80"
+		if strings.EqualFold(scheme, "https") {
+			port = "443"
+		}
 	}
 	for _, p := range patterns {
 		pHost, pPort, ok := splitHostPattern(p)
@@ -26,80 +27,52 @@ func hostAllowed(patterns []string, scheme, host, port string) bool {
 			continue
 		}
 		pHost = strings.TrimSuffix(strings.ToLower(pHost), ".")
-		if suffix, ok := strings.CutPrefix(pHost, "*."); ok {
-			if strings.HasSuffix(host, "."+suffix) {
-				return true
-			}
-			continue
-		}
-		if a, err := netip.ParseAddr(pHost); err == nil {
-			if b, err := netip.ParseAddr(host); err == nil && a.Unmap() == b.Unmap() {
-				return true
-			}
-			continue
-		}
-		if host == pHost {
+		suffix, wildcard := strings.CutPrefix(pHost, "*.")
+		a, aErr := netip.ParseAddr(pHost)
+		b, bErr := netip.ParseAddr(host)
+		switch {
+		case wildcard && strings.HasSuffix(host, "."+suffix),
+			aErr == nil && bErr == nil && a.Unmap() == b.Unmap(),
+			aErr != nil && !wildcard && host == pHost:
 			return true
 		}
 	}
 	return false
 }
 
-func defaultPort(scheme string) string {
-	if strings.EqualFold(scheme, "https") {
-		return "443"
-	}
-	return "80"
-}
-
 // splitHostPattern splits an allowed_hosts pattern into its host and its
 // port (empty when it has none). A bare IPv6 address has no port; with a
 // port it is written in brackets.
 func splitHostPattern(p string) (host, port string, ok bool) {
+	bracketed := strings.HasPrefix(p, "[")
 	if _, err := netip.ParseAddr(p); err == nil {
 		return p, "", true
 	}
-	if strings.HasPrefix(p, "[") {
-		if end := strings.IndexByte(p, ']'); end == len(p)-1 {
-			p = p[1:end]
-			_, err := netip.ParseAddr(p)
-			return p, "", err == nil
-		}
+	if bracketed && strings.IndexByte(p, ']') == len(p)-1 {
+		_, err := netip.ParseAddr(p[1 : len(p)-1])
+		return p[1 : len(p)-1], "", err == nil
 	}
 	if !strings.Contains(p, ":") {
 		return p, "", true
 	}
 	host, port, err := net.SplitHostPort(p)
-	if err != nil {
+	n, nErr := strconv.Atoi(port)
+	_, addrErr := netip.ParseAddr(host)
+	if err != nil || nErr != nil || n < 1 || n > 65535 || strconv.Itoa(n) != port || bracketed && addrErr != nil {
 		return "", "", false
-	}
-	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 || strconv.Itoa(n) != port {
-		return "", "", false
-	}
-	if strings.HasPrefix(p, "[") {
-		if _, err := netip.ParseAddr(host); err != nil {
-			return "", "", false
-		}
 	}
 	return host, port, true
 }
 
 func validHostPattern(p string) bool {
 	host, _, ok := splitHostPattern(p)
-	if !ok {
-		return false
-	}
-	if _, err := netip.ParseAddr(host); err == nil {
-		return true
-	}
+	_, addrErr := netip.ParseAddr(host)
 	name := strings.TrimPrefix(host, "*.")
-	return name != "" && !strings.ContainsAny(name, "/:@ *?#[]")
+	return ok && (addrErr == nil || name != "" && !strings.ContainsAny(name, "/:@ *?#[]"))
 }
 
-// refusedRanges are the address blocks deny_private_addresses refuses
-// besides loopback, link-local, private and unspecified ones: every block
-// of the IANA special-purpose registries that is not globally reachable,
-// and the deprecated ones that still route somewhere internal.
+// refusedRanges are the IANA special-purpose blocks that are not globally
+// reachable, and deprecated ones that still route somewhere internal.
 var refusedRanges = []struct {
 	prefix netip.Prefix
 	why    string
@@ -129,13 +102,18 @@ var refusedRanges = []struct {
 	{netip.MustParsePrefix("ff00::/8"), "multicast"},
 }
 
-// IPv6 blocks whose addresses embed an IPv4 address that they reach.
-var (
-	nat64Prefix  = netip.MustParsePrefix("64:ff9b::/96")    // RFC 6052: the last 32 bits
-	sixToFour    = netip.MustParsePrefix("2002::/16")       // RFC 3056: bits 16–47
-	v4Compatible = netip.MustParsePrefix("::/96")           // RFC 4291, deprecated: the last 32 bits
-	v4Translated = netip.MustParsePrefix("::ffff:0:0:0/96") // RFC 2765: the last 32 bits
-)
+// embeddingPrefixes are the IPv6 blocks whose addresses reach the IPv4
+// address at byte at of them.
+var embeddingPrefixes = []struct {
+	prefix netip.Prefix
+	at     int
+	name   string
+}{
+	{netip.MustParsePrefix("64:ff9b::/96"), 12, "NAT64"},              // RFC 6052
+	{netip.MustParsePrefix("2002::/16"), 2, "6to4"},                   // RFC 3056
+	{netip.MustParsePrefix("::ffff:0:0:0/96"), 12, "IPv4-translated"}, // RFC 2765
+	{netip.MustParsePrefix("::/96"), 12, "IPv4-compatible"},           // RFC 4291, deprecated
+}
 
 // refusedAddress reports why ip may not be connected to, or "" when it may.
 // An IPv6 address that embeds an IPv4 one (NAT64, 6to4, IPv4-compatible,
@@ -152,9 +130,14 @@ func refusedAddress(ip netip.Addr) string {
 	case ip.IsPrivate():
 		return "private"
 	}
-	if v4, via, ok := embeddedIPv4(ip); ok {
-		if why := refusedAddress(v4); why != "" {
-			return why + " (" + v4.String() + " via " + via + ")"
+	for _, e := range embeddingPrefixes {
+		if e.prefix.Contains(ip) {
+			b := ip.As16()
+			v4 := netip.AddrFrom4([4]byte(b[e.at : e.at+4]))
+			if why := refusedAddress(v4); why != "" {
+				return why + " (" + v4.String() + " via " + e.name + ")"
+			}
+			break
 		}
 	}
 	for _, r := range refusedRanges {
@@ -168,29 +151,8 @@ func refusedAddress(ip netip.Addr) string {
 	return ""
 }
 
-// embeddedIPv4 returns the IPv4 address an IPv6 address reaches through a
-// translation or tunnelling scheme, and the scheme's name.
-func embeddedIPv4(ip netip.Addr) (netip.Addr, string, bool) {
-	if !ip.Is6() {
-		return netip.Addr{}, "", false
-	}
-	b := ip.As16()
-	switch {
-	case nat64Prefix.Contains(ip):
-		return netip.AddrFrom4([4]byte(b[12:16])), "NAT64", true
-	case sixToFour.Contains(ip):
-		return netip.AddrFrom4([4]byte(b[2:6])), "6to4", true
-	case v4Translated.Contains(ip):
-		return netip.AddrFrom4([4]byte(b[12:16])), "IPv4-translated", true
-	case v4Compatible.Contains(ip):
-		return netip.AddrFrom4([4]byte(b[12:16])), "IPv4-compatible", true
-	}
-	return netip.Addr{}, "", false
-}
-
-// newDialer returns the dial function of a Publisher's transport. With
-// denyPrivate it checks the address of each connection after DNS, so a name
-// that resolves (or is rebound) to an internal address is refused too.
+// newDialer returns the dial function of a Publisher's transport; with
+// denyPrivate it checks the address of each connection, after DNS.
 func newDialer(denyPrivate bool) func(ctx context.Context, network, addr string) (net.Conn, error) {
 	d := &net.Dialer{KeepAlive: 30 * time.Second}
 	if denyPrivate {

@@ -9,43 +9,30 @@ import (
 )
 
 // Option sets what a Receiver or a Server takes besides its configuration.
-type Option func(*options)
-
-type options struct {
-	registerer prometheus.Registerer
-}
+type Option func(*Receiver)
 
 // WithRegisterer registers the Receiver's metrics on reg (reusing those
 // there already, so that Receivers can share it):
 // switchyard_http_undelivered_total and switchyard_http_dead_lettered_total,
 // labelled by topic. The Factory passes the bus's registerer.
 func WithRegisterer(reg prometheus.Registerer) Option {
-	return func(o *options) { o.registerer = reg }
+	return func(r *Receiver) {
+		if reg != nil {
+			r.undelivered = promreg.Register(reg, r.undelivered)
+			r.deadLettered = promreg.Register(reg, r.deadLettered)
+		}
+	}
 }
 
-// receiverMetrics are what a queue-mode Receiver counts of the messages it
-// answered 202 for and could not hand to a subscription that acked them.
-type receiverMetrics struct {
-	undelivered  *prometheus.CounterVec
-	deadLettered *prometheus.CounterVec
-}
-
-func newReceiverMetrics(reg prometheus.Registerer) *receiverMetrics {
-	m := &receiverMetrics{
-		undelivered: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "switchyard_http_undelivered_total",
-			Help: "Queued messages an HTTP Receiver had answered 202 for and had not delivered when Close gave up (drain_timeout, or no subscription to their topic): they are lost.",
-		}, []string{"topic"}),
-		deadLettered: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "switchyard_http_dead_lettered_total",
-			Help: "Queued messages an HTTP Receiver took out of their topic after max_retries failed redeliveries: into its dead_letter_topic, or to DeadLetter.",
-		}, []string{"topic"}),
+// newTopicCounters returns what a queue-mode Receiver counts of the
+// messages it answered 202 for and could not hand to a subscription that
+// acked them.
+func newTopicCounters() (undelivered, deadLettered *prometheus.CounterVec) {
+	counter := func(name, help string) *prometheus.CounterVec {
+		return prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, []string{"topic"})
 	}
-	if reg != nil {
-		m.undelivered = promreg.Register(reg, m.undelivered)
-		m.deadLettered = promreg.Register(reg, m.deadLettered)
-	}
-	return m
+	return counter("switchyard_http_undelivered_total", "Queued messages an HTTP Receiver had answered 202 for and had not delivered when Close gave up (drain_timeout, or no subscription to their topic): they are lost."),
+		counter("switchyard_http_dead_lettered_total", "Queued messages an HTTP Receiver took out of their topic after max_retries failed redeliveries: into its dead_letter_topic, or to DeadLetter.")
 }
 
 // topicLabel makes a topic, which need not be UTF-8, a label value. Only

@@ -2,6 +2,7 @@ package httptransport
 
 import (
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -11,36 +12,27 @@ import (
 // CloudEvents HTTP binding requires: space, double quote, percent and every
 // byte outside printable ASCII become %XX (upper-case hex) of their UTF-8.
 func percentEncode(s string) string {
-	n := 0
-	for i := 0; i < len(s); i++ {
-		if mustPercentEncode(s[i]) {
-			n++
-		}
-	}
-	if n == 0 {
+	i := strings.IndexFunc(s, func(r rune) bool { return r <= ' ' || r == '"' || r == '%' || r >= 0x7f })
+	if i < 0 {
 		return s
 	}
-	b := make([]byte, 0, len(s)+2*n)
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if mustPercentEncode(c) {
-			b = append(b, '%', hexDigits[c>>4], hexDigits[c&0xf])
+	var b strings.Builder
+	b.WriteString(s[:i])
+	for ; i < len(s); i++ {
+		if c := s[i]; c > ' ' && c != '"' && c != '%' && c < 0x7f {
+			b.WriteByte(c)
 		} else {
-			b = append(b, c)
+			fmt.Fprintf(&b, "%%%02X", c)
 		}
 	}
-	return string(b)
+	return b.String()
 }
-
-func mustPercentEncode(c byte) bool { return c <= ' ' || c == '"' || c == '%' || c >= 0x7f }
 
 var errHeaderUTF8 = errors.New("percent-decoded header value is not valid UTF-8")
 
-// headerValue decodes a ce-* header value: a double-quoted string is unquoted
-// first (older senders), then one round of percent-decoding. A '%' that does
-// not start a valid escape is kept as it is, for senders that do not
-// percent-encode (the CloudEvents Go SDK v2 does not); a result that is not
-// UTF-8 is an error, as the binding requires.
+// headerValue decodes a ce-* header value: unquoted if double-quoted (older
+// senders), then percent-decoded once, keeping a '%' that starts no escape
+// (the CloudEvents Go SDK v2 does not encode); it must then be UTF-8.
 func headerValue(v string) (string, error) {
 	if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' {
 		v = unquote(v[1 : len(v)-1])
@@ -54,9 +46,6 @@ func headerValue(v string) (string, error) {
 
 // unquote removes the backslash escapes of an RFC 9110 quoted-string body.
 func unquote(s string) string {
-	if strings.IndexByte(s, '\\') < 0 {
-		return s
-	}
 	b := make([]byte, 0, len(s))
 	for i := 0; i < len(s); i++ {
 		if s[i] == '\\' && i+1 < len(s) {

@@ -2,6 +2,7 @@ package httptransport
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -14,10 +15,10 @@ import (
 	"net/http"
 	"net/textproto"
 	"net/url"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -28,7 +29,7 @@ import (
 )
 
 // maxDrain is how much of a response body is read so that its connection
-// can be reused; a longer body costs the connection instead.
+// can be reused.
 const maxDrain = 64 << 10
 
 // Publisher POSTs each message to the URL its Config describes. It is safe
@@ -36,15 +37,12 @@ const maxDrain = 64 << 10
 type Publisher struct {
 	cfg       Config
 	tmpl      *urlTemplate
-	settings  eventSettings
 	transport *http.Transport
 	rt        http.RoundTripper // transport, or a test's
 	logger    watermill.LoggerAdapter
-	urls      urlCache
 	// static holds the headers every request carries.
-	static  http.Header
-	host    string
-	hmacKey []byte
+	static http.Header
+	host   string
 
 	mu       sync.RWMutex
 	closed   bool
@@ -72,7 +70,8 @@ func NewPublisher(cfg Config, logger watermill.LoggerAdapter) (*Publisher, error
 		return nil, fmt.Errorf("httptransport: config: %w", err)
 	}
 	proxy, _ := proxyFunc(cfg.Proxy)
-	transport := &http.Transport{
+	p := &Publisher{cfg: cfg, tmpl: tmpl, logger: logger, static: http.Header{}}
+	p.transport = &http.Transport{
 		// None unless configured: a proxy would also take the address
 		// checks out of deny_private_addresses' hands.
 		Proxy:                 proxy,
@@ -87,49 +86,22 @@ func NewPublisher(cfg Config, logger watermill.LoggerAdapter) (*Publisher, error
 		// Response bodies are discarded: asking for gzip only costs.
 		DisableCompression: true,
 	}
-	p := &Publisher{
-		cfg:  cfg,
-		tmpl: tmpl,
-		settings: eventSettings{
-			source:      cfg.Source,
-			defaultType: cfg.EventType,
-			contentType: cfg.ContentType,
-			media:       mediaType(cfg.ContentType),
-		},
-		transport: transport,
-		rt:        transport,
-		logger:    logger,
-		static:    make(http.Header, len(cfg.Headers)+4),
-	}
+	p.rt = p.transport
 	if basicAuth != "" {
-		p.static["Authorization"] = []string{basicAuth}
-	}
-	if cfg.HMACSecret != "" {
-		p.hmacKey = []byte(cfg.HMACSecret)
+		p.static.Set("Authorization", basicAuth)
 	}
 	for name, value := range cfg.Headers {
-		if textproto.CanonicalMIMEHeaderKey(name) == "Host" {
+		if http.CanonicalHeaderKey(name) == "Host" {
 			p.host = value
-			continue
+		} else {
+			p.static.Set(name, value) // after the userinfo's: it wins
 		}
-		p.static[textproto.CanonicalMIMEHeaderKey(name)] = []string{value}
-	}
-	switch cfg.Format {
-	case FormatBinary:
-		p.static[headerSpecVersion] = []string{"1.0"}
-		p.static[headerSource] = []string{percentEncode(cfg.Source)}
-		p.static[headerContentType] = []string{cfg.ContentType}
-	case FormatStructured:
-		p.static[headerContentType] = []string{mediaStructured}
-	case FormatRaw:
-		p.static[headerContentType] = []string{cfg.ContentType}
 	}
 	return p, nil
 }
 
 // Publish sends msgs to topic one after another, each once the previous one
-// was answered 2xx, and returns the first error. Each delivery is bounded by
-// the message's context and by Config.Timeout.
+// was answered 2xx, and returns the first error.
 func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 	p.mu.RLock()
 	if p.closed {
@@ -148,8 +120,7 @@ func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 }
 
 // Close makes further Publish calls fail with ErrClosed, waits for those in
-// flight (each bounded by its timeout) and closes the idle connections.
-// Idempotent.
+// flight and closes the idle connections. Idempotent.
 func (p *Publisher) Close() error {
 	p.mu.Lock()
 	if p.closed {
@@ -168,117 +139,62 @@ type request struct {
 	url    *url.URL
 	header http.Header
 	body   []byte
-	mem    *requestMemory
 }
 
-// requestMemory is, in one allocation, the backing array of a request's
-// header values (enough for a binary-mode event with the bus's metadata)
-// and the body reader of its first attempt (later attempts get their own:
-// RoundTrip may return before it is done reading the previous one).
-type requestMemory struct {
-	reader bytes.Reader
-	values [8]string
-}
-
+// encode makes the request of msg to topic, in the configured format.
 func (p *Publisher) encode(topic string, msg *message.Message) (request, error) {
 	if topic == "" && p.tmpl.hasTopic {
 		return request{}, errors.New("empty topic, and the URL has {topic}")
 	}
-	if p.cfg.Format == FormatRaw {
-		return p.encodeRaw(topic, msg)
+	r := request{header: maps.Clone(p.static), body: msg.Payload}
+	if p.cfg.HMACSecret != "" {
+		// The topic is signed, so that a request signed for one topic is
+		// refused on another.
+		r.header[headerTopic] = []string{percentEncode(topic)}
 	}
-	var extBuf [6]attr
-	ev, ext, err := newEvent(topic, msg, p.settings, extBuf[:])
-	if err != nil {
-		return request{}, err
-	}
-	u, err := p.urls.get(p.tmpl, topic, ev.typ)
-	if err != nil {
-		return request{}, err
-	}
-	n := 0
-	if p.cfg.Format == FormatBinary {
-		n += 2 + len(ext) // id, type
-		for _, v := range [...]string{ev.subject, ev.time, ev.dataSchema} {
-			if v != "" {
-				n++
+	var eventType string
+	switch p.cfg.Format {
+	case FormatRaw:
+		if err := checkMessage(msg, headerRawID); err != nil {
+			return request{}, err
+		}
+		eventType = cmp.Or(msg.Metadata[metakey.EventType], p.cfg.EventType)
+		contentType := p.cfg.ContentType
+		if v, ok := msg.Metadata[metaDataContentType]; ok && validMediaType(v) {
+			contentType = v
+		}
+		r.header[headerContentType] = []string{contentType}
+		r.header[headerRawID] = []string{percentEncode(msg.UUID)}
+		if len(msg.Metadata) > 0 {
+			r.header[headerRawMetadata] = []string{metadataJSON(msg.Metadata, true)}
+		}
+	default:
+		attrs, err := newEvent(topic, msg, &p.cfg)
+		if err != nil {
+			return request{}, err
+		}
+		eventType = attrs["type"]
+		if p.cfg.Format == FormatBinary {
+			// Each attribute in a ce-* header, but datacontenttype in
+			// Content-Type.
+			for name, v := range attrs {
+				if name == "datacontenttype" {
+					r.header[headerContentType] = []string{v}
+				} else {
+					r.header[textproto.CanonicalMIMEHeaderKey("ce-"+name)] = []string{percentEncode(v)}
+				}
 			}
+		} else {
+			r.header[headerContentType] = []string{mediaStructured}
+			r.body = structuredBody(attrs, msg.Payload)
 		}
 	}
-	r, values := p.newRequest(u, topic, n)
-	if p.cfg.Format == FormatBinary {
-		setBinaryHeaders(r.header, &ev, ext, &p.settings, values)
-		r.body = msg.Payload
-	} else {
-		media := p.settings.media
-		if media == "" || ev.dataContentType != p.settings.contentType {
-			media = mediaType(ev.dataContentType)
-		}
-		r.body = structuredBody(&ev, ext, media)
-	}
-	return r, nil
-}
-
-func (p *Publisher) encodeRaw(topic string, msg *message.Message) (request, error) {
-	if msg.UUID == "" {
-		return request{}, errors.New("message has no UUID: it is the Switchyard-Id")
-	}
-	if !utf8.ValidString(msg.UUID) {
-		return request{}, errInvalidUTF8
-	}
-	for k, v := range msg.Metadata {
-		if !utf8.ValidString(k) || !utf8.ValidString(v) {
-			return request{}, errInvalidUTF8
-		}
-	}
-	typ := msg.Metadata[metakey.EventType]
-	if typ == "" {
-		typ = p.settings.defaultType
-	}
-	u, err := p.urls.get(p.tmpl, topic, typ)
+	u, err := p.tmpl.url(topic, eventType)
 	if err != nil {
 		return request{}, err
 	}
-	r, values := p.newRequest(u, topic, 2)
-	r.body = msg.Payload
-	set := func(name, value string) { values = setValue(r.header, values, name, value) }
-	if v, ok := msg.Metadata[metaDataContentType]; ok && v != p.settings.contentType && validMediaType(v) {
-		set(headerContentType, v)
-	}
-	set(headerRawID, percentEncode(msg.UUID))
-	if len(msg.Metadata) > 0 {
-		set(headerRawMetadata, metadataJSONString(msg.Metadata, true))
-	}
+	r.url = u
 	return r, nil
-}
-
-// newRequest starts a request to u with the static headers and the signed
-// topic, its header map sized for n headers more: exactly, as up to 8
-// entries fit in one map group.
-func (p *Publisher) newRequest(u *url.URL, topic string, n int) (request, []string) {
-	if p.hmacKey != nil {
-		n++
-	}
-	r := request{url: u, header: make(http.Header, len(p.static)+n), mem: new(requestMemory)}
-	maps.Copy(r.header, p.static)
-	return r, p.setSignedTopic(r.header, topic, r.mem.values[:0])
-}
-
-// setSignedTopic, when requests are signed, puts the topic among the signed
-// headers, so that a request signed for one topic is refused on another.
-func (p *Publisher) setSignedTopic(h http.Header, topic string, values []string) []string {
-	if p.hmacKey != nil {
-		values = setValue(h, values, headerTopic, percentEncode(topic))
-	}
-	return values
-}
-
-// setValue sets h[name] to value, appended to values, whose backing array
-// the header then shares; it returns values.
-func setValue(h http.Header, values []string, name, value string) []string {
-	values = append(values, value)
-	h[name] = values[len(values)-1 : len(values) : len(values)]
-	return values
 }
 
 func (p *Publisher) publish(topic string, msg *message.Message) error {
@@ -296,11 +212,19 @@ func (p *Publisher) publish(topic string, msg *message.Message) error {
 		fail := func(err error) error {
 			return fmt.Errorf("httptransport: publish %s to %q (%d attempts): %w", msg.UUID, topic, attempt+1, err)
 		}
-		if !p.retryable(ctx, err) || attempt >= p.cfg.MaxRetries {
+		// Retried: failed connections, and overloaded or restarting servers.
+		se := (*StatusError)(nil)
+		isStatus := errors.As(err, &se)
+		retryable := ctx.Err() == nil && !errors.Is(err, ErrPermanent) &&
+			(!isStatus || slices.Contains([]int{http.StatusTooManyRequests, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout}, se.Code))
+		if !retryable || attempt >= p.cfg.MaxRetries {
 			return fail(err)
 		}
-		wait := p.backoff(attempt)
-		if se := (*StatusError)(nil); errors.As(err, &se) && se.RetryAfter > wait {
+		// RetryBackoff doubled at each attempt, at most MaxRetryBackoff,
+		// with jitter in its upper half; or a longer Retry-After.
+		wait := backoff.Exp(p.cfg.RetryBackoff, p.cfg.MaxRetryBackoff, min(attempt, 30))
+		wait = wait/2 + rand.N(wait/2+1)
+		if isStatus && se.RetryAfter > wait {
 			wait = se.RetryAfter
 		}
 		if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) <= wait {
@@ -317,24 +241,6 @@ func (p *Publisher) publish(topic string, msg *message.Message) error {
 	}
 }
 
-// retryable reports whether another attempt may succeed, and is allowed.
-func (p *Publisher) retryable(ctx context.Context, err error) bool {
-	if ctx.Err() != nil || errors.Is(err, ErrPermanent) {
-		return false
-	}
-	if se := (*StatusError)(nil); errors.As(err, &se) {
-		return retryableStatus(se.Code)
-	}
-	return true // the connection failed: refused, reset, closed, timed out
-}
-
-// backoff is the wait after attempt (0-based): RetryBackoff doubled at each
-// attempt, at most MaxRetryBackoff, with jitter in its upper half.
-func (p *Publisher) backoff(attempt int) time.Duration {
-	d := backoff.Exp(p.cfg.RetryBackoff, p.cfg.MaxRetryBackoff, min(attempt, 30))
-	return d/2 + rand.N(d/2+1)
-}
-
 // send makes one attempt. It calls the Transport, not an http.Client, so
 // that redirects are never followed and nothing is copied for them.
 func (p *Publisher) send(ctx context.Context, r request, attempt int) error {
@@ -343,47 +249,24 @@ func (p *Publisher) send(ctx context.Context, r request, attempt int) error {
 		ctx, cancel = context.WithTimeout(ctx, p.cfg.AttemptTimeout)
 		defer cancel()
 	}
-	// The cached URL is shared: RoundTrip does not modify its request.
-	u := r.url
 	header := r.header
-	if p.hmacKey != nil {
+	if p.cfg.HMACSecret != "" {
 		// An earlier attempt's Transport may still be writing its request:
 		// each attempt signs a header map of its own.
 		if attempt > 0 {
 			header = maps.Clone(r.header)
 		}
-		header[headerSignature] = []string{signRequest(p.hmacKey, time.Now(), header, r.body)}
+		header[headerSignature] = []string{signRequest([]byte(p.cfg.HMACSecret), time.Now(), header, r.body)}
 	}
-	req := (&http.Request{
-		Method:     http.MethodPost,
-		URL:        u,
-		Proto:      "HTTP/1.1",
-		ProtoMajor: 1,
-		ProtoMinor: 1,
-		Header:     header,
-		Host:       u.Host,
-	}).WithContext(ctx)
-	if p.host != "" {
-		req.Host = p.host
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "", bytes.NewReader(r.body))
+	if err != nil {
+		return permanent(err)
 	}
-	if len(r.body) > 0 {
-		req.ContentLength = int64(len(r.body))
-		body := &r.mem.reader
-		if attempt == 0 {
-			body.Reset(r.body)
-		} else {
-			body = bytes.NewReader(r.body)
-		}
-		// net/http writes headers and body in one go for this type only.
-		req.Body = io.NopCloser(body)
-		req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(r.body)), nil }
-	} else {
-		req.Body = http.NoBody
-		req.GetBody = func() (io.ReadCloser, error) { return http.NoBody, nil }
-	}
+	// The cached URL is shared: RoundTrip does not modify it.
+	req.URL, req.Header, req.Host = r.url, header, cmp.Or(p.host, r.url.Host)
 	resp, err := p.rt.RoundTrip(req)
 	if err != nil {
-		return transportError(u, err)
+		return transportError(r.url, err)
 	}
 	// Drain what is small enough for the connection to go back to the pool.
 	if resp.Body != http.NoBody && resp.ContentLength != 0 {
@@ -411,29 +294,19 @@ func transportError(u *url.URL, err error) error {
 }
 
 // tlsFailure reports whether err is a TLS failure that the same request
-// meets again: a certificate that does not verify, a TLS alert from the
-// server, or a server that does not speak TLS.
+// meets again.
 func tlsFailure(err error) bool {
-	var (
-		certErr          *tls.CertificateVerificationError
-		recordErr        tls.RecordHeaderError
-		alertErr         tls.AlertError
-		echErr           *tls.ECHRejectionError
-		unknownAuthority x509.UnknownAuthorityError
-		hostnameErr      x509.HostnameError
-		invalidErr       x509.CertificateInvalidError
-		rootsErr         x509.SystemRootsError
-		constraintErr    x509.ConstraintViolationError
-		criticalErr      x509.UnhandledCriticalExtension
-		opErr            *net.OpError
-	)
-	switch {
-	case errors.As(err, &certErr), errors.As(err, &recordErr), errors.As(err, &alertErr), errors.As(err, &echErr),
-		errors.As(err, &unknownAuthority), errors.As(err, &hostnameErr), errors.As(err, &invalidErr),
-		errors.As(err, &rootsErr), errors.As(err, &constraintErr), errors.As(err, &criticalErr):
-		return true
-	case errors.As(err, &opErr) && opErr.Op == "remote error":
+	if opErr := (*net.OpError)(nil); errors.As(err, &opErr) && opErr.Op == "remote error" {
 		return true // crypto/tls's alert from the peer
+	}
+	for _, target := range []any{
+		new(*tls.CertificateVerificationError), new(tls.RecordHeaderError), new(tls.AlertError), new(*tls.ECHRejectionError),
+		new(x509.UnknownAuthorityError), new(x509.HostnameError), new(x509.CertificateInvalidError),
+		new(x509.SystemRootsError), new(x509.ConstraintViolationError), new(x509.UnhandledCriticalExtension),
+	} {
+		if errors.As(err, target) {
+			return true
+		}
 	}
 	return false
 }
@@ -441,15 +314,9 @@ func tlsFailure(err error) bool {
 // parseRetryAfter reads a Retry-After value: delay-seconds or an HTTP-date.
 // Unreadable or past values are zero; it is at most an hour.
 func parseRetryAfter(v string, now time.Time) time.Duration {
-	if v == "" {
-		return 0
-	}
 	var d time.Duration
 	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if secs < 0 {
-			return 0
-		}
-		d = time.Duration(min(secs, 3600)) * time.Second
+		d = time.Duration(min(max(secs, 0), 3600)) * time.Second
 	} else if t, err := http.ParseTime(v); err == nil {
 		d = t.Sub(now)
 	}

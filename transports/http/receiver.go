@@ -1,15 +1,17 @@
 package httptransport
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"io"
+	"maps"
 	"math"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,35 +19,32 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/switchyard-go/switchyard/transports"
 )
 
 // Receiver is an http.Handler that turns each request into a message and a
-// message.Subscriber that hands those messages out. Mount it in your own
-// server; Subscribe to the topics it should take. Without a subscription to
-// its topic a request is answered 503, so the sender keeps the event and
-// retries. The subscriptions of one topic share its messages: each request
-// goes to one of them, whichever reads first.
+// message.Subscriber that hands those messages out. A request for a topic
+// without subscription is answered 503, so the sender keeps the event and
+// retries; the subscriptions of one topic share its messages, each going to
+// whichever reads first.
 type Receiver struct {
 	cfg        ReceiverConfig
 	logger     watermill.LoggerAdapter
 	bearer     [sha256.Size]byte
-	hmacKey    []byte
 	retryAfter string
-	now        func() time.Time
-	metrics    *receiverMetrics
+	// The queue mode's counters (metrics.go).
+	undelivered, deadLettered *prometheus.CounterVec
 
-	// closing ends when Close starts: requests waiting for their handler
-	// are answered 503. ctx ends once Close stopped delivering queued
-	// messages: it ends the pumps and their messages' contexts.
+	// closing ends, under mu, when Close starts; ctx once Close stopped
+	// delivering queued messages, ending the pumps and their messages.
 	closing     context.Context
 	stopClosing context.CancelFunc
 	ctx         context.Context
 	cancel      context.CancelFunc
 
 	mu     sync.RWMutex
-	closed bool
 	topics map[string]*topic
 	pumps  sync.WaitGroup
 
@@ -62,23 +61,12 @@ func NewReceiver(cfg ReceiverConfig, logger watermill.LoggerAdapter, opts ...Opt
 	if logger == nil {
 		logger = watermill.NopLogger{}
 	}
-	var o options
+	r := &Receiver{cfg: cfg, logger: logger, topics: make(map[string]*topic)}
+	r.undelivered, r.deadLettered = newTopicCounters()
 	for _, opt := range opts {
-		opt(&o)
+		opt(r)
 	}
-	r := &Receiver{
-		cfg:     cfg,
-		logger:  logger,
-		now:     time.Now,
-		metrics: newReceiverMetrics(o.registerer),
-		topics:  make(map[string]*topic),
-	}
-	if cfg.BearerToken != "" {
-		r.bearer = sha256.Sum256([]byte(cfg.BearerToken))
-	}
-	if cfg.HMACSecret != "" {
-		r.hmacKey = []byte(cfg.HMACSecret)
-	}
+	r.bearer = sha256.Sum256([]byte(cfg.BearerToken))
 	if cfg.RetryAfter > 0 {
 		r.retryAfter = strconv.FormatInt(int64(math.Ceil(cfg.RetryAfter.Seconds())), 10)
 	}
@@ -89,12 +77,8 @@ func NewReceiver(cfg ReceiverConfig, logger watermill.LoggerAdapter, opts ...Opt
 
 // ServeHTTP answers a POST carrying one message: 204 once a subscription
 // acked it (202 once queued, in queue mode); 503 with Retry-After when it
-// was nacked, its handler timed out, no one subscribed to its topic or the
-// Receiver is closed; 400 when it is not a message (with RequireID, also a
-// raw request without Switchyard-Id), 401 when authentication
-// fails (with HMACSecret, also when the request was signed for another
-// topic), 404 when the request names no topic, 405 for other methods, 413
-// when the body is too long, 415 for a CloudEvents format other than JSON.
+// was not, so that the sender retries; 4xx when the request is refused.
+// docs/http.md lists every answer.
 func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	t, msg, refused := r.read(w, req)
 	switch {
@@ -120,7 +104,7 @@ func (r *Receiver) read(w http.ResponseWriter, req *http.Request) (*topic, *mess
 		w.Header().Set("Allow", http.MethodPost)
 		return refuse(http.StatusMethodNotAllowed, "only POST")
 	}
-	if r.isClosed() {
+	if r.closing.Err() != nil {
 		return refuse(http.StatusServiceUnavailable, "receiver closed")
 	}
 	if r.cfg.BearerToken != "" && !r.bearerOK(req) {
@@ -131,14 +115,18 @@ func (r *Receiver) read(w http.ResponseWriter, req *http.Request) (*topic, *mess
 	if name == "" {
 		return refuse(http.StatusNotFound, "no topic in the request path")
 	}
-	body, err := r.readBody(w, req)
+	var body []byte
+	var err error = &http.MaxBytesError{Limit: r.cfg.MaxBodyBytes}
+	if req.ContentLength <= r.cfg.MaxBodyBytes { // else refused before it is read
+		body, err = io.ReadAll(http.MaxBytesReader(w, req.Body, r.cfg.MaxBodyBytes))
+	}
 	if tooLong := (*http.MaxBytesError)(nil); errors.As(err, &tooLong) {
 		return refuse(http.StatusRequestEntityTooLarge, "body longer than "+strconv.FormatInt(r.cfg.MaxBodyBytes, 10)+" bytes")
 	} else if err != nil {
 		return refuse(http.StatusBadRequest, "reading the body failed")
 	}
-	if r.hmacKey != nil {
-		if err := verifyRequest(r.hmacKey, r.now(), r.cfg.SignatureTolerance, req.Header, body); err != nil {
+	if r.cfg.HMACSecret != "" {
+		if err := verifyRequest([]byte(r.cfg.HMACSecret), time.Now(), r.cfg.SignatureTolerance, req.Header, body); err != nil {
 			return refuse(http.StatusUnauthorized, err.Error())
 		}
 		if err := verifySignedTopic(req.Header, name); err != nil {
@@ -154,7 +142,9 @@ func (r *Receiver) read(w http.ResponseWriter, req *http.Request) (*topic, *mess
 		errors.As(err, &re)
 		return nil, nil, re
 	}
-	t := r.lookup(name)
+	r.mu.RLock()
+	t := r.topics[name]
+	r.mu.RUnlock()
 	if t == nil {
 		return refuse(http.StatusServiceUnavailable, "no subscriber for the topic")
 	}
@@ -206,18 +196,6 @@ func acked(msg *message.Message) bool {
 	}
 }
 
-func (r *Receiver) readBody(w http.ResponseWriter, req *http.Request) ([]byte, error) {
-	if req.ContentLength > r.cfg.MaxBodyBytes {
-		return nil, &http.MaxBytesError{Limit: r.cfg.MaxBodyBytes}
-	}
-	var buf bytes.Buffer
-	if req.ContentLength > 0 {
-		buf.Grow(int(req.ContentLength))
-	}
-	_, err := buf.ReadFrom(http.MaxBytesReader(w, req.Body, r.cfg.MaxBodyBytes))
-	return buf.Bytes(), err
-}
-
 func (r *Receiver) bearerOK(req *http.Request) bool {
 	scheme, token, ok := strings.Cut(req.Header.Get("Authorization"), " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") {
@@ -237,43 +215,30 @@ func (r *Receiver) reject(w http.ResponseWriter, status int, reason string) {
 	http.Error(w, reason, status)
 }
 
-func (r *Receiver) isClosed() bool {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	return r.closed
-}
-
-func (r *Receiver) lookup(name string) *topic {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	return r.topics[name]
-}
-
 // topicLocked returns the topic, making it known. r.mu is held.
 func (r *Receiver) topicLocked(name string) *topic {
 	t, ok := r.topics[name]
 	if !ok {
-		t = newTopic(name)
+		t = &topic{name: name, changed: make(chan struct{})}
 		r.topics[name] = t
 	}
 	return t
 }
 
 // Subscribe returns the channel of a new subscription to topic, closed
-// once ctx ends or the Receiver closes. A message not acked when its
-// subscription ends has its context canceled and is answered 503 (queued
-// messages are delivered again).
+// once ctx ends or the Receiver closes; a message not acked then is
+// answered 503 (or, queued, delivered again).
 func (r *Receiver) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
 	return r.subscribe(ctx, topic, nil)
 }
 
-// SubscribeInitialize makes topic known before anyone subscribes to it. In
-// queue mode its messages are then queued until a subscription takes them;
-// otherwise a topic without subscription is answered 503 all the same.
+// SubscribeInitialize makes topic known before anyone subscribes to it, so
+// that in queue mode its messages are queued until a subscription takes
+// them.
 func (r *Receiver) SubscribeInitialize(topic string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.closed {
+	if r.closing.Err() != nil {
 		return ErrClosed
 	}
 	r.topicLocked(topic)
@@ -283,7 +248,7 @@ func (r *Receiver) SubscribeInitialize(topic string) error {
 func (r *Receiver) subscribe(ctx context.Context, name string, owner *Subscriber) (<-chan *message.Message, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.closed {
+	if r.closing.Err() != nil {
 		return nil, ErrClosed
 	}
 	t := r.topicLocked(name)
@@ -294,15 +259,8 @@ func (r *Receiver) subscribe(ctx context.Context, name string, owner *Subscriber
 	t.mu.Lock()
 	t.subs = append(t.subs[:len(t.subs):len(t.subs)], s)
 	t.notifyLocked()
-	startPump := r.cfg.QueueSize > 0 && len(t.queue) > 0 && !t.pumping
-	if startPump {
-		t.pumping = true
-	}
 	t.mu.Unlock()
-	if startPump {
-		r.pumps.Add(1)
-		go r.pump(t)
-	}
+	r.wake(t)
 	stop := context.AfterFunc(ctx, s.end)
 	s.mu.Lock()
 	s.stopAfter = stop
@@ -311,18 +269,16 @@ func (r *Receiver) subscribe(ctx context.Context, name string, owner *Subscriber
 }
 
 // Subscriber returns a handle on r whose Close ends only the subscriptions
-// made through it, not r: for handing the one mounted Receiver to several
-// consumers that stop on their own.
+// made through it, for consumers of one Receiver that stop on their own.
 func (r *Receiver) Subscriber() *Subscriber {
 	return &Subscriber{r: r, subs: make(map[*subscription]struct{})}
 }
 
 // Subscriber is a handle on a Receiver; see Receiver.Subscriber.
 type Subscriber struct {
-	r      *Receiver
-	mu     sync.Mutex
-	closed bool
-	subs   map[*subscription]struct{}
+	r    *Receiver
+	mu   sync.Mutex
+	subs map[*subscription]struct{} // nil once closed
 }
 
 // Subscribe subscribes to topic on the Receiver; see Receiver.Subscribe.
@@ -337,11 +293,8 @@ func (s *Subscriber) SubscribeInitialize(topic string) error { return s.r.Subscr
 // closed. Idempotent.
 func (s *Subscriber) Close() error {
 	s.mu.Lock()
-	s.closed = true
-	subs := make([]*subscription, 0, len(s.subs))
-	for sub := range s.subs {
-		subs = append(subs, sub)
-	}
+	subs := slices.Collect(maps.Keys(s.subs))
+	s.subs = nil
 	s.mu.Unlock()
 	for _, sub := range subs {
 		sub.end()
@@ -352,21 +305,14 @@ func (s *Subscriber) Close() error {
 func (s *Subscriber) add(sub *subscription) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed {
+	if s.subs == nil {
 		return false
 	}
 	s.subs[sub] = struct{}{}
 	return true
 }
 
-func (s *Subscriber) forget(sub *subscription) {
-	s.mu.Lock()
-	delete(s.subs, sub)
-	s.mu.Unlock()
-}
-
-// verifySignedTopic checks, once a signature verified, that it was made for
-// topic: the signed Switchyard-Topic must be there, once, and name it.
+// verifySignedTopic checks that a verified signature was made for topic.
 func verifySignedTopic(h http.Header, topic string) error {
 	vs := h[headerTopic]
 	if len(vs) != 1 {

@@ -28,47 +28,44 @@ type ReceiverConfig struct {
 	MaxBodyBytes int64 `koanf:"max_body_bytes"`
 	// HandlerTimeout bounds how long a request waits for a subscription to
 	// take its message and ack or nack it; then 503, and the message's
-	// context is canceled. Keep it below the senders' timeout. Default 1s.
+	// context is canceled. Default 1s.
 	HandlerTimeout time.Duration `koanf:"handler_timeout"`
 	// RetryAfter goes, in whole seconds rounded up, with every 503. Default
 	// 1s; negative: none.
 	RetryAfter time.Duration `koanf:"retry_after"`
-	// BearerToken, when set, is required as "Authorization: Bearer <token>"
-	// (401).
+	// BearerToken, when set, is required as "Authorization: Bearer <token>".
 	BearerToken string `koanf:"bearer_token" redact:"secret"`
-	// HMACSecret, when set, requires a Switchyard-Signature (see the
-	// Publisher's hmac_secret) made within SignatureTolerance (default 5m)
-	// for the topic the request is delivered to (401).
+	// HMACSecret, when set, requires a Switchyard-Signature made within
+	// SignatureTolerance (default 5m) for the topic the request is
+	// delivered to.
 	HMACSecret         string        `koanf:"hmac_secret" redact:"secret"`
 	SignatureTolerance time.Duration `koanf:"signature_tolerance"`
 	// RequireID answers 400 to a raw request without Switchyard-Id, whose
-	// retries, each given a new UUID, could not be deduplicated.
+	// retries could not be deduplicated.
 	RequireID bool `koanf:"require_id"`
 	// QueueSize, when positive, makes the Receiver answer 202 as soon as a
 	// message is in its topic's in-memory queue of this size (503 when
-	// full) and deliver it afterwards, in order, until acked. What is
-	// queued is lost if the process dies, although its senders were told
-	// 202. Default 0: every request waits for its message's ack or nack.
+	// full) and deliver it afterwards, in order, until acked; what is
+	// queued is lost if the process dies. Default 0: every request waits
+	// for its message's ack or nack.
 	QueueSize int `koanf:"queue_size"`
-	// In queue mode a failed delivery (nack, handler timeout) is tried
-	// again after RetryBackoff, doubling up to MaxRetryBackoff; after
-	// MaxRetries redeliveries the message goes to DeadLetterTopic (or
-	// DeadLetter). Defaults 5, 100ms and 10s; MaxRetries negative: none.
+	// In queue mode a failed delivery is tried again after RetryBackoff,
+	// doubling up to MaxRetryBackoff; after MaxRetries redeliveries the
+	// message goes to DeadLetterTopic (or DeadLetter). Defaults 5, 100ms
+	// and 10s; MaxRetries negative: none.
 	MaxRetries      int           `koanf:"max_retries"`
 	RetryBackoff    time.Duration `koanf:"retry_backoff"`
 	MaxRetryBackoff time.Duration `koanf:"max_retry_backoff"`
 	// DeadLetterTopic is the Receiver's own topic that takes, with the
 	// DeadLetter*Key metadata, the messages that failed every delivery.
-	// While its queue is full, they stay at the head of their topic.
 	// Default "dead_letter".
 	DeadLetterTopic string `koanf:"dead_letter_topic"`
 	// DeadLetter, when set, takes those messages instead, on the topic's
 	// delivery goroutine; an error keeps the message at the head of its
 	// topic, tried again every MaxRetryBackoff.
 	DeadLetter func(topic string, msg *message.Message) error `koanf:"-"`
-	// DrainTimeout bounds how long Close goes on delivering what is queued;
-	// what is left then is counted in switchyard_http_undelivered_total and
-	// in Close's error. Default 5s.
+	// DrainTimeout bounds how long Close goes on delivering what is
+	// queued. Default 5s.
 	DrainTimeout time.Duration `koanf:"drain_timeout"`
 }
 

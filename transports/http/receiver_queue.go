@@ -15,13 +15,11 @@ import (
 	"github.com/switchyard-go/switchyard/internal/backoff"
 )
 
-// Close stops taking requests: from then on, and for requests still
-// waiting for their handler, it answers 503 with Retry-After. In queue mode
-// it then goes on delivering what is queued to the subscriptions of its
-// topics for DrainTimeout at most, and ends every subscription. What is
-// still queued is lost: it is counted in switchyard_http_undelivered_total
-// and in Close's error, which wraps ErrCloseTimeout. Idempotent: later
-// calls return the same error.
+// Close answers 503 with Retry-After to every request from then on, and to
+// those still waiting for their handler; in queue mode it delivers what is
+// queued for DrainTimeout at most. Then it ends every subscription. What is
+// still queued is lost: counted in switchyard_http_undelivered_total and
+// in the error, which wraps ErrCloseTimeout. Later calls return the same.
 func (r *Receiver) Close() error {
 	r.closeOnce.Do(func() { r.closeErr = r.close() })
 	return r.closeErr
@@ -30,36 +28,39 @@ func (r *Receiver) Close() error {
 // Drain stops taking requests and subscriptions, as Close does, and
 // delivers what is queued until no topic with a subscription has any left,
 // or ctx ends; then the error says how many were left. Subscriptions stay
-// open, so that an owner can deliver what the Receiver took before it
-// stops its handlers (transports.Drainer).
+// open, so that their handlers can finish (transports.Drainer).
 func (r *Receiver) Drain(ctx context.Context) error {
-	r.stopTaking()
-	r.drain(ctx)
-	left := 0
-	for _, t := range r.snapshot() {
-		t.mu.Lock()
-		left += len(t.queue)
-		t.mu.Unlock()
-	}
-	if left == 0 || ctx.Err() == nil {
-		return nil
-	}
-	return fmt.Errorf("httptransport: %d queued messages not delivered: %w", left, ctx.Err())
-}
-
-// stopTaking makes ServeHTTP answer 503, to requests waiting for their
-// handler as well, and Subscribe fail.
-func (r *Receiver) stopTaking() {
 	r.mu.Lock()
-	r.closed = true
-	r.mu.Unlock()
 	r.stopClosing()
+	r.mu.Unlock()
+	for {
+		// Wait on a topic that has a subscription and a message queued.
+		var changed chan struct{}
+		left := 0
+		for _, t := range r.snapshot() {
+			t.mu.Lock()
+			left += len(t.queue)
+			if len(t.queue) > 0 && len(t.subs) > 0 {
+				changed = t.changed
+			}
+			t.mu.Unlock()
+		}
+		if changed == nil || ctx.Err() != nil {
+			if left == 0 || ctx.Err() == nil {
+				return nil
+			}
+			return fmt.Errorf("httptransport: %d queued messages not delivered: %w", left, ctx.Err())
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+		}
+	}
 }
 
 func (r *Receiver) close() error {
-	r.stopTaking()
 	ctx, cancel := context.WithTimeout(context.Background(), r.cfg.DrainTimeout)
-	r.drain(ctx)
+	_ = r.Drain(ctx) // what is left is reported below
 	cancel()
 
 	r.cancel()
@@ -81,7 +82,7 @@ func (r *Receiver) close() error {
 		t.mu.Unlock()
 		if n > 0 {
 			left += n
-			r.metrics.undelivered.WithLabelValues(topicLabel(t.name)).Add(float64(n))
+			r.undelivered.WithLabelValues(topicLabel(t.name)).Add(float64(n))
 			r.logger.Error("httptransport: receiver closed with queued messages it had answered 202 for; they are lost",
 				errUndelivered, watermill.LogFields{"topic": t.name, "undelivered": n, "drain_timeout": r.cfg.DrainTimeout})
 		}
@@ -101,67 +102,46 @@ func (r *Receiver) snapshot() []*topic {
 	return slices.Collect(maps.Values(r.topics))
 }
 
-// drain returns once no topic that has a subscription has a message
-// queued, or ctx ends.
-func (r *Receiver) drain(ctx context.Context) {
-	for {
-		var changed, popped chan struct{}
-		for _, t := range r.snapshot() {
-			t.mu.Lock()
-			if len(t.queue) > 0 && len(t.subs) > 0 {
-				changed, popped = t.changed, t.popped
-			}
-			t.mu.Unlock()
-			if changed != nil {
-				break
-			}
-		}
-		if changed == nil {
-			return
-		}
-		select {
-		case <-changed:
-		case <-popped:
-		case <-ctx.Done():
-			return
-		}
-	}
-}
-
-// enqueue queues msg on t for the pump, which it starts if need be.
+// enqueue queues msg on t unless the Receiver is closed.
 func (r *Receiver) enqueue(t *topic, msg *message.Message) error {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	if r.closed {
+	if r.closing.Err() != nil {
 		return errors.New("receiver closed")
 	}
-	return r.push(t, queued{uuid: msg.UUID, metadata: msg.Metadata, payload: msg.Payload})
+	return r.push(t, msg)
 }
 
 // push queues q on t, closed or not, and starts t's pump if need be.
-func (r *Receiver) push(t *topic, q queued) error {
+func (r *Receiver) push(t *topic, msg *message.Message) error {
 	t.mu.Lock()
 	if len(t.queue) >= r.cfg.QueueSize {
 		t.mu.Unlock()
 		return errQueueFull
 	}
-	t.queue = append(t.queue, q)
-	start := !t.pumping
-	t.pumping = true
+	t.queue = append(t.queue, msg)
+	t.mu.Unlock()
+	r.wake(t)
+	return nil
+}
+
+// wake starts t's pump unless it runs or t has nothing queued.
+func (r *Receiver) wake(t *topic) {
+	t.mu.Lock()
+	start := len(t.queue) > 0 && !t.pumping
+	t.pumping = t.pumping || start
 	t.mu.Unlock()
 	if start {
 		r.pumps.Add(1)
 		go r.pump(t)
 	}
-	return nil
 }
 
 var errQueueFull = errors.New("queue full")
 
 // pump delivers t's queued messages one at a time, in order, each until a
-// subscription acks it, waiting longer after each failure, and dead-letters
-// a message that failed every allowed delivery. It ends when the queue is
-// empty or the Receiver closes.
+// subscription acks it or it is dead-lettered, until the queue is empty or
+// the Receiver closes.
 func (r *Receiver) pump(t *topic) {
 	defer r.pumps.Done()
 	failures := 0 // of the message at the head of the queue
@@ -175,7 +155,7 @@ func (r *Receiver) pump(t *topic) {
 		q := t.queue[0]
 		t.mu.Unlock()
 
-		switch r.deliverQueued(t, q.message()) {
+		switch r.deliverQueued(t, q.Copy()) {
 		case deliveryAcked:
 			t.pop()
 			failures = 0
@@ -184,33 +164,31 @@ func (r *Receiver) pump(t *topic) {
 			continue // to another subscription, at once; or the loop ends
 		}
 		failures++
-		if failures > max(r.cfg.MaxRetries, 0) {
-			if r.deadLetter(t, q, failures) {
-				t.pop()
-				failures = 0
-				continue
-			}
+		if failures > max(r.cfg.MaxRetries, 0) && r.deadLetter(t, q, failures) {
+			t.pop()
+			failures = 0
+			continue
 		}
-		r.sleep(r.redeliveryBackoff(failures))
+		select {
+		case <-time.After(backoff.Exp(r.cfg.RetryBackoff, r.cfg.MaxRetryBackoff, min(failures-1, 30))):
+		case <-r.ctx.Done():
+		}
 	}
 }
 
 type deliveryOutcome int
 
 const (
-	deliveryAcked deliveryOutcome = iota
-	// deliveryFailed: nacked, or its handler timed out.
-	deliveryFailed
+	deliveryAcked  deliveryOutcome = iota
+	deliveryFailed                 // nacked, or its handler timed out
 	// deliveryAbandoned: the subscription ended before settling it, or the
 	// Receiver closed; not the message's fault.
 	deliveryAbandoned
 )
 
 // deliverQueued hands msg to one subscription of t and waits until it is
-// settled. When the handler times out its context is canceled, and msg is
-// still waited for: a redelivery while the first handler runs would
-// process it twice at once, and out of order. Then an ack counts, anything
-// else is a failure.
+// settled. A handler that timed out has its context canceled and is still
+// waited for, as a redelivery would run beside it; then only an ack counts.
 func (r *Receiver) deliverQueued(t *topic, msg *message.Message) deliveryOutcome {
 	ctx, cancel := context.WithCancel(r.ctx)
 	defer cancel()
@@ -252,62 +230,41 @@ func (r *Receiver) deliverQueued(t *topic, msg *message.Message) deliveryOutcome
 
 // deadLetter takes q, which failed failures deliveries, out of t: to
 // DeadLetter when set, otherwise into the dead-letter topic. It reports
-// whether q left; when it did not, q stays at the head of t and that is
-// logged as an error, once per message when it cannot ever leave, at each
-// attempt otherwise.
-func (r *Receiver) deadLetter(t *topic, q queued, failures int) bool {
-	fields := watermill.LogFields{"topic": t.name, "message_uuid": q.uuid, "failed_deliveries": failures}
-	if r.cfg.DeadLetter != nil {
-		msg := q.message()
+// whether q left; if not, q stays at the head of t, logged as an error.
+func (r *Receiver) deadLetter(t *topic, q *message.Message, failures int) bool {
+	fields := watermill.LogFields{"topic": t.name, "message_uuid": q.UUID, "failed_deliveries": failures}
+	stays, moved := "DeadLetter failed", "handed to DeadLetter"
+	var err error
+	switch {
+	case r.cfg.DeadLetter != nil:
+		msg := q.Copy()
 		msg.SetContext(r.ctx)
-		if err := r.cfg.DeadLetter(t.name, msg); err != nil {
-			r.logger.Error("httptransport: DeadLetter failed; the message stays at the head of its topic", err, fields)
-			return false
-		}
-		r.metrics.deadLettered.WithLabelValues(topicLabel(t.name)).Inc()
-		r.logger.Error("httptransport: queued message failed every delivery; handed to DeadLetter", errDeliveriesFailed, fields)
-		return true
-	}
-	dlName := r.cfg.DeadLetterTopic
-	if t.name == dlName {
+		err = r.cfg.DeadLetter(t.name, msg)
+	case t.name == r.cfg.DeadLetterTopic:
 		if failures == max(r.cfg.MaxRetries, 0)+1 {
 			r.logger.Error("httptransport: a message of the dead-letter topic failed every delivery; "+
 				"it stays at its head, delivered again every max_retry_backoff", errDeliveriesFailed, fields)
 		}
 		return false
+	default:
+		dead := q.Copy()
+		dead.Metadata[DeadLetterReasonKey] = "nacked or timed out " + strconv.Itoa(failures) + " times"
+		dead.Metadata[DeadLetterTopicKey] = t.name
+		dead.Metadata[DeadLetterAttemptsKey] = strconv.Itoa(failures)
+		r.mu.Lock()
+		dl := r.topicLocked(r.cfg.DeadLetterTopic)
+		r.mu.Unlock()
+		fields["dead_letter_topic"] = dl.name
+		stays, moved = "the dead-letter topic's queue is full", "moved to the dead-letter topic"
+		err = r.push(dl, dead)
 	}
-	metadata := maps.Clone(q.metadata)
-	if metadata == nil {
-		metadata = message.Metadata{}
-	}
-	metadata[DeadLetterReasonKey] = "nacked or timed out " + strconv.Itoa(failures) + " times"
-	metadata[DeadLetterTopicKey] = t.name
-	metadata[DeadLetterAttemptsKey] = strconv.Itoa(failures)
-	r.mu.Lock()
-	dl := r.topicLocked(dlName)
-	r.mu.Unlock()
-	fields["dead_letter_topic"] = dlName
-	if err := r.push(dl, queued{uuid: q.uuid, metadata: metadata, payload: q.payload}); err != nil {
-		r.logger.Error("httptransport: the dead-letter topic's queue is full; the message stays at the head of its topic",
-			err, fields)
+	if err != nil {
+		r.logger.Error("httptransport: "+stays+"; the message stays at the head of its topic", err, fields)
 		return false
 	}
-	r.metrics.deadLettered.WithLabelValues(topicLabel(t.name)).Inc()
-	r.logger.Error("httptransport: queued message failed every delivery; moved to the dead-letter topic", errDeliveriesFailed, fields)
+	r.deadLettered.WithLabelValues(topicLabel(t.name)).Inc()
+	r.logger.Error("httptransport: queued message failed every delivery; "+moved, errDeliveriesFailed, fields)
 	return true
 }
 
 var errDeliveriesFailed = errors.New("httptransport: every delivery failed")
-
-// redeliveryBackoff is the wait after the failures-th failed delivery.
-func (r *Receiver) redeliveryBackoff(failures int) time.Duration {
-	return backoff.Exp(r.cfg.RetryBackoff, r.cfg.MaxRetryBackoff, min(failures-1, 30))
-}
-
-// sleep waits d or until the Receiver closes.
-func (r *Receiver) sleep(d time.Duration) {
-	select {
-	case <-time.After(d):
-	case <-r.ctx.Done():
-	}
-}

@@ -1,12 +1,13 @@
 package httptransport
 
 import (
+	"fmt"
 	"log/slog"
 	"reflect"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 )
 
 // redacted stands for a secret in what the configs print: the same for
@@ -16,101 +17,79 @@ const redacted = "xxxxx"
 // String shows the keys set in c, each secret replaced by xxxxx: header
 // values, hmac_secret, and the userinfo, query values and fragment of url
 // and proxy. GoString (%#v) and LogValue (slog) show the same.
-func (c Config) String() string       { return describe(reflect.ValueOf(c)) }
+func (c Config) String() string       { return describe(c) }
 func (c Config) GoString() string     { return c.String() }
 func (c Config) LogValue() slog.Value { return slog.StringValue(c.String()) }
 
 // String shows the keys set in c, bearer_token and hmac_secret replaced by
 // xxxxx; so do GoString and LogValue.
-func (c ReceiverConfig) String() string       { return describe(reflect.ValueOf(c)) }
+func (c ReceiverConfig) String() string       { return describe(c) }
 func (c ReceiverConfig) GoString() string     { return c.String() }
 func (c ReceiverConfig) LogValue() slog.Value { return slog.StringValue(c.String()) }
 
 // String shows the keys set in c, as ReceiverConfig.String does.
-func (c ServerConfig) String() string       { return describe(reflect.ValueOf(c)) }
+func (c ServerConfig) String() string       { return describe(c) }
 func (c ServerConfig) GoString() string     { return c.String() }
 func (c ServerConfig) LogValue() slog.Value { return slog.StringValue(c.String()) }
 
 // String shows the keys set in c, as Config.String and ServerConfig.String
 // do.
-func (c TransportConfig) String() string       { return describe(reflect.ValueOf(c)) }
+func (c TransportConfig) String() string       { return describe(c) }
 func (c TransportConfig) GoString() string     { return c.String() }
 func (c TransportConfig) LogValue() slog.Value { return slog.StringValue(c.String()) }
 
-// describe writes a config struct as its type and the keys set in it,
-// each value redacted as the field's redact tag says: "secret" replaces it
-// whole, "url" keeps a URL's scheme, host and path, "values" replaces the
-// values of a map and keeps its keys.
-func describe(v reflect.Value) string {
+// describe writes a config struct as its type and the keys set in it.
+func describe(config any) string {
 	var b strings.Builder
+	v := reflect.ValueOf(config)
 	b.WriteString(v.Type().String())
-	writeStruct(&b, v)
+	writeValue(&b, v, "")
 	return b.String()
 }
 
-func writeStruct(b *strings.Builder, v reflect.Value) {
-	b.WriteByte('{')
-	first := true
-	// Squashed structs have no name: their fields follow them.
-	for _, f := range reflect.VisibleFields(v.Type()) {
-		name, _, _ := strings.Cut(f.Tag.Get("koanf"), ",")
-		fv := v.FieldByIndex(f.Index)
-		if name == "" || name == "-" || fv.IsZero() {
-			continue
-		}
-		if !first {
-			b.WriteString(", ")
-		}
-		first = false
-		b.WriteString(name + ": ")
-		writeValue(b, fv, f.Tag.Get("redact"))
-	}
-	b.WriteByte('}')
-}
-
-var durationType = reflect.TypeFor[time.Duration]()
-
+// writeValue writes v redacted as its field's redact tag says: "secret"
+// replaces it whole, "url" keeps a URL's scheme, host and path, "values"
+// replaces the values of a map and keeps its keys.
 func writeValue(b *strings.Builder, v reflect.Value, redact string) {
-	switch {
+	switch kind := v.Kind(); {
 	case redact == "secret":
 		b.WriteString(redacted)
-		return
-	case v.Type() == durationType:
-		b.WriteString(time.Duration(v.Int()).String())
-		return
-	}
-	switch v.Kind() {
-	case reflect.String:
-		s := v.String()
-		if redact == "url" {
-			s = redactURL(s)
-		}
-		b.WriteString(strconv.Quote(s))
-	case reflect.Pointer:
+	case kind == reflect.String && redact == "url":
+		b.WriteString(strconv.Quote(redactURL(v.String())))
+	case kind == reflect.String:
+		b.WriteString(strconv.Quote(v.String()))
+	case kind == reflect.Pointer:
 		writeValue(b, v.Elem(), redact)
-	case reflect.Struct:
-		writeStruct(b, v)
-	case reflect.Map:
-		keys := make([]string, 0, v.Len())
-		for _, k := range v.MapKeys() {
-			keys = append(keys, k.String())
+	case kind == reflect.Struct:
+		b.WriteByte('{')
+		sep := ""
+		// Squashed structs have no name: their fields follow them.
+		for _, f := range reflect.VisibleFields(v.Type()) {
+			name, _, _ := strings.Cut(f.Tag.Get("koanf"), ",")
+			if fv := v.FieldByIndex(f.Index); name != "" && name != "-" && !fv.IsZero() {
+				b.WriteString(sep + name + ": ")
+				writeValue(b, fv, f.Tag.Get("redact"))
+				sep = ", "
+			}
 		}
-		slices.Sort(keys)
+		b.WriteByte('}')
+	case kind == reflect.Map:
+		keys := v.MapKeys()
+		slices.SortFunc(keys, func(a, b reflect.Value) int { return strings.Compare(a.String(), b.String()) })
 		b.WriteByte('{')
 		for i, k := range keys {
 			if i > 0 {
 				b.WriteString(", ")
 			}
-			b.WriteString(strconv.Quote(k))
-			b.WriteString(": ")
+			b.WriteString(strconv.Quote(k.String()) + ": ")
 			if redact == "values" {
 				b.WriteString(redacted)
 			} else {
-				writeValue(b, v.MapIndex(reflect.ValueOf(k)), "")
+				writeValue(b, v.MapIndex(k), "")
 			}
 		}
 		b.WriteByte('}')
-	case reflect.Slice:
+	case kind == reflect.Slice:
 		b.WriteByte('[')
 		for i := range v.Len() {
 			if i > 0 {
@@ -119,12 +98,8 @@ func writeValue(b *strings.Builder, v reflect.Value, redact string) {
 			writeValue(b, v.Index(i), redact)
 		}
 		b.WriteByte(']')
-	case reflect.Bool:
-		b.WriteString(strconv.FormatBool(v.Bool()))
-	case reflect.Int, reflect.Int64:
-		b.WriteString(strconv.FormatInt(v.Int(), 10))
-	default:
-		b.WriteString(v.Kind().String()) // no such field today; never its value
+	default: // durations, numbers, booleans
+		fmt.Fprint(b, v.Interface())
 	}
 }
 
@@ -141,7 +116,7 @@ func redactURL(rawURL string) string {
 		return rawURL
 	}
 	scheme, rest, ok := strings.Cut(rawURL, "://")
-	if !ok || !validScheme(scheme) {
+	if !ok || !urlScheme.MatchString(scheme) {
 		return redacted
 	}
 	end := strings.IndexAny(rest, "/?#")
@@ -157,51 +132,31 @@ func redactURL(rawURL string) string {
 	}
 	tail, fragment, hasFragment := strings.Cut(tail, "#")
 	path, query, hasQuery := strings.Cut(tail, "?")
-	var b strings.Builder
-	b.WriteString(scheme + "://" + authority + path)
+	out := scheme + "://" + authority + path
 	if hasQuery {
-		b.WriteByte('?')
-		for i, param := range strings.Split(query, "&") {
-			if i > 0 {
-				b.WriteByte('&')
-			}
+		params := strings.Split(query, "&")
+		for i, param := range params {
 			name, value, hasValue := strings.Cut(param, "=")
 			switch {
 			case !hasValue && param != "":
-				b.WriteString(redacted) // a bare token
-			case hasValue && value != "":
-				b.WriteString(name + "=" + redacted)
-			default:
-				b.WriteString(param)
+				params[i] = redacted // a bare token
+			case value != "":
+				params[i] = name + "=" + redacted
 			}
 		}
+		out += "?" + strings.Join(params, "&")
 	}
 	if hasFragment {
-		b.WriteByte('#')
+		out += "#"
 		if fragment != "" {
-			b.WriteString(redacted)
+			out += redacted
 		}
 	}
-	return b.String()
+	return out
 }
 
-// validScheme reports whether s is an RFC 3986 scheme: a letter, then
-// letters, digits, '+', '-' or '.'.
-func validScheme(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z':
-		case i > 0 && (c >= '0' && c <= '9' || c == '+' || c == '-' || c == '.'):
-		default:
-			return false
-		}
-	}
-	return true
-}
+// urlScheme is an RFC 3986 scheme.
+var urlScheme = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9+.-]*$`)
 
 var (
 	_ slog.LogValuer = Config{}

@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"log"
+	"maps"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -18,13 +20,8 @@ import (
 	"github.com/switchyard-go/switchyard/transports"
 )
 
-// serverIdleTimeout outlasts the Publisher's idle_conn_timeout (90s by
-// default), so that the sender, not the server, closes an idle connection:
-// a server closing one as the sender reuses it costs that request a retry.
-const serverIdleTimeout = 2 * time.Minute
-
 // ServerConfig configures a Server: its Receiver, and the address and
-// pattern it serves it on. It is the receiver: sub-section of an http
+// pattern it serves it on; it is also the receiver: sub-section of an http
 // transport, where Listen is optional.
 type ServerConfig struct {
 	ReceiverConfig `koanf:",squash"`
@@ -35,8 +32,7 @@ type ServerConfig struct {
 	// /api/v1/events/{topic}", with the wildcard named by PathValue.
 	Path string `koanf:"path"`
 	// ReadTimeout bounds reading a request's headers, and its body within
-	// ReadTimeout + HandlerTimeout (net/http cancels a request whose read
-	// deadline passes while its handler runs). Default 10s.
+	// ReadTimeout + HandlerTimeout. Default 10s.
 	ReadTimeout time.Duration `koanf:"read_timeout"`
 	// ShutdownTimeout is how long Close waits for the requests in flight
 	// before it answers the rest 503. Default 5s.
@@ -51,15 +47,30 @@ func (c *ServerConfig) setDefaults() {
 }
 
 // Validate reports every invalid field, each error naming its key.
-func (c *ServerConfig) Validate() error {
+func (c *ServerConfig) Validate() error { return c.validate(true) }
+
+// validate is Validate; without needListen, an empty Listen is a Receiver
+// to mount, for which the Server's own keys are refused.
+func (c *ServerConfig) validate(needListen bool) error {
 	errs := []error{c.ReceiverConfig.Validate()}
 	add := func(key, format string, args ...any) {
 		errs = append(errs, transports.FieldErrorf(key, format, args...))
 	}
-	if c.Listen == "" {
+	switch {
+	case c.Listen != "":
+		if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+			add("listen", "must be host:port (127.0.0.1:5001, or :5001 for every interface), got %q", c.Listen)
+		}
+	case needListen:
 		add("listen", "must be set")
-	} else if _, _, err := net.SplitHostPort(c.Listen); err != nil {
-		add("listen", "must be host:port (127.0.0.1:5001, or :5001 for every interface), got %q", c.Listen)
+	default:
+		set := map[string]bool{"path": c.Path != "", "read_timeout": c.ReadTimeout != 0, "shutdown_timeout": c.ShutdownTimeout != 0}
+		for _, key := range slices.Sorted(maps.Keys(set)) {
+			if set[key] {
+				add(key, "only with listen: a Receiver without it is mounted in your own server, on your own pattern")
+			}
+		}
+		return errors.Join(errs...)
 	}
 	if c.Path != "" {
 		if err := checkPattern(c.Path); err != nil {
@@ -75,21 +86,6 @@ func (c *ServerConfig) Validate() error {
 	return errors.Join(errs...)
 }
 
-// serverOnlyKeys names the keys set in c that only a Server uses.
-func (c *ServerConfig) serverOnlyKeys() []string {
-	var keys []string
-	if c.Path != "" {
-		keys = append(keys, "path")
-	}
-	if c.ReadTimeout != 0 {
-		keys = append(keys, "read_timeout")
-	}
-	if c.ShutdownTimeout != 0 {
-		keys = append(keys, "shutdown_timeout")
-	}
-	return keys
-}
-
 // checkPattern reports whether ServeMux takes pattern; Handle panics on one
 // it does not.
 func checkPattern(pattern string) (err error) {
@@ -103,9 +99,8 @@ func checkPattern(pattern string) (err error) {
 }
 
 // Server is a Receiver served on an address of its own, what an http
-// transport with receiver.listen builds. It has the Receiver's methods
-// (ServeHTTP serves whatever the path; after Drain the server goes on
-// answering 503 until Close); Close also shuts its server down.
+// transport with receiver.listen builds; its Close also shuts the server
+// down.
 type Server struct {
 	*Receiver
 	logger          watermill.LoggerAdapter
@@ -164,8 +159,10 @@ func newServer(cfg ServerConfig, logger watermill.LoggerAdapter, opts ...Option)
 		Handler:           s.track(mux),
 		ReadHeaderTimeout: cfg.ReadTimeout,
 		ReadTimeout:       cfg.ReadTimeout + cfg.HandlerTimeout,
-		IdleTimeout:       serverIdleTimeout,
-		ErrorLog:          log.New(serverLog{s.logger}, "", 0),
+		// Longer than a Publisher's idle_conn_timeout, so that the sender
+		// closes an idle connection, not the server as the sender reuses it.
+		IdleTimeout: 2 * time.Minute,
+		ErrorLog:    log.New(serverLog{s.logger}, "", 0),
 	}
 	go func() {
 		defer close(s.served)
@@ -182,14 +179,11 @@ func newServer(cfg ServerConfig, logger watermill.LoggerAdapter, opts ...Option)
 func (s *Server) track(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.mu.RLock()
-		if s.stopped { // read as Close cut its connection: answered 503 at once
-			s.mu.RUnlock()
-			h.ServeHTTP(w, r)
-			return
+		if !s.stopped { // else read as Close cut its connection: answered 503 at once
+			s.handlers.Add(1)
+			defer s.handlers.Done()
 		}
-		s.handlers.Add(1)
 		s.mu.RUnlock()
-		defer s.handlers.Done()
 		h.ServeHTTP(w, r)
 	})
 }
@@ -199,9 +193,9 @@ func (s *Server) track(h http.Handler) http.Handler {
 func (s *Server) Addr() net.Addr { return s.addr }
 
 // Close stops accepting connections, waits up to ShutdownTimeout for the
-// requests in flight, then closes the Receiver (see Receiver.Close), gives
-// its 503s a second to go out, and cuts the connections left. It returns
-// the Receiver's error once no request is being served. Idempotent.
+// requests in flight, closes the Receiver, gives its 503s a second to go
+// out and cuts the connections left. It returns the Receiver's error once
+// no request is being served. Idempotent.
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), s.shutdownTimeout)
@@ -211,7 +205,7 @@ func (s *Server) Close() error {
 		if err != nil {
 			s.logger.Info("httptransport: receiver server: requests still in flight after shutdown_timeout are answered 503",
 				watermill.LogFields{"shutdown_timeout": s.shutdownTimeout})
-			grace, cancelGrace := context.WithTimeout(context.Background(), closeGrace)
+			grace, cancelGrace := context.WithTimeout(context.Background(), time.Second) // for the last 503s
 			defer cancelGrace()
 			if s.srv.Shutdown(grace) != nil {
 				_ = s.srv.Close() // bodies still being read
@@ -225,9 +219,6 @@ func (s *Server) Close() error {
 	})
 	return s.closeErr
 }
-
-// closeGrace is how long Close gives the last 503s to go out.
-const closeGrace = time.Second
 
 // serverLog hands what net/http logs to the transport's logger.
 type serverLog struct{ logger watermill.LoggerAdapter }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -15,29 +16,31 @@ import (
 // {event_type} are escaped for the part of the URL they are in.
 type urlTemplate struct {
 	// path is the template up to its first '?' or '#', query the rest.
-	path, query string
-	// static is the URL when it has no placeholder.
-	static                 string
+	path, query            string
 	hasTopic, hasEventType bool
-	// The fixed authority, which every URL made from the template keeps.
-	scheme, user, host string
-	hostname, port     string
+	// base is the template with placeholders filled: every URL made from
+	// the template keeps its scheme, userinfo and host.
+	base *url.URL
+	// urls caches the URL of the first maxCachedURLs topics (and event
+	// types, with {event_type}): making one costs a dozen allocations.
+	urls   sync.Map // [2]string → *url.URL
+	cached atomic.Int32
 }
+
+const maxCachedURLs = 4096
+
+// placeholder matches from a '{' to the next '}', or to the end.
+var placeholder = regexp.MustCompile(`\{[^}]*\}?`)
 
 func parseTemplate(s string) (*urlTemplate, error) {
 	// Errors give positions, never the text: a URL holds secrets.
-	for i := 0; i < len(s); i++ {
-		if s[i] != '{' {
-			continue
+	for _, m := range placeholder.FindAllStringIndex(s, -1) {
+		switch p := s[m[0]:m[1]]; {
+		case !strings.HasSuffix(p, "}"):
+			return nil, fmt.Errorf("unclosed { at byte %d", m[0])
+		case p != "{topic}" && p != "{event_type}":
+			return nil, fmt.Errorf("unknown placeholder at byte %d: use {topic} or {event_type}", m[0])
 		}
-		end := strings.IndexByte(s[i:], '}')
-		if end < 0 {
-			return nil, fmt.Errorf("unclosed { at byte %d", i)
-		}
-		if p := s[i : i+end+1]; p != "{topic}" && p != "{event_type}" {
-			return nil, fmt.Errorf("unknown placeholder at byte %d: use {topic} or {event_type}", i)
-		}
-		i += end
 	}
 	t := &urlTemplate{path: s, hasTopic: strings.Contains(s, "{topic}"), hasEventType: strings.Contains(s, "{event_type}")}
 	if q := strings.IndexAny(s, "?#"); q >= 0 {
@@ -51,8 +54,7 @@ func parseTemplate(s string) (*urlTemplate, error) {
 	if authorityEnd >= 0 && strings.IndexByte(s[:authorityEnd], '{') >= 0 {
 		return nil, errors.New("placeholders may not stand in the scheme, the userinfo, the host or the port")
 	}
-	probe := t.render("x", "x")
-	u, err := url.Parse(probe)
+	u, err := url.Parse(t.render("x", "x"))
 	if err != nil {
 		return nil, urlSyntaxError(s, err)
 	}
@@ -65,11 +67,7 @@ func parseTemplate(s string) (*urlTemplate, error) {
 	if hasDotSegment(u.EscapedPath()) {
 		return nil, errDotSegmentInTemplate
 	}
-	t.scheme, t.user, t.host = u.Scheme, u.User.String(), u.Host
-	t.hostname, t.port = u.Hostname(), u.Port()
-	if !t.hasTopic && !t.hasEventType {
-		t.static = s
-	}
+	t.base = u
 	return t, nil
 }
 
@@ -116,9 +114,6 @@ func badEscapeAt(s string) int {
 
 // render returns the URL for topic and eventType.
 func (t *urlTemplate) render(topic, eventType string) string {
-	if t.static != "" {
-		return t.static
-	}
 	// Escaped, neither value holds a brace that a placeholder could match.
 	expand := func(s string, escape func(string) string) string {
 		return strings.ReplaceAll(strings.ReplaceAll(s, "{topic}", escape(topic)), "{event_type}", escape(eventType))
@@ -148,14 +143,13 @@ var (
 )
 
 // hasDotSegment reports whether a server could read a segment of the
-// escaped path p as "." or "..": as it is, once percent-decoded, or decoded
-// again (a server behind a proxy that decodes too), the decoded text split
-// on '/' or '\' as well (some servers decode before they split, or take
-// '\' for '/').
+// escaped path p as "." or "..": as it is or percent-decoded once or more,
+// split on '/' or '\' (some servers decode before they split).
 func hasDotSegment(p string) bool {
 	for seg := range strings.SplitSeq(p, "/") {
 		for {
-			if slices.ContainsFunc(strings.FieldsFunc(seg, isPathSeparator), isDot) {
+			pieces := strings.FieldsFunc(seg, func(r rune) bool { return r == '/' || r == '\\' })
+			if slices.Contains(pieces, ".") || slices.Contains(pieces, "..") {
 				return true
 			}
 			decoded, changed := percentDecode(seg)
@@ -168,28 +162,13 @@ func hasDotSegment(p string) bool {
 	return false
 }
 
-func isPathSeparator(r rune) bool { return r == '/' || r == '\\' }
-
-func isDot(s string) bool { return s == "." || s == ".." }
-
-// urlCache keeps the parsed URL of each topic (and event type, when the
-// template has {event_type}), for the first maxCachedURLs of them.
-type urlCache struct {
-	m sync.Map // key → *url.URL
-	n atomic.Int32
-}
-
-const maxCachedURLs = 4096
-
-func (c *urlCache) get(t *urlTemplate, topic, eventType string) (*url.URL, error) {
-	key := topic
-	switch {
-	case t.static != "":
-		key = ""
-	case t.hasEventType:
-		key = topic + "\x00" + eventType
+// url returns the URL for topic and eventType, or why it may not be used.
+func (t *urlTemplate) url(topic, eventType string) (*url.URL, error) {
+	key := [2]string{topic}
+	if t.hasEventType {
+		key[1] = eventType
 	}
-	if u, ok := c.m.Load(key); ok {
+	if u, ok := t.urls.Load(key); ok {
 		return u.(*url.URL), nil
 	}
 	u, err := url.Parse(t.render(topic, eventType))
@@ -197,16 +176,16 @@ func (c *urlCache) get(t *urlTemplate, topic, eventType string) (*url.URL, error
 		// Not err: its text holds the whole URL, query included.
 		return nil, errors.New("the URL made for this topic and event type does not parse")
 	}
-	// Escaping keeps both true; checked all the same, as they are what
-	// allowed_hosts and the path's meaning rest on.
-	if u.Scheme != t.scheme || u.User.String() != t.user || u.Host != t.host {
+	// Escaping keeps the authority; checked all the same, as allowed_hosts
+	// and the address check rest on it.
+	if u.Scheme != t.base.Scheme || u.User.String() != t.base.User.String() || u.Host != t.base.Host {
 		return nil, errors.New("the URL made for this topic and event type names another scheme, userinfo or host")
 	}
 	if hasDotSegment(u.EscapedPath()) {
 		return nil, errDotSegment
 	}
-	if c.n.Add(1) <= maxCachedURLs {
-		c.m.Store(key, u)
+	if t.cached.Add(1) <= maxCachedURLs {
+		t.urls.Store(key, u)
 	}
 	return u, nil
 }
@@ -214,25 +193,16 @@ func (c *urlCache) get(t *urlTemplate, topic, eventType string) (*url.URL, error
 // stripUserinfo returns rawURL without its userinfo and, when it had one,
 // the Basic Authorization header value http.Client would have made of it.
 func stripUserinfo(rawURL string) (stripped, basicAuth string) {
-	i := strings.Index(rawURL, "://")
-	if i < 0 {
+	end := authorityEnd(rawURL)
+	start := strings.Index(rawURL, "://") + len("://")
+	if end < 0 || strings.LastIndexByte(rawURL[start:end], '@') < 0 {
 		return rawURL, ""
 	}
-	rest := rawURL[i+3:]
-	end := strings.IndexAny(rest, "/?#")
-	if end < 0 {
-		end = len(rest)
-	}
-	authority := rest[:end]
-	at := strings.LastIndexByte(authority, '@')
-	if at < 0 {
-		return rawURL, ""
-	}
-	u, err := url.Parse(rawURL[:i+3] + authority)
+	u, err := url.Parse(rawURL[:end])
 	if err != nil || u.User == nil {
 		return rawURL, ""
 	}
 	password, _ := u.User.Password()
-	basicAuth = "Basic " + base64.StdEncoding.EncodeToString([]byte(u.User.Username()+":"+password))
-	return rawURL[:i+3] + authority[at+1:] + rest[end:], basicAuth
+	at := start + strings.LastIndexByte(rawURL[start:end], '@')
+	return rawURL[:start] + rawURL[at+1:], "Basic " + base64.StdEncoding.EncodeToString([]byte(u.User.Username()+":"+password))
 }

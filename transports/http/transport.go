@@ -6,7 +6,6 @@ import (
 	"reflect"
 
 	"github.com/ThreeDotsLabs/watermill"
-	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/switchyard-go/switchyard/transports"
 )
@@ -54,14 +53,19 @@ func Factory(s transports.Settings) (transports.Transport, error) {
 		}
 	}
 	if rc := cfg.Receiver; rc != nil {
-		sub, err := newSubscriber(*rc, s)
+		reg := WithRegisterer(s.Registerer)
+		var err error
+		if rc.Listen == "" {
+			t.Subscriber, err = NewReceiver(rc.ReceiverConfig, s.Logger, reg)
+		} else if t.Subscriber, err = newServer(*rc, s.Logger, reg); err != nil {
+			err = fmt.Errorf("httptransport: config: %w", transports.FieldErrorf("receiver.listen", "%v", err))
+		}
 		if err != nil {
 			if t.Publisher != nil {
 				_ = t.Publisher.Close()
 			}
 			return transports.Transport{}, err
 		}
-		t.Subscriber = sub
 	}
 	return t, nil
 }
@@ -73,60 +77,29 @@ func (c *TransportConfig) Validate() error {
 	switch {
 	case c.URL == "" && c.Receiver == nil:
 		errs = append(errs, transports.FieldErrorf("url", "must be set to publish, or receiver: to receive (or both)"))
-	case c.URL == "":
+	case c.URL == "" && !reflect.ValueOf(c.Config).IsZero():
 		// Receive only: publisher keys would be silently unused.
-		if !reflect.ValueOf(c.Config).IsZero() {
-			errs = append(errs, transports.FieldErrorf("url", "must be set: the section has publisher keys, which do nothing without it"))
-		}
-	default:
+		errs = append(errs, transports.FieldErrorf("url", "must be set: the section has publisher keys, which do nothing without it"))
+	case c.URL != "":
 		errs = append(errs, c.Config.Validate())
 	}
-	if rc := c.Receiver; rc != nil {
-		var err error
-		if rc.Listen != "" {
-			err = rc.Validate()
-		} else {
-			err = rc.ReceiverConfig.Validate()
-			for _, key := range rc.serverOnlyKeys() {
-				err = errors.Join(err, transports.FieldErrorf(key, "only with listen: a Receiver without it is mounted in your own server, on your own pattern"))
-			}
-		}
-		errs = append(errs, underKey("receiver", err))
+	if c.Receiver != nil {
+		errs = append(errs, underKey("receiver", c.Receiver.validate(false)))
 	}
 	return errors.Join(errs...)
 }
 
-// newSubscriber builds the subscriber of a valid receiver: sub-section.
-func newSubscriber(rc ServerConfig, s transports.Settings) (message.Subscriber, error) {
-	reg := WithRegisterer(s.Registerer)
-	if rc.Listen == "" {
-		return NewReceiver(rc.ReceiverConfig, s.Logger, reg)
-	}
-	srv, err := newServer(rc, s.Logger, reg)
-	if err != nil {
-		return nil, fmt.Errorf("httptransport: config: %w", transports.FieldErrorf("receiver.listen", "%v", err))
-	}
-	return srv, nil
-}
-
-// underKey prefixes the key each error of err names with key and a dot.
+// underKey puts the keys of err's field errors under key.
 func underKey(key string, err error) error {
-	if err == nil {
-		return nil
+	fields, only := transports.FieldErrors(err)
+	if !only {
+		return err // nil, or not a field error: none is
 	}
-	if joined, ok := err.(interface{ Unwrap() []error }); ok {
-		errs := joined.Unwrap()
-		out := make([]error, 0, len(errs))
-		for _, e := range errs {
-			out = append(out, underKey(key, e))
-		}
-		return errors.Join(out...)
+	errs := make([]error, len(fields))
+	for i, fe := range fields {
+		errs[i] = &transports.FieldError{Key: key + "." + fe.Key, Reason: fe.Reason}
 	}
-	var fe *transports.FieldError
-	if errors.As(err, &fe) {
-		return &transports.FieldError{Key: key + "." + fe.Key, Reason: fe.Reason}
-	}
-	return fmt.Errorf("%s.%w", key, err)
+	return errors.Join(errs...)
 }
 
 var errInsecureSkipVerify = errors.New("httptransport: TLS certificate verification is off")
