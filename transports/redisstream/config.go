@@ -221,15 +221,6 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// validateTuning checks what matters when the client is given, not made.
-func (c *Config) validateTuning() error {
-	saved := *c
-	if saved.URL == "" && len(saved.Addrs) == 0 {
-		saved.URL = "redis://given"
-	}
-	return saved.Validate()
-}
-
 // universalOptions builds go-redis options. Context deadlines are honoured,
 // so a message's deadline bounds its XADD.
 func (c *Config) universalOptions() (*redis.UniversalOptions, error) {

@@ -73,7 +73,8 @@ func NewPublisher(cfg Config, client redis.UniversalClient, logger watermill.Log
 		closing: make(chan struct{}),
 	}
 	if !cfg.AllowTrimUnread && cfg.MaxLen > 0 {
-		p.trim = newTrimmer(client, &p.cfg, logger)
+		ctx, stop := context.WithCancel(context.Background())
+		p.trim = &trimmer{client: client, cfg: &p.cfg, logger: logger, streams: map[string]*trimmed{}, ctx: ctx, stop: stop}
 		p.wg.Go(p.trim.run)
 	}
 	for range cfg.Flushers {
@@ -100,7 +101,11 @@ func honoursDeadlines(c redis.UniversalClient) bool {
 // from cfg with the function that closes it.
 func clientFor(cfg *Config, client redis.UniversalClient, logger watermill.LoggerAdapter) (redis.UniversalClient, func() error, error) {
 	if client != nil {
-		if err := cfg.validateTuning(); err != nil {
+		tuning := *cfg // what matters with a given client
+		if tuning.URL == "" && len(tuning.Addrs) == 0 {
+			tuning.URL = "redis://given"
+		}
+		if err := tuning.Validate(); err != nil {
 			return nil, nil, fmt.Errorf("redisstream: config: %w", err)
 		}
 		return client, nil, nil

@@ -47,11 +47,6 @@ type trimmed struct {
 	told      bool                // that it is trimmed without a group has been logged
 }
 
-func newTrimmer(client redis.UniversalClient, cfg *Config, logger watermill.LoggerAdapter) *trimmer {
-	ctx, stop := context.WithCancel(context.Background())
-	return &trimmer{client: client, cfg: cfg, logger: logger, streams: map[string]*trimmed{}, ctx: ctx, stop: stop}
-}
-
 func (t *trimmer) track(stream string) {
 	t.mu.Lock()
 	if _, ok := t.streams[stream]; !ok {

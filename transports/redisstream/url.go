@@ -29,7 +29,7 @@ func parseURL(s string) (*redis.Options, error) {
 	for name, values := range u.Query() {
 		one := url.Values{name: values}
 		if _, err := redis.ParseURL("redis://localhost/0?" + one.Encode()); err != nil {
-			if plainName(name) {
+			if name != "" && strings.Trim(name, "abcdefghijklmnopqrstuvwxyz_") == "" {
 				return nil, fmt.Errorf("query option %s: unknown, or its value is invalid", name)
 			}
 			return nil, errors.New("a query option is unknown, or its value is invalid")
@@ -71,8 +71,14 @@ func checkURL(s string) (u *url.URL, misplaced bool, err error) {
 	userinfo, hostport, hasUser := cutLast(authority, "@")
 	if !hasUser {
 		hostport = authority
-	} else if err := checkUserinfo(userinfo); err != nil {
-		return nil, misplaced, err
+	} else if _, err := url.Parse("redis://" + userinfo + "@host"); err != nil {
+		if _, ok := errors.AsType[url.EscapeError](err); ok {
+			return nil, misplaced, errors.New("the user name or password has a '%' not followed by two hex digits: " +
+				"write a '%' as %25, or give the password in the password key")
+		}
+		return nil, misplaced, errors.New("the user name or password holds a character that must be percent-encoded " +
+			"(a space, a control or non-ASCII character, or one of \"<>[]^`{|}): " +
+			"percent-encode it, or give the password in the password key")
 	}
 	u, err = url.Parse(s)
 	if err != nil {
@@ -82,7 +88,10 @@ func checkURL(s string) (u *url.URL, misplaced bool, err error) {
 		if _, ok := errors.AsType[url.InvalidHostError](err); ok {
 			return fail("the host holds an invalid character")
 		}
-		if !validPort(hostport) {
+		if strings.HasPrefix(hostport, "[") {
+			_, hostport, _ = strings.Cut(hostport, "]")
+		}
+		if _, port, ok := cutLast(hostport, ":"); ok && !digits(port) {
 			return fail("the port after the host must be a number")
 		}
 		return fail("is not a valid URL")
@@ -103,20 +112,6 @@ func checkURL(s string) (u *url.URL, misplaced bool, err error) {
 	return u, misplaced, nil
 }
 
-func checkUserinfo(s string) error {
-	_, err := url.Parse("redis://" + s + "@host")
-	if err == nil {
-		return nil
-	}
-	if _, ok := errors.AsType[url.EscapeError](err); ok {
-		return errors.New("the user name or password has a '%' not followed by two hex digits: " +
-			"write a '%' as %25, or give the password in the password key")
-	}
-	return errors.New("the user name or password holds a character that must be percent-encoded " +
-		"(a space, a control or non-ASCII character, or one of \"<>[]^`{|}): " +
-		"percent-encode it, or give the password in the password key")
-}
-
 // cutLast is strings.Cut at the last sep.
 func cutLast(s, sep string) (before, after string, found bool) {
 	if i := strings.LastIndex(s, sep); i >= 0 {
@@ -125,17 +120,7 @@ func cutLast(s, sep string) (before, after string, found bool) {
 	return s, "", false
 }
 
-func validPort(hostport string) bool {
-	if strings.HasPrefix(hostport, "[") {
-		_, hostport, _ = strings.Cut(hostport, "]")
-	}
-	_, port, ok := cutLast(hostport, ":")
-	return !ok || digits(port)
-}
-
 func digits(s string) bool { return strings.Trim(s, "0123456789") == "" }
-
-func plainName(s string) bool { return s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyz_") == "" }
 
 // redacted replaces each secret in a dump of a Config, whatever its length.
 const redacted = "xxxxx"
