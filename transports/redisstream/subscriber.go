@@ -185,3 +185,8 @@ type subscription struct {
 	lag      int64  // its entries not yet delivered then; -1: unknown
 	added    int64  // the stream's entries-added then; -1: unknown
 }
+
+var (
+	_ message.Subscriber           = (*Subscriber)(nil)
+	_ message.SubscribeInitializer = (*Subscriber)(nil)
+)

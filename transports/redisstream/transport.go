@@ -12,7 +12,6 @@ import (
 	"sync/atomic"
 
 	"github.com/ThreeDotsLabs/watermill"
-	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/switchyard-go/switchyard/transports"
@@ -126,9 +125,3 @@ func (r *redisLogRouter) Printf(_ context.Context, format string, args ...any) {
 		}
 	}
 }
-
-var (
-	_ message.Publisher            = (*Publisher)(nil)
-	_ message.Subscriber           = (*Subscriber)(nil)
-	_ message.SubscribeInitializer = (*Subscriber)(nil)
-)
