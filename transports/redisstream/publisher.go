@@ -233,7 +233,7 @@ func (p *Publisher) request(topic string, msgs []*message.Message) (*pubReq, err
 	return r, nil
 }
 
-// timers are the stopped timers of Publish calls: one per call would be
+// timers are the timers of Publish calls: one per call would be
 // an allocation, and a context.WithTimeout three.
 var timers = sync.Pool{New: func() any { return time.NewTimer(time.Hour) }}
 
