@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -14,21 +15,18 @@ import (
 )
 
 // Message, Acked and Nacked make the subscription its scheduler's
-// lane.Source.
-
-// Message returns a message for e's next delivery, and its context: the
-// first delivery's is allocated with the entry.
-func (sub *subscription) Message(e *sentry, attempts int) (*message.Message, *delivery.Context) {
+// lane.Source. The first delivery's context is allocated with the entry.
+func (sub *subscription) Message(e *entry, attempts int) (*message.Message, *delivery.Context) {
 	if attempts == 0 {
 		return e.message(), &e.first
 	}
 	return e.message(), &delivery.Context{}
 }
 
-func (sub *subscription) Acked(e *sentry) { sub.ack(e.id) }
+func (sub *subscription) Acked(e *entry) { sub.ack(e.id) }
 
 // Nacked dead-letters e once it was nacked more than MaxRetries times.
-func (sub *subscription) Nacked(e *sentry, attempts int) bool {
+func (sub *subscription) Nacked(e *entry, attempts int) bool {
 	if limit := sub.s.cfg.MaxRetries; limit < 0 || attempts <= limit {
 		return false
 	}
@@ -49,8 +47,7 @@ func (sub *subscription) ack(id string) {
 }
 
 // ackLoop sends XACKs in batches: what is queued when the previous batch is
-// done goes in the next one. Until acked an entry stays pending, so a lost
-// ack means a redelivery, never a loss.
+// done goes in the next one. A lost ack means a redelivery, never a loss.
 func (sub *subscription) ackLoop() {
 	s := sub.s
 	ids := make([]string, 0, 256)
@@ -59,8 +56,7 @@ func (sub *subscription) ackLoop() {
 		for len(ids) < cap(ids) && len(sub.acks) > 0 { // the only receiver: a value is there
 			ids = append(ids, <-sub.acks)
 		}
-		// Three attempts, or one once the subscription has ended: Close
-		// must not wait long for a server that does not answer.
+		// Three attempts, or one once the subscription has ended.
 		for attempt := 1; ; attempt++ {
 			ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
 			err := s.client.XAck(ctx, sub.stream, s.cfg.ConsumerGroup, ids...).Err()
@@ -77,9 +73,8 @@ func (sub *subscription) ackLoop() {
 }
 
 // deadLetter copies an entry to the dead-letter stream with the reason, then
-// acks it. If the copy fails the entry stays pending and held, and the copy
-// is tried again every second while the subscription lasts (after that, the
-// entry is read again when the consumer comes back, or claimed).
+// acks it. If the copy fails, the entry stays pending and the copy is tried
+// again every second while the subscription lasts.
 func (sub *subscription) deadLetter(id string, values map[string]any, reason, kind string) {
 	s := sub.s
 	dl := make([]any, 0, 2*len(values)+6)
@@ -89,9 +84,8 @@ func (sub *subscription) deadLetter(id string, values map[string]any, reason, ki
 	dl = append(dl, DeadLetterReasonField, reason, DeadLetterIDField, id, DeadLetterStreamField, sub.stream)
 	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
 	defer cancel()
-	dls := s.cfg.deadLetterStream(sub.stream)
+	dls := strings.ReplaceAll(s.cfg.DeadLetterStream, "{stream}", sub.stream)
 	if err := s.client.XAdd(ctx, &redis.XAddArgs{Stream: dls, Values: dl, MaxLen: s.cfg.MaxLen, Approx: s.cfg.MaxLen > 0}).Err(); err != nil {
-		// The entry stays pending; try again later. Never dropped.
 		s.logger.Error("Cannot dead-letter entry; retrying", err, watermill.LogFields{"stream": sub.stream, "id": id})
 		sub.retries.Go(func() {
 			if sub.sleep(time.Second) {
@@ -100,7 +94,7 @@ func (sub *subscription) deadLetter(id string, values map[string]any, reason, ki
 		})
 		return
 	}
-	s.metrics.deadLettered(sub.stream, kind)
+	s.metrics.lanes.DeadLettered.WithLabelValues(sub.stream, kind).Inc()
 	s.logger.Error("Entry dead-lettered", errors.New(reason), watermill.LogFields{"stream": sub.stream, "id": id, "to": dls})
 	sub.ack(id)
 }

@@ -35,9 +35,9 @@ const (
 	DefaultDeadLetter      = "{stream}:dead"
 )
 
-// Config configures a redisstream transport. Fields with koanf tags come from
-// the transport's section of the configuration file; the zero value of each
-// takes its default.
+// Config configures a redisstream transport: the keys of its section of the
+// configuration file (docs/redis.md). The zero value of each takes its
+// default.
 type Config struct {
 	// URL is redis://[user:password@]host:port/db, or rediss:// for TLS.
 	URL string `koanf:"url"`
@@ -56,20 +56,17 @@ type Config struct {
 
 	// Format is "watermill" (default) or "flat".
 	Format Format `koanf:"format"`
-	// MaxLen is the length streams are trimmed to, approximately (MAXLEN ~).
-	// Unless AllowTrimUnread, trimming never removes an entry a consumer
-	// group has not read and acked: the stream grows past MaxLen while a
-	// group lags, and the lag is reported.
+	// MaxLen is the length streams are trimmed to, approximately. Unless
+	// AllowTrimUnread, trimming never removes an entry a consumer group has
+	// not read and acked: the stream grows past MaxLen while a group lags.
 	MaxLen          int64 `koanf:"maxlen"`
 	AllowTrimUnread bool  `koanf:"allow_trim_unread"`
 	// TrimInterval is how often each stream is trimmed when AllowTrimUnread
 	// is false (when true, every XADD trims).
 	TrimInterval time.Duration `koanf:"trim_interval"`
 	// TrimUngroupedAfter is how long a stream must have had no consumer
-	// group before it is trimmed to MaxLen. Groups vanish with their
-	// stream when Redis restarts without its data, and a publisher that
-	// started after that cannot tell a stream nobody reads from one whose
-	// consumers have yet to come back: this waits for them.
+	// group before it is trimmed to MaxLen: time for consumers whose groups
+	// vanished in a restart of Redis to come back.
 	TrimUngroupedAfter time.Duration `koanf:"trim_ungrouped_after"`
 	// BatchSize bounds how many concurrent publishes share one pipeline.
 	BatchSize int `koanf:"batch_size"`
@@ -78,21 +75,18 @@ type Config struct {
 	// Linger waits this long for more publishes before sending a pipeline
 	// that is not full. Default 0: send at once.
 	Linger time.Duration `koanf:"linger"`
-	// PublishTimeout bounds each Publish, within the message context's own
+	// PublishTimeout bounds each Publish, within the message context's
 	// deadline, and the trimming of each stream.
 	PublishTimeout time.Duration `koanf:"publish_timeout"`
 
 	// ConsumerGroup is the group subscribers join; created on first use.
 	ConsumerGroup string `koanf:"consumer_group"`
 	// Consumer is this process's name in the group. Default: the host name,
-	// so a restarted process reads its own pending entries first. Give each
-	// process on one host a name of its own.
+	// so a restarted process reads its own pending entries first.
 	Consumer string `koanf:"consumer"`
 	// StartID is where a new group starts: "0" (default: every entry the
-	// stream holds, so nothing written before the first subscriber came is
-	// skipped, as watermill-redisstream's consumer groups do) or "$" (only
-	// entries written after the group is created: the stream's history is
-	// skipped). A group created again after it vanished always starts at "0".
+	// stream holds, as with watermill-redisstream) or "$" (entries written
+	// after). A group created again after it vanished starts at "0".
 	StartID string `koanf:"start_id"`
 	// ReadCount is the COUNT of each XREADGROUP.
 	ReadCount int64 `koanf:"read_count"`
@@ -188,8 +182,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	if c.Linger > 0 && c.Linger < time.Millisecond {
-		// Go's timers round short waits up to about a millisecond on an idle
-		// process: a 50µs linger cut throughput by two thirds in benchmarks.
+		// Go's timers round short waits up to about a millisecond.
 		add("linger", "must be 0 or at least 1ms, got %s", c.Linger)
 	}
 	if c.MaxLen < 0 {
@@ -228,18 +221,8 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// validateTuning checks what matters when the client is given, not made.
-func (c *Config) validateTuning() error {
-	saved := *c
-	if saved.URL == "" && len(saved.Addrs) == 0 {
-		saved.URL = "redis://given"
-	}
-	return saved.Validate()
-}
-
-// universalOptions builds go-redis options. Context deadlines are always
-// honoured (ContextTimeoutEnabled), so a message's deadline bounds its XADD,
-// and a refused connection is not dialed again within one attempt.
+// universalOptions builds go-redis options. Context deadlines are honoured,
+// so a message's deadline bounds its XADD.
 func (c *Config) universalOptions() (*redis.UniversalOptions, error) {
 	o := &redis.UniversalOptions{
 		Addrs:                 c.Addrs,
@@ -249,10 +232,9 @@ func (c *Config) universalOptions() (*redis.UniversalOptions, error) {
 		Password:              c.Password,
 		DB:                    c.DB,
 		ContextTimeoutEnabled: true,
-		// A refused dial fails at once instead of five times 100ms apart:
-		// with the server down, a publish then fails in milliseconds (its
-		// command retries back off 8ms, 16ms…) and the bus falls back,
-		// rather than spending its whole publish deadline dialing.
+		// A refused dial fails at once instead of five times 100ms apart,
+		// so that with the server down a publish fails in milliseconds and
+		// the bus falls back.
 		DialerRetries: 1,
 	}
 	if c.URL != "" {
@@ -261,47 +243,26 @@ func (c *Config) universalOptions() (*redis.UniversalOptions, error) {
 			return nil, fmt.Errorf("url: %w", err)
 		}
 		o.Addrs = []string{u.Addr}
-		if o.Username == "" {
-			o.Username = u.Username
-		}
-		if o.Password == "" {
-			o.Password = u.Password
-		}
-		if o.DB == 0 {
-			o.DB = u.DB
-		}
+		o.Username = cmp.Or(o.Username, u.Username)
+		o.Password = cmp.Or(o.Password, u.Password)
+		o.DB = cmp.Or(o.DB, u.DB)
 		o.TLSConfig = u.TLSConfig
 	}
-	if c.TLS.Enabled || c.TLS.CAFile != "" || c.TLS.CertFile != "" || o.TLSConfig != nil {
-		tc, err := c.TLS.build(o.TLSConfig)
-		if err != nil {
-			return nil, err
-		}
-		o.TLSConfig = tc
+	t := c.TLS
+	if !t.Enabled && t.CAFile == "" && t.CertFile == "" && o.TLSConfig == nil {
+		return o, nil
 	}
-	return o, nil
-}
-
-func (t TLSConfig) build(base *tls.Config) (*tls.Config, error) {
-	tc := &tls.Config{MinVersion: tls.VersionTLS12}
-	if base != nil {
-		tc = base.Clone()
-		if tc.MinVersion == 0 {
-			tc.MinVersion = tls.VersionTLS12
-		}
+	tc := &tls.Config{}
+	if o.TLSConfig != nil {
+		tc = o.TLSConfig.Clone()
 	}
-	if t.ServerName != "" {
-		tc.ServerName = t.ServerName
-	}
+	tc.MinVersion = cmp.Or(tc.MinVersion, tls.VersionTLS12)
+	tc.ServerName = cmp.Or(t.ServerName, tc.ServerName)
 	// A rediss:// URL's skip_verify=true counts as much as the key.
 	tc.InsecureSkipVerify = tc.InsecureSkipVerify || t.InsecureSkipVerify
 	if err := tlsfiles.Load(tc, t.CAFile, t.CertFile, t.KeyFile); err != nil {
 		return nil, err
 	}
-	return tc, nil
-}
-
-// deadLetterStream is the dead-letter stream of stream.
-func (c *Config) deadLetterStream(stream string) string {
-	return strings.ReplaceAll(c.DeadLetterStream, "{stream}", stream)
+	o.TLSConfig = tc
+	return o, nil
 }

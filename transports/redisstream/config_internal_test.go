@@ -92,11 +92,13 @@ func TestFactorySharesOneClient(t *testing.T) {
 		Registerer: prometheus.NewRegistry(),
 	})
 	require.NoError(t, err)
-	pub := tr.Publisher.(*closer)
-	sub := tr.Subscriber.(*subCloser)
-	require.Same(t, pub.Publisher.client, sub.Subscriber.client)
-	require.False(t, pub.owns || sub.owns, "the transport, not either side, closes the client")
+	pub := tr.Publisher.(*Publisher)
+	sub := tr.Subscriber.(*Subscriber)
+	require.Same(t, pub.client, sub.client)
 	require.NoError(t, pub.Close())
+	require.NotErrorIs(t, pub.client.Ping(t.Context()).Err(), redis.ErrClosed, "the subscriber still uses the client")
+	require.NoError(t, pub.Close())
+	require.NotErrorIs(t, pub.client.Ping(t.Context()).Err(), redis.ErrClosed, "a second Close releases nothing")
 	require.NoError(t, sub.Close())
-	require.ErrorIs(t, pub.Publisher.client.Ping(t.Context()).Err(), redis.ErrClosed)
+	require.ErrorIs(t, pub.client.Ping(t.Context()).Err(), redis.ErrClosed)
 }

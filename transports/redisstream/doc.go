@@ -44,18 +44,7 @@
 //
 // # Usage
 //
-//	cfg := redisstream.Config{URL: "redis://127.0.0.1:6380/0", ConsumerGroup: "hub"}
-//	pub, err := redisstream.NewPublisher(cfg, nil, logger)
-//	…
-//	sub, err := redisstream.NewSubscriber(cfg, nil, logger, redisstream.NewMetrics(registry))
-//	…
-//	msgs, err := sub.Subscribe(ctx, "events:chat")
-//	err = pub.Publish("events:chat", message.NewMessage(watermill.NewUUID(), payload))
-//	for msg := range msgs {
-//		handle(msg)
-//		msg.Ack()
-//	}
-//
-// Tests can run against a throwaway redis-server with package
+// The example of [NewSubscriber] publishes and consumes in one consumer
+// group. Tests can run against a throwaway redis-server with package
 // [github.com/switchyard-go/switchyard/transports/redisstream/redistest].
 package redisstream

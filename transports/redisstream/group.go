@@ -20,17 +20,13 @@ func (s *Subscriber) createGroup(ctx context.Context, stream, start string) erro
 	return fmt.Errorf("redisstream: create group %q on %q: %w", s.cfg.ConsumerGroup, stream, err)
 }
 
-// groupCheckInterval is how often a subscription checks its group.
-func (c *Config) groupCheckInterval() time.Duration { return min(time.Second, c.DepthInterval) }
-
-// watchGroup checks every groupCheckInterval that the consumer group is
-// there, and creates it again if not. The reader notices a missing group
-// only when it reads, and it reads no more while the handlers hold its
-// limit of entries; meanwhile producers write to a stream that no group
-// protects from being trimmed (by publishers that never saw the group).
+// watchGroup checks every second (or DepthInterval, if shorter) that the
+// consumer group is there, and creates it again if not: the reader notices
+// a missing group only when it reads, and it does not while the handlers
+// hold its limit of entries.
 func (sub *subscription) watchGroup() {
 	s := sub.s
-	every(sub.ctx, s.cfg.groupCheckInterval(), func() {
+	every(sub.ctx, min(time.Second, s.cfg.DepthInterval), func() {
 		gen := sub.groupGen()
 		sub.mu.Lock()
 		read := sub.lastRead // read before the check: the group had delivered it
@@ -64,11 +60,8 @@ func (sub *subscription) groupGen() uint64 {
 
 // sawGroup records the group as found by a check begun at generation gen,
 // and tells if the stream went back since the last check: the group's last
-// delivered entry is older than one this subscription had read before the
-// check, or the stream's entries-added (entries-read + lag, which only
-// grows) fell. Redis then came back from a restart or failover without its
-// latest writes (an RDB snapshot, an AOF without appendfsync always, a
-// replica that lagged), or the group was moved back by hand (XGROUP SETID).
+// delivered entry is older than one read before the check, or the stream's
+// entries-added (entries-read + lag, which only grows) fell.
 func (sub *subscription) sawGroup(gen uint64, g redis.XInfoGroup, read string) {
 	s := sub.s
 	sub.gmu.Lock()
@@ -84,7 +77,7 @@ func (sub *subscription) sawGroup(gen uint64, g redis.XInfoGroup, read string) {
 	}
 	behind := read != "" && compareIDs(g.LastDeliveredID, read) < 0
 	if behind || (added >= 0 && sub.added >= 0 && added < sub.added) {
-		s.metrics.streamReset(sub.stream)
+		s.metrics.resets.WithLabelValues(sub.stream).Inc()
 		fields := watermill.LogFields{"stream": sub.stream, "group": s.cfg.ConsumerGroup,
 			"last_delivered_id": g.LastDeliveredID, "last_read_id": read,
 			"entries_added_before": sub.added, "entries_added_now": added}
@@ -106,7 +99,7 @@ func (sub *subscription) sawGroup(gen uint64, g redis.XInfoGroup, read string) {
 
 // groupMissing creates the group again at "0" after a call begun at
 // generation gen found it missing (cause), then tells what vanished with
-// it, once per vanishing: the reader and watchGroup may both notice it.
+// it, once: the reader and watchGroup may both notice it.
 func (sub *subscription) groupMissing(gen uint64, cause error) error {
 	s := sub.s
 	sub.gmu.Lock()
@@ -127,12 +120,9 @@ func (sub *subscription) groupMissing(gen uint64, cause error) error {
 		s.logger.Info("Consumer group created", fields)
 		return nil
 	}
-	s.metrics.groupRecreated(sub.stream)
-	// An entry known to have been in the stream: the newer of the newest
-	// this subscription read and the group's last delivered one when last
-	// checked. The trimmer keeps a group's last delivered entry and the
-	// newest maxlen, so if that entry is gone, the stream's data went with
-	// the group.
+	s.metrics.recreated.WithLabelValues(sub.stream).Inc()
+	// The newest entry known to have been in the stream: the trimmer keeps
+	// it, so if it is gone, the stream's data went with the group.
 	sub.mu.Lock()
 	mark := sub.lastRead
 	sub.lastRead = ""
@@ -149,15 +139,13 @@ func (sub *subscription) groupMissing(gen uint64, cause error) error {
 	sub.lastSeen, sub.lag, sub.added = "", -1, -1
 	switch {
 	case mark == "":
-		// The group had delivered nothing that we know of: whether the
-		// stream lost entries with it cannot be told.
 		s.logger.Error("Consumer group was missing; created it again at 0 (entries may have been lost with it)", cause, fields)
 		return nil
 	case !lost:
 		s.logger.Error("Consumer group was missing, its stream kept; created it again at 0: the stream's entries are delivered again", cause, fields)
 		return nil
 	}
-	s.metrics.streamReset(sub.stream)
+	s.metrics.resets.WithLabelValues(sub.stream).Inc()
 	fields["last_read_id"] = mark
 	if lag >= 0 {
 		fields["undelivered_when_last_checked"] = lag

@@ -1,6 +1,7 @@
 package redisstream
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -19,45 +20,35 @@ var ErrClosed = errors.New("redisstream: closed")
 
 // Publisher appends messages to streams (one stream per topic) with XADD.
 //
-// Concurrent publishes share pipelines: up to Flushers pipelines are in
-// flight, each carrying what was waiting when it left (at most BatchSize
-// entries), so a lone publisher pays one round trip and many publishers pay
-// far fewer than one each. A publish that finds no pipeline in flight sends
-// its own from the calling goroutine, on a client that ends calls at their
-// context's deadline (as the clients made from a Config do). Each Publish
-// returns once Redis has its entries, or with the error; a message's
-// context deadline and PublishTimeout bound the wait. The messages of one
-// Publish call go in one pipeline, in order: a caller with many messages
-// at hand gets the most out of a round trip by passing them all to one
-// call.
+// Concurrent publishes share pipelines: up to Flushers are in flight, each
+// carrying what was waiting when it left (at most BatchSize entries). A
+// publish that finds none in flight sends its own from the calling
+// goroutine, on a client that ends calls at their context's deadline (as
+// the clients made from a Config do). Each Publish returns once Redis has
+// its entries, or with the error, within the message context's deadline
+// and PublishTimeout. The messages of one call go in one pipeline, in
+// order.
 type Publisher struct {
-	cfg    Config
-	client redis.UniversalClient
-	owns   bool
-	logger watermill.LoggerAdapter
+	cfg     Config
+	client  redis.UniversalClient
+	release func() error // closes the client, if it is ours to close
 
 	reqs      chan *pubReq
 	gathering sync.Mutex   // held by the flusher that waits for requests
 	shared    bool         // whether the last pipeline carried several requests; under gathering
 	inflight  atomic.Int32 // pipelines being sent or waiting for replies
-	// direct is whether a publish may send its own pipeline when none is
-	// in flight: only on a client that bounds a call by its context's
-	// deadline, so that the caller's wait stays bounded.
-	direct  bool
-	sending sync.RWMutex // read-held by each publish that sends its own pipeline
-	closing chan struct{}
-	once    sync.Once
-	wg      sync.WaitGroup
-	trim    *trimmer
+	direct    bool         // a publish may send its own pipeline: the client bounds calls by their deadline
+	sending   sync.RWMutex // read-held by each publish that sends its own pipeline
+	closing   chan struct{}
+	once      sync.Once
+	wg        sync.WaitGroup
+	trim      *trimmer
 }
 
 // pubReq is one Publish call's entries on their way to a pipeline.
 type pubReq struct {
-	// ctx is the message context that ends the wait first, if any: the
-	// one with the earliest deadline, or the first message's.
-	ctx context.Context
-	// deadline is the earlier of ctx's deadline and PublishTimeout.
-	deadline time.Time
+	ctx      context.Context // the message context with the earliest deadline, or the first one
+	deadline time.Time       // the earlier of ctx's deadline and PublishTimeout
 	entries  []redis.XAddArgs
 	done     chan error
 }
@@ -68,7 +59,7 @@ func NewPublisher(cfg Config, client redis.UniversalClient, logger watermill.Log
 	if logger == nil {
 		logger = watermill.NopLogger{}
 	}
-	client, owns, err := clientFor(&cfg, client, logger)
+	client, release, err := clientFor(&cfg, client, logger)
 	if err != nil {
 		return nil, err
 	}
@@ -76,14 +67,15 @@ func NewPublisher(cfg Config, client redis.UniversalClient, logger watermill.Log
 	p := &Publisher{
 		cfg:     cfg,
 		client:  client,
-		owns:    owns,
-		logger:  logger,
+		release: release,
 		reqs:    make(chan *pubReq, cfg.BatchSize*cfg.Flushers),
 		direct:  honoursDeadlines(client),
 		closing: make(chan struct{}),
 	}
 	if !cfg.AllowTrimUnread && cfg.MaxLen > 0 {
-		p.trim = newTrimmer(client, &p.cfg, logger)
+		ctx, stop := context.WithCancel(context.Background())
+		p.trim = &trimmer{client: client, cfg: &p.cfg, logger: logger, streams: map[string]*trimmed{}, ctx: ctx, stop: stop}
+		p.wg.Go(p.trim.run)
 	}
 	for range cfg.Flushers {
 		p.wg.Go(p.flush)
@@ -105,25 +97,29 @@ func honoursDeadlines(c redis.UniversalClient) bool {
 	return false
 }
 
-// clientFor checks cfg and returns client, or when it is nil one made
-// from cfg, which the caller owns and closes with closeClient.
-func clientFor(cfg *Config, client redis.UniversalClient, logger watermill.LoggerAdapter) (_ redis.UniversalClient, owns bool, err error) {
+// clientFor checks cfg and returns client or, when it is nil, one made
+// from cfg with the function that closes it.
+func clientFor(cfg *Config, client redis.UniversalClient, logger watermill.LoggerAdapter) (redis.UniversalClient, func() error, error) {
 	if client != nil {
-		if err := cfg.validateTuning(); err != nil {
-			return nil, false, fmt.Errorf("redisstream: config: %w", err)
+		tuning := *cfg // what matters with a given client
+		if tuning.URL == "" && len(tuning.Addrs) == 0 {
+			tuning.URL = "redis://given"
 		}
-		return client, false, nil
+		if err := tuning.Validate(); err != nil {
+			return nil, nil, fmt.Errorf("redisstream: config: %w", err)
+		}
+		return client, nil, nil
 	}
 	if err := cfg.Validate(); err != nil {
-		return nil, false, fmt.Errorf("redisstream: config: %w", err)
+		return nil, nil, fmt.Errorf("redisstream: config: %w", err)
 	}
 	o, err := cfg.universalOptions()
 	if err != nil {
-		return nil, false, fmt.Errorf("redisstream: config: %w", err)
+		return nil, nil, fmt.Errorf("redisstream: config: %w", err)
 	}
 	client = redis.NewUniversalClient(o)
 	goRedisLog.add(client, logger)
-	return client, true, nil
+	return client, func() error { return closeClient(client) }, nil
 }
 
 func closeClient(c redis.UniversalClient) error {
@@ -151,8 +147,10 @@ func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 	if p.direct && p.inflight.CompareAndSwap(0, 1) {
 		return p.publishDirect(topic, r)
 	}
-	timeout := getTimer(time.Until(r.deadline))
-	defer putTimer(timeout)
+	timeout := timers.Get().(*time.Timer)
+	timeout.Reset(time.Until(r.deadline))
+	defer timers.Put(timeout)
+	defer timeout.Stop() // since Go 1.23, a stopped timer's channel holds no stale tick
 	select {
 	case p.reqs <- r:
 	case <-timeout.C:
@@ -176,13 +174,11 @@ func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 	}
 }
 
-// publishDirect sends r's pipeline from the caller's goroutine: no
-// pipeline is in flight (the caller holds inflight's claim), so there is
-// nothing to share one with, and handing r to a flusher and its answer back
-// would cost two goroutine switches, which on a busy machine are two waits
-// for a CPU. The client ends the call at r's deadline; a cancellation of the
-// message context is noticed before the XADD is sent, not while it waits
-// for the reply.
+// publishDirect sends r's pipeline from the caller's goroutine, as no
+// pipeline is in flight to share (the caller holds inflight's claim):
+// handing r to a flusher and back would cost two goroutine switches. The
+// client ends the call at r's deadline; a cancelled message context is
+// noticed only before the XADD is sent.
 func (p *Publisher) publishDirect(topic string, r *pubReq) error {
 	p.sending.RLock()
 	defer p.sending.RUnlock()
@@ -237,26 +233,9 @@ func (p *Publisher) request(topic string, msgs []*message.Message) (*pubReq, err
 	return r, nil
 }
 
-// timers are the stopped timers of Publish calls: one per call would be
+// timers are the timers of Publish calls: one per call would be
 // an allocation, and a context.WithTimeout three.
-var timers = sync.Pool{New: func() any {
-	t := time.NewTimer(time.Hour)
-	t.Stop()
-	return t
-}}
-
-func getTimer(d time.Duration) *time.Timer {
-	t := timers.Get().(*time.Timer)
-	t.Reset(d)
-	return t
-}
-
-// putTimer stops t and keeps it for another call. Since Go 1.23 a stopped
-// timer's channel holds no stale tick.
-func putTimer(t *time.Timer) {
-	t.Stop()
-	timers.Put(t)
-}
+var timers = sync.Pool{New: func() any { return time.NewTimer(time.Hour) }}
 
 func (p *Publisher) flush() {
 	batch := make([]*pubReq, 0, p.cfg.BatchSize)
@@ -272,12 +251,10 @@ func (p *Publisher) flush() {
 	}
 }
 
-// gather waits for the next pipeline's requests and appends them to batch:
-// the first that comes, then what else is queued, up to BatchSize
-// entries. One flusher gathers at a time, while the others' pipelines are
-// in flight: were all idle flushers waiting on the queue, each would be
-// handed one request of a burst and send it alone. ok is false once the
-// publisher is closing.
+// gather appends the next pipeline's requests to batch: the first that
+// comes, then what else is queued, up to BatchSize entries. One flusher
+// gathers at a time, so that a burst is not handed out one request per
+// idle flusher. ok is false once the publisher is closing.
 func (p *Publisher) gather(batch []*pubReq) (_ []*pubReq, ok bool) {
 	p.gathering.Lock()
 	defer p.gathering.Unlock()
@@ -285,16 +262,16 @@ func (p *Publisher) gather(batch []*pubReq) (_ []*pubReq, ok bool) {
 	case r := <-p.reqs:
 		batch = append(batch, r)
 	case <-p.closing:
-		p.failQueued()
+		for len(p.reqs) > 0 { // the only receiver now
+			(<-p.reqs).done <- ErrClosed
+		}
 		return batch, false
 	}
 	n := len(batch[0].entries)
 	if n < p.cfg.BatchSize && len(p.reqs) == 0 && (p.shared || p.inflight.Load() > 0) {
-		// Publishers are many: those the last pipeline answered are about
-		// to publish again, or others wait on a pipeline in flight. Let
-		// the runnable ones queue first, to share this pipeline, rather
-		// than send one entry now and make them wait a round trip for
-		// the next. A lone publisher never waits here.
+		// Publishers are many: let the runnable ones queue first to share
+		// this pipeline, rather than wait a round trip for the next. A
+		// lone publisher never waits here.
 		runtime.Gosched()
 	}
 	var linger <-chan time.Time
@@ -327,8 +304,7 @@ gather:
 
 // send runs one pipeline for batch and answers each request; live is
 // scratch space, returned for the next call. The pipeline lasts until the
-// latest deadline of its requests: each Publish stops waiting at its own,
-// and a short one must not fail the others.
+// latest deadline of its requests: a short one must not fail the others.
 func (p *Publisher) send(batch, live []*pubReq) []*pubReq {
 	now := time.Now()
 	var deadline time.Time
@@ -352,57 +328,29 @@ func (p *Publisher) send(batch, live []*pubReq) []*pubReq {
 	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
 	pipe := p.client.Pipeline()
-	n := 0
-	for _, r := range live {
-		n += len(r.entries)
-	}
-	cmds := make([]*redis.StringCmd, 0, n)
 	for _, r := range live {
 		for i := range r.entries {
-			cmds = append(cmds, pipe.XAdd(ctx, &r.entries[i]))
+			pipe.XAdd(ctx, &r.entries[i])
 		}
 	}
-	_, execErr := pipe.Exec(ctx)
-	i := 0
+	cmds, execErr := pipe.Exec(ctx)
 	for _, r := range live {
 		var err error
-		for range r.entries {
-			if e := xaddErr(cmds[i], execErr); e != nil && err == nil {
-				err = e
+		for _, cmd := range cmds[:len(r.entries)] {
+			err = cmp.Or(err, cmd.Err())
+			// A refused connection set-up (AUTH or SELECT: WRONGPASS,
+			// NOPERM, a database out of range) is returned by Exec alone,
+			// leaving each command without an error and without the entry
+			// ID a written XADD has.
+			if execErr != nil && cmd.(*redis.StringCmd).Val() == "" {
+				err = cmp.Or(err, execErr)
 			}
-			i++
 		}
+		cmds = cmds[len(r.entries):]
 		r.done <- err
 	}
 	clear(live)
 	return live
-}
-
-// xaddErr is why cmd, an XADD of a pipeline whose Exec returned execErr,
-// did not write its entry, or nil if it did. Most failures are stamped on
-// each command, but one that is a Redis reply to the connection's set-up
-// (AUTH or SELECT refused: WRONGPASS, NOPERM, a database out of range) is
-// returned by Exec alone, with every command left without an error and
-// without a reply: a written XADD always has an entry ID.
-func xaddErr(cmd *redis.StringCmd, execErr error) error {
-	if err := cmd.Err(); err != nil {
-		return err
-	}
-	if execErr != nil && cmd.Val() == "" {
-		return execErr
-	}
-	return nil
-}
-
-func (p *Publisher) failQueued() {
-	for {
-		select {
-		case r := <-p.reqs:
-			r.done <- ErrClosed
-		default:
-			return
-		}
-	}
 }
 
 // Close stops the publisher; publishes in flight finish first. It closes the
@@ -414,16 +362,12 @@ func (p *Publisher) Close() error {
 		if p.trim != nil {
 			p.trim.stop() // no new round while the rest ends
 		}
-		// Once locked, the publishes sending their own pipelines have
-		// ended; later ones find the publisher closing.
+		// Once locked, no publish is sending its own pipeline.
 		p.sending.Lock()
 		defer p.sending.Unlock()
 		p.wg.Wait()
-		if p.trim != nil {
-			p.trim.close()
-		}
-		if p.owns {
-			err = closeClient(p.client)
+		if p.release != nil {
+			err = p.release()
 		}
 	})
 	return err

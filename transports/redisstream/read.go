@@ -85,10 +85,8 @@ func (sub *subscription) readLoop() {
 			if !retry("Cannot read stream; retrying", err) {
 				return
 			}
-			// A read whose reply was lost (the connection broke) still
-			// moved its entries to our pending list: read that first, so
-			// they come before newer entries, in order. Those held
-			// already are skipped.
+			// A read whose reply was lost still moved its entries to our
+			// pending list: read that first, to keep their order.
 			start = "0"
 			continue
 		}
@@ -135,45 +133,34 @@ func (sub *subscription) take(entries []redis.XMessage) {
 	s := sub.s
 	yielded := false
 	for _, x := range entries {
-		if x.Values == nil {
-			// A pending entry whose data was trimmed or deleted.
-			sub.mu.Lock()
-			_, dup := sub.held[x.ID]
-			sub.mu.Unlock()
-			if !dup {
-				s.metrics.lost(sub.stream)
-				sub.ack(x.ID)
-			}
-			continue
-		}
-		// Straight into the entry kept until the ack; a message is built
-		// for each delivery.
-		e := &sentry{id: x.ID, values: x.Values}
-		err := decodeEntry(&e.entry, x.Values)
 		sub.mu.Lock()
-		if _, dup := sub.held[x.ID]; dup {
-			sub.mu.Unlock()
-			continue
-		}
-		// Held until acked; a malformed one too, so that claiming it back
-		// while its dead-letter copy is retried does not start a second.
-		sub.held[x.ID] = struct{}{}
-		if sub.lastRead == "" || compareIDs(x.ID, sub.lastRead) > 0 {
-			sub.lastRead = x.ID
+		_, dup := sub.held[x.ID]
+		if !dup && x.Values != nil {
+			// Held until acked; a malformed one too, so that claiming it
+			// back does not start a second dead-letter copy.
+			sub.held[x.ID] = struct{}{}
+			if sub.lastRead == "" || compareIDs(x.ID, sub.lastRead) > 0 {
+				sub.lastRead = x.ID
+			}
 		}
 		sub.mu.Unlock()
-		if err != nil {
+		if dup {
+			continue
+		}
+		if x.Values == nil { // a pending entry whose data was trimmed or deleted
+			s.metrics.lost.WithLabelValues(sub.stream).Inc()
+			sub.ack(x.ID)
+			continue
+		}
+		e := &entry{id: x.ID, values: x.Values}
+		if err := decodeEntry(e, x.Values); err != nil {
 			sub.deadLetter(x.ID, x.Values, err.Error(), "malformed")
 			continue
 		}
-		// When the lane was idle and the handler waits, the scheduler hands
-		// it the message now, from this goroutine.
 		if sub.sched.Push(e.get(metakey.EventKey), e) && !yielded {
-			// Let the handler run now, before the worker woken by Push
-			// (which would take its turn on this P) and before this
-			// goroutine's next read (a syscall). Once per read: a backlog
-			// would otherwise alternate reader and handler, one entry at
-			// a time.
+			// The handler was handed the message: let it run before this
+			// goroutine's next read (a syscall). Once per read, lest a
+			// backlog alternate reader and handler entry by entry.
 			yielded = true
 			runtime.Gosched()
 		}
@@ -200,7 +187,7 @@ func (sub *subscription) claimLoop() {
 				break
 			}
 			if len(msgs) > 0 {
-				s.metrics.claimed(sub.stream, len(msgs))
+				s.metrics.claimed.WithLabelValues(sub.stream).Add(float64(len(msgs)))
 				sub.take(msgs)
 			}
 			if next == "0-0" || next == "" {

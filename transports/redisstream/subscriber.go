@@ -10,14 +10,13 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/switchyard-go/switchyard/internal/delivery"
 	"github.com/switchyard-go/switchyard/internal/lane"
 )
 
 // callTimeout bounds each Redis call of a subscription beyond its BLOCK, so
-// that a server that stops answering is noticed (and Close is not held up by
-// it) in seconds: go-redis notices a context's deadline while it waits for a
-// reply, but not its cancellation.
+// that a server that stops answering does not hold up Close: go-redis
+// notices a context's deadline while it waits for a reply, not its
+// cancellation.
 const callTimeout = 2 * time.Second
 
 // Metadata keys written on dead-lettered entries.
@@ -29,17 +28,16 @@ const (
 
 // Subscriber reads streams in a consumer group.
 //
-// Each subscription reads its own pending entries first (those it was handed
-// before a restart and never acked), then new ones, ReadCount at a time, and
-// every ClaimInterval claims those other consumers left pending for
-// ClaimMinIdle. Acks are sent in batches. Its consumer group is checked
-// every second (or DepthInterval, if shorter), whatever the handlers are
-// doing: one that vanished is created again at "0", and what vanished with
-// it is logged and counted. The package documentation lists the guarantees.
+// Each subscription reads its own pending entries first, then new ones,
+// ReadCount at a time, and every ClaimInterval claims those other consumers
+// left pending for ClaimMinIdle. Its consumer group is checked every second
+// (or DepthInterval, if shorter): one that vanished is created again at "0",
+// and what vanished with it is logged and counted. The package
+// documentation lists the guarantees.
 type Subscriber struct {
 	cfg     Config
 	client  redis.UniversalClient
-	owns    bool
+	release func() error // closes the client, if it is ours to close
 	logger  watermill.LoggerAdapter
 	metrics *Metrics
 
@@ -47,7 +45,6 @@ type Subscriber struct {
 	closed  bool
 	closing chan struct{}
 	subs    sync.WaitGroup
-	depth   *depthWatcher
 }
 
 // NewSubscriber returns a subscriber on client, which it does not close. A
@@ -60,7 +57,7 @@ func NewSubscriber(cfg Config, client redis.UniversalClient, logger watermill.Lo
 	if logger == nil {
 		logger = watermill.NopLogger{}
 	}
-	client, owns, err := clientFor(&cfg, client, logger)
+	client, release, err := clientFor(&cfg, client, logger)
 	if err != nil {
 		return nil, err
 	}
@@ -68,9 +65,7 @@ func NewSubscriber(cfg Config, client redis.UniversalClient, logger watermill.Lo
 	if m == nil {
 		m = NewMetrics(nil)
 	}
-	s := &Subscriber{cfg: cfg, client: client, owns: owns, logger: logger, metrics: m, closing: make(chan struct{})}
-	s.depth = newDepthWatcher(client, &s.cfg, m)
-	return s, nil
+	return &Subscriber{cfg: cfg, client: client, release: release, logger: logger, metrics: m, closing: make(chan struct{})}, nil
 }
 
 // SubscribeInitialize creates the stream and the consumer group.
@@ -114,16 +109,16 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 		room:     make(chan struct{}, 1),
 		limit:    2 * int(s.cfg.ReadCount),
 	}
-	sub.sched = lane.NewScheduler[*sentry](sctx, sub.out, sub, lane.Config{
+	sub.sched = lane.NewScheduler[*entry](sctx, sub.out, sub, lane.Config{
 		Lanes: s.cfg.Lanes, RetryBackoff: s.cfg.RetryBackoff, MaxRetryBackoff: s.cfg.MaxRetryBackoff, HandOff: true,
 	})
-	s.depth.watch(topic)
 	s.subs.Add(1)
 	var loops, acker sync.WaitGroup
 	sub.sched.Start(&loops)
 	loops.Go(sub.readLoop)
 	loops.Go(sub.claimLoop)
 	loops.Go(sub.watchGroup)
+	loops.Go(sub.depthLoop)
 	acker.Go(sub.ackLoop)
 	go func() {
 		defer s.subs.Done()
@@ -134,8 +129,7 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 		}
 		loops.Wait()
 		sub.sched.Stop()
-		// Only retries start retries now: the count cannot be zero while
-		// one is added.
+		// Only retries start retries now.
 		sub.retries.Wait()
 		close(sub.acks)
 		acker.Wait()
@@ -156,11 +150,9 @@ func (s *Subscriber) Close() error {
 	s.closed = true
 	close(s.closing)
 	s.mu.Unlock()
-	s.depth.stop() // alongside the subscriptions' ending
 	s.subs.Wait()
-	s.depth.close()
-	if s.owns {
-		return closeClient(s.client)
+	if s.release != nil {
+		return s.release()
 	}
 	return nil
 }
@@ -170,7 +162,7 @@ type subscription struct {
 	stream string
 	ctx    context.Context
 	out    chan *message.Message
-	sched  *lane.Scheduler[*sentry]
+	sched  *lane.Scheduler[*entry]
 
 	mu    sync.Mutex
 	held  map[string]struct{} // entry IDs read and not yet acked or dead-lettered
@@ -194,10 +186,7 @@ type subscription struct {
 	added    int64  // the stream's entries-added then; -1: unknown
 }
 
-// sentry is an entry read from the stream; each delivery is built from it.
-type sentry struct {
-	entry
-	id     string
-	values map[string]any   // as read, for a dead-letter copy
-	first  delivery.Context // the first delivery's context, allocated with the entry
-}
+var (
+	_ message.Subscriber           = (*Subscriber)(nil)
+	_ message.SubscribeInitializer = (*Subscriber)(nil)
+)

@@ -4,13 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"reflect"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/ThreeDotsLabs/watermill"
-	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/switchyard-go/switchyard/transports"
@@ -45,40 +46,44 @@ func Factory(s transports.Settings) (transports.Transport, error) {
 	}
 	client := redis.NewUniversalClient(o)
 	goRedisLog.add(client, s.Logger)
-	shared := &sharedClient{client: client, n: 1}
+	// The publisher and the subscriber share the client: the last Close
+	// closes it.
+	var users atomic.Int32
+	users.Store(1)
+	release := func() error {
+		if users.Add(-1) == 0 {
+			return closeClient(client)
+		}
+		return nil
+	}
 	pub, err := NewPublisher(cfg, client, s.Logger)
 	if err != nil {
 		_ = closeClient(client)
 		return transports.Transport{}, err
 	}
-	t := transports.Transport{Publisher: &closer{Publisher: pub, release: shared.releaser()}}
+	pub.release = release
+	t := transports.Transport{Publisher: pub}
 	if cfg.ConsumerGroup != "" {
 		sub, err := NewSubscriber(cfg, client, s.Logger, NewMetrics(s.Registerer))
 		if err != nil {
 			_ = pub.Close()
-			_ = closeClient(client)
 			return transports.Transport{}, err
 		}
-		shared.n++
-		t.Subscriber = &subCloser{Subscriber: sub, release: shared.releaser()}
+		users.Add(1)
+		sub.release = release
+		t.Subscriber = sub
 	}
 	return t, nil
 }
 
 var errInsecureSkipVerify = errors.New("redisstream: TLS certificate verification is off")
 
-// goRedisLog takes go-redis's log lines (a failed dial, a connection
-// dropped for unread data) to the loggers of the clients this package
-// made, which would otherwise go to stderr, past the bus's logger.
-//
-// go-redis v9.23 has one logger for the whole process (redis.SetLogger),
-// none per client, and its lines say nothing of their client: its dials
-// run in goroutines of their own, on context.Background(). So one
-// forwarder is installed, once, when the first client is made, and each
-// line goes to the logger of every live client; when none is live, to the
-// most recent one, so that the lines of a client closing still land
-// somewhere. An application that calls redis.SetLogger after that takes
-// the lines over.
+// goRedisLog takes go-redis's log lines (a failed dial, a dropped
+// connection), which would otherwise go to stderr, to the loggers of the
+// clients this package made. go-redis has one logger per process
+// (redis.SetLogger) and its lines do not name their client, so each line
+// goes to every live client's logger, or with none live to the most recent
+// one. An application that calls redis.SetLogger later takes them over.
 var goRedisLog = &redisLogRouter{live: map[redis.UniversalClient]watermill.LoggerAdapter{}}
 
 type redisLogRouter struct {
@@ -106,72 +111,17 @@ func (r *redisLogRouter) remove(client redis.UniversalClient) {
 
 // Printf implements go-redis's logging interface.
 func (r *redisLogRouter) Printf(_ context.Context, format string, args ...any) {
-	line := strings.TrimPrefix(fmt.Sprintf(format, args...), "redis: ")
-	for _, l := range r.loggers() {
-		l.Error("go-redis", errors.New(line), watermill.LogFields{"transport": Name})
-	}
-}
-
-// loggers are the distinct loggers of the live clients, or the last one.
-func (r *redisLogRouter) loggers() []watermill.LoggerAdapter {
+	err := errors.New(strings.TrimPrefix(fmt.Sprintf(format, args...), "redis: "))
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	if len(r.live) == 0 {
-		if r.last == nil {
-			return nil
-		}
-		return []watermill.LoggerAdapter{r.last}
+	loggers := slices.Collect(maps.Values(r.live))
+	if len(loggers) == 0 && r.last != nil {
+		loggers = append(loggers, r.last)
 	}
-	out := make([]watermill.LoggerAdapter, 0, len(r.live))
-	for _, l := range r.live {
+	r.mu.Unlock()
+	for i, l := range loggers {
 		// A logger shared by several clients (a bus's) gets a line once.
-		if v := reflect.ValueOf(l); v.Comparable() && slices.Contains(out, l) {
-			continue
+		if !reflect.ValueOf(l).Comparable() || !slices.Contains(loggers[:i], l) {
+			l.Error("go-redis", err, watermill.LogFields{"transport": Name})
 		}
-		out = append(out, l)
-	}
-	return out
-}
-
-// sharedClient counts the users of one client: the last Close closes it.
-type sharedClient struct {
-	client redis.UniversalClient
-	mu     sync.Mutex
-	n      int
-}
-
-// releaser returns the release of one user, which counts once.
-func (s *sharedClient) releaser() func() error {
-	var once sync.Once
-	return func() (err error) {
-		once.Do(func() {
-			s.mu.Lock()
-			defer s.mu.Unlock()
-			if s.n--; s.n == 0 {
-				err = closeClient(s.client)
-			}
-		})
-		return err
 	}
 }
-
-type closer struct {
-	*Publisher
-	release func() error
-}
-
-func (c *closer) Close() error { return errors.Join(c.Publisher.Close(), c.release()) }
-
-type subCloser struct {
-	*Subscriber
-	release func() error
-}
-
-func (c *subCloser) Close() error { return errors.Join(c.Subscriber.Close(), c.release()) }
-
-var (
-	_ message.Publisher            = (*Publisher)(nil)
-	_ message.Subscriber           = (*Subscriber)(nil)
-	_ message.SubscribeInitializer = (*Subscriber)(nil)
-	_ message.SubscribeInitializer = (*subCloser)(nil)
-)

@@ -7,6 +7,7 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -17,35 +18,26 @@ import (
 // trimmer keeps the streams a publisher wrote to near MaxLen without ever
 // removing an entry a consumer group has not read and acked. Every
 // TrimInterval, for each stream longer than MaxLen, it removes the oldest
-// entries beyond MaxLen, but none at or after the oldest entry a group still
-// needs (its oldest pending entry or, with none pending, its last delivered
-// one): XTRIM MINID ~ just past the last entry that may go. A stream that
-// has had no group for TrimUngroupedAfter (a publisher that started after
-// Redis restarted empty cannot tell a stream nobody reads from one whose
-// consumers have yet to come back) is trimmed to MaxLen. So a stream whose groups keep up
-// holds about MaxLen entries, as with MAXLEN ~, and one with a lagging group
-// grows until the group catches up.
+// entries beyond MaxLen but none at or after the oldest entry a group still
+// needs (its oldest pending or, with none pending, its last delivered one),
+// with XTRIM MINID ~. A stream that has had no group for TrimUngroupedAfter
+// is trimmed to MaxLen.
 //
-// Groups vanish with their stream when Redis restarts without its data (or
-// the stream is deleted), and their subscribers create them again at 0 to
-// read what producers wrote meanwhile. So the trimmer remembers the groups
-// it has seen on each stream, and does not trim a stream that has lost all
-// of them, or lost this transport's own ConsumerGroup, until they are back.
-// (A group destroyed by hand while others remain is simply gone.)
+// Groups vanish with their stream when Redis restarts without its data, and
+// their subscribers create them again at 0. So the trimmer remembers the
+// groups seen on each stream, and does not trim one that has lost all of
+// them, or its own ConsumerGroup, until they are back.
 //
-// Finding that last entry takes an XRANGE over the entries to remove (there
-// is no cheaper way to find the MaxLen-th newest entry), so the trimmer
-// reads each entry it removes about once, at most trimScan×trimPages per
-// stream and round.
+// The MaxLen-th newest entry is found with XRANGE, so each entry removed is
+// read about once, at most trimScan×trimPages per stream and round.
 type trimmer struct {
 	client  redis.UniversalClient
 	cfg     *Config
 	logger  watermill.LoggerAdapter
 	mu      sync.Mutex
 	streams map[string]*trimmed
-	ctx     context.Context // ended by close
+	ctx     context.Context // ended by stop
 	stop    context.CancelFunc
-	done    chan struct{}
 }
 
 // trimmed is what the trimmer knows of one stream.
@@ -53,13 +45,6 @@ type trimmed struct {
 	seen      map[string]struct{} // the groups seen on it
 	ungrouped time.Time           // when it was first seen without a group, while it has none
 	told      bool                // that it is trimmed without a group has been logged
-}
-
-func newTrimmer(client redis.UniversalClient, cfg *Config, logger watermill.LoggerAdapter) *trimmer {
-	ctx, stop := context.WithCancel(context.Background())
-	t := &trimmer{client: client, cfg: cfg, logger: logger, streams: map[string]*trimmed{}, ctx: ctx, stop: stop, done: make(chan struct{})}
-	go t.run()
-	return t
 }
 
 func (t *trimmer) track(stream string) {
@@ -70,16 +55,10 @@ func (t *trimmer) track(stream string) {
 	t.mu.Unlock()
 }
 
-// close stops the trimmer and waits for it: at most until the stream being
-// trimmed times out (PublishTimeout), as go-redis notices a context's
-// deadline while it waits for a reply, but not its cancellation.
-func (t *trimmer) close() {
-	t.stop()
-	<-t.done
-}
-
+// run trims until stop, and returns at most PublishTimeout after it:
+// go-redis notices a context's deadline while it waits for a reply, not its
+// cancellation.
 func (t *trimmer) run() {
-	defer close(t.done)
 	every(t.ctx, t.cfg.TrimInterval, func() {
 		t.mu.Lock()
 		streams := slices.Collect(maps.Keys(t.streams))
@@ -98,8 +77,8 @@ func (t *trimmer) run() {
 }
 
 func (t *trimmer) trimStream(ctx context.Context, stream string) error {
-	// The groups are looked at in every round, long or short, so that
-	// those that vanish are known.
+	// The groups are looked at in every round, so that those that vanish
+	// are known.
 	pipe := t.client.Pipeline()
 	xlen := pipe.XLen(ctx, stream)
 	info := pipe.XInfoGroups(ctx, stream)
@@ -226,12 +205,8 @@ func compareIDs(a, b string) int {
 }
 
 func splitID(id string) (ms, seq uint64) {
-	i := 0
-	for ; i < len(id) && id[i] != '-'; i++ {
-		ms = ms*10 + uint64(id[i]-'0')
-	}
-	for i++; i < len(id); i++ {
-		seq = seq*10 + uint64(id[i]-'0')
-	}
+	a, b, _ := strings.Cut(id, "-")
+	ms, _ = strconv.ParseUint(a, 10, 64)
+	seq, _ = strconv.ParseUint(b, 10, 64)
 	return ms, seq
 }

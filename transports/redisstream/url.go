@@ -9,15 +9,9 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// The URL of a Config holds a password: its checks and its dumps never
-// show it.
-
-// parseURL is redis.ParseURL with errors that say what is wrong and where
-// but never quote the URL: net/url's and go-redis's quote the part they
-// trip on, which is a piece of the password when the password holds a
-// character that user info must percent-encode ('/', '?', '#', '%', a
-// space). Such a password ends the host early, so the error would be
-// about a port, a path or a query option made of it.
+// parseURL is redis.ParseURL with errors that never quote the URL: net/url's
+// and go-redis's quote the part they trip on, which is a piece of the
+// password when it holds a character user info must percent-encode.
 func parseURL(s string) (*redis.Options, error) {
 	u, misplaced, err := checkURL(s)
 	if err != nil {
@@ -30,13 +24,12 @@ func parseURL(s string) (*redis.Options, error) {
 	if misplaced {
 		return nil, errMisplacedUserinfo
 	}
-	// checkURL passed the rest, so go-redis refused a query option. Find
-	// which by trying each alone; name it only if it is a plain name, as
+	// go-redis refused a query option: name it if it is a plain name, as
 	// every option go-redis knows is.
 	for name, values := range u.Query() {
 		one := url.Values{name: values}
 		if _, err := redis.ParseURL("redis://localhost/0?" + one.Encode()); err != nil {
-			if plainName(name) {
+			if name != "" && strings.Trim(name, "abcdefghijklmnopqrstuvwxyz_") == "" {
 				return nil, fmt.Errorf("query option %s: unknown, or its value is invalid", name)
 			}
 			return nil, errors.New("a query option is unknown, or its value is invalid")
@@ -46,15 +39,13 @@ func parseURL(s string) (*redis.Options, error) {
 }
 
 // errMisplacedUserinfo: a '/', '?' or '#' in the user info ends the host
-// early, and the rest of the user info, '@' and all, lands in the path,
-// the query or the fragment, which then do not parse.
+// early, and the rest of it lands in the path, the query or the fragment.
 var errMisplacedUserinfo = errors.New("the user name or password holds a '/', '?' or '#': " +
 	"percent-encode it (%2F, %3F, %23), or give the password in the password key")
 
 // checkURL parses s and checks what go-redis would refuse but its query
-// options, with errors that never quote s. misplaced is whether an '@'
-// follows the host, which is what a password holding a '/', '?' or '#'
-// leaves; a failure is then put down to that.
+// options. misplaced is whether an '@' follows the host, as a password
+// holding a '/', '?' or '#' leaves; a failure is then put down to that.
 func checkURL(s string) (u *url.URL, misplaced bool, err error) {
 	scheme, rest, ok := strings.Cut(s, "://")
 	if !ok || (scheme != "redis" && scheme != "rediss" && scheme != "unix") {
@@ -73,16 +64,21 @@ func checkURL(s string) (u *url.URL, misplaced bool, err error) {
 		return nil, false, errors.New(reason)
 	}
 	if strings.Contains(tail, "#") {
-		// go-redis ignores a fragment: the URL would parse, without the
-		// password's end, and connect somewhere else.
+		// go-redis ignores a fragment, with the password's end.
 		return fail("has a '#' after the host, which a redis URL does not take: " +
 			"percent-encode a '#' of a password as %23")
 	}
 	userinfo, hostport, hasUser := cutLast(authority, "@")
 	if !hasUser {
 		hostport = authority
-	} else if err := checkUserinfo(userinfo); err != nil {
-		return nil, misplaced, err
+	} else if _, err := url.Parse("redis://" + userinfo + "@host"); err != nil {
+		if _, ok := errors.AsType[url.EscapeError](err); ok {
+			return nil, misplaced, errors.New("the user name or password has a '%' not followed by two hex digits: " +
+				"write a '%' as %25, or give the password in the password key")
+		}
+		return nil, misplaced, errors.New("the user name or password holds a character that must be percent-encoded " +
+			"(a space, a control or non-ASCII character, or one of \"<>[]^`{|}): " +
+			"percent-encode it, or give the password in the password key")
 	}
 	u, err = url.Parse(s)
 	if err != nil {
@@ -92,7 +88,10 @@ func checkURL(s string) (u *url.URL, misplaced bool, err error) {
 		if _, ok := errors.AsType[url.InvalidHostError](err); ok {
 			return fail("the host holds an invalid character")
 		}
-		if !validPort(hostport) {
+		if strings.HasPrefix(hostport, "[") {
+			_, hostport, _ = strings.Cut(hostport, "]")
+		}
+		if _, port, ok := cutLast(hostport, ":"); ok && !digits(port) {
 			return fail("the port after the host must be a number")
 		}
 		return fail("is not a valid URL")
@@ -113,22 +112,6 @@ func checkURL(s string) (u *url.URL, misplaced bool, err error) {
 	return u, misplaced, nil
 }
 
-// checkUserinfo accepts what net/url accepts in user info, with errors
-// that do not quote it.
-func checkUserinfo(s string) error {
-	_, err := url.Parse("redis://" + s + "@host")
-	if err == nil {
-		return nil
-	}
-	if _, ok := errors.AsType[url.EscapeError](err); ok {
-		return errors.New("the user name or password has a '%' not followed by two hex digits: " +
-			"write a '%' as %25, or give the password in the password key")
-	}
-	return errors.New("the user name or password holds a character that must be percent-encoded " +
-		"(a space, a control or non-ASCII character, or one of \"<>[]^`{|}): " +
-		"percent-encode it, or give the password in the password key")
-}
-
 // cutLast is strings.Cut at the last sep.
 func cutLast(s, sep string) (before, after string, found bool) {
 	if i := strings.LastIndex(s, sep); i >= 0 {
@@ -137,27 +120,13 @@ func cutLast(s, sep string) (before, after string, found bool) {
 	return s, "", false
 }
 
-func validPort(hostport string) bool {
-	if strings.HasPrefix(hostport, "[") {
-		_, hostport, _ = strings.Cut(hostport, "]")
-	}
-	_, port, ok := cutLast(hostport, ":")
-	return !ok || digits(port)
-}
-
 func digits(s string) bool { return strings.Trim(s, "0123456789") == "" }
 
-// plainName: what every query option go-redis knows looks like.
-func plainName(s string) bool { return s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyz_") == "" }
-
-// redacted replaces a secret in a dump of a Config, the same for every
-// secret so that its length says nothing.
+// redacted replaces each secret in a dump of a Config, whatever its length.
 const redacted = "xxxxx"
 
-// String shows c with its secrets replaced: the password, and the whole
-// user info (user name and password) of URL and of each of Addrs. fmt
-// uses it for %v, %+v, %s, %q and %x, so a Config may go into a log or an
-// error as it is.
+// String shows c with its secrets replaced: the password, and the user info
+// of URL and of each of Addrs. fmt uses it for %v, %+v, %s, %q and %x.
 func (c Config) String() string { return fmt.Sprintf("%+v", c.redacted()) }
 
 // GoString is String in Go syntax, for %#v.
@@ -186,10 +155,9 @@ func (c Config) redacted() plainConfig {
 	return r
 }
 
-// redactURL replaces the user info of s: everything between the scheme and
-// the last '@', which ends a password however it is escaped. A text that
-// is not a URL of a known scheme is replaced whole: where a secret would be
-// in it is unknown.
+// redactURL replaces everything between the scheme and the last '@', which
+// ends a password however it is escaped; a text that is not a URL of a
+// known scheme, whole.
 func redactURL(s string) string {
 	if s == "" {
 		return s

@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/switchyard-go/switchyard/internal/delivery"
 )
 
 // Format is how a message is laid out in a stream entry.
@@ -38,10 +40,8 @@ const (
 // ErrMalformed wraps the reason an entry could not be read as a message.
 var ErrMalformed = errors.New("redisstream: malformed entry")
 
-// encoder lays messages out as XADD field/value lists. The lists of the
-// messages it encodes share one backing array, and their MessagePack
-// metadata one buffer: a Publish of many messages allocates each about
-// once, not once per message.
+// encoder lays messages out as XADD field/value lists. The lists of one
+// Publish share one backing array, and their MessagePack one buffer.
 type encoder struct {
 	vals []any
 	md   []byte
@@ -60,8 +60,7 @@ func newEncoder(f Format, n int, m *message.Message) encoder {
 }
 
 // encode returns m's field/value list. Earlier lists stay valid when the
-// shared arrays grow: append moves on to a new array and leaves the old
-// one, which they keep, as it was.
+// shared arrays grow: append leaves the old array as it was.
 func (e *encoder) encode(f Format, m *message.Message) ([]any, error) {
 	start := len(e.vals)
 	switch f {
@@ -93,12 +92,16 @@ func (e *encoder) encode(f Format, m *message.Message) ([]any, error) {
 	return e.vals[start:len(e.vals):len(e.vals)], nil
 }
 
-// entry is a message as read from a stream entry: the subscriber keeps it
-// until the handler acks, and builds each delivery from it.
+// entry is a message as read from a stream entry; each delivery is built
+// from it.
 type entry struct {
 	uuid    string
 	payload []byte
 	meta    []string // key, value, key, value…; a later pair wins
+
+	id     string
+	values map[string]any   // as read, for a dead-letter copy
+	first  delivery.Context // the first delivery's context, allocated with the entry
 }
 
 // get returns the value of metadata key, as the message's Metadata has it.
@@ -122,38 +125,28 @@ func (e *entry) message() *message.Message {
 // decodeEntry reads an entry in either format into e. The metadata keys
 // and values share the strings of values.
 func decodeEntry(e *entry, values map[string]any) error {
-	if uuid, ok := values[FieldWatermillUUID]; ok {
-		return decodeWatermill(e, uuid, values)
-	}
-	if _, ok := values[FieldID]; ok {
-		return decodeFlat(e, values)
-	}
-	return fmt.Errorf("%w: neither %q nor %q field", ErrMalformed, FieldWatermillUUID, FieldID)
-}
-
-func decodeWatermill(e *entry, uuidField any, values map[string]any) error {
-	uuid, ok := uuidField.(string)
-	if !ok || uuid == "" {
-		return fmt.Errorf("%w: empty %s", ErrMalformed, FieldWatermillUUID)
-	}
-	payload, _ := values[FieldPayload].(string)
-	e.uuid, e.payload = uuid, []byte(payload)
-	if md, _ := values[FieldMetadata].(string); md != "" {
-		var err error
-		if e.meta, err = appendMsgpackPairs(e.meta[:0], md); err != nil {
-			return fmt.Errorf("%w: %w", ErrMalformed, err)
+	idField := FieldWatermillUUID
+	if _, ok := values[idField]; !ok {
+		idField = FieldID
+		if _, ok := values[idField]; !ok {
+			return fmt.Errorf("%w: neither %q nor %q field", ErrMalformed, FieldWatermillUUID, FieldID)
 		}
 	}
-	return nil
-}
-
-func decodeFlat(e *entry, values map[string]any) error {
-	uuid, ok := values[FieldID].(string)
+	uuid, ok := values[idField].(string)
 	if !ok || uuid == "" {
-		return fmt.Errorf("%w: empty %s", ErrMalformed, FieldID)
+		return fmt.Errorf("%w: empty %s", ErrMalformed, idField)
 	}
 	payload, _ := values[FieldPayload].(string)
 	e.uuid, e.payload = uuid, []byte(payload)
+	if idField == FieldWatermillUUID {
+		if md, _ := values[FieldMetadata].(string); md != "" {
+			var err error
+			if e.meta, err = appendMsgpackPairs(e.meta[:0], md); err != nil {
+				return fmt.Errorf("%w: %w", ErrMalformed, err)
+			}
+		}
+		return nil
+	}
 	e.meta = slices.Grow(e.meta[:0], 2*len(values))
 	for k, v := range values {
 		s, _ := v.(string)
