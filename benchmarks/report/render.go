@@ -172,13 +172,6 @@ func (r *report) valueString(o outcome) string {
 	return fmtNum(o.value) + "×"
 }
 
-func (r *report) againstString(o outcome) string {
-	if o.refName == "" {
-		return ""
-	}
-	return " " + o.reference
-}
-
 // missedBecause says what explains a missed target.
 func (r *report) missedBecause(o outcome) string {
 	if o.err != nil {
