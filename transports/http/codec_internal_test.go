@@ -62,7 +62,7 @@ func TestExtensionName(t *testing.T) {
 // The bus's metadata maps onto attributes alone; anything else also travels
 // whole in switchyardmetadata.
 func TestNewEventCarriesExactMetadataOnlyWhenNeeded(t *testing.T) {
-	settings := &Config{Source: "switchyard", EventType: "switchyard.event", ContentType: "application/json"}
+	settings := eventSettings{source: "switchyard", defaultType: "switchyard.event", contentType: "application/json"}
 	busMetadata := message.Metadata{
 		"event_type": "typing", "event_key": "k", "published_at": "2026-01-02T03:04:05Z", "transport": "http",
 	}
@@ -82,17 +82,17 @@ func TestNewEventCarriesExactMetadataOnlyWhenNeeded(t *testing.T) {
 	} {
 		msg := message.NewMessage("id", nil)
 		msg.Metadata = tc.md
-		attrs, err := newEvent("chat", msg, settings)
+		_, ext, err := newEvent("chat", msg, settings, nil)
 		require.NoError(t, err)
-		assert.Equal(t, !tc.exact, hasKey(attrs, extMetadata), tc.name)
-		assert.True(t, hasKey(attrs, extTopic), tc.name)
+		assert.Equal(t, !tc.exact, hasAttr(ext, extMetadata), tc.name)
+		assert.True(t, hasAttr(ext, extTopic), tc.name)
 	}
 
 	msg := message.NewMessage("id", nil)
 	msg.Metadata = message.Metadata{"k": "\xff"}
-	_, err := newEvent("chat", msg, settings)
+	_, _, err := newEvent("chat", msg, settings, nil)
 	require.ErrorIs(t, err, errInvalidUTF8)
-	_, err = newEvent("chat", message.NewMessage("", nil), settings)
+	_, _, err = newEvent("chat", message.NewMessage("", nil), settings, nil)
 	require.Error(t, err)
 }
 
@@ -110,13 +110,11 @@ func TestStructuredBodyDataEncodings(t *testing.T) {
 		{"text/plain", "\xff", "data_base64"},
 		{"application/octet-stream", "bin", "data_base64"},
 	} {
-		attrs := func() map[string]string {
-			return map[string]string{"specversion": "1.0", "id": "1", "source": "s", "type": "t", "datacontenttype": tc.contentType}
-		}
+		ev := &event{id: "1", source: "s", typ: "t", dataContentType: tc.contentType, data: []byte(tc.payload)}
 		var doc map[string]json.RawMessage
-		require.NoError(t, json.Unmarshal(structuredBody(attrs(), []byte(tc.payload)), &doc), tc.payload)
+		require.NoError(t, json.Unmarshal(structuredBody(ev, nil, mediaType(ev.dataContentType)), &doc), tc.payload)
 		assert.Contains(t, doc, tc.member, "%s %q", tc.contentType, tc.payload)
-		msg, err := decodeStructured("chat", structuredBody(attrs(), []byte(tc.payload)))
+		msg, err := decodeStructured("chat", structuredBody(ev, nil, mediaType(ev.dataContentType)))
 		require.NoError(t, err)
 		assert.Equal(t, tc.payload, string(msg.Payload))
 	}
@@ -124,11 +122,11 @@ func TestStructuredBodyDataEncodings(t *testing.T) {
 
 func TestASCIIJSONIsAHeaderValue(t *testing.T) {
 	md := message.Metadata{"ключ": "значение 😀", "ctl": "\x00\x1f\x7f\"\\"}
-	b := metadataJSON(md, true)
+	b := appendMetadataJSON(nil, md, true)
 	for _, c := range b {
 		require.True(t, c >= 0x20 && c < 0x7f, "byte %q in %s", c, b)
 	}
-	back, err := parseMetadataJSON([]byte(b))
+	back, err := parseMetadataJSON(b)
 	require.NoError(t, err)
 	require.Equal(t, md, back)
 }
@@ -285,7 +283,8 @@ func FuzzRoundTrip(f *testing.F) {
 		tmpl, err := parseTemplate("http://h/")
 		require.NoError(t, err)
 		for _, format := range []Format{FormatBinary, FormatStructured, FormatRaw} {
-			p := &Publisher{cfg: Config{Format: format, Source: "s", EventType: "d", ContentType: contentType}, tmpl: tmpl, static: http.Header{}}
+			p := &Publisher{cfg: Config{Format: format}, tmpl: tmpl, static: http.Header{},
+				settings: eventSettings{source: "s", defaultType: "d", contentType: contentType}}
 			switch format {
 			case FormatBinary:
 				p.static[headerSpecVersion] = []string{"1.0"}
@@ -335,11 +334,6 @@ func mimeParse(contentType string) (string, map[string]string, error) {
 		return "", nil, errEmptyContentType
 	}
 	return mime.ParseMediaType(contentType)
-}
-
-func hasKey(m map[string]string, k string) bool {
-	_, ok := m[k]
-	return ok
 }
 
 var errEmptyContentType = errors.New("empty content type")
