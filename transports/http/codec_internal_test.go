@@ -374,3 +374,59 @@ func BenchmarkValidTime(b *testing.B) {
 		}
 	})
 }
+
+// A Publisher's bytes are pinned: structured members in the order
+// specversion, id, source, type, the other context attributes, extensions
+// by name, data last; JSON strings escape only what JSON requires, control
+// characters and DEL as upper-case \u00XX, so that <, >, & and U+2028
+// travel as they are; Switchyard-Metadata also escapes all non-ASCII.
+func TestEncodingIsPinned(t *testing.T) {
+	for format, want := range map[Format][]string{
+		FormatStructured: {
+			"{\"specversion\":\"1.0\",\"id\":\"id-1\",\"source\":\"switchyard\",\"type\":\"chat_message\",\"subject\":\"room-1\",\"time\":\"2026-01-02T03:04:05.123Z\",\"datacontenttype\":\"application/json\",\"topic\":\"chat\",\"data\":{\"text\":\"hi\"}}",
+			"{\"specversion\":\"1.0\",\"id\":\"id-<2>&\",\"source\":\"switchyard\",\"type\":\"typing\",\"datacontenttype\":\"text/plain; charset=utf-8\",\"ctl\":\"\\u0000\\u001F\\u007F\\\"\\\\\\n\\r\\t\u2029\",\"switchyardmetadata\":\"{\\\"ce_datacontenttype\\\":\\\"text/plain; charset=utf-8\\\",\\\"ctl\\\":\\\"\\\\u0000\\\\u001F\\\\u007F\\\\\\\"\\\\\\\\\\\\n\\\\r\\\\t\u2029\\\",\\\"event_type\\\":\\\"typing\\\",\\\"tenant\\\":\\\"acme <&>\\\",\\\"Ключ\\\":\\\"значение 😀\\\"}\",\"tenant\":\"acme <&>\",\"topic\":\"chat\",\"data\":\"héllo <b>&amp;</b>\u2028\\u0001\"}",
+			"{\"specversion\":\"1.0\",\"id\":\"id-3\",\"source\":\"/src?a=1&b=<2>\",\"type\":\"blob\",\"datacontenttype\":\"application/octet-stream\",\"dataschema\":\"https://example.com/s.json\",\"region\":\"us\",\"switchyardmetadata\":\"{\\\"Region\\\":\\\"us\\\",\\\"ce_datacontenttype\\\":\\\"application/octet-stream\\\",\\\"ce_dataschema\\\":\\\"https://example.com/s.json\\\",\\\"ce_source\\\":\\\"/src?a=1&b=<2>\\\",\\\"ce_topic\\\":\\\"other\\\",\\\"event_type\\\":\\\"blob\\\",\\\"region\\\":\\\"eu\\\"}\",\"topic\":\"other\",\"data_base64\":\"AP9iaW4=\"}",
+			"{\"specversion\":\"1.0\",\"id\":\"id-4\",\"source\":\"switchyard\",\"type\":\"switchyard.event\",\"datacontenttype\":\"application/json\",\"switchyardmetadata\":\"{}\",\"topic\":\"chat\",\"data_base64\":\"IHsiYSI6MX0=\"}",
+		},
+		FormatRaw: {
+			"{\"event_key\":\"room-1\",\"event_type\":\"chat_message\",\"published_at\":\"2026-01-02T03:04:05.123Z\"}",
+			"{\"ce_datacontenttype\":\"text/plain; charset=utf-8\",\"ctl\":\"\\u0000\\u001F\\u007F\\\"\\\\\\n\\r\\t\\u2029\",\"event_type\":\"typing\",\"tenant\":\"acme <&>\",\"\\u041A\\u043B\\u044E\\u0447\":\"\\u0437\\u043D\\u0430\\u0447\\u0435\\u043D\\u0438\\u0435 \\uD83D\\uDE00\"}",
+			"{\"Region\":\"us\",\"ce_datacontenttype\":\"application/octet-stream\",\"ce_dataschema\":\"https://example.com/s.json\",\"ce_source\":\"/src?a=1&b=<2>\",\"ce_topic\":\"other\",\"event_type\":\"blob\",\"region\":\"eu\"}",
+			"",
+		},
+	} {
+		p, err := NewPublisher(Config{URL: "http://127.0.0.1:1/{topic}", Format: format}, nil)
+		require.NoError(t, err)
+		for i, msg := range wireCases() {
+			r, err := p.encode("chat", msg)
+			require.NoError(t, err)
+			got := string(r.body)
+			if format == FormatRaw {
+				got = r.header.Get(headerRawMetadata)
+			}
+			assert.Equal(t, want[i], got, "%s %s", format, msg.UUID)
+		}
+		require.NoError(t, p.Close())
+	}
+}
+
+// wireCases are the messages whose encodings TestEncodingIsPinned pins.
+func wireCases() []*message.Message {
+	mk := func(id, payload string, md message.Metadata) *message.Message {
+		msg := message.NewMessage(id, []byte(payload))
+		msg.Metadata = md
+		return msg
+	}
+	return []*message.Message{
+		mk("id-1", `{"text":"hi"}`, message.Metadata{"event_type": "chat_message", "event_key": "room-1", "published_at": "2026-01-02T03:04:05.123Z"}),
+		mk("id-<2>&", "héllo <b>&amp;</b>\u2028\x01", message.Metadata{
+			"event_type": "typing", "ce_datacontenttype": "text/plain; charset=utf-8", "tenant": "acme <&>",
+			"Ключ": "значение 😀", "ctl": "\x00\x1f\x7f\"\\\n\r\t\u2029",
+		}),
+		mk("id-3", "\x00\xffbin", message.Metadata{
+			"event_type": "blob", "ce_datacontenttype": "application/octet-stream", "ce_source": "/src?a=1&b=<2>",
+			"ce_dataschema": "https://example.com/s.json", "ce_topic": "other", "region": "eu", "Region": "us",
+		}),
+		mk("id-4", ` {"a":1}`, nil),
+	}
+}
