@@ -122,11 +122,11 @@ func TestStructuredBodyDataEncodings(t *testing.T) {
 
 func TestASCIIJSONIsAHeaderValue(t *testing.T) {
 	md := message.Metadata{"ключ": "значение 😀", "ctl": "\x00\x1f\x7f\"\\"}
-	b := appendMetadataJSON(nil, md, true)
-	for _, c := range b {
+	b := metadataJSONString(md, true)
+	for _, c := range []byte(b) {
 		require.True(t, c >= 0x20 && c < 0x7f, "byte %q in %s", c, b)
 	}
-	back, err := parseMetadataJSON(b)
+	back, err := parseMetadataJSON([]byte(b))
 	require.NoError(t, err)
 	require.Equal(t, md, back)
 }

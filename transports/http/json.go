@@ -55,34 +55,24 @@ func appendU16(b []byte, r rune) []byte {
 	return append(b, '\\', 'u', hexDigits[r>>12&0xf], hexDigits[r>>8&0xf], hexDigits[r>>4&0xf], hexDigits[r&0xf])
 }
 
-// appendMetadataJSON appends md as a JSON object, keys sorted.
-func appendMetadataJSON(b []byte, md message.Metadata, ascii bool) []byte {
+// metadataJSONString is md as a JSON object, keys sorted, made on the
+// stack when it is short: the string is its only allocation.
+func metadataJSONString(md message.Metadata, ascii bool) string {
 	var keysBuf [8]string
 	keys := keysBuf[:0]
-	size := 2
-	for k, v := range md {
+	for k := range md {
 		keys = append(keys, k)
-		size += len(k) + len(v) + 6
 	}
-	b = slices.Grow(b, size)
 	slices.Sort(keys)
-	b = append(b, '{')
+	var buf [512]byte
+	b := append(buf[:0], '{')
 	for i, k := range keys {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendJSONString(b, k, ascii)
-		b = append(b, ':')
-		b = appendJSONString(b, md[k], ascii)
+		b = appendJSONString(append(appendJSONString(b, k, ascii), ':'), md[k], ascii)
 	}
-	return append(b, '}')
-}
-
-// metadataJSONString is md as a JSON object (appendMetadataJSON), made on
-// the stack when it is short: the string is its only allocation.
-func metadataJSONString(md message.Metadata, ascii bool) string {
-	var buf [512]byte
-	return string(appendMetadataJSON(buf[:0], md, ascii))
+	return string(append(b, '}'))
 }
 
 func parseMetadataJSON(data []byte) (message.Metadata, error) {
