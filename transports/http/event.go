@@ -83,7 +83,7 @@ type attr struct{ name, value string }
 // eventSettings are what a Publisher adds to a message to make an event.
 type eventSettings struct {
 	source, defaultType, contentType string
-	// media is contentType's media type.
+	// media is contentType's media type, when known.
 	media string
 }
 

@@ -181,7 +181,7 @@ func (p *Publisher) encode(topic string, msg *message.Message) (request, error) 
 	if p.cfg.Format == FormatStructured {
 		r, _ := p.newRequest(u, topic, 0)
 		media := p.settings.media
-		if ev.dataContentType != p.settings.contentType {
+		if media == "" || ev.dataContentType != p.settings.contentType {
 			media = mediaType(ev.dataContentType)
 		}
 		r.body = structuredBody(&ev, ext, media)
