@@ -8,9 +8,11 @@ import (
 	"maps"
 	"mime"
 	"net/http"
+	"net/textproto"
 	"slices"
 	"strings"
-	"unicode/utf16"
+	"sync"
+	"sync/atomic"
 	"unicode/utf8"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -30,24 +32,94 @@ const (
 	headerAuthenticate = "Www-Authenticate"
 )
 
-// structuredBody is the event of attrs and data in the CloudEvents JSON
-// format, data embedded as JSON, a string or data_base64 as docs/http.md
-// tells, so that it reads back byte for byte. It adds to attrs.
-func structuredBody(attrs map[string]string, data []byte) []byte {
-	media := mediaType(attrs["datacontenttype"])
-	embed := len(data) > 0 && isJSONMedia(media) && len(bytes.TrimSpace(data)) == len(data) && json.Valid(data)
-	switch {
-	case len(data) == 0, embed:
+// setBinaryHeaders sets the ce-* headers of ev but specversion, and source
+// and Content-Type when they are s's, which a Publisher sets once for all.
+// The values are appended to values, whose backing array they share.
+func setBinaryHeaders(h http.Header, ev *event, ext []attr, s *eventSettings, values []string) {
+	set := func(name, value string) { values = setValue(h, values, name, percentEncode(value)) }
+	set("Ce-Id", ev.id)
+	set("Ce-Type", ev.typ)
+	if ev.source != s.source {
+		set("Ce-Source", ev.source)
+	}
+	if ev.dataContentType != s.contentType {
+		values = setValue(h, values, headerContentType, ev.dataContentType)
+	}
+	for _, a := range [...]attr{{"Ce-Dataschema", ev.dataSchema}, {"Ce-Subject", ev.subject}, {"Ce-Time", ev.time}} {
+		if a.value != "" {
+			set(a.name, a.value)
+		}
+	}
+	for _, a := range ext {
+		set(extensionHeader(a.name), a.value)
+	}
+}
+
+// extensionHeaders caches the header names of the first maxCachedNames
+// extensions seen: an application's metadata keys.
+var (
+	extensionHeaders     sync.Map // name → "Ce-Name"
+	extensionHeaderCount atomic.Int32
+)
+
+const maxCachedNames = 1024
+
+// extensionHeader is the canonical header name of an extension.
+func extensionHeader(name string) string {
+	if h, ok := extensionHeaders.Load(name); ok {
+		return h.(string)
+	}
+	h := textproto.CanonicalMIMEHeaderKey("ce-" + name)
+	if extensionHeaderCount.Add(1) <= maxCachedNames {
+		extensionHeaders.Store(name, h)
+	}
+	return h
+}
+
+// structuredBody writes ev in the CloudEvents JSON format, specversion
+// first; media is the media type of its datacontenttype. The data is
+// embedded as JSON, a string or data_base64 as docs/http.md tells, so that
+// it reads back byte for byte.
+func structuredBody(ev *event, ext []attr, media string) []byte {
+	b := make([]byte, 0, structuredSize(ev, ext))
+	b = append(b, `{"specversion":"1.0"`...)
+	member := func(name, value string) {
+		b = appendJSONString(append(appendJSONString(append(b, ','), name, false), ':'), value, false)
+	}
+	member("id", ev.id)
+	member("source", ev.source)
+	member("type", ev.typ)
+	for _, a := range [...]attr{{"subject", ev.subject}, {"time", ev.time}, {"datacontenttype", ev.dataContentType}, {"dataschema", ev.dataSchema}} {
+		if a.value != "" {
+			member(a.name, a.value)
+		}
+	}
+	for _, a := range ext {
+		member(a.name, a.value)
+	}
+	switch data := ev.data; {
+	case len(data) == 0:
+	case isJSONMedia(media) && len(bytes.TrimSpace(data)) == len(data) && json.Valid(data):
+		b = append(append(b, `,"data":`...), data...)
 	case strings.HasPrefix(media, "text/") && utf8.Valid(data):
-		attrs["data"] = string(data)
+		member("data", string(data))
 	default:
-		attrs["data_base64"] = base64.StdEncoding.EncodeToString(data)
+		b = append(base64.StdEncoding.AppendEncode(append(b, `,"data_base64":"`...), data), '"')
 	}
-	b, _ := json.Marshal(attrs) // a map of strings always marshals
-	if embed {
-		b = append(append(append(b[:len(b)-1], `,"data":`...), data...), '}')
+	return append(b, '}')
+}
+
+// structuredSize is the length of ev's structured body if nothing is
+// escaped, and a little more: one allocation holds it.
+func structuredSize(ev *event, ext []attr) int {
+	// The members' names, quotes, colons, commas and braces.
+	n := len(`{"specversion":"1.0","id":"","source":"","type":"","subject":"","time":"","datacontenttype":"","dataschema":"","data_base64":""}`)
+	n += len(ev.id) + len(ev.source) + len(ev.typ) + len(ev.subject) + len(ev.time) + len(ev.dataContentType) + len(ev.dataSchema)
+	for _, a := range ext {
+		n += len(a.name) + len(a.value) + len(`,"":""`)
 	}
-	return b
+	n += max(len(ev.data)+2, base64.StdEncoding.EncodedLen(len(ev.data)))
+	return n + n/16
 }
 
 func mediaType(contentType string) string {
@@ -225,42 +297,4 @@ func decodeRaw(h http.Header, body []byte) (*message.Message, error) {
 		msg.Metadata = md
 	}
 	return msg, nil
-}
-
-// metadataJSON is md as a JSON object. With ascii, DEL and every non-ASCII
-// character are escaped too, so that it can be an HTTP header value as it
-// is: encoding/json has no such mode.
-func metadataJSON(md message.Metadata, ascii bool) string {
-	if md == nil {
-		return "{}"
-	}
-	b, _ := json.Marshal(md) // a map of strings always marshals
-	if !ascii {
-		return string(b)
-	}
-	var out strings.Builder
-	out.Grow(len(b))
-	for _, r := range string(b) {
-		switch {
-		case r < utf8.RuneSelf-1:
-			out.WriteRune(r)
-		case r > 0xffff:
-			r1, r2 := utf16.EncodeRune(r)
-			fmt.Fprintf(&out, `\u%04x\u%04x`, r1, r2)
-		default:
-			fmt.Fprintf(&out, `\u%04x`, r)
-		}
-	}
-	return out.String()
-}
-
-func parseMetadataJSON(data []byte) (message.Metadata, error) {
-	var md map[string]string
-	if err := json.Unmarshal(data, &md); err != nil {
-		return nil, err
-	}
-	if md == nil {
-		md = make(map[string]string)
-	}
-	return md, nil
 }

@@ -62,7 +62,7 @@ func TestExtensionName(t *testing.T) {
 // The bus's metadata maps onto attributes alone; anything else also travels
 // whole in switchyardmetadata.
 func TestNewEventCarriesExactMetadataOnlyWhenNeeded(t *testing.T) {
-	settings := &Config{Source: "switchyard", EventType: "switchyard.event", ContentType: "application/json"}
+	settings := eventSettings{source: "switchyard", defaultType: "switchyard.event", contentType: "application/json"}
 	busMetadata := message.Metadata{
 		"event_type": "typing", "event_key": "k", "published_at": "2026-01-02T03:04:05Z", "transport": "http",
 	}
@@ -82,17 +82,17 @@ func TestNewEventCarriesExactMetadataOnlyWhenNeeded(t *testing.T) {
 	} {
 		msg := message.NewMessage("id", nil)
 		msg.Metadata = tc.md
-		attrs, err := newEvent("chat", msg, settings)
+		_, ext, err := newEvent("chat", msg, settings, nil)
 		require.NoError(t, err)
-		assert.Equal(t, !tc.exact, hasKey(attrs, extMetadata), tc.name)
-		assert.True(t, hasKey(attrs, extTopic), tc.name)
+		assert.Equal(t, !tc.exact, hasAttr(ext, extMetadata), tc.name)
+		assert.True(t, hasAttr(ext, extTopic), tc.name)
 	}
 
 	msg := message.NewMessage("id", nil)
 	msg.Metadata = message.Metadata{"k": "\xff"}
-	_, err := newEvent("chat", msg, settings)
+	_, _, err := newEvent("chat", msg, settings, nil)
 	require.ErrorIs(t, err, errInvalidUTF8)
-	_, err = newEvent("chat", message.NewMessage("", nil), settings)
+	_, _, err = newEvent("chat", message.NewMessage("", nil), settings, nil)
 	require.Error(t, err)
 }
 
@@ -110,13 +110,11 @@ func TestStructuredBodyDataEncodings(t *testing.T) {
 		{"text/plain", "\xff", "data_base64"},
 		{"application/octet-stream", "bin", "data_base64"},
 	} {
-		attrs := func() map[string]string {
-			return map[string]string{"specversion": "1.0", "id": "1", "source": "s", "type": "t", "datacontenttype": tc.contentType}
-		}
+		ev := &event{id: "1", source: "s", typ: "t", dataContentType: tc.contentType, data: []byte(tc.payload)}
 		var doc map[string]json.RawMessage
-		require.NoError(t, json.Unmarshal(structuredBody(attrs(), []byte(tc.payload)), &doc), tc.payload)
+		require.NoError(t, json.Unmarshal(structuredBody(ev, nil, mediaType(ev.dataContentType)), &doc), tc.payload)
 		assert.Contains(t, doc, tc.member, "%s %q", tc.contentType, tc.payload)
-		msg, err := decodeStructured("chat", structuredBody(attrs(), []byte(tc.payload)))
+		msg, err := decodeStructured("chat", structuredBody(ev, nil, mediaType(ev.dataContentType)))
 		require.NoError(t, err)
 		assert.Equal(t, tc.payload, string(msg.Payload))
 	}
@@ -124,8 +122,8 @@ func TestStructuredBodyDataEncodings(t *testing.T) {
 
 func TestASCIIJSONIsAHeaderValue(t *testing.T) {
 	md := message.Metadata{"ключ": "значение 😀", "ctl": "\x00\x1f\x7f\"\\"}
-	b := metadataJSON(md, true)
-	for _, c := range b {
+	b := metadataJSONString(md, true)
+	for _, c := range []byte(b) {
 		require.True(t, c >= 0x20 && c < 0x7f, "byte %q in %s", c, b)
 	}
 	back, err := parseMetadataJSON([]byte(b))
@@ -285,7 +283,8 @@ func FuzzRoundTrip(f *testing.F) {
 		tmpl, err := parseTemplate("http://h/")
 		require.NoError(t, err)
 		for _, format := range []Format{FormatBinary, FormatStructured, FormatRaw} {
-			p := &Publisher{cfg: Config{Format: format, Source: "s", EventType: "d", ContentType: contentType}, tmpl: tmpl, static: http.Header{}}
+			p := &Publisher{cfg: Config{Format: format}, tmpl: tmpl, static: http.Header{},
+				settings: eventSettings{source: "s", defaultType: "d", contentType: contentType}}
 			switch format {
 			case FormatBinary:
 				p.static[headerSpecVersion] = []string{"1.0"}
@@ -337,11 +336,6 @@ func mimeParse(contentType string) (string, map[string]string, error) {
 	return mime.ParseMediaType(contentType)
 }
 
-func hasKey(m map[string]string, k string) bool {
-	_, ok := m[k]
-	return ok
-}
-
 var errEmptyContentType = errors.New("empty content type")
 
 // time must be RFC 3339 (§5.6), no laxer: time.Parse alone takes a comma
@@ -379,4 +373,60 @@ func BenchmarkValidTime(b *testing.B) {
 			_ = rfc3339.MatchString(ts) && validTime(ts)
 		}
 	})
+}
+
+// A Publisher's bytes are pinned: structured members in the order
+// specversion, id, source, type, the other context attributes, extensions
+// by name, data last; JSON strings escape only what JSON requires, control
+// characters and DEL as upper-case \u00XX, so that <, >, & and U+2028
+// travel as they are; Switchyard-Metadata also escapes all non-ASCII.
+func TestEncodingIsPinned(t *testing.T) {
+	for format, want := range map[Format][]string{
+		FormatStructured: {
+			"{\"specversion\":\"1.0\",\"id\":\"id-1\",\"source\":\"switchyard\",\"type\":\"chat_message\",\"subject\":\"room-1\",\"time\":\"2026-01-02T03:04:05.123Z\",\"datacontenttype\":\"application/json\",\"topic\":\"chat\",\"data\":{\"text\":\"hi\"}}",
+			"{\"specversion\":\"1.0\",\"id\":\"id-<2>&\",\"source\":\"switchyard\",\"type\":\"typing\",\"datacontenttype\":\"text/plain; charset=utf-8\",\"ctl\":\"\\u0000\\u001F\\u007F\\\"\\\\\\n\\r\\t\u2029\",\"switchyardmetadata\":\"{\\\"ce_datacontenttype\\\":\\\"text/plain; charset=utf-8\\\",\\\"ctl\\\":\\\"\\\\u0000\\\\u001F\\\\u007F\\\\\\\"\\\\\\\\\\\\n\\\\r\\\\t\u2029\\\",\\\"event_type\\\":\\\"typing\\\",\\\"tenant\\\":\\\"acme <&>\\\",\\\"Ключ\\\":\\\"значение 😀\\\"}\",\"tenant\":\"acme <&>\",\"topic\":\"chat\",\"data\":\"héllo <b>&amp;</b>\u2028\\u0001\"}",
+			"{\"specversion\":\"1.0\",\"id\":\"id-3\",\"source\":\"/src?a=1&b=<2>\",\"type\":\"blob\",\"datacontenttype\":\"application/octet-stream\",\"dataschema\":\"https://example.com/s.json\",\"region\":\"us\",\"switchyardmetadata\":\"{\\\"Region\\\":\\\"us\\\",\\\"ce_datacontenttype\\\":\\\"application/octet-stream\\\",\\\"ce_dataschema\\\":\\\"https://example.com/s.json\\\",\\\"ce_source\\\":\\\"/src?a=1&b=<2>\\\",\\\"ce_topic\\\":\\\"other\\\",\\\"event_type\\\":\\\"blob\\\",\\\"region\\\":\\\"eu\\\"}\",\"topic\":\"other\",\"data_base64\":\"AP9iaW4=\"}",
+			"{\"specversion\":\"1.0\",\"id\":\"id-4\",\"source\":\"switchyard\",\"type\":\"switchyard.event\",\"datacontenttype\":\"application/json\",\"switchyardmetadata\":\"{}\",\"topic\":\"chat\",\"data_base64\":\"IHsiYSI6MX0=\"}",
+		},
+		FormatRaw: {
+			"{\"event_key\":\"room-1\",\"event_type\":\"chat_message\",\"published_at\":\"2026-01-02T03:04:05.123Z\"}",
+			"{\"ce_datacontenttype\":\"text/plain; charset=utf-8\",\"ctl\":\"\\u0000\\u001F\\u007F\\\"\\\\\\n\\r\\t\\u2029\",\"event_type\":\"typing\",\"tenant\":\"acme <&>\",\"\\u041A\\u043B\\u044E\\u0447\":\"\\u0437\\u043D\\u0430\\u0447\\u0435\\u043D\\u0438\\u0435 \\uD83D\\uDE00\"}",
+			"{\"Region\":\"us\",\"ce_datacontenttype\":\"application/octet-stream\",\"ce_dataschema\":\"https://example.com/s.json\",\"ce_source\":\"/src?a=1&b=<2>\",\"ce_topic\":\"other\",\"event_type\":\"blob\",\"region\":\"eu\"}",
+			"",
+		},
+	} {
+		p, err := NewPublisher(Config{URL: "http://127.0.0.1:1/{topic}", Format: format}, nil)
+		require.NoError(t, err)
+		for i, msg := range wireCases() {
+			r, err := p.encode("chat", msg)
+			require.NoError(t, err)
+			got := string(r.body)
+			if format == FormatRaw {
+				got = r.header.Get(headerRawMetadata)
+			}
+			assert.Equal(t, want[i], got, "%s %s", format, msg.UUID)
+		}
+		require.NoError(t, p.Close())
+	}
+}
+
+// wireCases are the messages whose encodings TestEncodingIsPinned pins.
+func wireCases() []*message.Message {
+	mk := func(id, payload string, md message.Metadata) *message.Message {
+		msg := message.NewMessage(id, []byte(payload))
+		msg.Metadata = md
+		return msg
+	}
+	return []*message.Message{
+		mk("id-1", `{"text":"hi"}`, message.Metadata{"event_type": "chat_message", "event_key": "room-1", "published_at": "2026-01-02T03:04:05.123Z"}),
+		mk("id-<2>&", "héllo <b>&amp;</b>\u2028\x01", message.Metadata{
+			"event_type": "typing", "ce_datacontenttype": "text/plain; charset=utf-8", "tenant": "acme <&>",
+			"Ключ": "значение 😀", "ctl": "\x00\x1f\x7f\"\\\n\r\t\u2029",
+		}),
+		mk("id-3", "\x00\xffbin", message.Metadata{
+			"event_type": "blob", "ce_datacontenttype": "application/octet-stream", "ce_source": "/src?a=1&b=<2>",
+			"ce_dataschema": "https://example.com/s.json", "ce_topic": "other", "region": "eu", "Region": "us",
+		}),
+		mk("id-4", ` {"a":1}`, nil),
+	}
 }

@@ -70,62 +70,91 @@ func checkMessage(msg *message.Message, idName string) error {
 	return nil
 }
 
-// newEvent returns the CloudEvents attributes of msg by name, mapped as
-// docs/http.md tells: when they do not give back exactly the metadata (see
+// event is a CloudEvent as this package writes it, every attribute a string.
+// Its extensions travel beside it, as a []attr sorted by name, on the
+// caller's stack: held in the event, they would follow it to the heap.
+type event struct {
+	id, source, typ, subject, time, dataContentType, dataSchema string
+	data                                                        []byte
+}
+
+type attr struct{ name, value string }
+
+// eventSettings are what a Publisher adds to a message to make an event.
+type eventSettings struct {
+	source, defaultType, contentType string
+	// media is contentType's media type, when known.
+	media string
+}
+
+// newEvent returns the CloudEvent of msg, mapped as docs/http.md tells:
+// when the attributes do not give back exactly the metadata (see
 // metadataFromAttributes), it also travels whole in switchyardmetadata.
-func newEvent(topic string, msg *message.Message, cfg *Config) (map[string]string, error) {
+// The extensions are appended to ext[:0], which the caller keeps on its
+// stack, and the event is returned by value, for no allocation.
+func newEvent(topic string, msg *message.Message, s eventSettings, ext []attr) (event, []attr, error) {
 	if err := checkMessage(msg, "CloudEvents id"); err != nil {
-		return nil, err
+		return event{}, nil, err
 	}
 	md := msg.Metadata
-	attrs := map[string]string{
-		"specversion": "1.0", "id": msg.UUID, "source": cfg.Source, "type": cfg.EventType, "datacontenttype": cfg.ContentType,
-	}
+	ev := event{id: msg.UUID, source: s.source, typ: s.defaultType, dataContentType: s.contentType, data: msg.Payload}
+	ext = ext[:0]
 	// exact: the attributes alone give back md. Without event_type, the
 	// receiver would read the default type as one.
 	exact := md[metakey.EventType] != ""
-	take := func(key, attribute string, valid func(string) bool) {
+	take := func(key string, valid func(string) bool, attribute *string) {
 		if v, ok := md[key]; ok {
 			if valid(v) {
-				attrs[attribute] = v
+				*attribute = v
 			} else {
 				exact = false
 			}
 		}
 	}
 	nonEmpty := func(v string) bool { return v != "" }
-	take(metakey.EventType, "type", nonEmpty)
-	take(metakey.EventKey, "subject", nonEmpty)
-	take(metaPublishedAt, "time", validTime)
-	take(metaSource, "source", nonEmpty)
-	take(metaDataContentType, "datacontenttype", validMediaType)
-	take(metaDataSchema, "dataschema", validAbsoluteURI)
+	take(metakey.EventType, nonEmpty, &ev.typ)
+	take(metakey.EventKey, nonEmpty, &ev.subject)
+	take(metaPublishedAt, validTime, &ev.time)
+	take(metaSource, nonEmpty, &ev.source)
+	take(metaDataContentType, validMediaType, &ev.dataContentType)
+	take(metaDataSchema, validAbsoluteURI, &ev.dataSchema)
 	if v, ok := md[metaTopic]; ok {
 		// A relayed event's own topic extension: the Receiver reads it back
 		// as ce_topic only when it is not the topic it delivers to.
-		attrs[extTopic] = v
+		ext = append(ext, attr{extTopic, v})
 		exact = exact && v != topic
 	} else if topic != "" {
-		attrs[extTopic] = topic
+		ext = append(ext, attr{extTopic, topic})
 	}
-	// Sorted, so that when two keys map to one name the same one wins.
-	for _, k := range slices.Sorted(maps.Keys(md)) {
+	var keysBuf [8]string
+	keys := keysBuf[:0]
+	for k := range md {
 		switch k {
 		case metakey.EventType, metakey.EventKey, metaPublishedAt, metaSource, metaDataContentType, metaDataSchema, metaTopic:
-			continue
+		default:
+			keys = append(keys, k)
 		}
+	}
+	// Sorted, so that when two keys map to one name the same one wins.
+	slices.Sort(keys)
+	for _, k := range keys {
 		name := extensionName(k)
-		if _, taken := attrs[name]; taken || name == "" || len(name) > maxExtName || slices.Contains(reserved, name) {
+		if name == "" || len(name) > maxExtName || slices.Contains(reserved, name) || hasAttr(ext, name) {
 			exact = false
 			continue
 		}
 		exact = exact && name == k
-		attrs[name] = md[k]
+		ext = append(ext, attr{name, md[k]})
 	}
 	if !exact {
-		attrs[extMetadata] = metadataJSON(md, false)
+		ext = append(ext, attr{extMetadata, metadataJSONString(md, false)})
 	}
-	return attrs, nil
+	slices.SortFunc(ext, func(a, b attr) int { return strings.Compare(a.name, b.name) })
+	return ev, ext, nil
+}
+
+func hasAttr(attrs []attr, name string) bool {
+	return slices.ContainsFunc(attrs, func(a attr) bool { return a.name == name })
 }
 
 // extensionName maps a metadata key to a CloudEvents extension name: ASCII

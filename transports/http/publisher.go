@@ -13,7 +13,6 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
-	"net/textproto"
 	"net/url"
 	"slices"
 	"strconv"
@@ -37,6 +36,7 @@ const maxDrain = 64 << 10
 type Publisher struct {
 	cfg       Config
 	tmpl      *urlTemplate
+	settings  eventSettings
 	transport *http.Transport
 	rt        http.RoundTripper // transport, or a test's
 	logger    watermill.LoggerAdapter
@@ -70,7 +70,8 @@ func NewPublisher(cfg Config, logger watermill.LoggerAdapter) (*Publisher, error
 		return nil, fmt.Errorf("httptransport: config: %w", err)
 	}
 	proxy, _ := proxyFunc(cfg.Proxy)
-	p := &Publisher{cfg: cfg, tmpl: tmpl, logger: logger, static: http.Header{}}
+	p := &Publisher{cfg: cfg, tmpl: tmpl, logger: logger, static: http.Header{},
+		settings: eventSettings{source: cfg.Source, defaultType: cfg.EventType, contentType: cfg.ContentType, media: mediaType(cfg.ContentType)}}
 	p.transport = &http.Transport{
 		// None unless configured: a proxy would also take the address
 		// checks out of deny_private_addresses' hands.
@@ -96,6 +97,15 @@ func NewPublisher(cfg Config, logger watermill.LoggerAdapter) (*Publisher, error
 		} else {
 			p.static.Set(name, value) // after the userinfo's: it wins
 		}
+	}
+	// Those of every event: setBinaryHeaders sets an event's own.
+	p.static.Set(headerContentType, cfg.ContentType)
+	switch cfg.Format {
+	case FormatStructured:
+		p.static.Set(headerContentType, mediaStructured)
+	case FormatBinary:
+		p.static.Set(headerSpecVersion, "1.0")
+		p.static.Set("Ce-Source", percentEncode(cfg.Source))
 	}
 	return p, nil
 }
@@ -139,6 +149,16 @@ type request struct {
 	url    *url.URL
 	header http.Header
 	body   []byte
+	mem    *requestMemory
+}
+
+// requestMemory is, in one allocation, the backing array of a request's
+// header values (enough for a binary-mode event with the bus's metadata)
+// and the body reader of its first attempt (later attempts get their own:
+// RoundTrip may return before it is done reading the previous one).
+type requestMemory struct {
+	reader bytes.Reader
+	values [8]string
 }
 
 // encode makes the request of msg to topic, in the configured format.
@@ -146,55 +166,84 @@ func (p *Publisher) encode(topic string, msg *message.Message) (request, error) 
 	if topic == "" && p.tmpl.hasTopic {
 		return request{}, errors.New("empty topic, and the URL has {topic}")
 	}
-	r := request{header: maps.Clone(p.static), body: msg.Payload}
-	if p.cfg.HMACSecret != "" {
-		// The topic is signed, so that a request signed for one topic is
-		// refused on another.
-		r.header[headerTopic] = []string{percentEncode(topic)}
+	if p.cfg.Format == FormatRaw {
+		return p.encodeRaw(topic, msg)
 	}
-	var eventType string
-	switch p.cfg.Format {
-	case FormatRaw:
-		if err := checkMessage(msg, headerRawID); err != nil {
-			return request{}, err
-		}
-		eventType = cmp.Or(msg.Metadata[metakey.EventType], p.cfg.EventType)
-		contentType := p.cfg.ContentType
-		if v, ok := msg.Metadata[metaDataContentType]; ok && validMediaType(v) {
-			contentType = v
-		}
-		r.header[headerContentType] = []string{contentType}
-		r.header[headerRawID] = []string{percentEncode(msg.UUID)}
-		if len(msg.Metadata) > 0 {
-			r.header[headerRawMetadata] = []string{metadataJSON(msg.Metadata, true)}
-		}
-	default:
-		attrs, err := newEvent(topic, msg, &p.cfg)
-		if err != nil {
-			return request{}, err
-		}
-		eventType = attrs["type"]
-		if p.cfg.Format == FormatBinary {
-			// Each attribute in a ce-* header, but datacontenttype in
-			// Content-Type.
-			for name, v := range attrs {
-				if name == "datacontenttype" {
-					r.header[headerContentType] = []string{v}
-				} else {
-					r.header[textproto.CanonicalMIMEHeaderKey("ce-"+name)] = []string{percentEncode(v)}
-				}
-			}
-		} else {
-			r.header[headerContentType] = []string{mediaStructured}
-			r.body = structuredBody(attrs, msg.Payload)
-		}
-	}
-	u, err := p.tmpl.url(topic, eventType)
+	var extBuf [6]attr
+	ev, ext, err := newEvent(topic, msg, p.settings, extBuf[:])
 	if err != nil {
 		return request{}, err
 	}
-	r.url = u
+	u, err := p.tmpl.url(topic, ev.typ)
+	if err != nil {
+		return request{}, err
+	}
+	if p.cfg.Format == FormatStructured {
+		r, _ := p.newRequest(u, topic, 0)
+		media := p.settings.media
+		if media == "" || ev.dataContentType != p.settings.contentType {
+			media = mediaType(ev.dataContentType)
+		}
+		r.body = structuredBody(&ev, ext, media)
+		return r, nil
+	}
+	n := 2 + len(ext) // id, type
+	for _, v := range [...]string{ev.subject, ev.time, ev.dataSchema} {
+		if v != "" {
+			n++
+		}
+	}
+	r, values := p.newRequest(u, topic, n)
+	setBinaryHeaders(r.header, &ev, ext, &p.settings, values)
+	r.body = msg.Payload
 	return r, nil
+}
+
+func (p *Publisher) encodeRaw(topic string, msg *message.Message) (request, error) {
+	if err := checkMessage(msg, headerRawID); err != nil {
+		return request{}, err
+	}
+	u, err := p.tmpl.url(topic, cmp.Or(msg.Metadata[metakey.EventType], p.settings.defaultType))
+	if err != nil {
+		return request{}, err
+	}
+	r, values := p.newRequest(u, topic, 2)
+	r.body = msg.Payload
+	set := func(name, value string) { values = setValue(r.header, values, name, value) }
+	if v, ok := msg.Metadata[metaDataContentType]; ok && v != p.settings.contentType && validMediaType(v) {
+		set(headerContentType, v)
+	}
+	set(headerRawID, percentEncode(msg.UUID))
+	if len(msg.Metadata) > 0 {
+		set(headerRawMetadata, metadataJSONString(msg.Metadata, true))
+	}
+	return r, nil
+}
+
+// newRequest starts a request to u with the static headers and, when
+// requests are signed, the topic, so that a request signed for one topic
+// is refused on another. Its header map is sized for n headers more:
+// exactly, as up to 8 entries fit in one map group. It returns the
+// backing array of header values that setValue appends to.
+func (p *Publisher) newRequest(u *url.URL, topic string, n int) (request, []string) {
+	if p.cfg.HMACSecret != "" {
+		n++
+	}
+	r := request{url: u, header: make(http.Header, len(p.static)+n), mem: new(requestMemory)}
+	maps.Copy(r.header, p.static)
+	values := r.mem.values[:0]
+	if p.cfg.HMACSecret != "" {
+		values = setValue(r.header, values, headerTopic, percentEncode(topic))
+	}
+	return r, values
+}
+
+// setValue sets h[name] to value, appended to values, whose backing array
+// the header then shares; it returns values.
+func setValue(h http.Header, values []string, name, value string) []string {
+	values = append(values, value)
+	h[name] = values[len(values)-1 : len(values) : len(values)]
+	return values
 }
 
 func (p *Publisher) publish(topic string, msg *message.Message) error {
@@ -258,12 +307,21 @@ func (p *Publisher) send(ctx context.Context, r request, attempt int) error {
 		}
 		header[headerSignature] = []string{signRequest([]byte(p.cfg.HMACSecret), time.Now(), header, r.body)}
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "", bytes.NewReader(r.body))
-	if err != nil {
-		return permanent(err)
-	}
 	// The cached URL is shared: RoundTrip does not modify it.
-	req.URL, req.Header, req.Host = r.url, header, cmp.Or(p.host, r.url.Host)
+	req := (&http.Request{Method: http.MethodPost, URL: r.url, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		Header: header, Host: cmp.Or(p.host, r.url.Host), Body: http.NoBody}).WithContext(ctx)
+	req.GetBody = func() (io.ReadCloser, error) { return http.NoBody, nil }
+	if len(r.body) > 0 {
+		body := &r.mem.reader
+		if attempt == 0 {
+			body.Reset(r.body)
+		} else {
+			body = bytes.NewReader(r.body)
+		}
+		// net/http writes headers and body in one go for this type only.
+		req.Body, req.ContentLength = io.NopCloser(body), int64(len(r.body))
+		req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(r.body)), nil }
+	}
 	resp, err := p.rt.RoundTrip(req)
 	if err != nil {
 		return transportError(r.url, err)
