@@ -221,7 +221,9 @@ func TestPublishRetriesConnectionClosedMidRequest(t *testing.T) {
 		requests <- request{body, err}
 		w.WriteHeader(http.StatusNoContent)
 	})
-	p := newPublisher(t, fastRetries(httptransport.Config{URL: srv.URL, ContentType: "application/octet-stream"}))
+	// 4 MiB sent twice under -race on a busy machine outlast the default
+	// timeout; this test is about the retry, not the deadline.
+	p := newPublisher(t, fastRetries(httptransport.Config{URL: srv.URL, ContentType: "application/octet-stream", Timeout: time.Minute}))
 
 	require.NoError(t, p.Publish("chat", message.NewMessage("m-1", payload)))
 	require.EqualValues(t, 2, srv.requests.Load())
