@@ -197,6 +197,8 @@ func fmtNum(x float64) string {
 		return fmt.Sprintf("%.0f", x)
 	case a >= 10:
 		return strings.TrimSuffix(fmt.Sprintf("%.1f", x), ".0")
+	case a > 0 && a < 0.01:
+		return fmt.Sprintf("%.1g", x) // a ratio far below 1, not 0.00
 	default:
 		return fmt.Sprintf("%.2f", x)
 	}
