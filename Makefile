@@ -31,12 +31,12 @@ test: deps
 	# NATS server) mid-stream. It races
 	# on its own bookkeeping (it can assert before recording the last publish:
 	# "received 10000, sent 9999"), so the -race run leaves it out and this
-	# runs it without -race, up to 8 times. transports/redisstream's own
+	# runs it without -race, up to 16 times per package. transports/redisstream's own
 	# TestReconnect, synchronised, runs in the -race run above.
 	# Each package gets its own attempts: one that passes need not wait for
 	# the other to pass in the same attempt.
 	@for pkg in ./transports/redisstream/ ./transports/jetstream/; do \
-	  for i in 1 2 3 4 5 6 7 8; do \
+	  for i in $$(seq 16); do \
 	    $(GO) test -count=1 -timeout 10m -run 'TestPubSub/TestReconnect' $$pkg && continue 2; \
 	    echo "Watermill TestReconnect failed in $$pkg (attempt $$i)"; done; exit 1; done
 
