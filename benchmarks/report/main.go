@@ -261,8 +261,8 @@ func busProfile(mode string, reuse bool) profile {
 
 func readProfile() profile {
 	p := profile{
-		cpu:    ownFunctions(pprofTop("-cum", "-nodecount=100", testBinary, "bench-cpu.prof"), 6),
-		allocs: pprofTop("-nodecount=6", "-sample_index=alloc_objects", testBinary, "bench-mem.prof"),
+		cpu:    ownFunctions(pprofTop("-cum", "-nodecount=100", testBinary, "bench-cpu.prof"), 4),
+		allocs: pprofTop("-nodecount=4", "-sample_index=alloc_objects", testBinary, "bench-mem.prof"),
 	}
 	top := pprofTop("-nodecount=60", "-sample_index=alloc_objects", testBinary, "bench-mem.prof")
 	p.routerAllocs = allocShare(top, 1, func(fn string) bool {

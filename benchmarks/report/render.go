@@ -55,7 +55,7 @@ func (r *report) markdown() string {
 		p("| %s | %s | %s | %s | %s |\n", o.what, o.reference, o.boundString(), val, met)
 	}
 	if r.missed("") {
-		p("\n**Why the missed ones are missed**, from this run's figures and the profile under Known costs:\n\n")
+		p("\n**Why the missed ones are missed**, from this run's figures and the profile at the end:\n\n")
 		for _, o := range r.outs {
 			if !o.met() {
 				p("- %s, %s against %s: %s.\n", o.what, r.valueString(o), o.boundString(), r.missedBecause(o))
@@ -131,16 +131,8 @@ func (r *report) markdown() string {
 	p("2,000 events/s from one goroutine through `Publish` to a hub: in process, over HTTP, over Redis Streams, and with 10%% of keys on Redis.\n\n")
 	p("```sh\n%s\n```\n\n", r.commands["delivery"])
 
-	p("## Known costs\n\n")
-	bus8 := "InProcess/publishers=8/system="
-	p("- Each event passes two in-process queues (the ingress, then the memory transport) and the Router handler of the pipeline: %s allocations against the memory transport's %s.\n",
-		r.figure(bus8+"bus", "allocs/op"), r.figure(bus8+"memory", "allocs/op"))
-	if r.prof.routerAllocs > 0 || r.prof.copyAllocs > 0 {
-		p("- Watermill's Router starts a goroutine per event and gives it context values and log fields: %.0f%% of the bus's allocated objects; the queues' copies of each message (`entry.message`): %.0f%%.\n", r.prof.routerAllocs, r.prof.copyAllocs)
-	}
-	p("- A publish that waits for each reply (`PublishSync`, one XADD at a time) is bound by round trips; `Publish` lets the 64 lanes pipeline them.\n")
 	if len(r.prof.cpu) > 0 && r.missed("") {
-		p("\nThe bus on memory, 8 publishers (`go tool pprof -top`): CPU by cumulative time, then allocated objects.\n\n")
+		p("## Profile\n\nThe bus on memory, 8 publishers (`go tool pprof -top`): CPU by cumulative time, then allocated objects.\n\n")
 		p("```\n%s\n```\n\n```\n%s\n```\n", strings.Join(r.prof.cpu, "\n"), strings.Join(r.prof.allocs, "\n"))
 	}
 	return w.String()
