@@ -11,6 +11,8 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/nats-io/nats.go"
 	js "github.com/nats-io/nats.go/jetstream"
+
+	"github.com/switchyard-go/switchyard/internal/timerpool"
 )
 
 // Publisher publishes each message to the subject named after its topic,
@@ -204,9 +206,6 @@ type call struct {
 	timer    *time.Timer
 }
 
-// timers are the stopped timers of ended calls.
-var timers sync.Pool
-
 func (p *Publisher) newCall(messages []*message.Message) call {
 	base := messages[0].Context()
 	d, ok := base.Deadline()
@@ -230,29 +229,15 @@ func (c *call) expired() <-chan time.Time {
 		return nil
 	}
 	if c.timer == nil {
-		wait := time.Until(c.deadline)
-		if t, ok := timers.Get().(*time.Timer); ok {
-			t.Reset(wait)
-			c.timer = t
-		} else {
-			c.timer = time.NewTimer(wait)
-		}
+		c.timer = timerpool.Get(time.Until(c.deadline))
 	}
 	return c.timer.C
 }
 
-// end returns the call's timer to the pool, stopped and drained, so its
-// next call cannot read this one's expiry. (Since Go 1.23 a stopped
-// timer's channel holds nothing anyway, unless GODEBUG asynctimerchan=1.)
+// end returns the call's timer, if it made one, to the pool.
 func (c *call) end() {
 	if c.timer != nil {
-		if !c.timer.Stop() {
-			select {
-			case <-c.timer.C:
-			default:
-			}
-		}
-		timers.Put(c.timer)
+		timerpool.Put(c.timer)
 	}
 }
 

@@ -13,6 +13,8 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/switchyard-go/switchyard/internal/timerpool"
 )
 
 // ErrClosed is returned by Publish and Subscribe after Close.
@@ -147,10 +149,8 @@ func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 	if p.direct && p.inflight.CompareAndSwap(0, 1) {
 		return p.publishDirect(topic, r)
 	}
-	timeout := timers.Get().(*time.Timer)
-	timeout.Reset(time.Until(r.deadline))
-	defer timers.Put(timeout)
-	defer timeout.Stop() // since Go 1.23, a stopped timer's channel holds no stale tick
+	timeout := timerpool.Get(time.Until(r.deadline))
+	defer timerpool.Put(timeout)
 	select {
 	case p.reqs <- r:
 	case <-timeout.C:
@@ -232,10 +232,6 @@ func (p *Publisher) request(topic string, msgs []*message.Message) (*pubReq, err
 	}
 	return r, nil
 }
-
-// timers are the timers of Publish calls: one per call would be
-// an allocation, and a context.WithTimeout three.
-var timers = sync.Pool{New: func() any { return time.NewTimer(time.Hour) }}
 
 func (p *Publisher) flush() {
 	batch := make([]*pubReq, 0, p.cfg.BatchSize)
