@@ -369,9 +369,7 @@ func startChaosApp(t *testing.T, rec *recorder, settings map[string]any) *chaosA
 
 // publish sends the next numbered event with Publish.
 func (a *chaosApp) publish() error {
-	seq := a.next
-	a.next++
-	m := bus.NewMessage("chat_message", "conv-"+strconv.Itoa(seq%chaosKeys), []byte(strconv.Itoa(seq)))
+	seq, m := a.nextEvent()
 	err := a.b.Publish("events:chat", m)
 	if err != nil {
 		a.rejected = append(a.rejected, err)
@@ -379,6 +377,13 @@ func (a *chaosApp) publish() error {
 	}
 	a.accepted = append(a.accepted, seq)
 	return nil
+}
+
+// nextEvent makes the next numbered event.
+func (a *chaosApp) nextEvent() (int, *message.Message) {
+	seq := a.next
+	a.next++
+	return seq, bus.NewMessage("chat_message", "conv-"+strconv.Itoa(seq%chaosKeys), []byte(strconv.Itoa(seq)))
 }
 
 // publishN publishes n events at once.
@@ -396,9 +401,7 @@ func (a *chaosApp) publishSyncN(t *testing.T, n int) {
 	msgs := make([]*message.Message, n)
 	seqs := make([]int, n)
 	for i := range msgs {
-		seqs[i] = a.next
-		msgs[i] = bus.NewMessage("chat_message", "conv-"+strconv.Itoa(a.next%chaosKeys), []byte(strconv.Itoa(a.next)))
-		a.next++
+		seqs[i], msgs[i] = a.nextEvent()
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
