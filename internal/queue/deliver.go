@@ -42,6 +42,15 @@ func (s *subscription) work() {
 // the subscription ended.
 func (s *subscription) deliver(l int) bool {
 	g := s.group
+	// Go's select picks at random among the cases that are ready, so work
+	// may take a lane after the context ended: one a sibling worker put
+	// back as it ended with the lane's head in the subscriber's hands.
+	// Handing it out again here would give that subscriber the message a
+	// second time; it goes back for the group's next subscriber.
+	if s.ctx.Err() != nil {
+		g.putBack(l, 0, false)
+		return false
+	}
 	m := g.next(l)
 	var dctx *delivery.Context
 	if !g.cfg.PreserveContext {
