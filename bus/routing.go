@@ -1,6 +1,8 @@
 package bus
 
 import (
+	"cmp"
+
 	"github.com/ThreeDotsLabs/watermill"
 
 	"github.com/switchyard-go/switchyard/middleware"
@@ -35,10 +37,7 @@ func splitConfig(r RoutingConfig) middleware.SplitConfig {
 }
 
 func fallbackConfig(r RoutingConfig) middleware.FallbackConfig {
-	to := r.Fallback.To
-	if to == "" {
-		to = r.Baseline
-	}
+	to := cmp.Or(r.Fallback.To, r.Baseline)
 	return middleware.FallbackConfig{
 		Enabled:        r.Fallback.Enabled,
 		To:             to,

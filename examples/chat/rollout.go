@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"slices"
 	"strings"
@@ -188,10 +189,7 @@ func watchRouting(ctx context.Context, b *bus.Bus, g prometheus.Gatherer, f *fee
 func currentRouting(b *bus.Bus, w *splitWindow) routingState {
 	r := b.Config().Routing
 	admin := b.AdminState()
-	fallbackTo := r.Fallback.To
-	if fallbackTo == "" {
-		fallbackTo = r.Baseline
-	}
+	fallbackTo := cmp.Or(r.Fallback.To, r.Baseline)
 	st := routingState{
 		Enabled:    r.Enabled,
 		Percentage: r.Percentage,

@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"time"
@@ -53,27 +54,13 @@ type Config struct {
 }
 
 func (c *Config) setDefaults() {
-	if c.Lanes == 0 {
-		c.Lanes = DefaultLanes
-	}
-	if c.QueueSize == 0 {
-		c.QueueSize = DefaultQueueSize
-	}
-	if c.OnFull == "" {
-		c.OnFull = Block
-	}
-	if c.MaxRetries == 0 {
-		c.MaxRetries = DefaultMaxRetries
-	}
-	if c.RetryBackoff == 0 {
-		c.RetryBackoff = DefaultRetryBackoff
-	}
-	if c.MaxRetryBackoff == 0 {
-		c.MaxRetryBackoff = DefaultMaxRetryBackoff
-	}
-	if c.DeadLetterTopic == "" {
-		c.DeadLetterTopic = DefaultDeadLetterTopic
-	}
+	c.Lanes = cmp.Or(c.Lanes, DefaultLanes)
+	c.QueueSize = cmp.Or(c.QueueSize, DefaultQueueSize)
+	c.OnFull = cmp.Or(c.OnFull, Block)
+	c.MaxRetries = cmp.Or(c.MaxRetries, DefaultMaxRetries)
+	c.RetryBackoff = cmp.Or(c.RetryBackoff, DefaultRetryBackoff)
+	c.MaxRetryBackoff = cmp.Or(c.MaxRetryBackoff, DefaultMaxRetryBackoff)
+	c.DeadLetterTopic = cmp.Or(c.DeadLetterTopic, DefaultDeadLetterTopic)
 	if c.KeyFunc == nil {
 		c.KeyFunc = func(m *message.Message) string { return m.Metadata.Get(metakey.EventKey) }
 	}

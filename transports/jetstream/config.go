@@ -1,6 +1,7 @@
 package jetstream
 
 import (
+	"cmp"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -124,48 +125,20 @@ func (c *Config) setDefaults() {
 		on := true
 		c.Provision = &on
 	}
-	if c.Retention == "" {
-		c.Retention = "limits"
-	}
-	if c.Storage == "" {
-		c.Storage = "file"
-	}
-	if c.Replicas == 0 {
-		c.Replicas = 1
-	}
-	if c.MaxPending == 0 {
-		c.MaxPending = DefaultMaxPending
-	}
-	if c.PublishTimeout == 0 {
-		c.PublishTimeout = DefaultPublishTimeout
-	}
-	if c.AckWait == 0 {
-		c.AckWait = DefaultAckWait
-	}
-	if c.MaxAckPending == 0 {
-		c.MaxAckPending = DefaultMaxAckPending
-	}
-	if c.MaxDeliver == 0 {
-		c.MaxDeliver = DefaultMaxDeliver
-	}
-	if c.RetryBackoff == 0 {
-		c.RetryBackoff = DefaultRetryBackoff
-	}
-	if c.MaxRetryBackoff == 0 {
-		c.MaxRetryBackoff = DefaultMaxRetryBackoff
-	}
-	if c.Lanes == 0 {
-		c.Lanes = DefaultLanes
-	}
-	if c.DeadLetterSubject == "" {
-		c.DeadLetterSubject = DefaultDeadLetterSubj
-	}
-	if c.DeadLetterStream == "" {
-		c.DeadLetterStream = DefaultDeadLetterStream
-	}
-	if c.DepthInterval == 0 {
-		c.DepthInterval = DefaultDepthInterval
-	}
+	c.Retention = cmp.Or(c.Retention, "limits")
+	c.Storage = cmp.Or(c.Storage, "file")
+	c.Replicas = cmp.Or(c.Replicas, 1)
+	c.MaxPending = cmp.Or(c.MaxPending, DefaultMaxPending)
+	c.PublishTimeout = cmp.Or(c.PublishTimeout, DefaultPublishTimeout)
+	c.AckWait = cmp.Or(c.AckWait, DefaultAckWait)
+	c.MaxAckPending = cmp.Or(c.MaxAckPending, DefaultMaxAckPending)
+	c.MaxDeliver = cmp.Or(c.MaxDeliver, DefaultMaxDeliver)
+	c.RetryBackoff = cmp.Or(c.RetryBackoff, DefaultRetryBackoff)
+	c.MaxRetryBackoff = cmp.Or(c.MaxRetryBackoff, DefaultMaxRetryBackoff)
+	c.Lanes = cmp.Or(c.Lanes, DefaultLanes)
+	c.DeadLetterSubject = cmp.Or(c.DeadLetterSubject, DefaultDeadLetterSubj)
+	c.DeadLetterStream = cmp.Or(c.DeadLetterStream, DefaultDeadLetterStream)
+	c.DepthInterval = cmp.Or(c.DepthInterval, DefaultDepthInterval)
 }
 
 // Validate reports every invalid field as a *transports.FieldError naming

@@ -2,6 +2,7 @@ package redistest
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"os"
@@ -64,9 +65,7 @@ func (s *Server) runCLI(opts []string, args ...string) (string, error) {
 	out := strings.TrimSpace(stdout.String())
 	if err != nil {
 		msg := strings.TrimSpace(stderr.String())
-		if msg == "" {
-			msg = err.Error()
-		}
+		msg = cmp.Or(msg, err.Error())
 		return out, fmt.Errorf("redistest: redis-cli %s: %s", redact(args), msg)
 	}
 	return out, nil
