@@ -37,7 +37,7 @@ func TestReadmeSnippetsCompile(t *testing.T) {
 	dir, err := os.MkdirTemp("testdata", "readme-")
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = os.RemoveAll(dir) })
-	var pkgs []string
+	var pkgs, tests []string
 	for i, b := range blocks {
 		src := b[1]
 		require.True(t, strings.HasPrefix(src, "package "), "README Go block %d does not start with a package clause:\n%s", i+1, src)
@@ -46,6 +46,7 @@ func TestReadmeSnippetsCompile(t *testing.T) {
 		name := "snippet.go"
 		if strings.Contains(src, "\nfunc Test") {
 			name = "snippet_test.go"
+			tests = append(tests, "./"+filepath.ToSlash(pkg))
 		}
 		require.NoError(t, os.WriteFile(filepath.Join(pkg, name), []byte(src), 0o644))
 		pkgs = append(pkgs, "./"+filepath.ToSlash(pkg))
@@ -53,4 +54,10 @@ func TestReadmeSnippetsCompile(t *testing.T) {
 	cmd := exec.Command(goCmd, append([]string{"vet"}, pkgs...)...)
 	out, err := cmd.CombinedOutput()
 	require.NoError(t, err, "go vet of the README's Go blocks:\n%s", out)
+	// A block that is a test is run too: it is there to be copied.
+	for _, pkg := range tests {
+		cmd := exec.Command(goCmd, "test", "-count=1", pkg)
+		out, err := cmd.CombinedOutput()
+		require.NoError(t, err, "go test of the README's Go block %s:\n%s", pkg, out)
+	}
 }
