@@ -397,6 +397,34 @@ func TestCloseReportsUndelivered(t *testing.T) {
 	<-done
 }
 
+// A transport that fails to close is not a close timeout: nothing was left
+// undelivered, and errors.Is(err, ErrCloseTimeout) must not say so.
+func TestCloseReportsATransportsCloseErrorAsItIs(t *testing.T) {
+	broken := errors.New("broken: cannot close")
+	reg := transports.Default().Clone()
+	reg.Register("broken", func(transports.Settings) (transports.Transport, error) {
+		return transports.Transport{Publisher: closeFailing{err: broken}}, nil
+	})
+	b := newBus(t, func(c *bus.Config) {
+		c.Transports["broken"] = map[string]any{"type": "broken"}
+		c.Routing.Baseline = "broken"
+	}, bus.WithRegistry(reg))
+	done := make(chan error, 1)
+	go func() { done <- b.Run(context.Background()) }()
+	<-b.Running()
+	require.NoError(t, b.PublishSync(t.Context(), "events", bus.NewMessage("typing", "k", nil)))
+
+	err := b.Close()
+	require.ErrorIs(t, err, broken)
+	require.NotErrorIs(t, err, bus.ErrCloseTimeout)
+	<-done
+}
+
+type closeFailing struct{ err error }
+
+func (closeFailing) Publish(string, ...*message.Message) error { return nil }
+func (c closeFailing) Close() error                            { return c.err }
+
 func TestRunStopsWhenContextEnds(t *testing.T) {
 	b := newBus(t, nil)
 	ctx, cancel := context.WithCancel(context.Background())

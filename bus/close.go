@@ -14,7 +14,8 @@ import (
 // every accepted message was handed to a transport and in-process transports
 // have handed theirs to consumers, then stops the handlers and closes the
 // transports. It returns an error wrapping ErrCloseTimeout that says how many
-// accepted messages were not delivered, if any. Close is idempotent.
+// accepted messages were not delivered, if any, and the errors of transports
+// that failed to close. Close is idempotent.
 func (b *Bus) Close() error {
 	b.closeOnce.Do(func() {
 		b.closed.Store(true)
@@ -69,14 +70,16 @@ func (b *Bus) close() error {
 			defer func() { <-routerDone }()
 		}
 	}
-	errs = append(errs, b.ingress.Close(), b.closeTransports())
+	closeErrs := []error{b.ingress.Close(), b.closeTransports()}
 	if n := b.ingress.Stats().Discarded; n > 0 {
 		errs = append(errs, fmt.Errorf("%d accepted messages were never handed to a transport", n))
 	}
+	// What the steps above could not finish in time is a timeout; a
+	// transport that fails to close is reported as it is.
 	if err := errors.Join(errs...); err != nil {
-		return b.scrub(fmt.Errorf("%w (%s): %w", ErrCloseTimeout, timeout, err))
+		return b.scrub(fmt.Errorf("%w (%s): %w", ErrCloseTimeout, timeout, errors.Join(append(errs, closeErrs...)...)))
 	}
-	return nil
+	return b.scrub(errors.Join(closeErrs...))
 }
 
 // closeTransports closes every transport, logs what fails and returns it:
