@@ -109,7 +109,9 @@ func (t *trimmer) trimStream(ctx context.Context, stream string) error {
 			if err != nil {
 				return err
 			}
-			need = p.Lower
+			// None left if the group acked them since XINFO GROUPS: its
+			// last delivered entry bounds it then.
+			need = cmp.Or(p.Lower, need)
 		}
 		if safe == "" || compareIDs(need, safe) < 0 {
 			safe = need
