@@ -3,6 +3,7 @@ package redisstream
 import (
 	"context"
 	"errors"
+	"fmt"
 	"runtime"
 	"time"
 
@@ -178,13 +179,16 @@ func (sub *subscription) claimLoop() {
 				return
 			}
 			ctx, cancel := context.WithTimeout(sub.ctx, callTimeout)
-			msgs, next, err := s.client.XAutoClaim(ctx, &redis.XAutoClaimArgs{
+			msgs, deleted, next, err := xAutoClaim(ctx, s.client, &redis.XAutoClaimArgs{
 				Stream: sub.stream, Group: cfg.ConsumerGroup, Consumer: cfg.Consumer,
 				MinIdle: cfg.ClaimMinIdle, Start: start, Count: cfg.ReadCount,
-			}).Result()
+			})
 			cancel()
 			if err != nil {
 				break
+			}
+			if deleted > 0 {
+				s.metrics.lost.WithLabelValues(sub.stream).Add(float64(deleted))
 			}
 			if len(msgs) > 0 {
 				s.metrics.claimed.WithLabelValues(sub.stream).Add(float64(len(msgs)))
@@ -196,4 +200,41 @@ func (sub *subscription) claimLoop() {
 			start = next
 		}
 	})
+}
+
+// xAutoClaim is XAUTOCLAIM that also returns how many of the entries it
+// found had been trimmed or deleted: Redis 7 takes those off the pending
+// list and lists their IDs apart, which go-redis's XAutoClaim drops.
+// (Redis 6.2 returns them among the entries, without data.)
+func xAutoClaim(ctx context.Context, c redis.UniversalClient, a *redis.XAutoClaimArgs) (msgs []redis.XMessage, deleted int, next string, err error) {
+	res, err := c.Do(ctx, "xautoclaim", a.Stream, a.Group, a.Consumer, a.MinIdle.Milliseconds(), a.Start, "count", a.Count).Slice()
+	if err != nil {
+		return nil, 0, "", err
+	}
+	if len(res) < 2 {
+		return nil, 0, "", fmt.Errorf("redisstream: XAUTOCLAIM replied %d elements", len(res))
+	}
+	next, _ = res[0].(string)
+	entries, _ := res[1].([]any)
+	for _, e := range entries {
+		pair, _ := e.([]any)
+		if len(pair) == 0 {
+			continue
+		}
+		x := redis.XMessage{}
+		x.ID, _ = pair[0].(string)
+		if fv, ok := pair[len(pair)-1].([]any); ok && len(pair) == 2 {
+			x.Values = make(map[string]any, len(fv)/2)
+			for i := 0; i+1 < len(fv); i += 2 {
+				k, _ := fv[i].(string)
+				x.Values[k] = fv[i+1]
+			}
+		}
+		msgs = append(msgs, x)
+	}
+	if len(res) > 2 {
+		ids, _ := res[2].([]any)
+		deleted = len(ids)
+	}
+	return msgs, deleted, next, nil
 }
