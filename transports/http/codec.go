@@ -101,7 +101,9 @@ func structuredBody(ev *event, ext []attr, media string) []byte {
 	case len(data) == 0:
 	case isJSONMedia(media) && len(bytes.TrimSpace(data)) == len(data) && json.Valid(data):
 		b = append(append(b, `,"data":`...), data...)
-	case strings.HasPrefix(media, "text/") && utf8.Valid(data):
+	case strings.HasPrefix(media, "text/") && !isJSONMedia(media) && utf8.Valid(data):
+		// Not text/json and the like: their data is read back as JSON, and
+		// a string would keep its quotes.
 		member("data", string(data))
 	default:
 		b = append(base64.StdEncoding.AppendEncode(append(b, `,"data_base64":"`...), data), '"')
