@@ -29,6 +29,7 @@ var (
 	errSignatureFormat  = errors.New(headerSignature + " is not t=<unix seconds>," + signatureVersion + "=<hex>")
 	errSignatureExpired = errors.New(headerSignature + " timestamp is outside the tolerance")
 	errSignatureInvalid = errors.New(headerSignature + " does not match")
+	errSignedRepeated   = errors.New("a header the signature covers is repeated")
 )
 
 func verifyRequest(secret []byte, now time.Time, tolerance time.Duration, h http.Header, body []byte) error {
@@ -61,6 +62,13 @@ func verifyRequest(secret []byte, now time.Time, tolerance time.Duration, h http
 	if d := now.Sub(time.Unix(sec, 0)); d > tolerance || d < -tolerance {
 		return errSignatureExpired
 	}
+	// The MAC joins a header's values with ",", and a reader takes the
+	// first: "a,b" split into "a" and "b" would verify and read as "a".
+	for k, vs := range h {
+		if len(vs) > 1 && signedHeader(k) {
+			return errSignedRepeated
+		}
+	}
 	want := requestMAC(secret, ts, h, body)
 	for _, sum := range sums {
 		if hmac.Equal(sum, want) {
@@ -80,8 +88,7 @@ func requestMAC(secret []byte, ts string, h http.Header, body []byte) []byte {
 	write(ts, "\n", h.Get(headerContentType), "\n")
 	names := make([]string, 0, len(h))
 	for k := range h {
-		lk := strings.ToLower(k)
-		if (strings.HasPrefix(lk, "ce-") || strings.HasPrefix(lk, "switchyard-")) && lk != "switchyard-signature" {
+		if signedHeader(k) {
 			names = append(names, k)
 		}
 	}
@@ -92,4 +99,11 @@ func requestMAC(secret []byte, ts string, h http.Header, body []byte) []byte {
 	write("\n")
 	m.Write(body)
 	return m.Sum(nil)
+}
+
+// signedHeader reports whether the MAC covers header k, as it covers
+// Content-Type.
+func signedHeader(k string) bool {
+	lk := strings.ToLower(k)
+	return (strings.HasPrefix(lk, "ce-") || strings.HasPrefix(lk, "switchyard-")) && lk != "switchyard-signature"
 }
