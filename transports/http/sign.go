@@ -101,8 +101,8 @@ func requestMAC(secret []byte, ts string, h http.Header, body []byte) []byte {
 	return m.Sum(nil)
 }
 
-// signedHeader reports whether the MAC covers header k, as it covers
-// Content-Type.
+// signedHeader reports whether the MAC covers header k by its name
+// (Content-Type, which it covers too, it reads apart).
 func signedHeader(k string) bool {
 	lk := strings.ToLower(k)
 	return (strings.HasPrefix(lk, "ce-") || strings.HasPrefix(lk, "switchyard-")) && lk != "switchyard-signature"
