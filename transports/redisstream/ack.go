@@ -38,11 +38,11 @@ func (sub *subscription) Nacked(e *entry, attempts int) bool {
 func (sub *subscription) ack(id string) {
 	sub.mu.Lock()
 	delete(sub.held, id)
-	sub.mu.Unlock()
-	select {
-	case sub.room <- struct{}{}:
-	default:
+	if sub.roomFreed != nil {
+		close(sub.roomFreed)
+		sub.roomFreed = nil
 	}
+	sub.mu.Unlock()
 	sub.acks <- id
 }
 

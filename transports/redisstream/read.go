@@ -111,17 +111,26 @@ func readRetryWait(failures int) time.Duration {
 	return backoff.Exp(50*time.Millisecond, time.Second, failures-1)
 }
 
-// waitRoom blocks while the subscription holds its limit of entries.
+// waitRoom blocks while the subscription holds its limit of entries. The
+// reader and the claim loop both wait here, so an entry let go wakes every
+// waiter: each takes the channel to wait on under the lock it checks with.
 func (sub *subscription) waitRoom() bool {
 	for {
 		sub.mu.Lock()
-		full := len(sub.held) >= sub.limit
-		sub.mu.Unlock()
-		if !full {
+		if len(sub.held) < sub.limit {
+			sub.mu.Unlock()
 			return true
 		}
+		if sub.roomFreed == nil {
+			sub.roomFreed = make(chan struct{})
+		}
+		freed := sub.roomFreed
+		sub.mu.Unlock()
+		if sub.roomWaitHook != nil {
+			sub.roomWaitHook()
+		}
 		select {
-		case <-sub.room:
+		case <-freed:
 		case <-sub.ctx.Done():
 			return false
 		}

@@ -106,7 +106,6 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 		out:      make(chan *message.Message),
 		held:     map[string]struct{}{},
 		acks:     make(chan string, 4*int(s.cfg.ReadCount)),
-		room:     make(chan struct{}, 1),
 		limit:    2 * int(s.cfg.ReadCount),
 	}
 	sub.sched = lane.NewScheduler[*entry](sctx, sub.out, sub, lane.Config{
@@ -167,7 +166,12 @@ type subscription struct {
 	mu    sync.Mutex
 	held  map[string]struct{} // entry IDs read and not yet acked or dead-lettered
 	limit int
-	room  chan struct{} // signalled when held falls below limit
+	// roomFreed, made by a waitRoom that found held at limit, is closed
+	// when an entry is let go; nil while no one waits.
+	roomFreed chan struct{}
+	// roomWaitHook, when set (by tests), runs after waitRoom found the
+	// subscription full and before it waits.
+	roomWaitHook func()
 
 	acks chan string
 	// retries are the dead-letter copies waiting to be tried again; they
