@@ -102,6 +102,10 @@ type Bus struct {
 	consumers   []*consumer
 	runCtx      context.Context
 
+	// routerEnded is closed when the router's Run returned, or when Run
+	// gave up before starting it: Close stops waiting for it to run then.
+	routerEnded chan struct{}
+
 	closed    atomic.Bool
 	closing   chan struct{}
 	closeOnce sync.Once
@@ -156,13 +160,14 @@ func build(cfg Config, o options) (*Bus, error) {
 		return nil, err
 	}
 	b := &Bus{
-		cfg:        cfg,
-		slog:       o.slog,
-		registry:   o.registry,
-		reg:        o.registerer,
-		transports: make(map[string]transports.Transport, len(cfg.Transports)),
-		closing:    make(chan struct{}),
-		closedCh:   make(chan struct{}),
+		cfg:         cfg,
+		slog:        o.slog,
+		registry:    o.registry,
+		reg:         o.registerer,
+		transports:  make(map[string]transports.Transport, len(cfg.Transports)),
+		closing:     make(chan struct{}),
+		closedCh:    make(chan struct{}),
+		routerEnded: make(chan struct{}),
 	}
 	b.secrets.Store(configSecrets(cfg))
 	// Everything logs through it: a client library's error may quote a URL
@@ -352,6 +357,7 @@ func (b *Bus) Run(ctx context.Context) error {
 	for _, spec := range b.handlers {
 		if err := b.startHandler(spec); err != nil {
 			b.mu.Unlock()
+			close(b.routerEnded)
 			return b.scrub(err)
 		}
 	}
@@ -366,6 +372,7 @@ func (b *Bus) Run(ctx context.Context) error {
 		}
 	}()
 	err := b.router.Run(b.runCtx)
+	close(b.routerEnded)
 	<-b.closedCh
 	return b.scrub(err)
 }

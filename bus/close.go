@@ -34,6 +34,18 @@ func (b *Bus) close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 
+	if started {
+		// Run may not have subscribed the router to the ingress yet (Close
+		// right after Run, or Run given a context that already ended):
+		// Settle waits only for queues that have a subscriber, and would
+		// leave the accepted events to be published after the handlers
+		// stopped.
+		select {
+		case <-b.router.Running():
+		case <-b.routerEnded:
+		case <-ctx.Done():
+		}
+	}
 	var errs []error
 	errs = append(errs, b.closeCoalescing(ctx, started))
 	if started {

@@ -242,10 +242,14 @@ func (b *Bus) Subscribe(ctx context.Context, topic string) (<-chan *message.Mess
 		ch, err := b.inbound[0].sub.Subscribe(ctx, topic)
 		return ch, b.scrub(err)
 	}
+	// A failure ends the subscriptions made before it: nobody would read
+	// them, and they would hold what they took from their transports.
+	ctx, cancel := context.WithCancel(ctx)
 	chans := make([]<-chan *message.Message, 0, len(b.inbound))
 	for _, in := range b.inbound {
 		ch, err := in.sub.Subscribe(ctx, topic)
 		if err != nil {
+			cancel()
 			return nil, b.scrub(fmt.Errorf("bus: subscribe to %q on %q: %w", topic, in.name, err))
 		}
 		chans = append(chans, ch)
@@ -259,7 +263,7 @@ func (b *Bus) Subscribe(ctx context.Context, topic string) (<-chan *message.Mess
 			}
 		})
 	}
-	go func() { wg.Wait(); close(out) }()
+	go func() { wg.Wait(); cancel(); close(out) }()
 	return out, nil
 }
 

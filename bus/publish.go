@@ -40,6 +40,7 @@ func (b *Bus) Publish(topic string, msgs ...*message.Message) error {
 // (see Use) returns ErrDropped at once; one coalesced away returns nil, as
 // a later event of its key carries its state. If ctx ends first it
 // returns ctx's error; messages already accepted may still be delivered.
+// If Close ends first, an event not settled by then returns ErrClosed.
 func (b *Bus) PublishSync(ctx context.Context, topic string, msgs ...*message.Message) error {
 	if b.closed.Load() {
 		return ErrClosed
@@ -59,6 +60,15 @@ func (b *Bus) PublishSync(ctx context.Context, topic string, msgs ...*message.Me
 			errs = append(errs, err)
 		case <-ctx.Done():
 			return ctx.Err()
+		case <-b.closedCh:
+			// Close discarded what it could not hand on in time, and
+			// returned how many: waiting on for them would wait forever.
+			select {
+			case err := <-d.result:
+				errs = append(errs, err)
+			default:
+				errs = append(errs, fmt.Errorf("%w before a transport took the event", ErrClosed))
+			}
 		}
 	}
 	return errors.Join(errs...)

@@ -69,20 +69,25 @@ func (s *subscription) deliver(l int) bool {
 		g.stats.acked.Add(1)
 		g.done(l)
 	}
+	nacked := func() {
+		dctx.End(context.Canceled)
+		g.stats.nacked.Add(1)
+		s.nacked(l)
+	}
 	select {
 	case <-m.Acked():
 		acked()
 		return true
 	case <-m.Nacked():
-		dctx.End(context.Canceled)
-		g.stats.nacked.Add(1)
-		s.nacked(l)
+		nacked()
 		return true
 	case <-s.ctx.Done():
-		// An ack that raced the subscription's end still counts.
+		// An ack or a nack that raced the subscription's end still counts.
 		select {
 		case <-m.Acked():
 			acked()
+		case <-m.Nacked():
+			nacked()
 		default:
 			g.putBack(l, 0, true)
 		}
