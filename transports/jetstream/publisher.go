@@ -34,10 +34,7 @@ type Publisher struct {
 	js     js.JetStream
 	logger watermill.LoggerAdapter
 	prov   *provisioner
-	// ready holds the topics whose stream prov made or found, cleared
-	// when a stream went missing.
-	ready sync.Map
-	stall []js.PublishOpt // WithStallWait(stallStep)
+	stall  []js.PublishOpt // WithStallWait(stallStep)
 
 	mu     sync.RWMutex
 	closed bool
@@ -101,7 +98,6 @@ func (p *Publisher) Publish(topic string, messages ...*message.Message) error {
 		// The stream went away (deleted, or a server that lost its
 		// store): make it again and send the lot once more; what was
 		// stored already is dropped as a duplicate.
-		p.ready.Clear()
 		p.prov.forget(topic)
 		err = p.publish(&c, topic, messages)
 	}
@@ -176,22 +172,15 @@ func (p *Publisher) send(c *call, nm *nats.Msg) (js.PubAckFuture, error) {
 	}
 }
 
-// ensure has the provisioner make topic's stream, unless this publisher
-// saw it made: a publish then takes neither its lock nor its allocations.
+// ensure has the provisioner make topic's stream, unless it is known to
+// exist: a publish then makes no context for it.
 func (p *Publisher) ensure(c *call, topic string) error {
-	if !p.cfg.provision() {
-		return nil
-	}
-	if _, ok := p.ready.Load(topic); ok {
+	if !p.cfg.provision() || p.prov.known(topic) {
 		return nil
 	}
 	ctx, cancel := context.WithDeadline(c.ctx, c.deadline)
 	defer cancel()
-	if err := p.prov.ensure(ctx, topic); err != nil {
-		return err
-	}
-	p.ready.Store(topic, struct{}{})
-	return nil
+	return p.prov.ensure(ctx, topic)
 }
 
 // call is the wait of one Publish: until the earliest deadline of its

@@ -109,12 +109,18 @@ func Connect(cfg Config, name string, logger watermill.LoggerAdapter) (*nats.Con
 type provisioner struct {
 	cfg   *Config
 	js    js.JetStream
-	mu    sync.Mutex
-	ready map[string]bool // stream names known to exist
+	ready sync.Map // stream names known to exist
 }
 
 func newProvisioner(cfg *Config, j js.JetStream) *provisioner {
-	return &provisioner{cfg: cfg, js: j, ready: map[string]bool{}}
+	return &provisioner{cfg: cfg, js: j}
+}
+
+// known reports whether topic's stream is known to exist, with no lock
+// and no allocation: a publish asks it every time.
+func (p *provisioner) known(topic string) bool {
+	_, ok := p.ready.Load(p.cfg.streamFor(topic))
+	return ok
 }
 
 // ensure makes sure the stream that holds topic exists, creating it when
@@ -141,10 +147,7 @@ func (p *provisioner) ensureDeadLetter(ctx context.Context) error {
 }
 
 func (p *provisioner) ensureStream(ctx context.Context, name string, subjects []string) error {
-	p.mu.Lock()
-	ok := p.ready[name]
-	p.mu.Unlock()
-	if ok {
+	if _, ok := p.ready.Load(name); ok {
 		return nil
 	}
 	_, err := p.js.Stream(ctx, name)
@@ -157,18 +160,14 @@ func (p *provisioner) ensureStream(ctx context.Context, name string, subjects []
 	if err != nil {
 		return fmt.Errorf("jetstream: stream %q: %w", name, err)
 	}
-	p.mu.Lock()
-	p.ready[name] = true
-	p.mu.Unlock()
+	p.ready.Store(name, struct{}{})
 	return nil
 }
 
 // forget is called when a stream was found missing: the next ensure looks
 // again.
 func (p *provisioner) forget(topic string) {
-	p.mu.Lock()
-	delete(p.ready, p.cfg.streamFor(topic))
-	p.mu.Unlock()
+	p.ready.Delete(p.cfg.streamFor(topic))
 }
 
 // callTimeout bounds a JetStream API call made outside a publish.
