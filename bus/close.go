@@ -34,6 +34,8 @@ func (b *Bus) close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 
+	var errs []error
+	errs = append(errs, b.closeCoalescing(ctx, started))
 	if started {
 		// Run may not have subscribed the router to the ingress yet (Close
 		// right after Run, or Run given a context that already ended):
@@ -45,10 +47,6 @@ func (b *Bus) close() error {
 		case <-b.routerEnded:
 		case <-ctx.Done():
 		}
-	}
-	var errs []error
-	errs = append(errs, b.closeCoalescing(ctx, started))
-	if started {
 		if err := b.ingress.Settle(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("ingress: %w", err))
 		}
