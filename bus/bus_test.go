@@ -237,16 +237,19 @@ func TestOrderPerKey(t *testing.T) {
 
 // stallingRegistry returns a registry with a "stall" transport whose Publish
 // blocks until release is closed: a stalled consumer of the ingress.
-func stallingRegistry(release <-chan struct{}, published *atomic.Int64) *transports.Registry {
+// registryWith is the default registry and a type name that builds tr.
+func registryWith(name string, tr transports.Transport) *transports.Registry {
 	reg := transports.Default().Clone()
-	reg.Register("stall", func(transports.Settings) (transports.Transport, error) {
-		return transports.Transport{Publisher: publisherFunc(func(topic string, msgs ...*message.Message) error {
-			<-release
-			published.Add(int64(len(msgs)))
-			return nil
-		})}, nil
-	})
+	reg.Register(name, func(transports.Settings) (transports.Transport, error) { return tr, nil })
 	return reg
+}
+
+func stallingRegistry(release <-chan struct{}, published *atomic.Int64) *transports.Registry {
+	return registryWith("stall", transports.Transport{Publisher: publisherFunc(func(topic string, msgs ...*message.Message) error {
+		<-release
+		published.Add(int64(len(msgs)))
+		return nil
+	})})
 }
 
 type publisherFunc func(topic string, msgs ...*message.Message) error
@@ -295,11 +298,7 @@ func TestBackpressure(t *testing.T) {
 }
 
 func failingRegistry(err error) *transports.Registry {
-	reg := transports.Default().Clone()
-	reg.Register("failing", func(transports.Settings) (transports.Transport, error) {
-		return transports.Transport{Publisher: publisherFunc(func(string, ...*message.Message) error { return err })}, nil
-	})
-	return reg
+	return registryWith("failing", transports.Transport{Publisher: publisherFunc(func(string, ...*message.Message) error { return err })})
 }
 
 func TestPublishSyncReturnsTransportError(t *testing.T) {
@@ -401,23 +400,16 @@ func TestCloseReportsUndelivered(t *testing.T) {
 // undelivered, and errors.Is(err, ErrCloseTimeout) must not say so.
 func TestCloseReportsATransportsCloseErrorAsItIs(t *testing.T) {
 	broken := errors.New("broken: cannot close")
-	reg := transports.Default().Clone()
-	reg.Register("broken", func(transports.Settings) (transports.Transport, error) {
-		return transports.Transport{Publisher: closeFailing{err: broken}}, nil
-	})
 	b := newBus(t, func(c *bus.Config) {
 		c.Transports["broken"] = map[string]any{"type": "broken"}
 		c.Routing.Baseline = "broken"
-	}, bus.WithRegistry(reg))
-	done := make(chan error, 1)
-	go func() { done <- b.Run(context.Background()) }()
-	<-b.Running()
+	}, bus.WithRegistry(registryWith("broken", transports.Transport{Publisher: closeFailing{err: broken}})))
+	closeBus := runBus(t, b)
 	require.NoError(t, b.PublishSync(t.Context(), "events", bus.NewMessage("typing", "k", nil)))
 
-	err := b.Close()
+	err := closeBus()
 	require.ErrorIs(t, err, broken)
 	require.NotErrorIs(t, err, bus.ErrCloseTimeout)
-	<-done
 }
 
 type closeFailing struct{ err error }

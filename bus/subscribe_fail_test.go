@@ -29,14 +29,10 @@ func (failingSubscriber) Close() error { return nil }
 func TestSubscribeThatFailsLeavesNoSubscription(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		errRefused := errors.New("refused")
-		reg := transports.Default().Clone()
-		reg.Register("refusing", func(transports.Settings) (transports.Transport, error) {
-			return transports.Transport{Subscriber: failingSubscriber{err: errRefused}}, nil
-		})
 		b := newBus(t, func(c *bus.Config) {
 			c.Transports["refusing"] = map[string]any{"type": "refusing"}
 			c.Consume.From = []string{"memory", "refusing"}
-		}, bus.WithRegistry(reg))
+		}, bus.WithRegistry(registryWith("refusing", transports.Transport{Subscriber: failingSubscriber{err: errRefused}})))
 		t.Cleanup(func() { _ = b.Close() })
 
 		_, err := b.Subscribe(context.Background(), "events")
