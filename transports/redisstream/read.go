@@ -226,13 +226,13 @@ func xAutoClaim(ctx context.Context, c redis.UniversalClient, a *redis.XAutoClai
 	next, _ = res[0].(string)
 	entries, _ := res[1].([]any)
 	for _, e := range entries {
-		pair, _ := e.([]any)
-		if len(pair) == 0 {
+		pair, _ := e.([]any) // [id, [field, value, …]]; the list is nil on Redis 6.2 for a deleted entry
+		if len(pair) != 2 {
 			continue
 		}
 		x := redis.XMessage{}
 		x.ID, _ = pair[0].(string)
-		if fv, ok := pair[len(pair)-1].([]any); ok && len(pair) == 2 {
+		if fv, ok := pair[1].([]any); ok {
 			x.Values = make(map[string]any, len(fv)/2)
 			for i := 0; i+1 < len(fv); i += 2 {
 				k, _ := fv[i].(string)
